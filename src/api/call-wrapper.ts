@@ -1,0 +1,322 @@
+// Per-call plumbing shared by both transports: request ids, error
+// translation, and one structured log line per call. It wraps a connect-es
+// ServiceImpl and returns one of the same type, so the gRPC (grpc-js) and the
+// Connect/gRPC-Web (connect-node) servers run exactly the same code.
+import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import { RequestInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import type { Logger } from "../log.js";
+import { codeName, toConnectError } from "./errors.js";
+
+export const requestIdHeader = "x-request-id";
+
+/**
+ * Context key under which every call's request id is stored
+ * (`ctx.values.get(requestIdKey)`); prefer `requestIdOf(ctx)`.
+ * A transport may set it before the call (the Connect server does, so that
+ * the HTTP layer and the handler agree); otherwise the wrapper sets it.
+ */
+export const requestIdKey = createContextKey<string>("", { description: "x-request-id" });
+
+/** The request id of the current call (set by the wrapper before the impl runs). */
+export function requestIdOf(ctx: HandlerContext): string {
+  return ctx.values.get(requestIdKey);
+}
+
+// 1..128 visible ASCII characters, nothing else (no spaces, no commas from
+// a repeated header joined by ", ").
+const saneRequestId = /^[\x21-\x7e]{1,128}$/;
+
+/** The client's request id if it is sane, else undefined. */
+export function acceptRequestId(value: string | null | undefined): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  return saneRequestId.test(value) && !value.includes(",") ? value : undefined;
+}
+
+export function newRequestId(): string {
+  return randomUUID();
+}
+
+/** The id to use for a call with these request headers. */
+export function resolveRequestId(header: Headers): string {
+  return acceptRequestId(header.get(requestIdHeader)) ?? newRequestId();
+}
+
+export interface WrapOptions {
+  logger: Logger;
+  /**
+   * When aborted, open server streams end with UNAVAILABLE ("server is
+   * shutting down, reconnect") so that graceful shutdown does not wait for
+   * long-lived watches. Unary calls are left to finish.
+   */
+  shutdownSignal?: AbortSignal;
+}
+
+const wrappedTag: unique symbol = Symbol.for("modeldeploy.api.wrapped");
+
+/** Was this impl produced by wrapServiceImpl? (The servers wrap only raw impls.) */
+export function isWrappedImpl(impl: object): boolean {
+  return (impl as { [wrappedTag]?: boolean })[wrappedTag] === true;
+}
+
+type AnyFn = (req: unknown, ctx: HandlerContext) => unknown;
+
+/**
+ * Wrap a service implementation: request id (ctx.values + `x-request-id`
+ * response header + error metadata + google.rpc.RequestInfo detail), error
+ * translation through toConnectError, one JSON log line per call (streams at
+ * their end). Methods missing from `impl` answer UNIMPLEMENTED.
+ *
+ * Only unary and server-streaming methods are supported (the API has no
+ * other kind); a service with another kind is rejected here, loudly.
+ */
+export function wrapServiceImpl<S extends DescService>(
+  service: S,
+  impl: Partial<ServiceImpl<S>>,
+  opts: WrapOptions,
+): ServiceImpl<S> {
+  if (isWrappedImpl(impl)) return impl as ServiceImpl<S>;
+  // Every open stream listens on the shutdown signal: no leak warning at 11.
+  if (opts.shutdownSignal !== undefined) setMaxListeners(0, opts.shutdownSignal);
+  const out: Record<string, AnyFn> = {};
+  const source = impl as Record<string, AnyFn | undefined>;
+  for (const method of service.methods) {
+    const fn = source[method.localName];
+    const bound: AnyFn =
+      typeof fn === "function"
+        ? (req, ctx) => fn.call(impl, req, ctx)
+        : () => {
+            throw new ConnectError(`${service.typeName}.${method.name} is not implemented`, Code.Unimplemented);
+          };
+    switch (method.methodKind) {
+      case "unary":
+        out[method.localName] = wrapUnary(method, bound, opts);
+        break;
+      case "server_streaming":
+        out[method.localName] = wrapServerStreaming(method, bound, opts);
+        break;
+      default:
+        throw new Error(
+          `${service.typeName}.${method.name}: ${method.methodKind} methods are not supported by the call wrapper`,
+        );
+    }
+  }
+  Object.defineProperty(out, wrappedTag, { value: true, enumerable: false });
+  return out as unknown as ServiceImpl<S>;
+}
+
+/** Set up the request id for a call; returns it. */
+function beginCall(ctx: HandlerContext): string {
+  let id = ctx.values.get(requestIdKey);
+  if (id === "") {
+    id = resolveRequestId(ctx.requestHeader);
+    ctx.values.set(requestIdKey, id);
+  }
+  ctx.responseHeader.set(requestIdHeader, id);
+  return id;
+}
+
+/**
+ * The error sent to the client: translated, with `x-request-id` in its
+ * metadata and a google.rpc.RequestInfo detail. A copy, so that an error
+ * object thrown twice (a shared constant) never carries a stale id.
+ */
+export function finishError(err: unknown, requestId: string, ctx?: HandlerContext): ConnectError {
+  // An impl that fails because the call was cancelled or timed out (its
+  // fetch/query aborted through ctx.signal) reports why, not "internal error".
+  const ce =
+    !(err instanceof ConnectError) && ctx !== undefined && ctx.signal.aborted
+      ? ConnectError.from(ctx.signal.reason, Code.Canceled)
+      : toConnectError(err);
+  // Errors parsed from the wire (a downstream call) keep their payload, not their headers.
+  const metadata = ce.isWireError ? new Headers() : new Headers(ce.metadata);
+  metadata.set(requestIdHeader, requestId);
+  const copy = new ConnectError(ce.rawMessage, ce.code, metadata, undefined, ce.cause ?? err);
+  copy.details = ce.details.filter((d) =>
+    "desc" in d ? d.desc.typeName !== RequestInfoSchema.typeName : d.type !== RequestInfoSchema.typeName,
+  );
+  copy.details.push({ desc: RequestInfoSchema, value: { requestId } });
+  return copy;
+}
+
+function logCall(
+  logger: Logger,
+  method: DescMethod,
+  ctx: HandlerContext,
+  requestId: string,
+  started: number,
+  err: ConnectError | undefined,
+  extra?: Record<string, unknown>,
+): void {
+  const code = err?.code ?? 0;
+  const fields: Record<string, unknown> = {
+    service: method.parent.typeName,
+    method: method.name,
+    protocol: ctx.protocolName,
+    code: codeName(code),
+    durationMs: Math.round((performance.now() - started) * 100) / 100,
+    requestId,
+    ...extra,
+  };
+  if (err !== undefined) fields["error"] = err.rawMessage;
+  switch (code) {
+    case Code.Internal:
+    case Code.Unknown:
+    case Code.DataLoss:
+      logger.error("rpc", { ...fields, err: err?.cause });
+      break;
+    case Code.Unavailable:
+      logger.warn("rpc", { ...fields, err: err?.cause });
+      break;
+    default:
+      logger.info("rpc", fields);
+  }
+}
+
+/** Log a call that failed before reaching an impl (e.g. a malformed request). */
+export function logRejectedCall(
+  logger: Logger,
+  method: DescMethod,
+  protocolName: string,
+  requestId: string,
+  started: number,
+  err: ConnectError,
+): void {
+  logger.info("rpc", {
+    service: method.parent.typeName,
+    method: method.name,
+    protocol: protocolName,
+    code: codeName(err.code),
+    durationMs: Math.round((performance.now() - started) * 100) / 100,
+    requestId,
+    error: err.rawMessage,
+  });
+}
+
+function wrapUnary(method: DescMethod, fn: AnyFn, opts: WrapOptions): AnyFn {
+  const { logger } = opts;
+  return async (req, ctx) => {
+    const started = performance.now();
+    const requestId = beginCall(ctx);
+    try {
+      const res = await fn(req, ctx);
+      logCall(logger, method, ctx, requestId, started, undefined);
+      return res;
+    } catch (e) {
+      const err = finishError(e, requestId, ctx);
+      // Connect unary appends error metadata to the response headers: keep the
+      // id in one place so it is not sent twice ("id, id").
+      ctx.responseHeader.delete(requestIdHeader);
+      logCall(logger, method, ctx, requestId, started, err);
+      throw err;
+    }
+  };
+}
+
+const shuttingDown = () => new ConnectError("server is shutting down, reconnect", Code.Unavailable);
+
+/**
+ * Reads an impl's iterator, but gives up as soon as the call is cancelled or
+ * the server shuts down (an impl blocked on a live feed may not notice).
+ * Listeners are registered once per stream, not per message.
+ */
+class AbortableReader<T> {
+  private rejectPending: ((e: unknown) => void) | undefined;
+  private abortedWith: ConnectError | undefined;
+  private readonly onCancel = () => this.fail(ConnectError.from(this.ctx.signal.reason, Code.Canceled));
+  private readonly onShutdown = () => this.fail(shuttingDown());
+
+  constructor(
+    private readonly it: AsyncIterator<T>,
+    private readonly ctx: HandlerContext,
+    private readonly shutdown: AbortSignal | undefined,
+  ) {
+    if (ctx.signal.aborted) this.onCancel();
+    else if (shutdown?.aborted === true) this.onShutdown();
+    else {
+      ctx.signal.addEventListener("abort", this.onCancel);
+      shutdown?.addEventListener("abort", this.onShutdown);
+    }
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.abortedWith !== undefined) return Promise.reject(this.abortedWith);
+    return new Promise<IteratorResult<T>>((resolve, reject) => {
+      this.rejectPending = reject;
+      this.it.next().then(resolve, reject);
+    });
+  }
+
+  private fail(err: ConnectError): void {
+    this.abortedWith ??= err;
+    this.rejectPending?.(err);
+    this.dispose();
+  }
+
+  dispose(): void {
+    this.rejectPending = undefined;
+    this.ctx.signal.removeEventListener("abort", this.onCancel);
+    this.shutdown?.removeEventListener("abort", this.onShutdown);
+  }
+}
+
+function wrapServerStreaming(method: DescMethod, fn: AnyFn, opts: WrapOptions): AnyFn {
+  const { logger, shutdownSignal } = opts;
+  return async function* wrappedStream(req: unknown, ctx: HandlerContext) {
+    const started = performance.now();
+    const requestId = beginCall(ctx);
+    let messages = 0;
+    let finished = false;
+    let err: ConnectError | undefined;
+    let it: AsyncIterator<unknown> | undefined;
+    let reader: AbortableReader<unknown> | undefined;
+    try {
+      const iterable = fn(req, ctx) as AsyncIterable<unknown>;
+      it = iterable[Symbol.asyncIterator]();
+      reader = new AbortableReader(it, ctx, shutdownSignal);
+      for (;;) {
+        const r = await reader.next();
+        if (r.done === true) {
+          finished = true;
+          break;
+        }
+        messages++;
+        yield r.value;
+      }
+    } catch (e) {
+      finished = true;
+      err = finishError(e, requestId, ctx);
+      throw err;
+    } finally {
+      reader?.dispose();
+      if (!finished) {
+        // The consumer stopped reading (client went away): that is a cancel.
+        err = new ConnectError("canceled", Code.Canceled);
+      }
+      if (it !== undefined && (!finished || err !== undefined) && it.return !== undefined) {
+        // Do not await: an impl blocked on a live feed may only notice ctx.signal.
+        it.return().catch(() => {});
+      }
+      logCall(logger, method, ctx, requestId, started, err, { messages });
+    }
+  };
+}
+
+/** A service descriptor and its (raw, unwrapped) connect-es implementation. */
+export interface ServiceBinding {
+  readonly service: DescService;
+  readonly impl: object;
+}
+
+/** Type-checked construction of a ServiceBinding. */
+export function bindService<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>): ServiceBinding {
+  return { service, impl };
+}

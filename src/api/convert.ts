@@ -1,0 +1,135 @@
+// Domain ↔ protobuf, in one place.
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  DeploymentEventSchema, DeploymentSchema, DeploymentState as PbDeploymentState, EventType as PbEventType,
+  FailureReason as PbFailureReason, FailureSchema, ModelType as PbModelType, TaskKind as PbTaskKind,
+  TaskPhase as PbTaskPhase, TaskSchema, TaskStatus as PbTaskStatus,
+  type Deployment as PbDeployment, type DeploymentEvent as PbDeploymentEvent, type Failure as PbFailure,
+  type ModelSource as PbModelSource, type Resources as PbResources, type Task as PbTask,
+} from "../gen/modeldeploy/v1/resources_pb.js";
+import type {
+  Deployment, DeploymentEvent, DeploymentState, Failure, ModelSource, ModelType, Resources, Task, TaskStatus,
+} from "../domain/types.js";
+
+const ts = (d: Date | null | undefined) => (d ? timestampFromDate(d) : undefined);
+
+export function deploymentStateToPb(s: DeploymentState): PbDeploymentState {
+  return PbDeploymentState[s];
+}
+
+export function deploymentStateFromPb(s: PbDeploymentState): DeploymentState | undefined {
+  const name = PbDeploymentState[s] as string | undefined;
+  return name && name !== "UNSPECIFIED" ? (name as DeploymentState) : undefined;
+}
+
+export function taskStatusFromPb(s: PbTaskStatus): TaskStatus | undefined {
+  const name = PbTaskStatus[s] as string | undefined;
+  return name && name !== "UNSPECIFIED" ? (name as TaskStatus) : undefined;
+}
+
+export function failureToPb(f: Failure | null): PbFailure | undefined {
+  if (!f) return undefined;
+  return create(FailureSchema, {
+    reason: PbFailureReason[f.reason],
+    message: f.message,
+    exitCode: f.exitCode,
+    logTail: f.logTail ?? "",
+    retryable: f.retryable,
+    time: ts(new Date(f.time)),
+  });
+}
+
+export function modelToPb(m: ModelSource): MessageInitShape<typeof DeploymentSchema>["model"] {
+  return { ...m, type: PbModelType[m.type] };
+}
+
+export function modelFromPb(m: PbModelSource | undefined): ModelSource {
+  const type = (m ? PbModelType[m.type] : "UNSPECIFIED") as ModelType | undefined;
+  return {
+    name: m?.name.trim() ?? "",
+    revision: m?.revision.trim() ?? "",
+    uri: m?.uri.trim() ?? "",
+    sha256: m?.sha256.trim().toLowerCase() ?? "",
+    task: m?.task.trim() ?? "",
+    type: type ?? "UNSPECIFIED",
+    runtime: m?.runtime.trim() ?? "",
+  };
+}
+
+export function resourcesFromPb(r: PbResources | undefined): Resources {
+  return {
+    acceleratorType: r?.acceleratorType.trim() ?? "",
+    acceleratorCount: r?.acceleratorCount ?? 0,
+    cpu: r?.cpu ?? 0,
+    memory: r?.memory.trim() ?? "",
+    threadCount: r?.threadCount ?? 0,
+    maxBatchSize: r?.maxBatchSize ?? 0,
+  };
+}
+
+export function deploymentToPb(d: Deployment): PbDeployment {
+  return create(DeploymentSchema, {
+    name: d.name,
+    uid: d.uid,
+    workspace: d.workspace,
+    model: modelToPb(d.model),
+    resources: d.resources,
+    scaling: d.scaling,
+    state: deploymentStateToPb(d.state),
+    failure: failureToPb(d.failure),
+    instances: d.instances,
+    endpointUrl: d.endpointUrl,
+    servingRevision: d.servingRevision,
+    targetRevision: d.targetRevision,
+    activeTaskId: d.activeTaskId ?? "",
+    createTime: ts(d.createTime),
+    updateTime: ts(d.updateTime),
+    creator: d.creator,
+    modifier: d.modifier,
+    labels: d.labels,
+    sequence: BigInt(d.sequence),
+  });
+}
+
+export function taskToPb(t: Task): PbTask {
+  return create(TaskSchema, {
+    id: t.id,
+    kind: PbTaskKind[t.kind],
+    deploymentName: t.deploymentName,
+    deploymentUid: t.deploymentUid,
+    workspace: t.workspace,
+    revision: t.revision,
+    status: PbTaskStatus[t.status],
+    phase: PbTaskPhase[t.phase],
+    progress: {
+      percent: t.progress.percent,
+      bytesDone: BigInt(t.progress.bytesDone),
+      bytesTotal: BigInt(t.progress.bytesTotal),
+      replicasReady: t.progress.replicasReady,
+      replicasDesired: t.progress.replicasDesired,
+      message: t.progress.message,
+    },
+    result: t.result ?? undefined,
+    failure: failureToPb(t.failure),
+    rolledBack: t.rolledBack,
+    attempt: t.attempt,
+    requestId: t.requestId,
+    creator: t.creator,
+    createTime: ts(t.createTime),
+    startTime: ts(t.startTime),
+    endTime: ts(t.endTime),
+    progressDeadline: ts(t.progressDeadline),
+  });
+}
+
+export function eventToPb(e: DeploymentEvent): PbDeploymentEvent {
+  return create(DeploymentEventSchema, {
+    sequence: BigInt(e.sequence),
+    cursor: e.cursor,
+    time: ts(e.time),
+    type: PbEventType[e.type],
+    deployment: deploymentToPb(e.deployment),
+    task: e.task ? taskToPb(e.task) : undefined,
+  });
+}

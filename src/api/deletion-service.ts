@@ -1,0 +1,52 @@
+import { Code, type ServiceImpl } from "@connectrpc/connect";
+import { findDeploymentByName } from "../db/deployments.js";
+import { toTask } from "../db/mappers.js";
+import { findTaskInWorkspace, latestTaskOfKinds } from "../db/tasks.js";
+import type { DeletionService } from "../gen/modeldeploy/v1/deletion_service_pb.js";
+import { eventToPb, taskToPb } from "./convert.js";
+import type { ApiDeps } from "./deps.js";
+import { requireName, requireTaskId } from "./deployment-service.js";
+import { apiError } from "./errors.js";
+import { deleteDeployment, notFound } from "./mutations.js";
+import { watchDeployment } from "./watch.js";
+
+export function createDeletionService(deps: ApiDeps): ServiceImpl<typeof DeletionService> {
+  return {
+    async deleteDeployment(req, ctx) {
+      const principal = await deps.auth.authenticate(ctx.requestHeader, "deployments:write");
+      const task = await deleteDeployment(deps, principal, requireName(req.name), req.requestId.trim());
+      return taskToPb(task);
+    },
+
+    async getDeletionTask(req, ctx) {
+      const principal = await deps.auth.authenticate(ctx.requestHeader, "deployments:read");
+      const id = requireTaskId(req.taskId);
+      const row = await findTaskInWorkspace(deps.db, principal.workspace, id);
+      if (!row || row.kind !== "DELETE") throw apiError(Code.NotFound, `deletion task "${id}" not found`, { reason: "TASK_NOT_FOUND", metadata: { taskId: id } });
+      return taskToPb(toTask(row));
+    },
+
+    async getDeletionStatus(req, ctx) {
+      const principal = await deps.auth.authenticate(ctx.requestHeader, "deployments:read");
+      const name = requireName(req.name);
+      const dep = await findDeploymentByName(deps.db, principal.workspace, name);
+      if (!dep) throw notFound(name);
+      const row = await latestTaskOfKinds(deps.db, dep.uid, ["DELETE"]);
+      if (!row) throw apiError(Code.NotFound, `deployment "${name}" has no delete task`, { reason: "TASK_NOT_FOUND", metadata: { name } });
+      return taskToPb(toTask(row));
+    },
+
+    async *watchDeletion(req, ctx) {
+      const principal = await deps.auth.authenticate(ctx.requestHeader, "deployments:read");
+      for await (const e of watchDeployment(deps, {
+        workspace: principal.workspace,
+        name: requireName(req.name),
+        afterSequence: req.afterSequence === undefined ? undefined : Number(req.afterSequence),
+        untilDeleted: true,
+        signal: ctx.signal,
+      })) {
+        yield eventToPb(e);
+      }
+    },
+  };
+}

@@ -1,0 +1,139 @@
+// DeploymentService, written once against connect-es and served by both the
+// grpc-js and the connect-node transports.
+import { create } from "@bufbuild/protobuf";
+import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { findDeploymentByName, listDeployments } from "../db/deployments.js";
+import { toDeployment, toTask } from "../db/mappers.js";
+import { findTaskInWorkspace, latestTaskOfKinds } from "../db/tasks.js";
+import type { DeploymentState } from "../domain/types.js";
+import {
+  CreateDeploymentResponseSchema, ListDeploymentsResponseSchema, type DeploymentService,
+} from "../gen/modeldeploy/v1/deployment_service_pb.js";
+import {
+  deploymentStateFromPb, deploymentToPb, eventToPb, modelFromPb, resourcesFromPb, taskToPb,
+} from "./convert.js";
+import type { ApiDeps } from "./deps.js";
+import { apiError } from "./errors.js";
+import { createDeployment, invalid, notFound } from "./mutations.js";
+import { decodePageToken, encodePageToken, parseLabelSelector } from "./paging.js";
+import { watchDeployment } from "./watch.js";
+
+function unimplemented(method: string): never {
+  throw apiError(Code.Unimplemented, `${method} is not implemented in this release of modeldeploy yet`, { reason: "NOT_IMPLEMENTED", metadata: { method } });
+}
+
+export function requireName(name: string, field = "name"): string {
+  const trimmed = name.trim();
+  if (!trimmed) throw invalid([{ field, description: `${field} is required`, reason: "NAME_INVALID", metadata: {} }]);
+  if (trimmed.length > 63) throw invalid([{ field, description: `${field} is longer than 63 characters`, reason: "NAME_INVALID", metadata: { name: trimmed.slice(0, 80) } }]);
+  return trimmed;
+}
+
+export function requireTaskId(id: string): string {
+  const trimmed = id.trim();
+  if (!trimmed || trimmed.length > 64) throw invalid([{ field: "task_id", description: "taskId is required (at most 64 characters)", reason: "TASK_ID_INVALID", metadata: {} }]);
+  return trimmed;
+}
+
+export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof DeploymentService> {
+  const read = (ctx: HandlerContext) => deps.auth.authenticate(ctx.requestHeader, "deployments:read");
+  const write = (ctx: HandlerContext) => deps.auth.authenticate(ctx.requestHeader, "deployments:write");
+
+  return {
+    async createDeployment(req, ctx) {
+      const principal = await write(ctx);
+      const { deployment, task } = await createDeployment(deps, principal, {
+        model: modelFromPb(req.model),
+        resources: resourcesFromPb(req.resources),
+        scaling: req.scaling ? { minReplicas: req.scaling.minReplicas, maxReplicas: req.scaling.maxReplicas } : { minReplicas: 1, maxReplicas: 1 },
+        suffix: req.suffix.trim(),
+        labels: { ...req.labels },
+        requestId: req.requestId.trim(),
+        progressDeadlineSeconds: req.progressDeadlineSeconds,
+      });
+      return create(CreateDeploymentResponseSchema, { deployment: deploymentToPb(deployment), task: taskToPb(task) });
+    },
+
+    async getDeployment(req, ctx) {
+      const principal = await read(ctx);
+      const name = requireName(req.name);
+      const row = await findDeploymentByName(deps.db, principal.workspace, name);
+      if (!row) throw notFound(name);
+      return deploymentToPb(toDeployment(row));
+    },
+
+    async listDeployments(req, ctx) {
+      const principal = await read(ctx);
+      const pageSize = req.pageSize === 0 ? 50 : req.pageSize;
+      if (pageSize < 0 || pageSize > 500) throw invalid([{ field: "page_size", description: "pageSize must be from 1 to 500 (0 means 50)", reason: "PAGE_SIZE_INVALID", metadata: { pageSize: String(req.pageSize) } }]);
+      const states: DeploymentState[] = [];
+      for (const s of req.states) {
+        const state = deploymentStateFromPb(s);
+        if (!state) throw invalid([{ field: "states", description: `unknown deployment state ${s}`, reason: "STATE_INVALID", metadata: {} }]);
+        states.push(state);
+      }
+      const labels = parseLabelSelector(req.labelSelector);
+      const filter = JSON.stringify({ states: [...states].sort(), labels });
+      const afterUid = req.pageToken ? decodePageToken(req.pageToken, filter) : undefined;
+      const rows = await listDeployments(deps.db, { workspace: principal.workspace, states, labels, afterUid, limit: pageSize + 1 });
+      const page = rows.slice(0, pageSize);
+      const nextPageToken = rows.length > pageSize ? encodePageToken(page[page.length - 1]!.uid, filter) : "";
+      return create(ListDeploymentsResponseSchema, { deployments: page.map((r) => deploymentToPb(toDeployment(r))), nextPageToken });
+    },
+
+    async getDeploymentTask(req, ctx) {
+      const principal = await read(ctx);
+      const id = requireTaskId(req.taskId);
+      const row = await findTaskInWorkspace(deps.db, principal.workspace, id);
+      if (!row) throw apiError(Code.NotFound, `task "${id}" not found`, { reason: "TASK_NOT_FOUND", metadata: { taskId: id } });
+      return taskToPb(toTask(row));
+    },
+
+    async getDeploymentStatus(req, ctx) {
+      const principal = await read(ctx);
+      const name = requireName(req.name);
+      const dep = await findDeploymentByName(deps.db, principal.workspace, name);
+      if (!dep) throw notFound(name);
+      const row = await latestTaskOfKinds(deps.db, dep.uid, ["DEPLOY", "UPDATE", "SCALE", "ROLLBACK"]);
+      if (!row) throw apiError(Code.NotFound, `deployment "${name}" has no deploy task`, { reason: "TASK_NOT_FOUND", metadata: { name } });
+      return taskToPb(toTask(row));
+    },
+
+    async *watchDeployment(req, ctx) {
+      const principal = await read(ctx);
+      const name = requireName(req.name);
+      for await (const e of watchDeployment(deps, {
+        workspace: principal.workspace,
+        name,
+        afterSequence: req.afterSequence === undefined ? undefined : Number(req.afterSequence),
+        untilDeleted: false,
+        signal: ctx.signal,
+      })) {
+        yield eventToPb(e);
+      }
+    },
+
+    async updateDeployment() {
+      unimplemented("UpdateDeployment");
+    },
+    async rollbackDeployment() {
+      unimplemented("RollbackDeployment");
+    },
+    async listDeploymentRevisions() {
+      unimplemented("ListDeploymentRevisions");
+    },
+    async listDeploymentTasks() {
+      unimplemented("ListDeploymentTasks");
+    },
+    async cancelDeploymentTask() {
+      unimplemented("CancelDeploymentTask");
+    },
+    // eslint-disable-next-line require-yield
+    async *watchDeployments() {
+      unimplemented("WatchDeployments");
+    },
+    async listAcceleratorTypes() {
+      unimplemented("ListAcceleratorTypes");
+    },
+  };
+}

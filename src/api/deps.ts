@@ -1,0 +1,21 @@
+import type { Db } from "../db/connect.js";
+import type { EventSink } from "../db/transact.js";
+import type { CatalogEntry, ValidationLimits } from "../domain/validation.js";
+import type { Logger } from "../log.js";
+import type { EventBus } from "../queue/event-bus.js";
+import type { Authenticator } from "./auth.js";
+
+/** What the service implementations need, passed in (no globals). */
+export interface ApiDeps {
+  db: Db;
+  auth: Authenticator;
+  bus: EventBus;
+  /** Publishes committed events live. */
+  sink: EventSink;
+  /** Nudges the outbox relay after a task is committed. */
+  wakeRelay: () => void;
+  catalog: readonly CatalogEntry[];
+  limits: ValidationLimits;
+  defaultProgressDeadlineSeconds: number;
+  logger: Logger;
+}

@@ -1,0 +1,532 @@
+// Native gRPC on @grpc/grpc-js, serving the connect-es service
+// implementations (ServiceImpl) unchanged: grpc-js does HTTP/2 and framing,
+// we build a connect HandlerContext per call, run the (wrapped) impl and map
+// its result or ConnectError to gRPC status, metadata and
+// grpc-status-details-bin. Plus grpc.health.v1 and server reflection.
+import { readFileSync } from "node:fs";
+import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
+import { AnySchema, anyPack } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation, service as healthServiceDefinition, type ServingStatus } from "grpc-health-check";
+import { StatusSchema } from "../gen/google/rpc/status_pb.js";
+import type { Logger } from "../log.js";
+import {
+  acceptRequestId,
+  finishError,
+  newRequestId,
+  logRejectedCall,
+  requestIdHeader,
+  requestIdOf,
+  resolveRequestId,
+  wrapServiceImpl,
+  type ServiceBinding,
+} from "./call-wrapper.js";
+import { addReflection } from "./reflection.js";
+
+export const defaultMaxMessageBytes = 4 * 1024 * 1024;
+
+export interface GrpcTlsOptions {
+  /** PEM certificate chain file. */
+  certFile: string;
+  /** PEM private key file. */
+  keyFile: string;
+  /** PEM CA bundle to verify client certificates (mutual TLS) against. */
+  caFile?: string;
+  /** Require and verify a client certificate (needs caFile). */
+  requireClientCert?: boolean;
+}
+
+export interface GrpcServerOptions {
+  /** Raw (unwrapped) implementations; the server wraps them with wrapServiceImpl. */
+  services: readonly ServiceBinding[];
+  logger: Logger;
+  /** Larger request messages are rejected by grpc-js with RESOURCE_EXHAUSTED. Default 4 MiB. */
+  maxReceiveMessageBytes?: number;
+  /** TLS when given, otherwise cleartext HTTP/2 (h2c). */
+  tls?: GrpcTlsOptions;
+  /** Extra grpc-js server options (keepalive, max concurrent streams, …). */
+  grpcOptions?: grpc.ServerOptions;
+}
+
+export interface GrpcServer {
+  readonly server: grpc.Server;
+  /** grpc.health.v1 implementation ("" and every service name). */
+  readonly health: HealthImplementation;
+  /** Bind and start; resolves with the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number>;
+  /** Set "" and every served service SERVING or NOT_SERVING. */
+  setServing(serving: boolean): void;
+  /**
+   * NOT_SERVING, end open server streams with UNAVAILABLE, stop accepting,
+   * let in-flight calls finish for up to graceMs, then cut the rest.
+   */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/**
+ * A grpc-js ServiceDefinition for a protobuf-es service descriptor, with
+ * protobuf-es (de)serializers on both sides: use it for grpc-js clients
+ * (`grpc.makeGenericClientConstructor(grpcServiceDefinition(S), S.name)`).
+ * Clients may pass message init objects; they receive protobuf-es messages.
+ */
+export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
+  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) {
+    def[method.localName] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+      requestSerialize: (value) => serialize(method.input, value),
+      requestDeserialize: (bytes) => fromBinary(method.input, bytes),
+      responseSerialize: (value) => serialize(method.output, value),
+      responseDeserialize: (bytes) => fromBinary(method.output, bytes),
+      originalName: method.name,
+    };
+  }
+  return def;
+}
+
+function serialize(schema: DescMessage, value: unknown): Buffer {
+  const msg = isMessage(value, schema) ? value : create(schema, value as never);
+  const bytes = toBinary(schema, msg as MessageShape<DescMessage>);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+/** Server side: raw bytes both ways; parsing and serializing happen in the handler, so their errors carry a request id. */
+function rawServiceDefinition(service: DescService): grpc.ServiceDefinition {
+  const def: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
+  for (const method of service.methods) {
+    def[method.localName] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+      originalName: method.name,
+    };
+  }
+  return def;
+}
+
+// Headers that belong to the HTTP/2 or gRPC protocol, never sent as user metadata.
+const protocolKeys = new Set([
+  "content-type",
+  "content-length",
+  "te",
+  "user-agent",
+  "host",
+  "grpc-status",
+  "grpc-message",
+  "grpc-status-details-bin",
+  "grpc-timeout",
+  "grpc-encoding",
+  "grpc-accept-encoding",
+  "accept-encoding",
+]);
+
+/** grpc Metadata → fetch Headers (binary values base64, as Connect does). */
+export function metadataToHeaders(md: grpc.Metadata): Headers {
+  const h = new Headers();
+  // grpc-js already removed grpc-timeout, grpc-encoding, te, content-type, ….
+  for (const [key, values] of Object.entries(md.toJSON())) {
+    for (const v of values) {
+      try {
+        h.append(key, typeof v === "string" ? v : v.toString("base64"));
+      } catch {
+        // a value fetch Headers cannot hold: drop it
+      }
+    }
+  }
+  return h;
+}
+
+/** fetch Headers → grpc Metadata (one value per key; "-bin" keys base64-decoded). */
+export function headersToMetadata(h: Headers, into: grpc.Metadata = new grpc.Metadata()): grpc.Metadata {
+  h.forEach((value, key) => {
+    if (protocolKeys.has(key)) return;
+    try {
+      if (key.endsWith("-bin")) into.set(key, Buffer.from(value, "base64"));
+      else into.set(key, value);
+    } catch {
+      // grpc-js refuses keys/values that are not legal metadata: drop them
+    }
+  });
+  return into;
+}
+
+/** The grpc-js status for a ConnectError, with google.rpc.Status in grpc-status-details-bin. */
+function toServiceError(
+  e: unknown,
+  ctx: HandlerContext,
+  headerSent: boolean,
+): Partial<grpc.StatusObject> {
+  const err = e instanceof ConnectError ? e : finishError(e, requestIdOf(ctx) || resolveRequestId(ctx.requestHeader), ctx);
+  const all = new Headers();
+  const copy = (from: Headers) => from.forEach((v, k) => all.set(k, v));
+  // Before the first message a gRPC error is "trailers-only": the response
+  // headers travel with the status.
+  if (!headerSent) copy(ctx.responseHeader);
+  copy(ctx.responseTrailer);
+  if (!err.isWireError) copy(err.metadata);
+  const metadata = headersToMetadata(all);
+  const status = create(StatusSchema, {
+    code: err.code,
+    message: err.rawMessage,
+    details: err.details.map((d) =>
+      "desc" in d
+        ? anyPack(d.desc, create(d.desc, d.value))
+        : create(AnySchema, { typeUrl: `type.googleapis.com/${d.type}`, value: d.value }),
+    ),
+  });
+  const bytes = toBinary(StatusSchema, status);
+  metadata.set("grpc-status-details-bin", Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return { code: err.code as number as grpc.status, details: err.rawMessage, metadata };
+}
+
+type ImplFn = (req: unknown, ctx: HandlerContext) => unknown;
+
+/**
+ * The HandlerContext of a grpc-js call. Like connect's createHandlerContext,
+ * but its AbortSignal is created only when an impl reads `ctx.signal`, and
+ * it needs no timer of its own (grpc-js enforces the deadline and reports it
+ * as "cancelled"): AbortControllers and Errors per call were the largest
+ * overhead of this path in a profile.
+ */
+class GrpcCallContext implements HandlerContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly responseHeader = new Headers();
+  readonly responseTrailer = new Headers();
+  readonly values = createContextValues();
+  readonly service: DescService;
+  private controller: AbortController | undefined;
+  private aborted = false;
+  private reason: unknown;
+
+  constructor(
+    readonly method: DescMethod,
+    readonly requestHeader: Headers,
+    private readonly deadlineMs: number,
+    private readonly urlParts: { scheme: string; host: string; path: string },
+  ) {
+    this.service = method.parent;
+  }
+
+  get url(): string {
+    return `${this.urlParts.scheme}://${this.urlParts.host}${this.urlParts.path}`;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  readonly timeoutMs = (): number | undefined =>
+    Number.isFinite(this.deadlineMs) ? this.deadlineMs - Date.now() : undefined;
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+interface CallSetup {
+  ctx: GrpcCallContext;
+  started: number;
+  /** Abort ctx.signal (connect semantics: also when the call completes). */
+  finish(): void;
+}
+
+// The reason ctx.signal carries once a call has completed normally. Shared:
+// creating an Error (a stack trace) per call is measurable on this hot path.
+const callCompleted = new ConnectError("the call has completed", Code.Canceled);
+
+function setupCall(
+  call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer>,
+  method: DescMethod,
+  scheme: string,
+): CallSetup {
+  const started = performance.now();
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  const ctx = new GrpcCallContext(method, metadataToHeaders(call.metadata), deadlineMs, {
+    scheme,
+    host: call.getHost(),
+    path: call.getPath(),
+  });
+  let finished = false;
+  call.once("cancelled", () => {
+    // grpc-js also reports "cancelled" after a call ended normally.
+    if (finished) return;
+    // grpc-js ends a call whose deadline passed and then reports "cancelled".
+    ctx.abort(
+      Date.now() >= deadlineMs
+        ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
+        : new ConnectError("the call was cancelled", Code.Canceled),
+    );
+  });
+  const finish = () => {
+    finished = true;
+    ctx.abort(callCompleted);
+  };
+  return { ctx, started, finish };
+}
+
+/** Parse the request; on failure, an INVALID_ARGUMENT ServiceError (logged, with a request id). */
+function parseRequest(
+  method: DescMethod,
+  bytes: Buffer,
+  setup: CallSetup,
+  logger: Logger,
+): { ok: true; value: unknown } | { ok: false; error: Partial<grpc.StatusObject> } {
+  try {
+    return { ok: true, value: fromBinary(method.input, bytes) };
+  } catch (e) {
+    const requestId = resolveRequestId(setup.ctx.requestHeader);
+    setup.ctx.responseHeader.set(requestIdHeader, requestId);
+    const err = finishError(
+      new ConnectError(`malformed ${method.input.typeName} message`, Code.InvalidArgument, undefined, undefined, e),
+      requestId,
+    );
+    logRejectedCall(logger, method, "grpc", requestId, setup.started, err);
+    return { ok: false, error: toServiceError(err, setup.ctx, false) };
+  }
+}
+
+function serializeResponse(method: DescMethod, value: unknown, ctx: HandlerContext, logger: Logger): Buffer {
+  try {
+    return serialize(method.output, value);
+  } catch (e) {
+    logger.error("cannot serialize response", {
+      service: method.parent.typeName,
+      method: method.name,
+      requestId: requestIdOf(ctx),
+      err: e,
+    });
+    throw new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+  }
+}
+
+function unaryHandler(method: DescMethod, fn: ImplFn, logger: Logger, scheme: string): grpc.handleUnaryCall<Buffer, Buffer> {
+  return (call, callback) => {
+    const setup = setupCall(call, method, scheme);
+    const { ctx, finish } = setup;
+    const parsed = parseRequest(method, call.request, setup, logger);
+    if (!parsed.ok) {
+      finish();
+      callback(parsed.error);
+      return;
+    }
+    const run = async () => {
+      try {
+        const out = await fn(parsed.value, ctx);
+        const bytes = serializeResponse(method, out, ctx, logger);
+        if (call.cancelled) return;
+        call.sendMetadata(headersToMetadata(ctx.responseHeader));
+        callback(null, bytes, headersToMetadata(ctx.responseTrailer));
+      } catch (e) {
+        if (call.cancelled) return;
+        callback(toServiceError(e, ctx, false));
+      } finally {
+        finish();
+      }
+    };
+    void run();
+  };
+}
+
+function drainedOrCancelled(call: grpc.ServerWritableStream<Buffer, Buffer>): Promise<void> {
+  if (call.cancelled || call.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("cancelled", done);
+      call.off("close", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("cancelled", done);
+    call.on("close", done);
+  });
+}
+
+function serverStreamingHandler(
+  method: DescMethod,
+  fn: ImplFn,
+  logger: Logger,
+  scheme: string,
+): grpc.handleServerStreamingCall<Buffer, Buffer> {
+  return (call) => {
+    const setup = setupCall(call, method, scheme);
+    const { ctx, finish } = setup;
+    const parsed = parseRequest(method, call.request, setup, logger);
+    if (!parsed.ok) {
+      finish();
+      call.emit("error", parsed.error);
+      return;
+    }
+    let headerSent = false;
+    const sendHeader = () => {
+      if (headerSent) return;
+      headerSent = true;
+      call.sendMetadata(headersToMetadata(ctx.responseHeader));
+    };
+    const run = async () => {
+      try {
+        const iterable = fn(parsed.value, ctx) as AsyncIterable<unknown>;
+        for await (const msg of iterable) {
+          if (call.cancelled) break; // returns the iterator: the impl stops
+          const bytes = serializeResponse(method, msg, ctx, logger);
+          sendHeader();
+          if (!call.write(bytes)) await drainedOrCancelled(call);
+          if (call.cancelled) break;
+        }
+        if (call.cancelled) return;
+        sendHeader();
+        call.end(headersToMetadata(ctx.responseTrailer));
+      } catch (e) {
+        if (call.cancelled) return;
+        call.emit("error", toServiceError(e, ctx, headerSent));
+      } finally {
+        finish();
+      }
+    };
+    void run();
+  };
+}
+
+/**
+ * Third-party services (health, reflection) registered through this get an
+ * `x-request-id` response header too: it is sent as initial metadata before
+ * their handler runs. (They are not logged per call: health checks are noise.)
+ */
+function withRequestIdHeader(server: grpc.Server): Pick<grpc.Server, "addService"> {
+  return {
+    addService(definition, implementation) {
+      const wrapped: grpc.UntypedServiceImplementation = {};
+      for (const [name, handler] of Object.entries(implementation)) {
+        wrapped[name] = ((call: { metadata: grpc.Metadata; sendMetadata(md: grpc.Metadata): void }, ...rest: unknown[]) => {
+          const md = new grpc.Metadata();
+          const sent = call.metadata.get(requestIdHeader)[0];
+          md.set(requestIdHeader, acceptRequestId(typeof sent === "string" ? sent : undefined) ?? newRequestId());
+          call.sendMetadata(md);
+          (handler as (...args: unknown[]) => void)(call, ...rest);
+        }) as grpc.UntypedHandleCall;
+      }
+      server.addService(definition, wrapped);
+    },
+  };
+}
+
+const allStatus = (names: readonly string[], status: ServingStatus) =>
+  Object.fromEntries(["", ...names].map((n) => [n, status]));
+
+export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
+  const { logger } = opts;
+  const maxReceive = opts.maxReceiveMessageBytes ?? defaultMaxMessageBytes;
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": maxReceive,
+    ...opts.grpcOptions,
+  });
+  const scheme = opts.tls !== undefined ? "https" : "http";
+  const shutdown = new AbortController();
+
+  for (const { service, impl } of opts.services) {
+    const wrapped = wrapServiceImpl(service, impl, { logger, shutdownSignal: shutdown.signal }) as unknown as Record<
+      string,
+      ImplFn
+    >;
+    const handlers: grpc.UntypedServiceImplementation = {};
+    for (const method of service.methods) {
+      const fn = wrapped[method.localName];
+      if (fn === undefined) continue;
+      switch (method.methodKind) {
+        case "unary":
+          handlers[method.localName] = unaryHandler(method, fn, logger, scheme);
+          break;
+        case "server_streaming":
+          handlers[method.localName] = serverStreamingHandler(method, fn, logger, scheme);
+          break;
+        default:
+          // wrapServiceImpl already refused these; keep the switch exhaustive.
+          throw new Error(`${service.typeName}.${method.name}: ${method.methodKind} is not supported`);
+      }
+    }
+    server.addService(rawServiceDefinition(service), handlers);
+  }
+
+  const serviceNames = opts.services.map((s) => s.service.typeName);
+  const health = new HealthImplementation(allStatus(serviceNames, "SERVING"));
+  const withIds = withRequestIdHeader(server);
+  health.addToServer(withIds);
+  // Describe grpc.health.v1 too, so reflection clients can call it.
+  const healthCheck = (healthServiceDefinition as unknown as Record<string, { requestType?: { fileDescriptorProtos?: Buffer[] } }>)["Check"];
+  addReflection(
+    withIds,
+    opts.services.map((s) => s.service),
+    healthCheck?.requestType?.fileDescriptorProtos ?? [],
+  );
+
+  const setServing = (serving: boolean) => {
+    const status: ServingStatus = serving ? "SERVING" : "NOT_SERVING";
+    for (const name of ["", ...serviceNames]) health.setStatus(name, status);
+  };
+
+  let closing: Promise<void> | undefined;
+
+  return {
+    server,
+    health,
+    setServing,
+    listen(host, port) {
+      let creds: grpc.ServerCredentials;
+      if (opts.tls !== undefined) {
+        const { certFile, keyFile, caFile, requireClientCert } = opts.tls;
+        creds = grpc.ServerCredentials.createSsl(
+          caFile !== undefined ? readFileSync(caFile) : null,
+          [{ cert_chain: readFileSync(certFile), private_key: readFileSync(keyFile) }],
+          requireClientCert === true,
+        );
+      } else {
+        creds = grpc.ServerCredentials.createInsecure();
+      }
+      const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+      return new Promise<number>((resolve, reject) => {
+        server.bindAsync(address, creds, (err, bound) => {
+          if (err !== null) reject(err);
+          else {
+            logger.info("grpc server listening", { address: host, port: bound, tls: opts.tls !== undefined });
+            resolve(bound);
+          }
+        });
+      });
+    },
+    shutdown(graceMs) {
+      closing ??= new Promise<void>((resolve) => {
+        setServing(false);
+        shutdown.abort();
+        const timer = setTimeout(() => {
+          logger.warn("grpc server: grace period over, cancelling remaining calls", { graceMs });
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return closing;
+    },
+  };
+}

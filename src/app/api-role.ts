@@ -1,0 +1,71 @@
+// The API role: gRPC (grpc-js) and Connect/gRPC-Web (connect-node) servers
+// over the same service implementations, plus the outbox relay.
+import type { Config } from "../config.js";
+import { createAuthenticator } from "../api/auth.js";
+import { bindService } from "../api/call-wrapper.js";
+import { createConnectServer } from "../api/connect-server.js";
+import { createDeletionService } from "../api/deletion-service.js";
+import { createDeploymentService } from "../api/deployment-service.js";
+import type { ApiDeps } from "../api/deps.js";
+import { createGrpcServer } from "../api/grpc-server.js";
+import { DEFAULT_LIMITS } from "../domain/validation.js";
+import { DeletionService } from "../gen/modeldeploy/v1/deletion_service_pb.js";
+import { DeploymentService } from "../gen/modeldeploy/v1/deployment_service_pb.js";
+import type { Logger } from "../log.js";
+import { createEventBus } from "../queue/event-bus.js";
+import { startOutboxRelay } from "../queue/outbox-relay.js";
+import { createTaskPublisher } from "../queue/task-queue.js";
+import type { Infrastructure } from "./infrastructure.js";
+
+export interface ApiRole {
+  grpcPort: number;
+  httpPort: number;
+  deps: ApiDeps;
+  stop(graceMs: number): Promise<void>;
+}
+
+export async function startApiRole(config: Config, infra: Infrastructure, logger: Logger): Promise<ApiRole> {
+  const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
+  const relay = startOutboxRelay({ db: infra.db, publisher: createTaskPublisher(infra.nc, config.natsSubjectPrefix), logger });
+  const deps: ApiDeps = {
+    db: infra.db,
+    auth: createAuthenticator(infra.db),
+    bus,
+    sink: (events) => bus.publish(events),
+    wakeRelay: () => relay.wake(),
+    catalog: config.accelerators,
+    limits: DEFAULT_LIMITS,
+    defaultProgressDeadlineSeconds: config.progressDeadlineSeconds,
+    logger,
+  };
+  const services = [
+    bindService(DeploymentService, createDeploymentService(deps)),
+    bindService(DeletionService, createDeletionService(deps)),
+  ];
+  const grpc = createGrpcServer({
+    services,
+    logger,
+    maxReceiveMessageBytes: config.maxRequestBytes,
+    tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : undefined,
+  });
+  const connect = createConnectServer({ services, logger, readMaxBytes: config.maxRequestBytes });
+  try {
+    const grpcPort = await grpc.listen(config.grpcHost, config.grpcPort);
+    const httpPort = await connect.listen(config.httpHost, config.httpPort);
+    return {
+      grpcPort,
+      httpPort,
+      deps,
+      async stop(graceMs) {
+        await Promise.all([grpc.shutdown(graceMs), connect.close(graceMs)]);
+        await relay.stop();
+        await bus.close();
+      },
+    };
+  } catch (err) {
+    await Promise.all([grpc.shutdown(0), connect.close(0)]).catch(() => {});
+    await relay.stop();
+    throw err;
+  }
+}
+

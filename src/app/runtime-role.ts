@@ -1,0 +1,32 @@
+// The runtime a worker drives: the local agent (this host's model servers and
+// gateway) or the no-op driver used by benchmarks.
+import path from "node:path";
+import type { Config } from "../config.js";
+import type { Logger } from "../log.js";
+import type { RuntimeDriver } from "../runtime/driver.js";
+import { createLocalRuntimeAgent, type LocalRuntimeAgent } from "../runtime/local/agent.js";
+import { createLocalDriver } from "../runtime/local/local-driver.js";
+import { createNoopDriver } from "../runtime/noop-driver.js";
+
+export function runtimeDataDir(config: Config): string {
+  return path.join(config.dataDir, "runtime");
+}
+
+export async function startRuntimeAgent(config: Config, logger: Logger): Promise<LocalRuntimeAgent> {
+  return createLocalRuntimeAgent({
+    dataDir: runtimeDataDir(config),
+    gatewayHost: config.gatewayHost,
+    gatewayPort: config.gatewayPort,
+    controlHost: config.runtimeControlHost,
+    controlPort: config.runtimeControlPort,
+    maxReplicas: config.localMaxReplicas,
+    healthIntervalMs: config.healthPollMs,
+    logger,
+  });
+}
+
+export function createDriver(config: Config, logger: Logger, agent?: LocalRuntimeAgent): RuntimeDriver {
+  if (config.runtimeDriver === "noop") return createNoopDriver();
+  const controlUrl = agent?.controlUrl ?? config.runtimeControlUrl ?? `http://${config.runtimeControlHost}:${config.runtimeControlPort}`;
+  return createLocalDriver({ controlUrl, dataDir: runtimeDataDir(config), logger });
+}

@@ -1,0 +1,50 @@
+// The worker role: task consumer, sweeper and observer.
+import type { Config } from "../config.js";
+import type { Logger } from "../log.js";
+import { createEventBus } from "../queue/event-bus.js";
+import { startSweeper } from "../queue/sweeper.js";
+import { createTaskPublisher } from "../queue/task-queue.js";
+import type { RuntimeDriver } from "../runtime/driver.js";
+import { startObserver } from "../worker/observer.js";
+import { startWorker } from "../worker/worker.js";
+import type { Infrastructure } from "./infrastructure.js";
+
+export interface WorkerRole {
+  workerId: string;
+  stop(graceMs: number): Promise<void>;
+}
+
+export async function startWorkerRole(config: Config, infra: Infrastructure, driver: RuntimeDriver, logger: Logger): Promise<WorkerRole> {
+  const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
+  const sink = (events: Parameters<typeof bus.publish>[0]) => bus.publish(events);
+  const worker = await startWorker({
+    db: infra.db,
+    nc: infra.nc,
+    stream: config.natsStream,
+    sink,
+    driver,
+    logger,
+    concurrency: config.workerConcurrency,
+    leaseMs: config.taskLeaseMs,
+    ackWaitMs: config.taskAckWaitMs,
+    maxDeliver: config.taskMaxDeliver,
+    healthPollMs: config.healthPollMs,
+  });
+  const sweeper = startSweeper({
+    db: infra.db,
+    publisher: createTaskPublisher(infra.nc, config.natsSubjectPrefix),
+    logger,
+    intervalMs: config.sweepIntervalMs,
+    olderThanMs: config.sweepPendingAfterMs,
+  });
+  const observer = startObserver({ db: infra.db, sink, driver, logger, intervalMs: Math.max(config.healthPollMs * 4, 1000) });
+  return {
+    workerId: worker.id,
+    async stop(graceMs) {
+      await sweeper.stop();
+      await observer.stop();
+      await worker.stop(graceMs);
+      await bus.close();
+    },
+  };
+}

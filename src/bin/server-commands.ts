@@ -1,0 +1,171 @@
+// Commands that run parts of the system: start (all-in-one), api, worker,
+// runtime, migrate, keys.
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { startApiRole } from "../app/api-role.js";
+import { openInfrastructure } from "../app/infrastructure.js";
+import { createDriver, startRuntimeAgent } from "../app/runtime-role.js";
+import { startWorkerRole } from "../app/worker-role.js";
+import type { Config } from "../config.js";
+import { createApiKey } from "../db/api-keys.js";
+import { assertMigrated, migrateToLatest } from "../db/migrate.js";
+import { isWorkspaceName } from "../domain/names.js";
+import { SCOPES } from "../domain/types.js";
+import type { Logger } from "../log.js";
+
+type Stop = (graceMs: number) => Promise<void>;
+
+/** First signal: graceful stop; second: exit at once. */
+function onSignals(logger: Logger, stop: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const handler = (signal: string) => {
+      if (stopping) {
+        logger.warn("second signal: exiting now", { signal });
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info("shutting down (send the signal again to force)", { signal });
+      stop().then(resolve, (err) => {
+        logger.error("shutdown failed", { err });
+        resolve();
+      });
+    };
+    process.on("SIGINT", handler);
+    process.on("SIGTERM", handler);
+  });
+}
+
+async function runUntilSignal(logger: Logger, stops: Stop[], graceMs: number): Promise<number> {
+  await onSignals(logger, async () => {
+    for (const stop of stops) await stop(graceMs);
+  });
+  logger.info("stopped");
+  return 0;
+}
+
+export async function startAllInOne(config: Config, logger: Logger): Promise<number> {
+  const infra = await openInfrastructure(config, logger, { allowEmbedded: true, role: "start" });
+  const stops: Stop[] = [];
+  try {
+    const applied = await migrateToLatest(infra.db);
+    if (applied.length > 0) logger.info("database migrated", { applied });
+    const bootstrapKey = await ensureBootstrapKey(config, infra.db);
+    const agent = config.runtimeDriver === "local" ? await startRuntimeAgent(config, logger) : undefined;
+    const driver = createDriver(config, logger, agent);
+    const api = await startApiRole(config, infra, logger);
+    stops.push((g) => api.stop(g));
+    const worker = await startWorkerRole(config, infra, driver, logger);
+    stops.push((g) => worker.stop(g));
+    stops.push(async () => {
+      await driver.close();
+      await agent?.close();
+    });
+    stops.push(() => infra.close());
+    const banner = [
+      "modeldeploy is running",
+      `  gRPC:             ${config.grpcHost}:${api.grpcPort}   (health and reflection on)`,
+      `  Connect/gRPC-Web: http://${config.httpHost}:${api.httpPort}`,
+      agent ? `  inference gateway: ${agent.gatewayUrl}` : `  runtime: ${config.runtimeDriver}`,
+      `  database: ${infra.embedded.postgres ? `embedded PGlite in ${path.join(config.dataDir, "postgres")}` : "DATABASE_URL"}`,
+      `  queue:    ${infra.embedded.nats ? `embedded nats-server (${infra.natsUrl})` : "NATS_URL"}`,
+      bootstrapKey
+        ? `  API key for workspace "default" (shown once, also saved to ${bootstrapKeyPath(config)}):\n    ${bootstrapKey}`
+        : `  API key: see ${bootstrapKeyPath(config)}, or create one with \`npx modeldeploy keys create --workspace NAME\` (needs DATABASE_URL)`,
+      "Press Ctrl-C to stop (twice to force).",
+    ];
+    process.stdout.write(banner.join("\n") + "\n");
+  } catch (err) {
+    for (const stop of stops.reverse()) await stop(0).catch(() => {});
+    await infra.close();
+    throw err;
+  }
+  // Stop in order: API (no new work), worker (finish tasks), runtime, infrastructure.
+  return runUntilSignal(logger, stops, config.shutdownGraceMs);
+}
+
+function bootstrapKeyPath(config: Config): string {
+  return path.join(config.dataDir, "bootstrap-key");
+}
+
+/** On a database without keys, creates one for workspace "default" so a first run can be used at once. */
+async function ensureBootstrapKey(config: Config, db: Parameters<typeof createApiKey>[0]): Promise<string | undefined> {
+  const any = await db.selectFrom("api_keys").select("id").limit(1).executeTakeFirst();
+  if (any) return undefined;
+  const { key } = await createApiKey(db, { workspace: "default", principal: "bootstrap", scopes: [...SCOPES] });
+  mkdirSync(config.dataDir, { recursive: true });
+  writeFileSync(bootstrapKeyPath(config), key + "\n", { mode: 0o600 });
+  chmodSync(bootstrapKeyPath(config), 0o600);
+  return key;
+}
+
+export async function startApiOnly(config: Config, logger: Logger): Promise<number> {
+  const infra = await openInfrastructure(config, logger, { allowEmbedded: false, role: "api" });
+  try {
+    await assertMigrated(infra.db);
+    const api = await startApiRole(config, infra, logger);
+    logger.info("api listening", { grpc: `${config.grpcHost}:${api.grpcPort}`, http: `${config.httpHost}:${api.httpPort}` });
+    return runUntilSignal(logger, [(g) => api.stop(g), () => infra.close()], config.shutdownGraceMs);
+  } catch (err) {
+    await infra.close();
+    throw err;
+  }
+}
+
+export async function startWorkerOnly(config: Config, logger: Logger): Promise<number> {
+  const infra = await openInfrastructure(config, logger, { allowEmbedded: false, role: "worker" });
+  try {
+    await assertMigrated(infra.db);
+    const driver = createDriver(config, logger);
+    const worker = await startWorkerRole(config, infra, driver, logger);
+    return runUntilSignal(logger, [(g) => worker.stop(g), () => driver.close(), () => infra.close()], config.shutdownGraceMs);
+  } catch (err) {
+    await infra.close();
+    throw err;
+  }
+}
+
+export async function startRuntimeOnly(config: Config, logger: Logger): Promise<number> {
+  const agent = await startRuntimeAgent(config, logger);
+  logger.info("local runtime listening", { gateway: agent.gatewayUrl, control: agent.controlUrl });
+  return runUntilSignal(logger, [() => agent.close()], config.shutdownGraceMs);
+}
+
+export async function migrate(config: Config, logger: Logger): Promise<number> {
+  const infra = await openInfrastructure(config, logger, { allowEmbedded: true, role: "migrate" });
+  try {
+    const applied = await migrateToLatest(infra.db);
+    process.stdout.write(applied.length > 0 ? `applied: ${applied.join(", ")}\n` : "already up to date\n");
+    return 0;
+  } finally {
+    await infra.close();
+  }
+}
+
+export async function keys(config: Config, logger: Logger, argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { workspace: { type: "string" }, scopes: { type: "string" }, name: { type: "string" } },
+  });
+  if (positionals[0] !== "create") throw new Error("usage: modeldeploy keys create --workspace NAME [--scopes deployments:read,deployments:write] [--name PRINCIPAL]");
+  const workspace = values.workspace ?? "";
+  if (!isWorkspaceName(workspace)) throw new Error(`--workspace "${workspace}": lowercase letters, digits and '-' (an RFC 1123 label)`);
+  const scopes = (values.scopes ?? SCOPES.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
+  if (unknown.length > 0 || scopes.length === 0) throw new Error(`--scopes: unknown ${unknown.join(", ") || "(none given)"}; known: ${SCOPES.join(", ")}`);
+  if (!config.databaseUrl) {
+    throw new Error("keys create needs DATABASE_URL; with the embedded database, `modeldeploy start` prints a key on first run and saves it under MODELDEPLOY_DATA_DIR/bootstrap-key");
+  }
+  const infra = await openInfrastructure({ ...config, databasePoolMax: 1 }, logger, { allowEmbedded: false, role: "keys" });
+  try {
+    await assertMigrated(infra.db);
+    const { key } = await createApiKey(infra.db, { workspace, principal: values.name ?? `key-${workspace}`, scopes });
+    // The plain key alone on stdout, so it can be captured: KEY=$(modeldeploy keys create ...).
+    process.stdout.write(key + "\n");
+    return 0;
+  } finally {
+    await infra.close();
+  }
+}

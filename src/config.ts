@@ -1,0 +1,164 @@
+// Every setting, read from the environment once, validated, with defaults in
+// one place. The README's configuration table mirrors `settings` below.
+import path from "node:path";
+
+export interface AcceleratorConfig {
+  name: string;
+  memory: string;
+  maxPerReplica: number;
+  total: number;
+}
+
+export interface Config {
+  /** Unset: an embedded Postgres (PGlite) child process is started. */
+  databaseUrl: string | undefined;
+  databasePoolMax: number;
+  databaseConnectTimeoutMs: number;
+  /** Unset: a `nats-server -js` child process is started. */
+  natsUrl: string | undefined;
+  natsStream: string;
+  natsSubjectPrefix: string;
+  dataDir: string;
+  grpcHost: string;
+  grpcPort: number;
+  httpHost: string;
+  httpPort: number;
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  maxRequestBytes: number;
+  runtimeDriver: "local" | "noop";
+  gatewayHost: string;
+  gatewayPort: number;
+  runtimeControlHost: string;
+  runtimeControlPort: number;
+  /** Where workers reach the local runtime agent; derived when unset. */
+  runtimeControlUrl: string | undefined;
+  localMaxReplicas: number;
+  workerConcurrency: number;
+  taskAckWaitMs: number;
+  taskMaxDeliver: number;
+  taskLeaseMs: number;
+  sweepIntervalMs: number;
+  sweepPendingAfterMs: number;
+  progressDeadlineSeconds: number;
+  healthPollMs: number;
+  shutdownGraceMs: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+  accelerators: AcceleratorConfig[];
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+interface Reader {
+  str(key: string, fallback: string): string;
+  optional(key: string): string | undefined;
+  int(key: string, fallback: number, min: number, max: number): number;
+  oneOf<T extends string>(key: string, fallback: T, allowed: readonly T[]): T;
+}
+
+function reader(env: Env, problems: string[]): Reader {
+  const raw = (key: string) => {
+    const v = env[key];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  return {
+    str: (key, fallback) => raw(key) ?? fallback,
+    optional: (key) => raw(key),
+    int(key, fallback, min, max) {
+      const v = raw(key);
+      if (v === undefined) return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        problems.push(`${key}=${v}: expected a whole number from ${min} to ${max}`);
+        return fallback;
+      }
+      return n;
+    },
+    oneOf(key, fallback, allowed) {
+      const v = raw(key);
+      if (v === undefined) return fallback;
+      if (!(allowed as readonly string[]).includes(v)) {
+        problems.push(`${key}=${v}: expected one of ${allowed.join(", ")}`);
+        return fallback;
+      }
+      return v as (typeof allowed)[number];
+    },
+  };
+}
+
+/** "L4-24GB:24GiB:8:16,A100-80GB:80GiB:8:8" = name:memory:maxPerReplica:total. */
+export function parseAccelerators(spec: string, problems: string[]): AcceleratorConfig[] {
+  const out: AcceleratorConfig[] = [];
+  for (const item of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const [name, memory, maxPer, total] = item.split(":");
+    const maxPerReplica = Number(maxPer);
+    const totalN = Number(total);
+    if (!name || !memory || !Number.isInteger(maxPerReplica) || maxPerReplica < 1 || !Number.isInteger(totalN) || totalN < 0) {
+      problems.push(`MODELDEPLOY_ACCELERATORS item "${item}": expected name:memory:maxPerReplica:total`);
+      continue;
+    }
+    out.push({ name, memory, maxPerReplica, total: totalN });
+  }
+  return out;
+}
+
+const NAME_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const r = reader(env, problems);
+  const databaseUrl = r.optional("DATABASE_URL");
+  const natsStream = r.str("MODELDEPLOY_NATS_STREAM", "MODELDEPLOY_TASKS");
+  const natsSubjectPrefix = r.str("MODELDEPLOY_NATS_PREFIX", "modeldeploy");
+  if (!NAME_TOKEN.test(natsStream)) problems.push(`MODELDEPLOY_NATS_STREAM=${natsStream}: letters, digits, - and _ only`);
+  if (!NAME_TOKEN.test(natsSubjectPrefix)) problems.push(`MODELDEPLOY_NATS_PREFIX=${natsSubjectPrefix}: letters, digits, - and _ only`);
+  const tlsCertFile = r.optional("MODELDEPLOY_TLS_CERT_FILE");
+  const tlsKeyFile = r.optional("MODELDEPLOY_TLS_KEY_FILE");
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+    problems.push("MODELDEPLOY_TLS_CERT_FILE and MODELDEPLOY_TLS_KEY_FILE go together");
+  }
+  const config: Config = {
+    databaseUrl,
+    // The embedded database serves one connection at a time.
+    databasePoolMax: r.int("DATABASE_POOL_MAX", databaseUrl ? 10 : 1, 1, 1000),
+    databaseConnectTimeoutMs: r.int("DATABASE_CONNECT_TIMEOUT_MS", 5000, 100, 600_000),
+    natsUrl: r.optional("NATS_URL"),
+    natsStream,
+    natsSubjectPrefix,
+    dataDir: path.resolve(r.str("MODELDEPLOY_DATA_DIR", ".modeldeploy")),
+    grpcHost: r.str("MODELDEPLOY_GRPC_HOST", "127.0.0.1"),
+    grpcPort: r.int("MODELDEPLOY_GRPC_PORT", 50051, 0, 65535),
+    httpHost: r.str("MODELDEPLOY_HTTP_HOST", "127.0.0.1"),
+    httpPort: r.int("MODELDEPLOY_HTTP_PORT", 8080, 0, 65535),
+    tlsCertFile,
+    tlsKeyFile,
+    maxRequestBytes: r.int("MODELDEPLOY_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    runtimeDriver: r.oneOf("MODELDEPLOY_RUNTIME", "local", ["local", "noop"] as const),
+    gatewayHost: r.str("MODELDEPLOY_GATEWAY_HOST", "127.0.0.1"),
+    gatewayPort: r.int("MODELDEPLOY_GATEWAY_PORT", 8000, 0, 65535),
+    runtimeControlHost: r.str("MODELDEPLOY_RUNTIME_CONTROL_HOST", "127.0.0.1"),
+    runtimeControlPort: r.int("MODELDEPLOY_RUNTIME_CONTROL_PORT", 8001, 0, 65535),
+    runtimeControlUrl: r.optional("MODELDEPLOY_RUNTIME_CONTROL_URL"),
+    localMaxReplicas: r.int("MODELDEPLOY_LOCAL_MAX_REPLICAS", 16, 0, 1000),
+    workerConcurrency: r.int("MODELDEPLOY_WORKER_CONCURRENCY", 8, 1, 256),
+    taskAckWaitMs: r.int("MODELDEPLOY_TASK_ACK_WAIT_MS", 30_000, 1000, 3_600_000),
+    taskMaxDeliver: r.int("MODELDEPLOY_TASK_MAX_DELIVER", 10, 1, 1000),
+    taskLeaseMs: r.int("MODELDEPLOY_TASK_LEASE_MS", 30_000, 1000, 3_600_000),
+    sweepIntervalMs: r.int("MODELDEPLOY_SWEEP_INTERVAL_MS", 5000, 50, 3_600_000),
+    sweepPendingAfterMs: r.int("MODELDEPLOY_SWEEP_PENDING_AFTER_MS", 15_000, 50, 3_600_000),
+    progressDeadlineSeconds: r.int("MODELDEPLOY_PROGRESS_DEADLINE_SECONDS", 600, 1, 86_400),
+    healthPollMs: r.int("MODELDEPLOY_HEALTH_POLL_MS", 250, 10, 60_000),
+    shutdownGraceMs: r.int("MODELDEPLOY_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    logLevel: r.oneOf("LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
+    accelerators: parseAccelerators(r.str("MODELDEPLOY_ACCELERATORS", ""), problems),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,111 @@
+// Table types for Kysely: one interface per table, gathered in Database.
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** jsonb: objects in, parsed objects out. */
+type Json<T> = ColumnType<T, T | string, T | string>;
+
+export interface ApiKeysTable {
+  id: string;
+  workspace: string;
+  principal: string;
+  scopes: string[];
+  key_hash: string;
+  created_at: Generated<Timestamp>;
+  revoked_at: Timestamp | null;
+}
+
+export interface DeploymentsTable {
+  uid: string;
+  workspace: string;
+  name: string;
+  state: string;
+  model: Json<Record<string, unknown>>;
+  resources: Json<Record<string, unknown>>;
+  scaling: Json<Record<string, unknown>>;
+  failure: Json<Record<string, unknown>> | null;
+  instances: Json<Record<string, unknown>>;
+  endpoint_url: string;
+  serving_revision: number;
+  target_revision: number;
+  active_task_id: string | null;
+  labels: Json<Record<string, string>>;
+  creator: string;
+  modifier: string;
+  create_time: Timestamp;
+  update_time: Timestamp;
+  sequence: number;
+}
+
+export interface RevisionsTable {
+  deployment_uid: string;
+  number: number;
+  model: Json<Record<string, unknown>>;
+  resources: Json<Record<string, unknown>>;
+  task_id: string;
+  create_time: Timestamp;
+}
+
+export interface TasksTable {
+  id: string;
+  workspace: string;
+  deployment_uid: string;
+  deployment_name: string;
+  kind: string;
+  revision: number;
+  status: string;
+  phase: string;
+  progress: Json<Record<string, unknown>>;
+  result: Json<Record<string, unknown>> | null;
+  failure: Json<Record<string, unknown>> | null;
+  rolled_back: boolean;
+  attempt: number;
+  lease_owner: string | null;
+  lease_expires_at: Timestamp | null;
+  request_id: string;
+  request_hash: string;
+  creator: string;
+  create_time: Timestamp;
+  start_time: Timestamp | null;
+  end_time: Timestamp | null;
+  deadline_seconds: number;
+  progress_deadline: Timestamp | null;
+  enqueue_count: number;
+  enqueued_at: Timestamp;
+}
+
+export interface EventsTable {
+  cursor: ColumnType<string, never, never>;
+  deployment_uid: string;
+  sequence: number;
+  workspace: string;
+  time: Timestamp;
+  type: string;
+  deployment: Json<Record<string, unknown>>;
+  task: Json<Record<string, unknown>> | null;
+}
+
+export interface OutboxTable {
+  id: Generated<string>;
+  task_id: string;
+  msg_id: string;
+  created_at: Generated<Timestamp>;
+}
+
+export interface Database {
+  api_keys: ApiKeysTable;
+  deployments: DeploymentsTable;
+  revisions: RevisionsTable;
+  tasks: TasksTable;
+  events: EventsTable;
+  outbox: OutboxTable;
+}
+
+export type DeploymentRow = Selectable<DeploymentsTable>;
+export type NewDeploymentRow = Insertable<DeploymentsTable>;
+export type DeploymentPatch = Updateable<DeploymentsTable>;
+export type TaskRow = Selectable<TasksTable>;
+export type NewTaskRow = Insertable<TasksTable>;
+export type TaskPatch = Updateable<TasksTable>;
+export type EventRow = Selectable<EventsTable>;
+export type RevisionRow = Selectable<RevisionsTable>;

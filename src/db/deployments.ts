@@ -1,0 +1,48 @@
+import { sql } from "kysely";
+import type { DeploymentState } from "../domain/types.js";
+import type { Db } from "./connect.js";
+import type { DeploymentRow, NewDeploymentRow } from "./database.js";
+import type { Executor } from "./executor.js";
+
+export async function insertDeployment(db: Executor, row: NewDeploymentRow): Promise<DeploymentRow> {
+  return db.insertInto("deployments").values(row).returningAll().executeTakeFirstOrThrow();
+}
+
+/** The live deployment of that name, else the most recent deleted one. */
+export async function findDeploymentByName(db: Executor, workspace: string, name: string): Promise<DeploymentRow | undefined> {
+  return db
+    .selectFrom("deployments")
+    .selectAll()
+    .where("workspace", "=", workspace)
+    .where("name", "=", name)
+    .orderBy(sql`state = 'DELETED'`)
+    .orderBy("create_time", "desc")
+    .limit(1)
+    .executeTakeFirst();
+}
+
+export async function findDeploymentByUid(db: Executor, uid: string): Promise<DeploymentRow | undefined> {
+  return db.selectFrom("deployments").selectAll().where("uid", "=", uid).executeTakeFirst();
+}
+
+export async function lockDeployment(db: Executor, uid: string): Promise<DeploymentRow | undefined> {
+  return db.selectFrom("deployments").selectAll().where("uid", "=", uid).forUpdate().executeTakeFirst();
+}
+
+export interface ListDeploymentsQuery {
+  workspace: string;
+  /** Empty: every state but DELETED. */
+  states: DeploymentState[];
+  labels: Record<string, string>;
+  /** Keyset: uids are time-ordered and immutable, so pages neither repeat nor skip. */
+  afterUid: string | undefined;
+  limit: number;
+}
+
+export async function listDeployments(db: Db, q: ListDeploymentsQuery): Promise<DeploymentRow[]> {
+  let query = db.selectFrom("deployments").selectAll().where("workspace", "=", q.workspace);
+  query = q.states.length > 0 ? query.where("state", "in", q.states) : query.where("state", "<>", "DELETED");
+  if (Object.keys(q.labels).length > 0) query = query.where(sql<boolean>`labels @> ${JSON.stringify(q.labels)}::jsonb`);
+  if (q.afterUid !== undefined) query = query.where("uid", ">", q.afterUid);
+  return query.orderBy("uid").limit(q.limit).execute();
+}

@@ -1,0 +1,34 @@
+// Migrations are listed statically (no filesystem scan) so they work from dist/.
+import { Migrator, type Migration, type MigrationProvider } from "kysely";
+import type { Db } from "./connect.js";
+import * as initial from "./migrations/2026-11-25-0001-initial.js";
+
+const migrations: Record<string, Migration> = {
+  "2026-11-25-0001-initial": initial,
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+function migrator(db: Db): Migrator {
+  return new Migrator({ db, provider });
+}
+
+export class NotMigratedError extends Error {
+  override readonly name = "NotMigratedError";
+  constructor(readonly pending: string[]) {
+    super(`the database is not migrated (pending: ${pending.join(", ")}): run \`npx modeldeploy migrate\` first`);
+  }
+}
+
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  const { error, results } = await migrator(db).migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}
+
+/** Throws NotMigratedError when any migration has not run. */
+export async function assertMigrated(db: Db): Promise<void> {
+  const all = await migrator(db).getMigrations();
+  const pending = all.filter((m) => m.executedAt === undefined).map((m) => m.name);
+  if (pending.length > 0) throw new NotMigratedError(pending);
+}

@@ -1,0 +1,40 @@
+import type { ModelSource, Resources } from "../domain/types.js";
+import type { Executor } from "./executor.js";
+
+export interface RevisionRecord {
+  number: number;
+  model: ModelSource;
+  resources: Resources;
+  taskId: string;
+  createTime: Date;
+}
+
+export async function insertRevision(db: Executor, deploymentUid: string, r: RevisionRecord): Promise<void> {
+  await db
+    .insertInto("revisions")
+    .values({
+      deployment_uid: deploymentUid,
+      number: r.number,
+      model: JSON.stringify(r.model),
+      resources: JSON.stringify(r.resources),
+      task_id: r.taskId,
+      create_time: r.createTime,
+    })
+    .execute();
+}
+
+export async function loadRevision(db: Executor, deploymentUid: string, number: number): Promise<RevisionRecord> {
+  const row = await db
+    .selectFrom("revisions")
+    .selectAll()
+    .where("deployment_uid", "=", deploymentUid)
+    .where("number", "=", number)
+    .executeTakeFirstOrThrow();
+  return {
+    number: row.number,
+    model: row.model as unknown as ModelSource,
+    resources: row.resources as unknown as Resources,
+    taskId: row.task_id,
+    createTime: new Date(row.create_time),
+  };
+}

@@ -1,0 +1,18 @@
+// Runs a change in a transaction, then fans its events out live. Publishing
+// after commit means a live event is never one that rolled back.
+import type { DeploymentEvent } from "../domain/types.js";
+import type { Db } from "./connect.js";
+import type { Executor } from "./executor.js";
+
+export type EventSink = (events: readonly DeploymentEvent[]) => void;
+
+export async function transact<T>(
+  db: Db,
+  sink: EventSink,
+  fn: (trx: Executor, emit: (e: DeploymentEvent) => void) => Promise<T>,
+): Promise<T> {
+  const events: DeploymentEvent[] = [];
+  const result = await db.transaction().execute((trx) => fn(trx, (e) => events.push(e)));
+  if (events.length > 0) sink(events);
+  return result;
+}

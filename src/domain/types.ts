@@ -1,0 +1,165 @@
+// The domain's own vocabulary; the API layer maps it to and from protobuf.
+
+export const DEPLOYMENT_STATES = [
+  "PENDING", "INITIALIZING", "DOWNLOADING", "DEPLOYING", "RUNNING", "UPDATING",
+  "ROLLING_BACK", "STOPPED", "FAILED", "DELETING", "DELETED",
+] as const;
+export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
+
+export const TASK_KINDS = ["DEPLOY", "UPDATE", "SCALE", "ROLLBACK", "DELETE"] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+export const TASK_STATUSES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const TASK_PHASES = [
+  "QUEUED", "VALIDATING", "DOWNLOADING", "STARTING", "HEALTH_CHECKING",
+  "SWITCHING_TRAFFIC", "DRAINING", "RELEASING", "DONE",
+] as const;
+export type TaskPhase = (typeof TASK_PHASES)[number];
+
+export const FAILURE_REASONS = [
+  "INVALID_SPEC", "WEIGHTS_NOT_FOUND", "WEIGHTS_DOWNLOAD_FAILED", "WEIGHTS_CHECKSUM_MISMATCH",
+  "INSUFFICIENT_RESOURCES", "SERVER_EXITED", "HEALTH_CHECK_TIMEOUT",
+  "PROGRESS_DEADLINE_EXCEEDED", "CANCELLED", "INTERNAL",
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+export const MODEL_TYPES = ["UNSPECIFIED", "LLM", "EMBEDDING", "LORA", "TTS", "LEGACY"] as const;
+export type ModelType = (typeof MODEL_TYPES)[number];
+
+export const EVENT_TYPES = ["SNAPSHOT", "STATE_CHANGED", "PROGRESS", "TASK_FINISHED", "DELETED"] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export const TERMINAL_TASK_STATUSES: readonly TaskStatus[] = ["COMPLETED", "FAILED", "CANCELLED"];
+
+export function isTerminalStatus(status: TaskStatus): boolean {
+  return TERMINAL_TASK_STATUSES.includes(status);
+}
+
+export interface ModelSource {
+  name: string;
+  revision: string;
+  uri: string;
+  sha256: string;
+  task: string;
+  type: ModelType;
+  runtime: string;
+}
+
+export interface Resources {
+  acceleratorType: string;
+  acceleratorCount: number;
+  cpu: number;
+  memory: string;
+  threadCount: number;
+  maxBatchSize: number;
+}
+
+export interface Scaling {
+  minReplicas: number;
+  maxReplicas: number;
+}
+
+export interface Instances {
+  desired: number;
+  ready: number;
+  pending: number;
+  restarts: number;
+}
+
+export interface Failure {
+  reason: FailureReason;
+  message: string;
+  exitCode?: number;
+  logTail?: string;
+  retryable: boolean;
+  /** RFC 3339. */
+  time: string;
+}
+
+export interface Deployment {
+  uid: string;
+  workspace: string;
+  name: string;
+  state: DeploymentState;
+  model: ModelSource;
+  resources: Resources;
+  scaling: Scaling;
+  failure: Failure | null;
+  instances: Instances;
+  endpointUrl: string;
+  servingRevision: number;
+  targetRevision: number;
+  activeTaskId: string | null;
+  labels: Record<string, string>;
+  creator: string;
+  modifier: string;
+  createTime: Date;
+  updateTime: Date;
+  sequence: number;
+}
+
+export interface TaskProgress {
+  percent: number;
+  bytesDone: number;
+  bytesTotal: number;
+  replicasReady: number;
+  replicasDesired: number;
+  message: string;
+}
+
+export interface TaskResult {
+  deploymentId: string;
+  endpointUrl: string;
+  revision: number;
+}
+
+export interface Task {
+  id: string;
+  workspace: string;
+  deploymentUid: string;
+  deploymentName: string;
+  kind: TaskKind;
+  revision: number;
+  status: TaskStatus;
+  phase: TaskPhase;
+  progress: TaskProgress;
+  result: TaskResult | null;
+  failure: Failure | null;
+  rolledBack: boolean;
+  attempt: number;
+  requestId: string;
+  creator: string;
+  createTime: Date;
+  startTime: Date | null;
+  endTime: Date | null;
+  progressDeadline: Date | null;
+  deadlineSeconds: number;
+}
+
+export interface DeploymentEvent {
+  deploymentUid: string;
+  workspace: string;
+  sequence: number;
+  /** Workspace-wide position, as a decimal string. */
+  cursor: string;
+  time: Date;
+  type: EventType;
+  deployment: Deployment;
+  task: Task | null;
+}
+
+export interface Principal {
+  workspace: string;
+  /** Who acts: recorded as creator/modifier. */
+  name: string;
+  scopes: readonly string[];
+}
+
+export const SCOPES = ["deployments:read", "deployments:write"] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export function emptyProgress(): TaskProgress {
+  return { percent: 0, bytesDone: 0, bytesTotal: 0, replicasReady: 0, replicasDesired: 0, message: "" };
+}

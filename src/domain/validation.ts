@@ -1,0 +1,163 @@
+// Checks a deployment spec before anything is queued. Pure: the catalog and
+// limits come in as parameters.
+import { deploymentName, isDnsLabel, MAX_NAME_LENGTH } from "./names.js";
+import { parseMemory } from "./quantities.js";
+import type { ModelSource, Resources, Scaling } from "./types.js";
+
+export interface Violation {
+  field: string;
+  description: string;
+  /** ErrorInfo reason, e.g. REPLICAS_INVALID. */
+  reason: string;
+  metadata: Record<string, string>;
+}
+
+export interface CatalogEntry {
+  name: string;
+  memory: string;
+  maxPerReplica: number;
+  total: number;
+}
+
+export interface ValidationLimits {
+  maxReplicas: number;
+  maxThreadCount: number;
+  maxLabels: number;
+}
+
+export const DEFAULT_LIMITS: ValidationLimits = { maxReplicas: 1000, maxThreadCount: 256, maxLabels: 64 };
+
+export interface DeploymentSpec {
+  model: ModelSource;
+  resources: Resources;
+  scaling: Scaling;
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+const LABEL_KEY = /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/;
+
+export function validateModel(model: ModelSource, field = "model"): Violation[] {
+  const out: Violation[] = [];
+  const bad = (f: string, description: string) =>
+    out.push({ field: `${field}.${f}`, description, reason: "MODEL_SOURCE_INVALID", metadata: { field: `${field}.${f}` } });
+  if (!model.name.trim()) bad("name", "model name is required, e.g. \"google/vit-base-patch16-224\"");
+  else if (model.name.length > 256) bad("name", "model name is longer than 256 characters");
+  if (!model.uri.trim()) {
+    bad("uri", "model uri is required: file:///path/model.onnx or https://host/model.onnx");
+  } else {
+    let url: URL | undefined;
+    try {
+      url = new URL(model.uri);
+    } catch {
+      bad("uri", `"${model.uri}" is not a URI: use file:///path/model.onnx or https://host/model.onnx`);
+    }
+    if (url && !["file:", "http:", "https:"].includes(url.protocol)) {
+      bad("uri", `scheme "${url.protocol.replace(":", "")}" is not supported: use file://, http:// or https://`);
+    } else if (url && url.protocol === "file:" && (url.host !== "" || !url.pathname.startsWith("/"))) {
+      bad("uri", "file URIs must be absolute and local: file:///path/model.onnx");
+    }
+  }
+  if (model.sha256 && !SHA256.test(model.sha256)) bad("sha256", "sha256 must be 64 lowercase hex characters");
+  return out;
+}
+
+export function validateResources(resources: Resources, catalog: readonly CatalogEntry[], limits: ValidationLimits): Violation[] {
+  const out: Violation[] = [];
+  if (resources.acceleratorType) {
+    const entry = catalog.find((c) => c.name === resources.acceleratorType);
+    if (!entry) {
+      out.push({
+        field: "resources.accelerator_type",
+        description: `accelerator type "${resources.acceleratorType}" is not available here; available: ${catalog.map((c) => c.name).join(", ") || "none (CPU only)"}`,
+        reason: "ACCELERATOR_TYPE_UNAVAILABLE",
+        metadata: {
+          requestedAcceleratorType: resources.acceleratorType,
+          availableAcceleratorTypes: catalog.map((c) => c.name).join(","),
+        },
+      });
+    } else if (resources.acceleratorCount < 1 || resources.acceleratorCount > entry.maxPerReplica) {
+      out.push({
+        field: "resources.accelerator_count",
+        description: `accelerator count must be from 1 to ${entry.maxPerReplica} for ${entry.name}`,
+        reason: "ACCELERATOR_COUNT_INVALID",
+        metadata: { providedAcceleratorCount: String(resources.acceleratorCount), maxAcceleratorCount: String(entry.maxPerReplica) },
+      });
+    }
+  } else if (resources.acceleratorCount !== 0) {
+    out.push({
+      field: "resources.accelerator_count",
+      description: "accelerator count needs an accelerator type",
+      reason: "ACCELERATOR_COUNT_INVALID",
+      metadata: { providedAcceleratorCount: String(resources.acceleratorCount), maxAcceleratorCount: "0" },
+    });
+  }
+  if (!Number.isFinite(resources.cpu) || resources.cpu < 0 || resources.cpu > 1024) {
+    out.push({ field: "resources.cpu", description: "cpu must be from 0 to 1024 cores (0 means unset)", reason: "CPU_INVALID", metadata: { providedCpu: String(resources.cpu) } });
+  }
+  if (resources.memory) {
+    const bytes = parseMemory(resources.memory);
+    if (bytes === undefined || bytes <= 0) {
+      out.push({ field: "resources.memory", description: `memory "${resources.memory}" is not a quantity like "256MiB" or "2Gi"`, reason: "MEMORY_INVALID", metadata: { providedMemory: resources.memory } });
+    }
+  }
+  if (resources.threadCount < 0 || resources.threadCount > limits.maxThreadCount) {
+    out.push({
+      field: "resources.thread_count",
+      description: `thread count must be from 0 to ${limits.maxThreadCount}`,
+      reason: "THREAD_COUNT_EXCEEDED",
+      metadata: { providedThreadCount: String(resources.threadCount), maxThreadCount: String(limits.maxThreadCount) },
+    });
+  }
+  if (resources.maxBatchSize < 0) {
+    out.push({ field: "resources.max_batch_size", description: "max batch size must be 0 (unlimited) or more", reason: "MAX_BATCH_SIZE_INVALID", metadata: { providedMaxBatchSize: String(resources.maxBatchSize) } });
+  }
+  return out;
+}
+
+export function validateScaling(scaling: Scaling, limits: ValidationLimits): Violation[] {
+  const { minReplicas, maxReplicas } = scaling;
+  if (minReplicas >= 0 && maxReplicas >= minReplicas && maxReplicas <= limits.maxReplicas) return [];
+  return [{
+    field: minReplicas < 0 || minReplicas > maxReplicas ? "scaling.min_replicas" : "scaling.max_replicas",
+    description: `replicas must satisfy 0 <= min (${minReplicas}) <= max (${maxReplicas}) <= ${limits.maxReplicas}`,
+    reason: "REPLICAS_INVALID",
+    metadata: { minReplicas: String(minReplicas), maxReplicas: String(maxReplicas), limit: String(limits.maxReplicas) },
+  }];
+}
+
+export function validateLabels(labels: Record<string, string>, limits: ValidationLimits): Violation[] {
+  const out: Violation[] = [];
+  const keys = Object.keys(labels);
+  if (keys.length > limits.maxLabels) {
+    out.push({ field: "labels", description: `at most ${limits.maxLabels} labels`, reason: "LABELS_INVALID", metadata: { limit: String(limits.maxLabels) } });
+  }
+  for (const key of keys) {
+    const value = labels[key] ?? "";
+    if (!LABEL_KEY.test(key) || value.length > 256) {
+      out.push({ field: `labels[${key}]`, description: "label keys are lowercase [a-z0-9._/-] up to 63 characters; values up to 256", reason: "LABELS_INVALID", metadata: { key } });
+    }
+  }
+  return out;
+}
+
+/** The name a create request asks for, or a violation explaining why not. */
+export function resolveName(modelName: string, suffix: string): { name: string } | { violation: Violation } {
+  if (suffix && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(suffix)) {
+    return { violation: { field: "suffix", description: `suffix "${suffix}" must be lowercase letters, digits and '-', starting and ending with a letter or digit`, reason: "NAME_INVALID", metadata: { suffix } } };
+  }
+  const name = deploymentName(modelName, suffix);
+  if (!isDnsLabel(name)) {
+    return { violation: { field: "suffix", description: `name "${name}" is not an RFC 1123 label of at most ${MAX_NAME_LENGTH} characters`, reason: "NAME_INVALID", metadata: { name } } };
+  }
+  return { name };
+}
+
+export function validateSpec(spec: DeploymentSpec, catalog: readonly CatalogEntry[], limits: ValidationLimits = DEFAULT_LIMITS): Violation[] {
+  return [...validateModel(spec.model), ...validateResources(spec.resources, catalog, limits), ...validateScaling(spec.scaling, limits)];
+}
+
+/** Replicas to start for a scaling spec (autoscaling comes later). */
+export function initialReplicas(scaling: Scaling): number {
+  if (scaling.maxReplicas === 0) return 0;
+  return Math.max(scaling.minReplicas, 1);
+}

@@ -1,0 +1,316 @@
+// The embedded NATS for a newcomer's first run (no NATS_URL): a
+// `nats-server -js` child process on 127.0.0.1 with its JetStream store under
+// <dataDir>/nats, so streams and unacknowledged work survive a restart.
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import type { Logger } from "../log.js";
+
+export interface EmbeddedNatsOptions {
+  /** The application's data directory; the JetStream store goes to `<dataDir>/nats`. */
+  dataDir: string;
+  logger: Logger;
+  /** Path of the nats-server binary; default: $NATS_SERVER_BIN, then PATH, then /usr/sbin, /usr/local/bin. */
+  binary?: string;
+  /** How long to wait for the server to accept connections. Default 15 s. */
+  startTimeoutMs?: number;
+  /** How long stop() waits after SIGTERM before SIGKILL. Default 10 s. */
+  stopGraceMs?: number;
+}
+
+export interface EmbeddedNats {
+  /** `nats://127.0.0.1:<port>` */
+  url: string;
+  /** SIGTERM, wait for exit (SIGKILL after the grace period). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Thrown when no nats-server binary is found; the message says how to get one. */
+export class NatsServerNotFoundError extends Error {
+  override readonly name = "NatsServerNotFoundError";
+}
+
+const WELL_KNOWN = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server"];
+const STDERR_TAIL_BYTES = 4096;
+
+/**
+ * Where nats-server is: `binary`, then $NATS_SERVER_BIN, then PATH, then
+ * /usr/sbin/nats-server, /usr/local/bin/nats-server. An explicit `binary` or
+ * $NATS_SERVER_BIN that is not an executable file is an error, not skipped.
+ */
+export function findNatsServer(binary?: string, env: NodeJS.ProcessEnv = process.env): string {
+  for (const [explicit, what] of [
+    [binary, "the nats-server binary option"],
+    [env["NATS_SERVER_BIN"], "NATS_SERVER_BIN"],
+  ] as const) {
+    if (explicit === undefined || explicit.trim() === "") continue;
+    const file = path.resolve(explicit.trim());
+    if (!isExecutable(file)) {
+      throw new NatsServerNotFoundError(`${what} points to ${file}, which is not an executable file.\n${HOW_TO_INSTALL}`);
+    }
+    return file;
+  }
+  const onPath = (env["PATH"] ?? "")
+    .split(path.delimiter)
+    .filter((dir) => dir !== "")
+    .map((dir) => path.join(dir, "nats-server"));
+  const found = [...onPath, ...WELL_KNOWN].find(isExecutable);
+  if (found === undefined) {
+    throw new NatsServerNotFoundError(
+      `nats-server was not found (looked in $NATS_SERVER_BIN, PATH, ${WELL_KNOWN.join(", ")}).\n${HOW_TO_INSTALL}`,
+    );
+  }
+  return found;
+}
+
+const HOW_TO_INSTALL = [
+  "NATS_URL is not set, so modeldeploy starts its own nats-server with JetStream. To get one:",
+  "  - Debian/Ubuntu: sudo apt-get install nats-server",
+  "  - elsewhere: download a release binary from https://github.com/nats-io/nats-server/releases",
+  "    and put it on PATH (or set NATS_SERVER_BIN=/path/to/nats-server)",
+  "  - or set NATS_URL to an existing NATS server started with JetStream (nats-server -js)",
+].join("\n");
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Start `nats-server -a 127.0.0.1 -p <free port> -js -sd <dataDir>/nats` and
+ * wait until it answers with a NATS INFO that has JetStream enabled.
+ *
+ * The server is killed (SIGTERM) from this process's 'exit' handler. That
+ * handler does not run when this process dies by a signal it does not handle
+ * (SIGTERM/SIGINT without a handler, SIGKILL): the application's signal
+ * handlers should call stop(). A Ctrl-C in a terminal reaches the server too
+ * (same process group).
+ */
+export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<EmbeddedNats> {
+  const logger = options.logger.child({ component: "embedded-nats" });
+  const binary = findNatsServer(options.binary);
+  const storeDir = path.join(path.resolve(options.dataDir), "nats");
+  fs.mkdirSync(storeDir, { recursive: true });
+  const startTimeoutMs = options.startTimeoutMs ?? 15_000;
+  const stopGraceMs = options.stopGraceMs ?? 10_000;
+
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const server = spawnServer(binary, port, storeDir, logger);
+    try {
+      await waitUntilReady(server, port, startTimeoutMs);
+    } catch (err) {
+      await terminate(server, 2_000, logger);
+      // The free port was taken between our probe and the server's bind: once more.
+      if (attempt === 1 && /address already in use/i.test(server.stderrTail())) {
+        logger.warn("port taken before nats-server could bind it; retrying on another port", { port });
+        continue;
+      }
+      throw err;
+    }
+
+    let stopping: Promise<void> | undefined;
+    server.child.once("exit", (code, signal) => {
+      if (stopping === undefined) {
+        logger.error("embedded nats-server exited unexpectedly", { code, signal, stderrTail: tail(server.stderrTail()) });
+      }
+    });
+    // Running: the server must not keep this process alive by itself.
+    server.child.unref();
+    (server.child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+
+    const url = `nats://127.0.0.1:${port}`;
+    logger.info("embedded nats-server started", { url, storeDir, binary, pid: server.child.pid });
+    return {
+      url,
+      stop() {
+        stopping ??= terminate(server, stopGraceMs, logger).then(() => {
+          logger.info("embedded nats-server stopped", {
+            code: server.child.exitCode,
+            signal: server.child.signalCode,
+          });
+        });
+        return stopping;
+      },
+    };
+  }
+}
+
+interface Server {
+  child: ChildProcess;
+  exited: Promise<void>;
+  stderrTail(): string;
+}
+
+function spawnServer(binary: string, port: number, storeDir: string, logger: Logger): Server {
+  const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  track(child);
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", () => resolve());
+    // A spawn failure emits 'error' and never 'exit'.
+    child.once("error", () => {
+      if (child.pid === undefined) resolve();
+    });
+  });
+  child.on("error", (err) => logger.warn("nats-server child process error", { err }));
+
+  let stderrTail = "";
+  let partial = "";
+  child.stderr!.setEncoding("utf8");
+  child.stderr!.on("data", (chunk: string) => {
+    stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
+    partial += chunk;
+    let nl: number;
+    while ((nl = partial.indexOf("\n")) >= 0) {
+      relay(logger, partial.slice(0, nl));
+      partial = partial.slice(nl + 1);
+    }
+  });
+  return { child, exited, stderrTail: () => stderrTail };
+}
+
+/** nats-server log lines: `[pid] date time [INF] text`. Errors and warnings keep their level; the rest is debug. */
+function relay(logger: Logger, line: string): void {
+  const m = /^\[\d+\]\s+\S+\s+\S+\s+\[(\w+)\]\s?(.*)$/.exec(line);
+  if (m === null) {
+    if (line.trim() !== "") logger.debug("nats-server output", { line });
+    return;
+  }
+  const [, level, text] = m;
+  if (level === "FTL" || level === "ERR") logger.error("nats-server: " + text, {});
+  else if (level === "WRN") logger.warn("nats-server: " + text, {});
+  else logger.debug("nats-server: " + text, {});
+}
+
+/** A port that was free a moment ago: bind 127.0.0.1:0, read it, close. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.unref();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => {
+        if (address === null || typeof address === "string") reject(new Error("no TCP address for a free port"));
+        else resolve(address.port);
+      });
+    });
+  });
+}
+
+/**
+ * Poll 127.0.0.1:port until it sends a NATS INFO line with JetStream on, or
+ * fail when the server exits or the time is up. Checking INFO (not only that
+ * the port accepts) also rules out another program having taken the port.
+ */
+async function waitUntilReady(server: Server, port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  void server.exited.then(() => (exited = true));
+  let lastProblem = "not started";
+  function fail(message: string): never {
+    const t = tail(server.stderrTail());
+    throw new Error(t === "" ? message : `${message}; nats-server stderr:\n${t}`);
+  }
+  while (true) {
+    if (exited) {
+      fail(
+        `nats-server exited before it was ready (code ${server.child.exitCode}, signal ${server.child.signalCode})`,
+      );
+    }
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) fail(`nats-server did not become ready on 127.0.0.1:${port} within ${timeoutMs} ms (${lastProblem})`);
+    const info = await readInfo(port, Math.min(remaining, 2_000));
+    if (info.ok) {
+      if (info.jetstream) return;
+      fail(`the server on 127.0.0.1:${port} does not have JetStream enabled`);
+    }
+    lastProblem = info.problem;
+    // Not listening yet: wait a little, or less if the server exits meanwhile.
+    await Promise.race([server.exited, new Promise((resolve) => setTimeout(resolve, 25))]);
+  }
+}
+
+type InfoResult = { ok: true; jetstream: boolean } | { ok: false; problem: string };
+
+function readInfo(port: number, timeoutMs: number): Promise<InfoResult> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    let buffered = "";
+    let settled = false;
+    const settle = (result: InfoResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => settle({ ok: false, problem: "no INFO within the probe timeout" }), timeoutMs);
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      buffered += chunk;
+      const nl = buffered.indexOf("\r\n");
+      if (nl < 0) {
+        if (buffered.length > 64 * 1024) settle({ ok: false, problem: "not a NATS server (no INFO line)" });
+        return;
+      }
+      const line = buffered.slice(0, nl);
+      if (!line.startsWith("INFO ")) {
+        settle({ ok: false, problem: "not a NATS server (first line is not INFO)" });
+        return;
+      }
+      try {
+        const info = JSON.parse(line.slice(5)) as { jetstream?: unknown };
+        settle({ ok: true, jetstream: info.jetstream === true });
+      } catch {
+        settle({ ok: false, problem: "unreadable INFO" });
+      }
+    });
+    socket.on("error", (err) => settle({ ok: false, problem: err.message }));
+    socket.on("close", () => settle({ ok: false, problem: "connection closed before INFO" }));
+  });
+}
+
+function tail(text: string): string {
+  return text.trim().split("\n").slice(-20).join("\n");
+}
+
+async function terminate(server: Server, graceMs: number, logger: Logger): Promise<void> {
+  const { child, exited } = server;
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  let timer: NodeJS.Timeout | undefined;
+  const graceOver = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), graceMs);
+  });
+  const outcome = await Promise.race([exited.then(() => "exited" as const), graceOver]);
+  clearTimeout(timer);
+  if (outcome === "timeout") {
+    logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { graceMs, pid: child.pid });
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+// Servers still running when this process exits get SIGTERM (nats-server then
+// shuts JetStream down cleanly on its own).
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on("exit", () => {
+      for (const c of live) c.kill("SIGTERM");
+    });
+  }
+}

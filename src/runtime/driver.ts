@@ -1,0 +1,121 @@
+// The runtime driver: how a worker carries out a task on some runtime (this
+// host's processes, a Kubernetes cluster, or nothing at all for benchmarks).
+// Every method is idempotent so that a redelivered task can resume.
+
+export type RuntimeFailureReason =
+  | "WEIGHTS_NOT_FOUND"
+  | "WEIGHTS_DOWNLOAD_FAILED"
+  | "WEIGHTS_CHECKSUM_MISMATCH"
+  | "INSUFFICIENT_RESOURCES"
+  | "SERVER_EXITED"
+  | "INVALID_SPEC"
+  | "INTERNAL";
+
+/** The one error type a driver throws; the worker maps it to a task Failure. */
+export class RuntimeError extends Error {
+  override readonly name = "RuntimeError";
+  constructor(
+    readonly reason: RuntimeFailureReason,
+    message: string,
+    readonly options: { retryable?: boolean; exitCode?: number; logTail?: string; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+  }
+  get retryable(): boolean {
+    return this.options.retryable ?? false;
+  }
+}
+
+export interface ModelSpec {
+  name: string;
+  revision: string;
+  uri: string;
+  /** Lowercase hex, or "" when not given. */
+  sha256: string;
+  task: string;
+  type: string;
+  runtime: string;
+}
+
+export interface ResourceSpec {
+  acceleratorType: string;
+  acceleratorCount: number;
+  cpu: number;
+  memoryBytes: number;
+  threadCount: number;
+  maxBatchSize: number;
+}
+
+export interface RevisionSpec {
+  deploymentUid: string;
+  workspace: string;
+  deploymentName: string;
+  revision: number;
+  model: ModelSpec;
+  resources: ResourceSpec;
+  /** Replicas to run for this revision. */
+  replicas: number;
+}
+
+export interface PreparedWeights {
+  /** Local path of the model file, inside the content-addressed cache. */
+  path: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface DownloadProgress {
+  bytesDone: number;
+  /** 0 when unknown. */
+  bytesTotal: number;
+}
+
+export interface ReplicaCounts {
+  desired: number;
+  /** Replicas that pass their health check now. */
+  ready: number;
+  /** Replicas started but not ready yet. */
+  pending: number;
+  /** Restarts after a crash since the revision started. */
+  restarts: number;
+}
+
+export interface RevisionStatus extends ReplicaCounts {
+  /** Set when a replica exited before it ever became ready. */
+  exited?: { exitCode: number | null; signal: string | null; logTail: string };
+}
+
+export interface DeploymentObservation {
+  deploymentUid: string;
+  /** Revision the route sends traffic to, 0 when none. */
+  servingRevision: number;
+  /** Set while at least one replica of the serving revision is ready. */
+  endpointUrl: string;
+  instances: ReplicaCounts;
+}
+
+export interface RuntimeDriver {
+  readonly name: string;
+  /** Fetch the weights into the cache (a cache hit reports all bytes at once). */
+  prepareWeights(
+    spec: RevisionSpec,
+    onProgress: (p: DownloadProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<PreparedWeights>;
+  /** Start (or keep running) spec.replicas replicas of the revision. */
+  startRevision(spec: RevisionSpec, weights: PreparedWeights): Promise<void>;
+  revisionStatus(deploymentUid: string, revision: number): Promise<RevisionStatus>;
+  /** Point the deployment's route at the revision; returns the endpoint URL. */
+  switchTraffic(spec: RevisionSpec): Promise<string>;
+  /** Stop a revision's replicas after draining in-flight requests. */
+  stopRevision(deploymentUid: string, revision: number): Promise<void>;
+  /**
+   * Remove the route (the endpoint then answers 404) and every revision of the
+   * deployment. Afterwards startRevision for that uid fails, so a late worker
+   * cannot bring a deleted deployment back.
+   */
+  release(deploymentUid: string): Promise<void>;
+  /** What runs now, for the observer that keeps instances honest. */
+  observe(): Promise<DeploymentObservation[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,137 @@
+// HTTP server of the control API (routes in control-protocol.ts).
+import http from "node:http";
+import type { Logger } from "../../log.js";
+import { RuntimeError, type PreparedWeights, type RevisionSpec } from "../driver.js";
+import { errorToWire } from "./control-protocol.js";
+import { closeServer, HttpError, httpUrl, listen, readJson, sendJson } from "./http-util.js";
+import type { LocalRuntime } from "./local-runtime.js";
+
+export interface ControlApi {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 1024 * 1024;
+const REVISION_PATH = /^\/v1\/deployments\/([^/]+)\/revisions\/(\d+)(\/stop)?$/;
+const DEPLOYMENT_PATH = /^\/v1\/deployments\/([^/]+)(\/route)?$/;
+
+export async function startControlApi(options: {
+  host: string;
+  port: number;
+  runtime: LocalRuntime;
+  logger: Logger;
+}): Promise<ControlApi> {
+  const { runtime, logger } = options;
+
+  async function handle(req: http.IncomingMessage): Promise<unknown> {
+    const path = new URL(req.url ?? "/", "http://control").pathname;
+    const method = req.method ?? "GET";
+    if (path === "/v1/health" && method === "GET") return { ok: true };
+    if (path === "/v1/observations" && method === "GET") return { deployments: runtime.observe() };
+    if (path === "/v1/revisions" && method === "POST") {
+      const body = asRecord(await readJson(req, MAX_BODY_BYTES), "body");
+      await runtime.startRevision(revisionSpec(body["spec"]), preparedWeights(body["weights"]));
+      return {};
+    }
+    const rev = REVISION_PATH.exec(path);
+    if (rev) {
+      const uid = decodeURIComponent(rev[1] ?? "");
+      const number = Number(rev[2]);
+      if (!rev[3] && method === "GET") {
+        return { ...runtime.revisionStatus(uid, number), replicas: runtime.replicaDetails(uid, number) };
+      }
+      if (rev[3] && method === "POST") {
+        await runtime.stopRevision(uid, number);
+        return {};
+      }
+    }
+    const dep = DEPLOYMENT_PATH.exec(path);
+    if (dep) {
+      const uid = decodeURIComponent(dep[1] ?? "");
+      if (dep[2] && method === "PUT") {
+        const spec = revisionSpec(asRecord(await readJson(req, MAX_BODY_BYTES), "body")["spec"]);
+        if (spec.deploymentUid !== uid) throw invalid(`spec.deploymentUid ${spec.deploymentUid} does not match ${uid}`);
+        return { endpointUrl: runtime.switchTraffic(spec) };
+      }
+      if (!dep[2] && method === "DELETE") {
+        await runtime.release(uid);
+        return {};
+      }
+    }
+    throw new HttpError(404, `no control endpoint ${method} ${path}`);
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req).then(
+      (body) => sendJson(res, 200, body),
+      (err: unknown) => {
+        if (err instanceof RuntimeError) {
+          const { status, body } = errorToWire(err);
+          return sendJson(res, status, body);
+        }
+        if (err instanceof HttpError) {
+          return sendJson(res, err.status, { error: { reason: "INTERNAL", message: err.message, retryable: false } });
+        }
+        logger.error("control request failed", { err, method: req.method, url: req.url });
+        const { status, body } = errorToWire(
+          new RuntimeError("INTERNAL", `local runtime error: ${(err as Error).message}`, { retryable: true }),
+        );
+        sendJson(res, status, body);
+      },
+    );
+  });
+  const port = await listen(server, options.port, options.host);
+  return { url: httpUrl(options.host, port), close: () => closeServer(server, 1_000) };
+}
+
+const invalid = (message: string) => new RuntimeError("INVALID_SPEC", message);
+
+function asRecord(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw invalid(`${what} must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+function field<T extends "string" | "number">(
+  o: Record<string, unknown>,
+  name: string,
+  type: T,
+): T extends "string" ? string : number {
+  const v = o[name];
+  if (typeof v !== type || (type === "number" && !Number.isFinite(v))) throw invalid(`${name} must be a ${type}`);
+  return v as T extends "string" ? string : number;
+}
+
+function revisionSpec(v: unknown): RevisionSpec {
+  const o = asRecord(v, "spec");
+  const model = asRecord(o["model"], "spec.model");
+  const resources = asRecord(o["resources"], "spec.resources");
+  return {
+    deploymentUid: field(o, "deploymentUid", "string"),
+    workspace: field(o, "workspace", "string"),
+    deploymentName: field(o, "deploymentName", "string"),
+    revision: field(o, "revision", "number"),
+    replicas: field(o, "replicas", "number"),
+    model: {
+      name: field(model, "name", "string"),
+      revision: field(model, "revision", "string"),
+      uri: field(model, "uri", "string"),
+      sha256: field(model, "sha256", "string"),
+      task: field(model, "task", "string"),
+      type: field(model, "type", "string"),
+      runtime: field(model, "runtime", "string"),
+    },
+    resources: {
+      acceleratorType: field(resources, "acceleratorType", "string"),
+      acceleratorCount: field(resources, "acceleratorCount", "number"),
+      cpu: field(resources, "cpu", "number"),
+      memoryBytes: field(resources, "memoryBytes", "number"),
+      threadCount: field(resources, "threadCount", "number"),
+      maxBatchSize: field(resources, "maxBatchSize", "number"),
+    },
+  };
+}
+
+function preparedWeights(v: unknown): PreparedWeights {
+  const o = asRecord(v, "weights");
+  return { path: field(o, "path", "string"), sha256: field(o, "sha256", "string"), bytes: field(o, "bytes", "number") };
+}

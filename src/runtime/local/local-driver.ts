@@ -1,0 +1,115 @@
+// The RuntimeDriver workers use with the local runtime: weights are fetched
+// into the shared cache in the worker's own process (same host, same dataDir);
+// everything else is a call to the local runtime agent's control API.
+import { silentLogger, type Logger } from "../../log.js";
+import {
+  RuntimeError,
+  type DeploymentObservation,
+  type RevisionSpec,
+  type RevisionStatus,
+  type RuntimeDriver,
+} from "../driver.js";
+import { controlPaths, errorFromWire } from "./control-protocol.js";
+import { createWeightsCache } from "./weights-cache.js";
+
+export interface LocalDriverOptions {
+  /** Where the agent's control API listens, e.g. http://127.0.0.1:8001. */
+  controlUrl: string;
+  dataDir: string;
+  logger?: Logger;
+  /** Per control call; stopping a revision waits for its drain. Default 60 s. */
+  requestTimeoutMs?: number;
+}
+
+export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
+  const logger = (options.logger ?? silentLogger).child({ component: "local-driver" });
+  const base = options.controlUrl.replace(/\/+$/, "");
+  const timeoutMs = options.requestTimeoutMs ?? 60_000;
+  const weights = createWeightsCache({ dataDir: options.dataDir, logger });
+  const closed = new AbortController();
+
+  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const send = () =>
+      fetch(base + path, {
+        method,
+        signal: AbortSignal.any([closed.signal, AbortSignal.timeout(timeoutMs)]),
+        ...(body !== undefined ? { body: JSON.stringify(body), headers: { "content-type": "application/json" } } : {}),
+      });
+    let res: Response;
+    try {
+      res = await send().catch((err: unknown) => {
+        // Every control operation is idempotent, so one resend is safe; it covers a kept-alive
+        // connection that a restarted agent closed under us.
+        if (closed.signal.aborted || (err as Error).name === "TimeoutError") throw err;
+        return send();
+      });
+    } catch (err) {
+      throw unreachable(err, method, path);
+    }
+    let payload: unknown;
+    try {
+      payload = await res.json();
+    } catch (err) {
+      if (res.ok) throw new RuntimeError("INTERNAL", `local runtime sent a malformed answer to ${method} ${path}`, { cause: err });
+      payload = undefined;
+    }
+    if (!res.ok) throw errorFromWire(res.status, payload);
+    return payload as T;
+  }
+
+  function unreachable(err: unknown, method: string, path: string): RuntimeError {
+    const e = err as Error & { cause?: { code?: string } };
+    if (closed.signal.aborted) return new RuntimeError("INTERNAL", "local driver closed", { retryable: true, cause: err });
+    if (e.name === "TimeoutError") {
+      return new RuntimeError("INTERNAL", `local runtime at ${base} did not answer ${method} ${path} within ${timeoutMs} ms`, {
+        retryable: true,
+        cause: err,
+      });
+    }
+    const code = e.cause?.code;
+    const notRunning = code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "ECONNRESET";
+    return new RuntimeError(
+      "INTERNAL",
+      notRunning
+        ? `the local runtime is not running at ${base} (${code}); start the local runtime agent, then the task is retried`
+        : `cannot reach the local runtime at ${base}: ${e.message}${code ? ` (${code})` : ""}`,
+      { retryable: true, cause: err },
+    );
+  }
+
+  return {
+    name: "local",
+    prepareWeights: (spec, onProgress, signal) => weights.prepare(spec.model, onProgress, signal),
+    async startRevision(spec, prepared) {
+      await call("POST", controlPaths.revisions, { spec, weights: prepared });
+    },
+    async revisionStatus(uid, revision) {
+      const s = await call<RevisionStatus>("GET", controlPaths.revision(uid, revision));
+      return {
+        desired: s.desired,
+        ready: s.ready,
+        pending: s.pending,
+        restarts: s.restarts,
+        ...(s.exited ? { exited: s.exited } : {}),
+      };
+    },
+    async switchTraffic(spec: RevisionSpec) {
+      const { endpointUrl } = await call<{ endpointUrl: string }>("PUT", controlPaths.route(spec.deploymentUid), { spec });
+      return endpointUrl;
+    },
+    async stopRevision(uid, revision) {
+      await call("POST", controlPaths.stopRevision(uid, revision));
+    },
+    async release(uid) {
+      await call("DELETE", controlPaths.deployment(uid));
+    },
+    async observe() {
+      const { deployments } = await call<{ deployments: DeploymentObservation[] }>("GET", controlPaths.observations);
+      return deployments;
+    },
+    async close() {
+      closed.abort();
+      logger.debug("local driver closed");
+    },
+  };
+}

@@ -1,0 +1,212 @@
+// The local runtime's operations, in process: the supervisor, the route table,
+// tombstones of released deployments, and their persistence. The control API
+// exposes these over HTTP; the gateway resolves requests through `resolve`.
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../../log.js";
+import {
+  RuntimeError,
+  type DeploymentObservation,
+  type PreparedWeights,
+  type ReplicaCounts,
+  type RevisionSpec,
+  type RevisionStatus,
+} from "../driver.js";
+import type { Revision } from "./revision.js";
+import { RouteTable, type Route } from "./routes.js";
+import { loadState, saveState } from "./state-store.js";
+import { createSupervisor, type SupervisorOptions } from "./supervisor.js";
+
+export interface LocalRuntimeOptions extends SupervisorOptions {
+  dataDir: string;
+  /** Base of endpoint URLs, e.g. http://127.0.0.1:8081 (known once the gateway listens). */
+  gatewayUrl: () => string;
+  logger: Logger;
+}
+
+export type Resolution =
+  | { kind: "missing" }
+  | { kind: "stopped"; route: Route }
+  | { kind: "serving"; route: Route; revision: Revision };
+
+/** Per-replica detail, for operators and tests (not part of the driver interface). */
+export interface ReplicaDetail {
+  index: number;
+  phase: string;
+  ready: boolean;
+  pid: number | null;
+  port: number | null;
+  inFlight: number;
+}
+
+export interface LocalRuntime {
+  startRevision(spec: RevisionSpec, weights: PreparedWeights): Promise<void>;
+  revisionStatus(deploymentUid: string, revision: number): RevisionStatus;
+  replicaDetails(deploymentUid: string, revision: number): ReplicaDetail[];
+  switchTraffic(spec: RevisionSpec): string;
+  stopRevision(deploymentUid: string, revision: number): Promise<void>;
+  release(deploymentUid: string): Promise<void>;
+  observe(): DeploymentObservation[];
+  resolve(workspace: string, deploymentName: string): Resolution;
+  /** Starts what the persisted state says should run. */
+  restore(): void;
+  /** Stops every replica; the persisted state stays, for the next start. */
+  close(): Promise<void>;
+}
+
+const SEGMENT = /^[^/\s]+$/;
+
+export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
+  const { logger } = options;
+  const statePath = join(options.dataDir, "runtime-state.json");
+  const supervisor = createSupervisor(options);
+  const routes = new RouteTable();
+  const tombstones = new Set<string>();
+
+  const persist = () =>
+    saveState(statePath, {
+      version: 1,
+      revisions: supervisor
+        .all()
+        .filter((r) => !tombstones.has(r.uid))
+        .map((r) => r.desired),
+      routes: routes.list(),
+      tombstones: [...tombstones],
+    });
+
+  // As a promise, so that a failed write and a failed apply are both awaited (Promise.all) and neither floats.
+  const persisted = () =>
+    new Promise<void>((resolve) => {
+      persist();
+      resolve();
+    });
+
+  const endpointUrl = (route: Route) =>
+    `${options.gatewayUrl()}/${encodeURIComponent(route.workspace)}/v2/models/${encodeURIComponent(route.deploymentName)}`;
+
+  const refuseReleased = (uid: string) => {
+    if (tombstones.has(uid)) {
+      throw new RuntimeError("INVALID_SPEC", `deployment ${uid} was released from this runtime and cannot run again`);
+    }
+  };
+
+  const known = (uid: string, revision: number): Revision => {
+    refuseReleased(uid);
+    const r = supervisor.get(uid, revision);
+    if (!r) {
+      throw new RuntimeError("INTERNAL", `revision ${revision} of deployment ${uid} was never started on this runtime`);
+    }
+    return r;
+  };
+
+  return {
+    async startRevision(spec, weights) {
+      refuseReleased(spec.deploymentUid);
+      if (!Number.isSafeInteger(spec.replicas) || spec.replicas < 0) {
+        throw new RuntimeError("INVALID_SPEC", `replicas must be a non-negative integer, got ${spec.replicas}`);
+      }
+      if (!SEGMENT.test(spec.workspace) || !SEGMENT.test(spec.deploymentName)) {
+        throw new RuntimeError("INVALID_SPEC", "workspace and deployment name must be non-empty without '/' or spaces");
+      }
+      if (!statSync(weights.path, { throwIfNoEntry: false })?.isFile()) {
+        throw new RuntimeError("WEIGHTS_NOT_FOUND", `weights file ${weights.path} is missing; prepare the weights again`, {
+          retryable: true,
+        });
+      }
+      await Promise.all([supervisor.apply({ spec, weights, replicas: spec.replicas }), persisted()]);
+    },
+
+    revisionStatus: (uid, revision) => known(uid, revision).status(),
+
+    replicaDetails: (uid, revision) =>
+      known(uid, revision).replicas.map((r) => ({
+        index: r.index,
+        phase: r.phase,
+        ready: r.ready,
+        pid: r.pid ?? null,
+        port: r.port ?? null,
+        inFlight: r.inFlight,
+      })),
+
+    switchTraffic(spec) {
+      known(spec.deploymentUid, spec.revision);
+      const route: Route = {
+        deploymentUid: spec.deploymentUid,
+        workspace: spec.workspace,
+        deploymentName: spec.deploymentName,
+        revision: spec.revision,
+      };
+      routes.set(route);
+      persist();
+      logger.info("traffic switched", { ...route });
+      return endpointUrl(route);
+    },
+
+    async stopRevision(uid, revision) {
+      const r = supervisor.get(uid, revision);
+      if (!r || tombstones.has(uid)) return;
+      await Promise.all([supervisor.apply({ ...r.desired, replicas: 0 }), persisted()]);
+    },
+
+    async release(uid) {
+      tombstones.add(uid);
+      routes.remove(uid);
+      persist();
+      await Promise.all(supervisor.revisionsOf(uid).map((r) => supervisor.remove(uid, r.number)));
+      logger.info("deployment released", { deploymentUid: uid });
+    },
+
+    observe() {
+      const uids = new Set([...routes.list().map((r) => r.deploymentUid), ...supervisor.all().map((r) => r.uid)]);
+      return [...uids]
+        .filter((uid) => !tombstones.has(uid))
+        .map((uid) => {
+          const route = routes.ofDeployment(uid);
+          // The serving revision; without a route, the newest one.
+          const revision = route
+            ? supervisor.get(uid, route.revision)
+            : supervisor.revisionsOf(uid).sort((a, b) => b.number - a.number)[0];
+          const status = revision?.status();
+          const instances: ReplicaCounts = {
+            desired: status?.desired ?? 0,
+            ready: status?.ready ?? 0,
+            pending: status?.pending ?? 0,
+            restarts: status?.restarts ?? 0,
+          };
+          return {
+            deploymentUid: uid,
+            servingRevision: route?.revision ?? 0,
+            endpointUrl: route && instances.ready > 0 ? endpointUrl(route) : "",
+            instances,
+          };
+        });
+    },
+
+    resolve(workspace, deploymentName) {
+      const route = routes.lookup(workspace, deploymentName);
+      if (!route) return { kind: "missing" };
+      const revision = supervisor.get(route.deploymentUid, route.revision);
+      if (!revision || revision.desired.replicas === 0) return { kind: "stopped", route };
+      return { kind: "serving", route, revision };
+    },
+
+    restore() {
+      const state = loadState(statePath);
+      for (const uid of state.tombstones) tombstones.add(uid);
+      for (const route of state.routes) if (!tombstones.has(route.deploymentUid)) routes.set(route);
+      for (const desired of state.revisions) {
+        if (tombstones.has(desired.spec.deploymentUid)) continue;
+        supervisor.apply(desired).catch((err: unknown) =>
+          logger.error("cannot restore revision", {
+            err,
+            deploymentUid: desired.spec.deploymentUid,
+            revision: desired.spec.revision,
+          }),
+        );
+      }
+      logger.info("runtime state restored", { revisions: state.revisions.length, routes: state.routes.length });
+    },
+
+    close: () => supervisor.close(),
+  };
+}

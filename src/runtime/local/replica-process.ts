@@ -1,0 +1,90 @@
+// One model-server child process: spawned with a pipe on stdin (the child
+// exits when that closes, so children never outlive a killed supervisor), its
+// port read from the first {"event":"listening"} line on stdout, its output
+// kept in a LogTail.
+import { spawn } from "node:child_process";
+import type { LogTail } from "./log-tail.js";
+
+export interface ProcessExit {
+  exitCode: number | null;
+  signal: string | null;
+}
+
+export interface ReplicaProcess {
+  readonly pid: number | undefined;
+  /** Resolves once the child is listening; never rejects (watch `exit` instead). */
+  readonly listening: Promise<number>;
+  readonly exit: Promise<ProcessExit>;
+  readonly exited: boolean;
+  /** SIGTERM, then SIGKILL after graceMs; resolves once the child is gone. */
+  terminate(graceMs: number): Promise<ProcessExit>;
+}
+
+export function spawnReplicaProcess(command: readonly string[], args: readonly string[], tail: LogTail): ReplicaProcess {
+  const [file, ...fixedArgs] = command;
+  if (!file) throw new Error("model-server command is empty");
+  const child = spawn(file, [...fixedArgs, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  let exited = false;
+
+  let onListening: (port: number) => void = () => {};
+  const listening = new Promise<number>((resolve) => (onListening = resolve));
+  let sawListening = false;
+  tail.follow(child.stdout, (line) => {
+    if (!sawListening) {
+      const port = listeningPort(line);
+      if (port !== undefined) {
+        sawListening = true;
+        onListening(port);
+        return;
+      }
+    }
+    tail.push(line);
+  });
+  tail.follow(child.stderr);
+  // An EPIPE on stdin just means the child is gone; exit handling covers it.
+  child.stdin.on("error", () => {});
+
+  const exit = new Promise<ProcessExit>((resolve) => {
+    const done = (result: ProcessExit) => {
+      if (exited) return;
+      exited = true;
+      resolve(result);
+    };
+    // "close" rather than "exit": it fires after stdout/stderr are drained, so the tail is complete.
+    child.once("close", (exitCode, signal) => done({ exitCode, signal }));
+    // "on", not "once": a later failure (a kill that fails) must not become an unhandled error event.
+    child.on("error", (err) => {
+      tail.push(`cannot start ${file}: ${err.message}`);
+      if (child.pid === undefined) done({ exitCode: null, signal: null });
+    });
+  });
+
+  return {
+    pid: child.pid,
+    listening,
+    exit,
+    get exited() {
+      return exited;
+    },
+    async terminate(graceMs) {
+      if (exited) return exit;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      try {
+        return await exit;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+function listeningPort(line: string): number | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    const msg = JSON.parse(line) as { event?: unknown; port?: unknown };
+    return msg.event === "listening" && typeof msg.port === "number" ? msg.port : undefined;
+  } catch {
+    return undefined;
+  }
+}

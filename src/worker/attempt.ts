@@ -1,0 +1,51 @@
+// Writes of one attempt of one task: each is fenced on (task id, attempt), so
+// once another attempt (or a cancellation) takes the task, this one stops.
+import type { Db } from "../db/connect.js";
+import type { DeploymentPatch, TaskPatch } from "../db/database.js";
+import { applyChange } from "../db/changes.js";
+import { transact, type EventSink } from "../db/transact.js";
+import type { DeploymentEvent, EventType, Failure, Task, TaskPhase, TaskProgress } from "../domain/types.js";
+
+export interface AttemptWriter {
+  readonly task: Task;
+  /** The task as last written by this attempt. */
+  current(): Task;
+  write(type: EventType, change: { task?: TaskPatch; deployment?: DeploymentPatch }): Promise<DeploymentEvent>;
+  /** Phase and progress; percent never goes down within a task. */
+  progress(phase: TaskPhase, progress: Partial<TaskProgress>, deployment?: DeploymentPatch, extendDeadline?: boolean): Promise<void>;
+}
+
+export function createAttemptWriter(db: Db, sink: EventSink, task: Task): AttemptWriter {
+  let latest = task;
+  const write: AttemptWriter["write"] = async (type, change) => {
+    const event = await transact(db, sink, async (trx, emit) => {
+      const e = await applyChange(trx, {
+        deploymentUid: task.deploymentUid,
+        type,
+        deployment: change.deployment,
+        task: { id: task.id, attempt: task.attempt, patch: change.task ?? {} },
+      });
+      emit(e);
+      return e;
+    });
+    if (event.task) latest = event.task;
+    return event;
+  };
+  return {
+    task,
+    current: () => latest,
+    write,
+    async progress(phase, progress, deployment, extendDeadline = true) {
+      const merged: TaskProgress = { ...latest.progress, ...progress };
+      merged.percent = Math.max(latest.progress.percent, Math.min(100, Math.round(merged.percent)));
+      const patch: TaskPatch = { phase, progress: JSON.stringify(merged) };
+      if (extendDeadline) patch.progress_deadline = new Date(Date.now() + latest.deadlineSeconds * 1000);
+      const type: EventType = deployment?.state !== undefined ? "STATE_CHANGED" : "PROGRESS";
+      await write(type, { task: patch, deployment });
+    },
+  };
+}
+
+export function failureOf(reason: Failure["reason"], message: string, extra: Partial<Failure> = {}): Failure {
+  return { reason, message, retryable: false, time: new Date().toISOString(), ...extra };
+}

@@ -1,0 +1,226 @@
+// Carries out one claimed task on the runtime, recording every phase. Steps
+// are idempotent, so a redelivered task simply runs them again: the driver
+// finds weights cached and replicas already started.
+import type { Db } from "../db/connect.js";
+import { findDeploymentByUid } from "../db/deployments.js";
+import { toDeployment } from "../db/mappers.js";
+import type { EventSink } from "../db/transact.js";
+import { parseMemory } from "../domain/quantities.js";
+import type { Deployment, Failure, Task } from "../domain/types.js";
+import { initialReplicas } from "../domain/validation.js";
+import type { Logger } from "../log.js";
+import { RuntimeError, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
+import { createAttemptWriter, failureOf, type AttemptWriter } from "./attempt.js";
+import { loadRevision } from "../db/revisions.js";
+
+export interface RunTaskDeps {
+  db: Db;
+  sink: EventSink;
+  driver: RuntimeDriver;
+  logger: Logger;
+  healthPollMs: number;
+}
+
+/** A failure that ends the task (as opposed to a retryable hiccup). */
+export class TaskFailure extends Error {
+  override readonly name = "TaskFailure";
+  constructor(readonly failure: Failure) {
+    super(failure.message);
+  }
+}
+
+export async function runTask(deps: RunTaskDeps, task: Task, signal: AbortSignal): Promise<void> {
+  const w = createAttemptWriter(deps.db, deps.sink, task);
+  const row = await findDeploymentByUid(deps.db, task.deploymentUid);
+  if (!row) throw new TaskFailure(failureOf("INTERNAL", `deployment ${task.deploymentUid} of task ${task.id} is missing`));
+  const deployment = toDeployment(row);
+  if (task.progressDeadline && task.progressDeadline.getTime() < Date.now()) {
+    throw new TaskFailure(failureOf("PROGRESS_DEADLINE_EXCEEDED", `task ${task.id} made no progress for ${task.deadlineSeconds}s; retry the request, or raise progressDeadlineSeconds`));
+  }
+  switch (task.kind) {
+    case "DEPLOY":
+      return deploy(deps, w, deployment, signal);
+    case "DELETE":
+      return remove(deps, w, deployment);
+    default:
+      throw new TaskFailure(failureOf("INTERNAL", `task kind ${task.kind} is not supported by this worker yet`));
+  }
+}
+
+async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment, signal: AbortSignal): Promise<void> {
+  const task = w.task;
+  const revision = await loadRevision(deps.db, deployment.uid, task.revision);
+  const replicas = initialReplicas(deployment.scaling);
+  const spec: RevisionSpec = {
+    deploymentUid: deployment.uid,
+    workspace: deployment.workspace,
+    deploymentName: deployment.name,
+    revision: task.revision,
+    model: revision.model,
+    resources: { ...revision.resources, memoryBytes: parseMemory(revision.resources.memory) ?? 0 },
+    replicas,
+  };
+  const instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
+
+  await w.write("STATE_CHANGED", {
+    task: { status: "RUNNING", phase: "VALIDATING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task) },
+    deployment: { state: "INITIALIZING", target_revision: task.revision, instances: JSON.stringify(instances) },
+  });
+
+  await w.progress("DOWNLOADING", { percent: 5, message: `fetching ${spec.model.uri}` }, { state: "DOWNLOADING" });
+  let lastWrite = 0;
+  let lastDone = -1;
+  let pending: Promise<void> = Promise.resolve();
+  const weights = await deps.driver.prepareWeights(spec, (p) => {
+    const now = Date.now();
+    // Throttled: one row and event per 200 ms at most, and always the last one.
+    if (p.bytesDone === lastDone || (now - lastWrite < 200 && p.bytesDone !== p.bytesTotal)) return;
+    lastWrite = now;
+    lastDone = p.bytesDone;
+    const percent = p.bytesTotal > 0 ? 5 + (45 * p.bytesDone) / p.bytesTotal : 5;
+    pending = pending.then(() => w.progress("DOWNLOADING", { percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, message: "downloading weights" }));
+  }, signal);
+  await pending;
+  await w.progress("DOWNLOADING", { percent: 50, bytesDone: weights.bytes, bytesTotal: weights.bytes, message: `weights ready (sha256 ${weights.sha256.slice(0, 12)}…)` });
+
+  if (replicas === 0) {
+    // Registered with no replicas: the route exists and answers 503 (stopped).
+    await deps.driver.startRevision(spec, weights);
+    await deps.driver.switchTraffic(spec);
+    await finish(w, deployment, { state: "STOPPED", endpointUrl: "", instances });
+    return;
+  }
+
+  await w.progress("STARTING", { percent: 55, replicasDesired: replicas, message: `starting ${replicas} replica(s)` }, { state: "DEPLOYING" });
+  await deps.driver.startRevision(spec, weights);
+
+  await w.progress("HEALTH_CHECKING", { percent: 60, message: "waiting for replicas to pass health checks" });
+  let ready = -1;
+  for (;;) {
+    signal.throwIfAborted();
+    const status = await deps.driver.revisionStatus(deployment.uid, task.revision);
+    if (status.exited) {
+      await deps.driver.stopRevision(deployment.uid, task.revision).catch(() => {});
+      const code = status.exited.exitCode;
+      throw new TaskFailure(failureOf("SERVER_EXITED",
+        `the model server exited while starting (${code !== null ? `exit code ${code}` : `signal ${status.exited.signal}`}); see logTail, check that the weights are a valid model for runtime "${spec.model.runtime || "onnx"}"`,
+        { exitCode: code ?? undefined, logTail: status.exited.logTail }));
+    }
+    if (status.ready !== ready) {
+      ready = status.ready;
+      instances.ready = status.ready;
+      instances.pending = status.pending;
+      await w.progress("HEALTH_CHECKING", {
+        percent: 60 + (30 * Math.min(ready, replicas)) / replicas,
+        replicasReady: ready,
+        replicasDesired: replicas,
+        message: `${ready}/${replicas} replicas ready`,
+      }, { instances: JSON.stringify(instances) });
+    }
+    if (status.ready >= replicas) break;
+    const deadline = w.current().progressDeadline;
+    if (deadline && deadline.getTime() < Date.now()) {
+      await deps.driver.stopRevision(deployment.uid, task.revision).catch(() => {});
+      throw new TaskFailure(failureOf("HEALTH_CHECK_TIMEOUT",
+        `only ${status.ready}/${replicas} replicas passed health checks within ${task.deadlineSeconds}s; check the model server's logs or raise progressDeadlineSeconds`));
+    }
+    await delay(deps.healthPollMs, signal);
+  }
+
+  await w.progress("SWITCHING_TRAFFIC", { percent: 95, message: "routing traffic to the new revision" });
+  const endpointUrl = await deps.driver.switchTraffic(spec);
+  await finish(w, deployment, { state: "RUNNING", endpointUrl, instances });
+}
+
+async function finish(
+  w: AttemptWriter,
+  deployment: Deployment,
+  end: { state: "RUNNING" | "STOPPED"; endpointUrl: string; instances: Deployment["instances"] },
+): Promise<void> {
+  const task = w.current();
+  await w.write("TASK_FINISHED", {
+    task: {
+      status: "COMPLETED",
+      phase: "DONE",
+      end_time: new Date(),
+      progress: JSON.stringify({ ...task.progress, percent: 100, message: end.state === "RUNNING" ? "serving" : "stopped (0 replicas)" }),
+      result: JSON.stringify({ deploymentId: deployment.uid, endpointUrl: end.endpointUrl, revision: task.revision }),
+    },
+    deployment: {
+      state: end.state,
+      serving_revision: task.revision,
+      target_revision: task.revision,
+      endpoint_url: end.endpointUrl,
+      instances: JSON.stringify(end.instances),
+      active_task_id: null,
+      failure: null,
+    },
+  });
+}
+
+async function remove(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment): Promise<void> {
+  const task = w.task;
+  await w.write("STATE_CHANGED", {
+    task: { status: "RUNNING", phase: "DRAINING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: JSON.stringify({ ...task.progress, percent: Math.max(task.progress.percent, 10), message: "draining in-flight requests" }) },
+    deployment: { state: "DELETING" },
+  });
+  await deps.driver.release(deployment.uid);
+  await w.progress("RELEASING", { percent: 80, message: "replicas stopped, route removed" });
+  const current = w.current();
+  await w.write("DELETED", {
+    task: {
+      status: "COMPLETED",
+      phase: "DONE",
+      end_time: new Date(),
+      progress: JSON.stringify({ ...current.progress, percent: 100, message: "deleted" }),
+      result: JSON.stringify({ deploymentId: deployment.uid, endpointUrl: "", revision: deployment.servingRevision }),
+    },
+    deployment: {
+      state: "DELETED",
+      endpoint_url: "",
+      instances: JSON.stringify({ desired: 0, ready: 0, pending: 0, restarts: 0 }),
+      active_task_id: null,
+    },
+  });
+}
+
+/** Ends a task as FAILED and the deployment as FAILED (first deploy). */
+export async function failTask(w: AttemptWriter, failure: Failure): Promise<void> {
+  const task = w.current();
+  const endsDeployment = task.kind === "DEPLOY";
+  await w.write("TASK_FINISHED", {
+    task: { status: "FAILED", end_time: new Date(), failure: JSON.stringify(failure) },
+    deployment: endsDeployment
+      ? { state: "FAILED", failure: JSON.stringify(failure), active_task_id: null, endpoint_url: "", instances: JSON.stringify({ desired: 0, ready: 0, pending: 0, restarts: 0 }) }
+      : { active_task_id: null },
+  });
+}
+
+export function failureFromError(err: unknown): Failure | undefined {
+  if (err instanceof TaskFailure) return err.failure;
+  if (err instanceof RuntimeError && !err.retryable) {
+    return failureOf(err.reason === "INVALID_SPEC" ? "INVALID_SPEC" : err.reason, err.message, {
+      exitCode: err.options.exitCode,
+      logTail: err.options.logTail,
+    });
+  }
+  return undefined;
+}
+
+function deadlineFrom(task: Task): Date {
+  return new Date(Date.now() + task.deadlineSeconds * 1000);
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}

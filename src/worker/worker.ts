@@ -1,0 +1,159 @@
+// Pulls task messages from the durable consumer with bounded concurrency. Every
+// message ends in exactly one outcome — ack, nak(delay) or term — chosen at the
+// end of handle().
+import type { JsMsg } from "@nats-io/jetstream";
+import { hostname } from "node:os";
+import type { Db } from "../db/connect.js";
+import { FencedError } from "../db/changes.js";
+import { toTask } from "../db/mappers.js";
+import { claimTask, releaseLease, renewLease } from "../db/tasks.js";
+import type { EventSink } from "../db/transact.js";
+import { newId } from "../domain/ids.js";
+import type { Logger } from "../log.js";
+import { getTaskConsumer, parseTaskMessage } from "../queue/task-queue.js";
+import type { NatsConnection } from "../queue/nats.js";
+import { RuntimeError, type RuntimeDriver } from "../runtime/driver.js";
+import { createAttemptWriter, failureOf } from "./attempt.js";
+import { failTask, failureFromError, runTask } from "./run-task.js";
+
+export interface WorkerOptions {
+  db: Db;
+  nc: NatsConnection;
+  stream: string;
+  sink: EventSink;
+  driver: RuntimeDriver;
+  logger: Logger;
+  concurrency: number;
+  leaseMs: number;
+  ackWaitMs: number;
+  maxDeliver: number;
+  healthPollMs: number;
+}
+
+export interface Worker {
+  readonly id: string;
+  /** Stops pulling, waits for running tasks up to graceMs, then aborts them (they are redelivered). */
+  stop(graceMs: number): Promise<void>;
+}
+
+type Outcome = { kind: "ack" } | { kind: "nak"; delayMs: number } | { kind: "term"; reason: string };
+
+export async function startWorker(o: WorkerOptions): Promise<Worker> {
+  const id = `${hostname()}-${process.pid}-${newId().slice(-6)}`;
+  const log = o.logger.child({ worker: id });
+  let consumer = await getTaskConsumer(o.nc, o.stream);
+  let stopping = false;
+  const running = new Set<AbortController>();
+
+  const handle = async (msg: JsMsg): Promise<Outcome> => {
+    const body = parseTaskMessage(msg);
+    if (!body) return { kind: "term", reason: "malformed task message" };
+    const claim = await claimTask(o.db, body.taskId, id, o.leaseMs);
+    if (claim.kind === "missing") return { kind: "term", reason: `unknown task ${body.taskId}` };
+    // Done already, or another live worker holds it: this copy is a duplicate.
+    // If that worker dies, its lease expires and the sweeper re-enqueues the task.
+    if (claim.kind === "terminal" || claim.kind === "leased") return { kind: "ack" };
+
+    const task = toTask(claim.task);
+    const tlog = log.child({ taskId: task.id, attempt: task.attempt, kind: task.kind });
+    const ac = new AbortController();
+    running.add(ac);
+    // Keep the lease and the message alive while a long step runs.
+    const beat = setInterval(() => {
+      msg.working();
+      renewLease(o.db, task.id, task.attempt, o.leaseMs).then(
+        (held) => { if (!held) ac.abort(new FencedError(task.id, task.attempt)); },
+        () => {},
+      );
+    }, Math.max(200, Math.min(o.leaseMs, o.ackWaitMs) / 3));
+    try {
+      tlog.info("task started");
+      await runTask({ db: o.db, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs }, task, ac.signal);
+      tlog.info("task finished");
+      return { kind: "ack" };
+    } catch (err) {
+      if (err instanceof FencedError || ac.signal.reason instanceof FencedError) {
+        tlog.info("task taken over or cancelled; stopping this attempt");
+        return { kind: "ack" };
+      }
+      const failure = failureFromError(err);
+      const lastChance = msg.info.deliveryCount >= o.maxDeliver;
+      if (failure || lastChance) {
+        const final = failure ?? failureOf("INTERNAL", `task failed after ${msg.info.deliveryCount} attempts: ${describe(err)}`, { retryable: true });
+        tlog.warn("task failed", { reason: final.reason, message: final.message });
+        try {
+          await failTask(createAttemptWriter(o.db, o.sink, task), final);
+        } catch (writeErr) {
+          if (writeErr instanceof FencedError) return { kind: "ack" };
+          throw writeErr;
+        }
+        return { kind: "ack" };
+      }
+      // Retryable: give the lease back and let the queue redeliver after a backoff.
+      tlog.warn("task attempt failed; will retry", { err: describe(err) });
+      await releaseLease(o.db, task.id, task.attempt).catch(() => {});
+      return { kind: "nak", delayMs: backoff(msg.info.deliveryCount) };
+    } finally {
+      clearInterval(beat);
+      running.delete(ac);
+    }
+  };
+
+  const settle = async (msg: JsMsg) => {
+    let outcome: Outcome;
+    try {
+      outcome = await handle(msg);
+    } catch (err) {
+      // The database or queue is unreachable: nothing was decided, try later.
+      log.warn("task message not processed; will be redelivered", { err: describe(err) });
+      outcome = { kind: "nak", delayMs: backoff(msg.info.deliveryCount) };
+    }
+    if (outcome.kind === "ack") msg.ack();
+    else if (outcome.kind === "nak") msg.nak(outcome.delayMs);
+    else msg.term(outcome.reason);
+  };
+
+  const loop = async () => {
+    while (!stopping) {
+      let msg: JsMsg | null;
+      try {
+        msg = await consumer.next({ expires: 2000 });
+      } catch (err) {
+        if (stopping) return;
+        log.warn("pull failed; retrying", { err: describe(err) });
+        await new Promise((r) => setTimeout(r, 1000));
+        consumer = await getTaskConsumer(o.nc, o.stream).catch(() => consumer);
+        continue;
+      }
+      if (msg) await settle(msg);
+    }
+  };
+
+  const loops = Array.from({ length: o.concurrency }, () => loop());
+  log.info("worker started", { concurrency: o.concurrency });
+
+  return {
+    id,
+    async stop(graceMs) {
+      stopping = true;
+      const all = Promise.all(loops);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), graceMs)));
+      if ((await Promise.race([all, timedOut])) === "timeout") {
+        for (const ac of running) ac.abort(new Error("worker shutting down"));
+        await all;
+      }
+      clearTimeout(timer);
+      log.info("worker stopped");
+    },
+  };
+}
+
+function backoff(deliveryCount: number): number {
+  return Math.min(30_000, 500 * 2 ** Math.max(0, deliveryCount - 1));
+}
+
+function describe(err: unknown): string {
+  if (err instanceof RuntimeError) return `${err.reason}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,210 @@
+// Create → queue → worker → events → delete, on real Postgres and JetStream,
+// with the no-op runtime driver (the runtime is tested on its own).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createAuthenticator } from "../../src/api/auth.js";
+import type { ApiDeps } from "../../src/api/deps.js";
+import { hasReason } from "../../src/api/errors.js";
+import { createDeployment, deleteDeployment, type CreateInput } from "../../src/api/mutations.js";
+import { createApiKey } from "../../src/db/api-keys.js";
+import { applyChange, FencedError } from "../../src/db/changes.js";
+import { findDeploymentByName } from "../../src/db/deployments.js";
+import { eventsAfter } from "../../src/db/events.js";
+import { claimTask, findTask } from "../../src/db/tasks.js";
+import { silentLogger } from "../../src/log.js";
+import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
+import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
+import { startSweeper, type Sweeper } from "../../src/queue/sweeper.js";
+import { createTaskPublisher } from "../../src/queue/task-queue.js";
+import { createNoopDriver } from "../../src/runtime/noop-driver.js";
+import { startWorker, type Worker } from "../../src/worker/worker.js";
+import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
+import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
+import type { Principal } from "../../src/domain/types.js";
+
+let tdb: TestDatabase;
+let tq: TestQueue;
+let bus: EventBus;
+let relay: OutboxRelay;
+let worker: Worker;
+let deps: ApiDeps;
+const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
+
+const input = (over: Partial<CreateInput> = {}): CreateInput => ({
+  model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx", sha256: "", task: "regression", type: "UNSPECIFIED", runtime: "" },
+  resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "128MiB", threadCount: 1, maxBatchSize: 0 },
+  scaling: { minReplicas: 2, maxReplicas: 2 },
+  suffix: "",
+  labels: { team: "ml" },
+  requestId: "",
+  progressDeadlineSeconds: 0,
+  ...over,
+});
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  tq = await createTestQueue();
+  bus = createEventBus(tq.nc, tq.prefix);
+  const publisher = createTaskPublisher(tq.nc, tq.prefix);
+  relay = startOutboxRelay({ db: tdb.db, publisher, logger: silentLogger, intervalMs: 200 });
+  deps = {
+    db: tdb.db,
+    auth: createAuthenticator(tdb.db),
+    bus,
+    sink: (events) => bus.publish(events),
+    wakeRelay: () => relay.wake(),
+    catalog: [],
+    limits: DEFAULT_LIMITS,
+    defaultProgressDeadlineSeconds: 600,
+    logger: silentLogger,
+  };
+  worker = await startWorker({
+    db: tdb.db, nc: tq.nc, stream: tq.stream, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
+    concurrency: 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
+  });
+});
+
+afterAll(async () => {
+  await worker?.stop(5000);
+  await relay?.stop();
+  await bus?.close();
+  await tq?.drop();
+  await tdb?.drop();
+});
+
+describe("deploy and delete through the queue", () => {
+  it("runs a deploy task to RUNNING with gapless events, then deletes it", async () => {
+    const { deployment, task } = await createDeployment(deps, alice, input());
+    expect(deployment.state).toBe("PENDING");
+    expect(deployment.name).toMatch(/^tiny-linear-[0-9a-z]{13}$/);
+    expect(task.status).toBe("PENDING");
+    expect(deployment.sequence).toBe(1);
+
+    const done = await waitFor("deploy task completed", async () => {
+      const t = await findTask(tdb.db, task.id);
+      return t && ["COMPLETED", "FAILED"].includes(t.status) ? t : undefined;
+    });
+    expect(done.status).toBe("COMPLETED");
+    expect(done.attempt).toBe(1);
+    const dep = (await findDeploymentByName(tdb.db, "acme", deployment.name))!;
+    expect(dep.state).toBe("RUNNING");
+    expect(dep.active_task_id).toBeNull();
+    expect(dep.endpoint_url).toContain(deployment.name);
+    expect(dep.instances).toMatchObject({ desired: 2, ready: 2 });
+
+    const events = await eventsAfter(tdb.db, deployment.uid, 0, 1000);
+    expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
+    expect(events.at(-1)!.sequence).toBe(dep.sequence);
+    const percents = events.filter((e) => e.task?.id === task.id).map((e) => e.task!.progress.percent);
+    expect([...percents].sort((a, b) => a - b)).toEqual(percents);
+    expect(events.at(-1)).toMatchObject({ type: "TASK_FINISHED", deployment: { state: "RUNNING" } });
+
+    const del = await deleteDeployment(deps, alice, deployment.name, "");
+    expect(del.kind).toBe("DELETE");
+    await waitFor("deleted", async () => (await findDeploymentByName(tdb.db, "acme", deployment.name))?.state === "DELETED");
+    const after = await eventsAfter(tdb.db, deployment.uid, 0, 1000);
+    expect(after.at(-1)).toMatchObject({ type: "DELETED", deployment: { state: "DELETED", endpointUrl: "" } });
+    expect(after.map((e) => e.sequence)).toEqual(after.map((_, i) => i + 1));
+    // Deleting a deleted deployment is NOT_FOUND.
+    await expect(deleteDeployment(deps, alice, deployment.name, "")).rejects.toMatchObject({ code: Code.NotFound });
+  });
+
+  it("keeps names unique per workspace and replays requestIds", async () => {
+    const a = await createDeployment(deps, alice, input({ suffix: "prod", requestId: "req-1" }));
+    const again = await createDeployment(deps, alice, input({ suffix: "prod", requestId: "req-1" }));
+    expect(again.task.id).toBe(a.task.id);
+    expect(again.deployment.uid).toBe(a.deployment.uid);
+    const reused = await createDeployment(deps, alice, input({ suffix: "other", requestId: "req-1" })).catch((e: unknown) => e);
+    expect(reused).toBeInstanceOf(ConnectError);
+    expect((reused as ConnectError).code).toBe(Code.InvalidArgument);
+    expect(hasReason(reused, "REQUEST_ID_REUSED")).toBe(true);
+    const taken = await createDeployment(deps, alice, input({ suffix: "prod" })).catch((e: unknown) => e);
+    expect((taken as ConnectError).code).toBe(Code.AlreadyExists);
+    expect((taken as ConnectError).message).toContain("specify another suffix");
+    // Another workspace may use the same name.
+    const bob: Principal = { workspace: "other", name: "bob", scopes: alice.scopes };
+    const b = await createDeployment(deps, bob, input({ suffix: "prod" }));
+    expect(b.deployment.name).toBe(a.deployment.name);
+  });
+
+  it("rejects bad specs before anything is written", async () => {
+    const before = await tdb.db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow();
+    const err = await createDeployment(deps, alice, input({ scaling: { minReplicas: 5, maxReplicas: 1 }, suffix: "Bad_Suffix" })).catch((e: unknown) => e);
+    expect((err as ConnectError).code).toBe(Code.InvalidArgument);
+    expect(hasReason(err, "REPLICAS_INVALID")).toBe(true);
+    const after = await tdb.db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow();
+    expect(after.n).toBe(before.n);
+  });
+
+  it("cancels an in-flight task when the deployment is deleted", async () => {
+    await worker.stop(5000); // nothing consumes: the deploy task stays PENDING
+    const { deployment, task } = await createDeployment(deps, alice, input());
+    const del = await deleteDeployment(deps, alice, deployment.name, "");
+    const cancelled = (await findTask(tdb.db, task.id))!;
+    expect(cancelled.status).toBe("CANCELLED");
+    expect(cancelled.failure).toMatchObject({ reason: "CANCELLED" });
+    // Deleting again while the delete runs returns the same delete task.
+    expect((await deleteDeployment(deps, alice, deployment.name, "")).id).toBe(del.id);
+    worker = await startWorker({
+      db: tdb.db, nc: tq.nc, stream: tq.stream, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
+      concurrency: 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
+    });
+    await waitFor("deleted", async () => (await findDeploymentByName(tdb.db, "acme", deployment.name))?.state === "DELETED");
+    expect((await findTask(tdb.db, task.id))!.status).toBe("CANCELLED");
+  });
+});
+
+describe("fencing and recovery", () => {
+  it("fences writes of an attempt that lost its lease", async () => {
+    await worker.stop(5000);
+    const { task, deployment } = await createDeployment(deps, alice, input());
+    const first = await claimTask(tdb.db, task.id, "w1", 1);
+    expect(first.kind).toBe("claimed");
+    await waitFor("lease to expire", async () => (await claimTask(tdb.db, task.id, "w2", 60_000)).kind === "claimed");
+    const current = (await findTask(tdb.db, task.id))!;
+    expect(current.attempt).toBe(2);
+    await expect(tdb.db.transaction().execute((trx) => applyChange(trx, {
+      deploymentUid: deployment.uid, type: "PROGRESS", task: { id: task.id, attempt: 1, patch: { phase: "DOWNLOADING" } },
+    }))).rejects.toBeInstanceOf(FencedError);
+    expect((await findTask(tdb.db, task.id))!.phase).toBe("QUEUED");
+    // A duplicate delivery while the lease is held is acknowledged, not run twice.
+    expect((await claimTask(tdb.db, task.id, "w3", 60_000)).kind).toBe("leased");
+  });
+
+  it("re-enqueues a task whose queue message was lost", async () => {
+    const { task } = await createDeployment(deps, alice, input());
+    await relay.stop();
+    // Simulate the lost publish: the outbox row of the next task disappears.
+    const lost = await createDeployment(deps, alice, input());
+    await tdb.db.deleteFrom("outbox").where("task_id", "=", lost.task.id).execute();
+    worker = await startWorker({
+      db: tdb.db, nc: tq.nc, stream: tq.stream, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
+      concurrency: 2, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
+    });
+    const sweeper: Sweeper = startSweeper({ db: tdb.db, publisher: createTaskPublisher(tq.nc, tq.prefix), logger: silentLogger, intervalMs: 100, olderThanMs: 100 });
+    try {
+      const t = await waitFor("lost task to complete", async () => {
+        const row = await findTask(tdb.db, lost.task.id);
+        return row?.status === "COMPLETED" ? row : undefined;
+      });
+      expect(t.enqueue_count).toBeGreaterThanOrEqual(1);
+      expect(task.id).not.toBe(lost.task.id);
+    } finally {
+      await sweeper.stop();
+    }
+  });
+});
+
+describe("auth", () => {
+  it("maps keys to principals and checks scopes", async () => {
+    const { key } = await createApiKey(tdb.db, { workspace: "acme", principal: "reader", scopes: ["deployments:read"] });
+    const auth = createAuthenticator(tdb.db);
+    const h = (v?: string) => new Headers(v ? { authorization: v } : {});
+    await expect(auth.authenticate(h(`Bearer ${key}`), "deployments:read")).resolves.toMatchObject({ workspace: "acme", name: "reader" });
+    await expect(auth.authenticate(h(`Bearer ${key}`), "deployments:write")).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await expect(auth.authenticate(h(), "deployments:read")).rejects.toMatchObject({ code: Code.Unauthenticated });
+    await expect(auth.authenticate(h("Bearer nope"), "deployments:read")).rejects.toMatchObject({ code: Code.Unauthenticated });
+    const stored = await tdb.db.selectFrom("api_keys").select("key_hash").where("principal", "=", "reader").executeTakeFirstOrThrow();
+    expect(stored.key_hash).not.toContain(key);
+  });
+});
