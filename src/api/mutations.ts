@@ -4,13 +4,12 @@ import { createHash } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { sql } from "kysely";
 import { applyChange } from "../db/changes.js";
-import { findDeploymentByName, findDeploymentByUid, insertDeployment, lockDeployment } from "../db/deployments.js";
-import { toDeployment, toTask } from "../db/mappers.js";
+import { insertNewDeployment } from "../db/create-deployment.js";
+import { findDeploymentByName, findDeploymentByUid, lockDeployment } from "../db/deployments.js";
+import { taskToRow, toDeployment, toTask } from "../db/mappers.js";
 import { insertOutbox } from "../db/outbox.js";
-import { insertRevision } from "../db/revisions.js";
 import { findTask, findTaskByRequestId, insertTask } from "../db/tasks.js";
 import { transact } from "../db/transact.js";
-import type { Executor } from "../db/executor.js";
 import { newId, newSuffix } from "../domain/ids.js";
 import { emptyProgress, type Deployment, type ModelSource, type Principal, type Resources, type Scaling, type Task, type TaskKind } from "../domain/types.js";
 import { resolveName, validateLabels, validateSpec, type Violation } from "../domain/validation.js";
@@ -106,71 +105,63 @@ async function insertCreate(deps: ApiDeps, principal: Principal, input: CreateIn
   const uid = newId();
   const taskId = newId();
   const deadlineSeconds = input.progressDeadlineSeconds || deps.defaultProgressDeadlineSeconds;
-  const result = await transact(deps.db, deps.sink, async (trx, emit) => {
-    await insertDeployment(trx, {
-      uid,
-      workspace: principal.workspace,
-      name,
-      state: "PENDING",
-      model: JSON.stringify(input.model),
-      resources: JSON.stringify(input.resources),
-      scaling: JSON.stringify(input.scaling),
-      failure: null,
-      instances: JSON.stringify({ desired: 0, ready: 0, pending: 0, restarts: 0 }),
-      endpoint_url: "",
-      serving_revision: 0,
-      target_revision: 1,
-      active_task_id: taskId,
-      labels: JSON.stringify(input.labels),
-      creator: principal.name,
-      modifier: principal.name,
-      create_time: now,
-      update_time: now,
-      sequence: 0,
-    });
-    await insertRevision(trx, uid, { number: 1, model: input.model, resources: input.resources, taskId, createTime: now });
-    await insertTaskRow(trx, { id: taskId, kind: "DEPLOY", principal, uid, name, revision: 1, requestId: input.requestId, hash, deadlineSeconds, now });
-    await insertOutbox(trx, taskId, taskId);
-    const event = await applyChange(trx, { deploymentUid: uid, type: "STATE_CHANGED", taskId });
-    emit(event);
-    return { deployment: event.deployment, task: event.task! };
+  const deployment: Deployment = {
+    uid,
+    workspace: principal.workspace,
+    name,
+    state: "PENDING",
+    model: input.model,
+    resources: input.resources,
+    scaling: input.scaling,
+    failure: null,
+    instances: { desired: 0, ready: 0, pending: 0, restarts: 0 },
+    endpointUrl: "",
+    servingRevision: 0,
+    targetRevision: 1,
+    activeTaskId: taskId,
+    labels: input.labels,
+    creator: principal.name,
+    modifier: principal.name,
+    createTime: now,
+    updateTime: now,
+    sequence: 1,
+  };
+  const task = newTask({ id: taskId, kind: "DEPLOY", principal, uid, name, revision: 1, requestId: input.requestId, deadlineSeconds, now });
+  const event = await insertNewDeployment(deps.db, {
+    deployment,
+    revision: { number: 1, model: input.model, resources: input.resources, taskId, createTime: now },
+    task,
+    requestHash: hash,
   });
+  deps.sink([event]);
   deps.wakeRelay();
-  return result;
+  return { deployment: event.deployment, task: event.task! };
 }
 
-async function insertTaskRow(
-  trx: Executor,
-  t: { id: string; kind: TaskKind; principal: Principal; uid: string; name: string; revision: number; requestId: string; hash: string; deadlineSeconds: number; now: Date },
-) {
-  await insertTask(trx, {
+function newTask(t: { id: string; kind: TaskKind; principal: Principal; uid: string; name: string; revision: number; requestId: string; deadlineSeconds: number; now: Date }): Task {
+  return {
     id: t.id,
     workspace: t.principal.workspace,
-    deployment_uid: t.uid,
-    deployment_name: t.name,
+    deploymentUid: t.uid,
+    deploymentName: t.name,
     kind: t.kind,
     revision: t.revision,
     status: "PENDING",
     phase: "QUEUED",
-    progress: JSON.stringify({ ...emptyProgress(), message: "queued" }),
+    progress: { ...emptyProgress(), message: "queued" },
     result: null,
     failure: null,
-    rolled_back: false,
+    rolledBack: false,
     attempt: 0,
-    lease_owner: null,
-    lease_expires_at: null,
-    request_id: t.requestId,
-    request_hash: t.hash,
+    requestId: t.requestId,
     creator: t.principal.name,
-    create_time: t.now,
-    start_time: null,
-    end_time: null,
-    deadline_seconds: t.deadlineSeconds,
+    createTime: t.now,
+    startTime: null,
+    endTime: null,
     // Set at creation too, so a task no worker ever picks up still ends.
-    progress_deadline: new Date(t.now.getTime() + t.deadlineSeconds * 1000),
-    enqueue_count: 0,
-    enqueued_at: t.now,
-  });
+    progressDeadline: new Date(t.now.getTime() + t.deadlineSeconds * 1000),
+    deadlineSeconds: t.deadlineSeconds,
+  };
 }
 
 /** RESOURCE_EXHAUSTED when the catalog has too few accelerators of the type left. */
@@ -231,10 +222,11 @@ export async function deleteDeployment(deps: ApiDeps, principal: Principal, name
           }));
         }
       }
-      await insertTaskRow(trx, {
+      const task = newTask({
         id: taskId, kind: "DELETE", principal, uid: locked.uid, name: locked.name, revision: locked.serving_revision,
-        requestId, hash, deadlineSeconds: deps.defaultProgressDeadlineSeconds, now,
+        requestId, deadlineSeconds: deps.defaultProgressDeadlineSeconds, now,
       });
+      await insertTask(trx, taskToRow(task, { requestHash: hash, enqueuedAt: now }));
       await insertOutbox(trx, taskId, taskId);
       const event = await applyChange(trx, {
         deploymentUid: locked.uid,

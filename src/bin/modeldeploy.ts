@@ -28,6 +28,9 @@ async function main(argv: string[]): Promise<number> {
   if (serverCommands[command]) {
     const config = loadConfig();
     const logger = createLogger({ level: config.logLevel, base: { role: command } });
+    // A stray rejection is a bug to log loudly, not a reason to drop every
+    // in-flight call and task of this process: Postgres keeps the state.
+    process.on("unhandledRejection", (err) => logger.error("unhandled rejection (bug)", { err }));
     switch (command) {
       case "start": return startAllInOne(config, logger);
       case "api": return startApiOnly(config, logger);

@@ -1,11 +1,14 @@
 // Every change of a deployment (and of the task behind it) is written together
-// with its event in one transaction: the deployment's sequence is bumped under
-// its row lock, which keeps per-deployment sequences gapless.
+// with its event by ONE statement (data-modifying CTEs are atomic): the task
+// update is fenced on its attempt, the deployment's sequence is bumped under
+// its row lock (gapless per deployment), and the event stores both rows as
+// they are after the change. One round trip instead of five: on this machine
+// loopback round trips, not SQL, dominate the cost of a write.
 import { sql, type UpdateObject } from "kysely";
-import type { DeploymentEvent, EventType, Task } from "../domain/types.js";
-import type { Database } from "./database.js";
+import type { DeploymentEvent, EventType } from "../domain/types.js";
+import type { Database, DeploymentRow, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
-import { toDeployment, toEvent, toTask } from "./mappers.js";
+import { toDeployment, toTask } from "./mappers.js";
 
 /** The task was claimed by a newer attempt (or finished): this writer must stop. */
 export class FencedError extends Error {
@@ -25,39 +28,61 @@ export interface ChangeInput {
   taskId?: string;
 }
 
-export async function applyChange(trx: Executor, input: ChangeInput): Promise<DeploymentEvent> {
-  let task: Task | null = null;
-  if (input.task) {
-    let q = trx.updateTable("tasks").set(input.task.patch).where("id", "=", input.task.id);
-    if (input.task.attempt !== undefined) {
-      q = q.where("attempt", "=", input.task.attempt).where("status", "in", ["PENDING", "RUNNING"]);
-    }
-    const row = await q.returningAll().executeTakeFirst();
-    if (!row) throw new FencedError(input.task.id, input.task.attempt ?? -1);
-    task = toTask(row);
-  } else if (input.taskId) {
-    const row = await trx.selectFrom("tasks").selectAll().where("id", "=", input.taskId).executeTakeFirst();
-    task = row ? toTask(row) : null;
-  }
-  const depRow = await trx
-    .updateTable("deployments")
-    .set({ ...input.deployment, sequence: sql`sequence + 1`, update_time: sql`now()` })
-    .where("uid", "=", input.deploymentUid)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  const deployment = toDeployment(depRow);
-  const eventRow = await trx
-    .insertInto("events")
-    .values({
-      deployment_uid: deployment.uid,
-      sequence: deployment.sequence,
-      workspace: deployment.workspace,
-      time: deployment.updateTime,
-      type: input.type,
-      deployment: JSON.stringify(deployment),
-      task: task ? JSON.stringify(task) : null,
+interface ChangeResult {
+  dep: DeploymentRow;
+  task: TaskRow | null;
+  cursor: string;
+}
+
+export async function applyChange(db: Executor, input: ChangeInput): Promise<DeploymentEvent> {
+  const fenced = input.task !== undefined;
+  const query = db
+    .with("t", (qb) => {
+      if (input.task) {
+        let q = qb.updateTable("tasks").set(input.task.patch).where("id", "=", input.task.id);
+        if (input.task.attempt !== undefined) {
+          q = q.where("attempt", "=", input.task.attempt).where("status", "in", ["PENDING", "RUNNING"]);
+        }
+        return q.returningAll();
+      }
+      return qb.selectFrom("tasks").selectAll().where("id", "=", input.taskId ?? "");
     })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  return toEvent(eventRow);
+    .with("d", (qb) => {
+      let q = qb
+        .updateTable("deployments")
+        .set({ ...input.deployment, sequence: sql`sequence + 1`, update_time: sql`now()` })
+        .where("uid", "=", input.deploymentUid);
+      // A fenced task update that matched nothing changes nothing at all.
+      if (fenced) q = q.where(sql<boolean>`exists (select 1 from t)`);
+      return q.returningAll();
+    })
+    .with("e", () => sql`(
+      insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
+      select d.uid, d.sequence, d.workspace, d.update_time, ${input.type}, to_jsonb(d), (select to_jsonb(t) from t)
+      from d
+      returning cursor)`)
+    .selectFrom("d")
+    .select(sql<DeploymentRow>`to_jsonb(d)`.as("dep"))
+    .select(sql<TaskRow | null>`(select to_jsonb(t) from t)`.as("task"))
+    .select(sql<string>`(select cursor from e)`.as("cursor"));
+  const row = (await query.executeTakeFirst()) as ChangeResult | undefined;
+  if (!row) {
+    if (input.task) throw new FencedError(input.task.id, input.task.attempt ?? -1);
+    throw new Error(`deployment ${input.deploymentUid} does not exist`);
+  }
+  return eventFromRows(row.dep, row.task, row.cursor, input.type);
+}
+
+function eventFromRows(depRow: DeploymentRow, taskRow: TaskRow | null, cursor: string, type: EventType): DeploymentEvent {
+  const deployment = toDeployment(depRow);
+  return {
+    deploymentUid: deployment.uid,
+    workspace: deployment.workspace,
+    sequence: deployment.sequence,
+    cursor: String(cursor),
+    time: deployment.updateTime,
+    type,
+    deployment,
+    task: taskRow ? toTask(taskRow) : null,
+  };
 }

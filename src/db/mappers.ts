@@ -3,7 +3,7 @@ import type {
   Deployment, DeploymentEvent, DeploymentState, EventType, Failure, Instances, ModelSource,
   Resources, Scaling, Task, TaskKind, TaskPhase, TaskProgress, TaskResult, TaskStatus,
 } from "../domain/types.js";
-import type { DeploymentRow, EventRow, TaskRow } from "./database.js";
+import type { DeploymentRow, EventRow, NewDeploymentRow, NewTaskRow, TaskRow } from "./database.js";
 
 const asDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
 const asDateOrNull = (v: Date | string | null | undefined): Date | null => (v == null ? null : asDate(v));
@@ -57,23 +57,7 @@ export function toTask(row: TaskRow): Task {
   };
 }
 
-/** Snapshots in events are JSON: dates travel as strings and come back as Dates. */
-export function reviveDeployment(json: Record<string, unknown>): Deployment {
-  const d = json as unknown as Deployment & { createTime: string; updateTime: string };
-  return { ...d, createTime: asDate(d.createTime), updateTime: asDate(d.updateTime) };
-}
-
-export function reviveTask(json: Record<string, unknown>): Task {
-  const t = json as unknown as Task;
-  return {
-    ...t,
-    createTime: asDate(t.createTime),
-    startTime: asDateOrNull(t.startTime),
-    endTime: asDateOrNull(t.endTime),
-    progressDeadline: asDateOrNull(t.progressDeadline),
-  };
-}
-
+/** Events store the deployment and task rows (to_jsonb) as they were after the change. */
 export function toEvent(row: EventRow): DeploymentEvent {
   return {
     deploymentUid: row.deployment_uid,
@@ -82,8 +66,8 @@ export function toEvent(row: EventRow): DeploymentEvent {
     cursor: String(row.cursor),
     time: asDate(row.time),
     type: row.type as EventType,
-    deployment: reviveDeployment(row.deployment),
-    task: row.task ? reviveTask(row.task) : null,
+    deployment: toDeployment(row.deployment as unknown as DeploymentRow),
+    task: row.task ? toTask(row.task as unknown as TaskRow) : null,
   };
 }
 
@@ -97,7 +81,70 @@ export function eventFromJson(text: string): DeploymentEvent {
   return {
     ...(raw as unknown as DeploymentEvent),
     time: asDate(raw.time),
-    deployment: reviveDeployment(raw.deployment),
-    task: raw.task ? reviveTask(raw.task) : null,
+    deployment: reviveDates(raw.deployment as unknown as Deployment, ["createTime", "updateTime"]),
+    task: raw.task ? reviveDates(raw.task as unknown as Task, ["createTime", "startTime", "endTime", "progressDeadline"]) : null,
   };
+}
+
+export function deploymentToRow(d: Deployment): NewDeploymentRow {
+  return {
+    uid: d.uid,
+    workspace: d.workspace,
+    name: d.name,
+    state: d.state,
+    model: JSON.stringify(d.model),
+    resources: JSON.stringify(d.resources),
+    scaling: JSON.stringify(d.scaling),
+    failure: d.failure ? JSON.stringify(d.failure) : null,
+    instances: JSON.stringify(d.instances),
+    endpoint_url: d.endpointUrl,
+    serving_revision: d.servingRevision,
+    target_revision: d.targetRevision,
+    active_task_id: d.activeTaskId,
+    labels: JSON.stringify(d.labels),
+    creator: d.creator,
+    modifier: d.modifier,
+    create_time: d.createTime,
+    update_time: d.updateTime,
+    sequence: d.sequence,
+  };
+}
+
+export function taskToRow(t: Task, extra: { requestHash: string; enqueuedAt: Date }): NewTaskRow {
+  return {
+    id: t.id,
+    workspace: t.workspace,
+    deployment_uid: t.deploymentUid,
+    deployment_name: t.deploymentName,
+    kind: t.kind,
+    revision: t.revision,
+    status: t.status,
+    phase: t.phase,
+    progress: JSON.stringify(t.progress),
+    result: t.result ? JSON.stringify(t.result) : null,
+    failure: t.failure ? JSON.stringify(t.failure) : null,
+    rolled_back: t.rolledBack,
+    attempt: t.attempt,
+    lease_owner: null,
+    lease_expires_at: null,
+    request_id: t.requestId,
+    request_hash: extra.requestHash,
+    creator: t.creator,
+    create_time: t.createTime,
+    start_time: t.startTime,
+    end_time: t.endTime,
+    deadline_seconds: t.deadlineSeconds,
+    progress_deadline: t.progressDeadline,
+    enqueue_count: 0,
+    enqueued_at: extra.enqueuedAt,
+  };
+}
+
+function reviveDates<T extends object>(value: T, keys: Array<keyof T>): T {
+  const out = { ...value };
+  for (const k of keys) {
+    const v = out[k] as unknown;
+    if (typeof v === "string") (out as Record<keyof T, unknown>)[k] = new Date(v);
+  }
+  return out;
 }

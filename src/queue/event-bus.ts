@@ -56,6 +56,11 @@ export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
       return () => {
         set.delete(listener);
         if (set.size === 0) listeners.delete(uid);
+        // Without watchers, stop receiving (and parsing) every event of the cluster.
+        if (listeners.size === 0 && sub) {
+          sub.unsubscribe();
+          sub = undefined;
+        }
       };
     },
     async close() {

@@ -3,7 +3,7 @@
 import type { Db } from "../db/connect.js";
 import type { DeploymentPatch, TaskPatch } from "../db/database.js";
 import { applyChange } from "../db/changes.js";
-import { transact, type EventSink } from "../db/transact.js";
+import type { EventSink } from "../db/transact.js";
 import type { DeploymentEvent, EventType, Failure, Task, TaskPhase, TaskProgress } from "../domain/types.js";
 
 export interface AttemptWriter {
@@ -18,16 +18,14 @@ export interface AttemptWriter {
 export function createAttemptWriter(db: Db, sink: EventSink, task: Task): AttemptWriter {
   let latest = task;
   const write: AttemptWriter["write"] = async (type, change) => {
-    const event = await transact(db, sink, async (trx, emit) => {
-      const e = await applyChange(trx, {
-        deploymentUid: task.deploymentUid,
-        type,
-        deployment: change.deployment,
-        task: { id: task.id, attempt: task.attempt, patch: change.task ?? {} },
-      });
-      emit(e);
-      return e;
+    // One statement, atomic on its own: no explicit transaction needed.
+    const event = await applyChange(db, {
+      deploymentUid: task.deploymentUid,
+      type,
+      deployment: change.deployment,
+      task: { id: task.id, attempt: task.attempt, patch: change.task ?? {} },
     });
+    sink([event]);
     if (event.task) latest = event.task;
     return event;
   };

@@ -63,24 +63,37 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   const instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
 
   await w.write("STATE_CHANGED", {
-    task: { status: "RUNNING", phase: "VALIDATING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task) },
+    task: { status: "RUNNING", phase: "VALIDATING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: JSON.stringify({ ...task.progress, message: `validating (attempt ${task.attempt})` }) },
     deployment: { state: "INITIALIZING", target_revision: task.revision, instances: JSON.stringify(instances) },
   });
 
   await w.progress("DOWNLOADING", { percent: 5, message: `fetching ${spec.model.uri}` }, { state: "DOWNLOADING" });
   let lastWrite = 0;
   let lastDone = -1;
+  // Progress writes are chained so they land in order; their first error
+  // (a fenced write, say) is kept and surfaces after the download.
   let pending: Promise<void> = Promise.resolve();
-  const weights = await deps.driver.prepareWeights(spec, (p) => {
+  let progressError: unknown;
+  const onProgress = (p: { bytesDone: number; bytesTotal: number }) => {
     const now = Date.now();
     // Throttled: one row and event per 200 ms at most, and always the last one.
     if (p.bytesDone === lastDone || (now - lastWrite < 200 && p.bytesDone !== p.bytesTotal)) return;
     lastWrite = now;
     lastDone = p.bytesDone;
     const percent = p.bytesTotal > 0 ? 5 + (45 * p.bytesDone) / p.bytesTotal : 5;
-    pending = pending.then(() => w.progress("DOWNLOADING", { percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, message: "downloading weights" }));
-  }, signal);
-  await pending;
+    pending = pending
+      .then(() => (progressError === undefined ? w.progress("DOWNLOADING", { percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, message: "downloading weights" }) : undefined))
+      .catch((err: unknown) => {
+        progressError ??= err;
+      });
+  };
+  let weights;
+  try {
+    weights = await deps.driver.prepareWeights(spec, onProgress, signal);
+  } finally {
+    await pending;
+  }
+  if (progressError !== undefined) throw progressError;
   await w.progress("DOWNLOADING", { percent: 50, bytesDone: weights.bytes, bytesTotal: weights.bytes, message: `weights ready (sha256 ${weights.sha256.slice(0, 12)}…)` });
 
   if (replicas === 0) {
@@ -94,7 +107,7 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   await w.progress("STARTING", { percent: 55, replicasDesired: replicas, message: `starting ${replicas} replica(s)` }, { state: "DEPLOYING" });
   await deps.driver.startRevision(spec, weights);
 
-  await w.progress("HEALTH_CHECKING", { percent: 60, message: "waiting for replicas to pass health checks" });
+  // The first poll records HEALTH_CHECKING with the replicas' count.
   let ready = -1;
   for (;;) {
     signal.throwIfAborted();

@@ -51,7 +51,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   grpcDeployments?.close();
+  const output = sys?.output() ?? "";
   const code = await sys?.stop();
+  expect(output).not.toContain("unhandled rejection");
   rmSync(dir, { recursive: true, force: true });
   await tdb?.drop();
   // Graceful shutdown on the first SIGTERM.

@@ -46,13 +46,18 @@ export async function startSystem(o: { databaseUrl: string; natsUrl: string; env
   let stderr = "";
   child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  let stopping = false;
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => {
+    // An unexpected exit is a bug: show what the process said.
+    if (!stopping) process.stderr.write(`modeldeploy start exited unexpectedly (${code}):\n${stdout}\n${stderr}\n`);
+    resolve(code);
+  }));
   const banner = await new Promise<string>((resolve, reject) => {
     const check = () => {
       if (stdout.includes("Press Ctrl-C")) resolve(stdout);
     };
     child.stdout!.on("data", check);
-    exited.then((code) => reject(new Error(`modeldeploy start exited with ${code}:\n${stdout}\n${stderr}`)));
+    exited.then((code) => reject(new Error(`modeldeploy start exited with ${code}:\n${stdout}\n${stderr}`)), reject);
   });
   const grab = (re: RegExp) => {
     const m = re.exec(banner);
@@ -69,6 +74,7 @@ export async function startSystem(o: { databaseUrl: string; natsUrl: string; env
     env,
     output: () => stdout + stderr,
     async stop() {
+      stopping = true;
       if (child.exitCode === null) child.kill("SIGTERM");
       const code = await exited;
       rmSync(dataDir, { recursive: true, force: true });

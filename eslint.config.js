@@ -1,0 +1,88 @@
+// ESLint flat config (ESLint 9). Deliberately small: the type-aware promise
+// rules, import cycles and the layering of DESIGN.md "Conventions":
+//   bin → api | worker → domain, db, queue, runtime; domain imports nothing.
+// Run with `npm run lint`.
+import { defineConfig } from "eslint/config";
+import tseslint from "typescript-eslint";
+import { importX } from "eslint-plugin-import-x";
+import { createTypeScriptImportResolver } from "eslint-import-resolver-typescript";
+
+const root = import.meta.dirname;
+const tsconfig = `${root}/tsconfig.test.json`;
+
+/** Layers that sit below api/worker and must never reach up into them. */
+const lowerLayers = ["src/db", "src/queue", "src/runtime", "src/model-server", "src/onnx"];
+const upperLayers = ["src/api", "src/worker", "src/app", "src/bin", "src/cli"];
+
+export default defineConfig(
+  {
+    ignores: ["dist/**", "node_modules/**", "src/gen/**"],
+  },
+  {
+    files: ["src/**/*.ts", "test/**/*.ts", "bench/**/*.ts", "vitest.config.ts"],
+    linterOptions: { reportUnusedDisableDirectives: "error" },
+    languageOptions: {
+      parser: tseslint.parser,
+      parserOptions: {
+        project: tsconfig,
+        tsconfigRootDir: root,
+      },
+    },
+    plugins: {
+      "@typescript-eslint": tseslint.plugin,
+      "import-x": importX,
+    },
+    settings: {
+      // Lets no-cycle parse the ".ts" files it follows (import-x only reads
+      // files with these extensions, with this parser).
+      "import-x/extensions": [".ts"],
+      "import-x/parsers": { "@typescript-eslint/parser": [".ts"] },
+      "import-x/external-module-folders": ["node_modules", "node_modules/@types"],
+      // Resolves NodeNext ".js" specifiers to their ".ts" sources, which the
+      // cycle and layering rules need (unresolved imports are skipped by them).
+      "import-x/resolver-next": [createTypeScriptImportResolver({ project: tsconfig })],
+    },
+    rules: {
+      "@typescript-eslint/no-floating-promises": "error",
+      "@typescript-eslint/no-misused-promises": "error",
+      // Generators that only throw (unimplemented stubs) say so with a directive.
+      "require-yield": "error",
+      "import-x/no-cycle": ["error", { ignoreExternal: true }],
+      "import-x/no-self-import": "error",
+      "import-x/no-restricted-paths": [
+        "error",
+        {
+          basePath: root,
+          zones: [
+            {
+              target: "src/domain",
+              from: "src",
+              except: ["./domain"],
+              message: "src/domain imports nothing of the project outside src/domain.",
+            },
+            {
+              target: lowerLayers,
+              from: upperLayers,
+              message: "db, queue, runtime, model-server and onnx never import api, worker, app, bin or cli.",
+            },
+            {
+              target: "src/api",
+              from: "src/worker",
+              message: "api and worker are siblings: share code through a lower layer.",
+            },
+            {
+              target: "src/worker",
+              from: "src/api",
+              message: "api and worker are siblings: share code through a lower layer.",
+            },
+            {
+              target: ["src/!(bin)/**", "src/*.ts", "test/**", "bench/**", "vitest.config.ts"],
+              from: "src/bin",
+              message: "Nothing outside src/bin imports src/bin.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+);
