@@ -1,12 +1,8 @@
 import { sql } from "kysely";
 import type { DeploymentState } from "../domain/types.js";
 import type { Db } from "./connect.js";
-import type { DeploymentRow, NewDeploymentRow } from "./database.js";
+import type { DeploymentRow } from "./database.js";
 import type { Executor } from "./executor.js";
-
-export async function insertDeployment(db: Executor, row: NewDeploymentRow): Promise<DeploymentRow> {
-  return db.insertInto("deployments").values(row).returningAll().executeTakeFirstOrThrow();
-}
 
 /** The live deployment of that name, else the most recent deleted one. */
 export async function findDeploymentByName(db: Executor, workspace: string, name: string): Promise<DeploymentRow | undefined> {

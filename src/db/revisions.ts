@@ -9,20 +9,6 @@ export interface RevisionRecord {
   createTime: Date;
 }
 
-export async function insertRevision(db: Executor, deploymentUid: string, r: RevisionRecord): Promise<void> {
-  await db
-    .insertInto("revisions")
-    .values({
-      deployment_uid: deploymentUid,
-      number: r.number,
-      model: JSON.stringify(r.model),
-      resources: JSON.stringify(r.resources),
-      task_id: r.taskId,
-      create_time: r.createTime,
-    })
-    .execute();
-}
-
 export async function loadRevision(db: Executor, deploymentUid: string, number: number): Promise<RevisionRecord> {
   const row = await db
     .selectFrom("revisions")
