@@ -273,6 +273,21 @@ describe("bad input gets its code and changes nothing", () => {
     expect((await untilTerminal(first, sys.apiKey)).state).toBe(DeploymentState.STOPPED);
   });
 
+  it("serves grpc.health.v1 without a key", async () => {
+    const raw = (b: Buffer) => b;
+    const Health = grpc.makeGenericClientConstructor({
+      check: { path: "/grpc.health.v1.Health/Check", requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
+    }, "Health");
+    const client = new Health(sys.grpcAddress, grpc.credentials.createInsecure()) as unknown as GrpcClient;
+    try {
+      // HealthCheckRequest{} is empty; HealthCheckResponse{status: SERVING} is field 1 = 1.
+      const res = await unary<Buffer>(client, "check", Buffer.alloc(0));
+      expect([...res]).toEqual([0x08, 0x01]);
+    } finally {
+      client.close();
+    }
+  });
+
   it("answers UNIMPLEMENTED for methods of a later release", async () => {
     await expect(connect.updateDeployment({ name: "x" }, auth(sys.apiKey))).rejects.toMatchObject({ code: Code.Unimplemented });
     await expect(connect.listAcceleratorTypes({}, auth(sys.apiKey))).rejects.toMatchObject({ code: Code.Unimplemented });
