@@ -29,21 +29,41 @@ export class TaskFailure extends Error {
   }
 }
 
-export async function runTask(deps: RunTaskDeps, task: Task, signal: AbortSignal): Promise<void> {
+export async function runTask(deps: RunTaskDeps, task: Task, outer: AbortSignal): Promise<void> {
   const w = createAttemptWriter(deps.db, deps.sink, task);
   const row = await findDeploymentByUid(deps.db, task.deploymentUid);
   if (!row) throw new TaskFailure(failureOf("INTERNAL", `deployment ${task.deploymentUid} of task ${task.id} is missing`));
   const deployment = toDeployment(row);
-  if (task.progressDeadline && task.progressDeadline.getTime() < Date.now()) {
-    throw new TaskFailure(failureOf("PROGRESS_DEADLINE_EXCEEDED", `task ${task.id} made no progress for ${task.deadlineSeconds}s; retry the request, or raise progressDeadlineSeconds`));
-  }
-  switch (task.kind) {
-    case "DEPLOY":
-      return deploy(deps, w, deployment, signal);
-    case "DELETE":
-      return remove(deps, w, deployment);
-    default:
-      throw new TaskFailure(failureOf("INTERNAL", `task kind ${task.kind} is not supported by this worker yet`));
+  const expired = () =>
+    new TaskFailure(failureOf("PROGRESS_DEADLINE_EXCEEDED", `task ${task.id} made no progress for ${task.deadlineSeconds}s (phase ${w.current().phase}); check the weights URI and the runtime, then retry, or raise progressDeadlineSeconds`));
+  // A delete always runs to the end: its steps are idempotent and retried.
+  if (task.kind !== "DELETE" && task.progressDeadline && task.progressDeadline.getTime() < Date.now()) throw expired();
+
+  // Any step that stalls (a download that hangs, say) is cut off at the deadline.
+  const ac = new AbortController();
+  const forward = () => ac.abort(outer.reason);
+  outer.addEventListener("abort", forward, { once: true });
+  const watchdog = setInterval(() => {
+    const deadline = w.current().progressDeadline;
+    if (task.kind !== "DELETE" && deadline && deadline.getTime() < Date.now()) ac.abort(expired());
+  }, 1000);
+  try {
+    switch (task.kind) {
+      case "DEPLOY":
+        return await deploy(deps, w, deployment, ac.signal);
+      case "DELETE":
+        return await remove(deps, w, deployment);
+      default:
+        throw new TaskFailure(failureOf("INTERNAL", `task kind ${task.kind} is not supported by this worker yet`));
+    }
+  } catch (err) {
+    const final = ac.signal.reason instanceof TaskFailure ? ac.signal.reason : err;
+    // A deploy that ends in failure leaves no replicas behind.
+    if (task.kind === "DEPLOY" && failureFromError(final)) await deps.driver.stopRevision(deployment.uid, task.revision).catch(() => {});
+    throw final;
+  } finally {
+    clearInterval(watchdog);
+    outer.removeEventListener("abort", forward);
   }
 }
 
@@ -113,7 +133,6 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
     signal.throwIfAborted();
     const status = await deps.driver.revisionStatus(deployment.uid, task.revision);
     if (status.exited) {
-      await deps.driver.stopRevision(deployment.uid, task.revision).catch(() => {});
       const code = status.exited.exitCode;
       throw new TaskFailure(failureOf("SERVER_EXITED",
         `the model server exited while starting (${code !== null ? `exit code ${code}` : `signal ${status.exited.signal}`}); see logTail, check that the weights are a valid model for runtime "${spec.model.runtime || "onnx"}"`,
@@ -133,7 +152,6 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
     if (status.ready >= replicas) break;
     const deadline = w.current().progressDeadline;
     if (deadline && deadline.getTime() < Date.now()) {
-      await deps.driver.stopRevision(deployment.uid, task.revision).catch(() => {});
       throw new TaskFailure(failureOf("HEALTH_CHECK_TIMEOUT",
         `only ${status.ready}/${replicas} replicas passed health checks within ${task.deadlineSeconds}s; check the model server's logs or raise progressDeadlineSeconds`));
     }
@@ -197,10 +215,11 @@ async function remove(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   });
 }
 
-/** Ends a task as FAILED and the deployment as FAILED (first deploy). */
+/** Ends a task as FAILED, and the deployment as FAILED when no earlier revision serves. */
 export async function failTask(w: AttemptWriter, failure: Failure): Promise<void> {
   const task = w.current();
-  const endsDeployment = task.kind === "DEPLOY";
+  // A failed first deploy or delete leaves nothing serving; the user can delete (again).
+  const endsDeployment = task.kind === "DEPLOY" || task.kind === "DELETE";
   await w.write("TASK_FINISHED", {
     task: { status: "FAILED", end_time: new Date(), failure: JSON.stringify(failure) },
     deployment: endsDeployment

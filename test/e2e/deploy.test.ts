@@ -2,6 +2,7 @@
 // NATS, real model-server processes, real inference, through grpc-js and
 // Connect clients.
 import { createHash } from "node:crypto";
+import http from "node:http";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -185,6 +186,33 @@ describe("deploy → infer → delete", () => {
     const b = await untilTerminal(wrongSum.deployment!.name, sys.apiKey);
     expect(a.failure!.reason).toBe(FailureReason.WEIGHTS_NOT_FOUND);
     expect(b.failure!.reason).toBe(FailureReason.WEIGHTS_CHECKSUM_MISMATCH);
+  });
+});
+
+describe("progress deadline", () => {
+  it("fails a download that stalls with PROGRESS_DEADLINE_EXCEEDED", async () => {
+    // Sends the headers and a few bytes, then nothing: a stalled download.
+    const sockets = new Set<import("node:net").Socket>();
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-length": "1000000" });
+      res.write(Buffer.alloc(10));
+    });
+    server.on("connection", (s) => sockets.add(s));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const port = (server.address() as import("node:net").AddressInfo).port;
+      const res = await connect.createDeployment({
+        model: { name: "acme/stalled", uri: `http://127.0.0.1:${port}/model.onnx` },
+        progressDeadlineSeconds: 2,
+      }, auth(sys.apiKey));
+      const d = await untilTerminal(res.deployment!.name, sys.apiKey);
+      expect(d.state).toBe(DeploymentState.FAILED);
+      expect(d.failure!.reason).toBe(FailureReason.PROGRESS_DEADLINE_EXCEEDED);
+      expect(d.failure!.message).toContain("DOWNLOADING");
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
 
