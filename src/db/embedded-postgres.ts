@@ -2,6 +2,7 @@
 // in a child process (src/db/embedded-postgres-main.ts) serving the Postgres
 // wire protocol on 127.0.0.1. A child keeps PGlite's 400-700 MB RSS out of
 // the main process.
+import { killOnExit, tailLines, terminateChild } from "../child-process.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -57,7 +58,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     detached: true,
     env: process.env,
   });
-  track(child);
+  killOnExit(child);
   const exited = new Promise<void>((resolve) => {
     child.once("exit", () => resolve());
     // A spawn failure emits 'error' and never 'exit'.
@@ -84,14 +85,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   try {
     port = await waitForListening(child, startTimeoutMs, () => stderrTail);
   } catch (err) {
-    await terminate(child, exited, 2_000, logger);
+    await terminateChild(child, exited, 2_000, () => logger.warn("embedded Postgres did not exit after SIGTERM; sending SIGKILL", { pid: child.pid }));
     throw err;
   }
 
   let stopping: Promise<void> | undefined;
   child.once("exit", (code, signal) => {
     if (stopping === undefined) {
-      logger.error("embedded Postgres exited unexpectedly", { code, signal, stderrTail: tail(stderrTail) });
+      logger.error("embedded Postgres exited unexpectedly", { code, signal, stderrTail: tailLines(stderrTail) });
     }
   });
   // Running: the child must not keep this process alive by itself.
@@ -105,7 +106,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   return {
     url,
     stop() {
-      stopping ??= terminate(child, exited, stopGraceMs, logger).then(() => {
+      stopping ??= terminateChild(child, exited, stopGraceMs, () => logger.warn("embedded Postgres did not exit after SIGTERM; sending SIGKILL", { pid: child.pid })).then(() => {
         logger.info("embedded Postgres stopped", { code: child.exitCode, signal: child.signalCode });
       });
       return stopping;
@@ -143,7 +144,7 @@ function waitForListening(child: ChildProcess, timeoutMs: number, stderrTail: ()
     };
     const fail = (message: string) => {
       cleanup();
-      const t = tail(stderrTail());
+      const t = tailLines(stderrTail());
       reject(new Error(t === "" ? message : `${message}; child stderr:\n${t}`));
     };
     const onData = (chunk: string) => {
@@ -204,38 +205,3 @@ function relay(logger: Logger, line: string): void {
   logger.debug("embedded Postgres output", { line });
 }
 
-function tail(text: string): string {
-  return text.trim().split("\n").slice(-20).join("\n");
-}
-
-async function terminate(child: ChildProcess, exited: Promise<void>, graceMs: number, logger: Logger): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGTERM");
-  let timer: NodeJS.Timeout | undefined;
-  const graceOver = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), graceMs);
-  });
-  const outcome = await Promise.race([exited.then(() => "exited" as const), graceOver]);
-  clearTimeout(timer);
-  if (outcome === "timeout") {
-    logger.warn("embedded Postgres did not exit after SIGTERM; sending SIGKILL", { graceMs, pid: child.pid });
-    child.kill("SIGKILL");
-    await exited;
-  }
-}
-
-// Children still running when this process exits get SIGTERM; they close
-// PGlite on their own (the IPC channel closing tells them too).
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once("exit", () => live.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on("exit", () => {
-      for (const c of live) c.kill("SIGTERM");
-    });
-  }
-}

@@ -1,6 +1,7 @@
 // The embedded NATS for a newcomer's first run (no NATS_URL): a
 // `nats-server -js` child process on 127.0.0.1 with its JetStream store under
 // <dataDir>/nats, so streams and unacknowledged work survive a restart.
+import { killOnExit, tailLines, terminateChild } from "../child-process.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -105,7 +106,7 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
     try {
       await waitUntilReady(server, port, startTimeoutMs);
     } catch (err) {
-      await terminate(server, 2_000, logger);
+      await terminateChild(server.child, server.exited, 2_000, () => logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { pid: server.child.pid }));
       // The free port was taken between our probe and the server's bind: once more.
       if (attempt === 1 && /address already in use/i.test(server.stderrTail())) {
         logger.warn("port taken before nats-server could bind it; retrying on another port", { port });
@@ -117,7 +118,7 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
     let stopping: Promise<void> | undefined;
     server.child.once("exit", (code, signal) => {
       if (stopping === undefined) {
-        logger.error("embedded nats-server exited unexpectedly", { code, signal, stderrTail: tail(server.stderrTail()) });
+        logger.error("embedded nats-server exited unexpectedly", { code, signal, stderrTail: tailLines(server.stderrTail()) });
       }
     });
     // Running: the server must not keep this process alive by itself.
@@ -129,7 +130,7 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
     return {
       url,
       stop() {
-        stopping ??= terminate(server, stopGraceMs, logger).then(() => {
+        stopping ??= terminateChild(server.child, server.exited, stopGraceMs, () => logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { pid: server.child.pid })).then(() => {
           logger.info("embedded nats-server stopped", {
             code: server.child.exitCode,
             signal: server.child.signalCode,
@@ -151,7 +152,7 @@ function spawnServer(binary: string, port: number, storeDir: string, logger: Log
   const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir], {
     stdio: ["ignore", "ignore", "pipe"],
   });
-  track(child);
+  killOnExit(child);
   const exited = new Promise<void>((resolve) => {
     child.once("exit", () => resolve());
     // A spawn failure emits 'error' and never 'exit'.
@@ -216,7 +217,7 @@ async function waitUntilReady(server: Server, port: number, timeoutMs: number): 
   void server.exited.then(() => (exited = true));
   let lastProblem = "not started";
   function fail(message: string): never {
-    const t = tail(server.stderrTail());
+    const t = tailLines(server.stderrTail());
     throw new Error(t === "" ? message : `${message}; nats-server stderr:\n${t}`);
   }
   while (true) {
@@ -278,39 +279,3 @@ function readInfo(port: number, timeoutMs: number): Promise<InfoResult> {
   });
 }
 
-function tail(text: string): string {
-  return text.trim().split("\n").slice(-20).join("\n");
-}
-
-async function terminate(server: Server, graceMs: number, logger: Logger): Promise<void> {
-  const { child, exited } = server;
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGTERM");
-  let timer: NodeJS.Timeout | undefined;
-  const graceOver = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), graceMs);
-  });
-  const outcome = await Promise.race([exited.then(() => "exited" as const), graceOver]);
-  clearTimeout(timer);
-  if (outcome === "timeout") {
-    logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { graceMs, pid: child.pid });
-    child.kill("SIGKILL");
-    await exited;
-  }
-}
-
-// Servers still running when this process exits get SIGTERM (nats-server then
-// shuts JetStream down cleanly on its own).
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once("exit", () => live.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on("exit", () => {
-      for (const c of live) c.kill("SIGTERM");
-    });
-  }
-}
