@@ -67,7 +67,7 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<num
       "modeldeploy is running",
       `  gRPC:             ${config.grpcHost}:${api.grpcPort}   (health and reflection on)`,
       `  Connect/gRPC-Web: http://${config.httpHost}:${api.httpPort}`,
-      agent ? `  inference gateway: ${agent.gatewayUrl}` : `  runtime: ${config.runtimeDriver}`,
+      agent ? `  inference gateway: ${agent.gatewayUrl}\n  runtime control:  ${agent.controlUrl}   (no auth: keep it on loopback)` : `  runtime: ${config.runtimeDriver}`,
       `  database: ${infra.embedded.postgres ? `embedded PGlite in ${path.join(config.dataDir, "postgres")}` : "DATABASE_URL"}`,
       `  queue:    ${infra.embedded.nats ? `embedded nats-server (${infra.natsUrl})` : "NATS_URL"}`,
       bootstrapKey

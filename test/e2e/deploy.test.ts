@@ -164,6 +164,24 @@ describe("deploy → infer → delete", () => {
     expect((await connect.getDeployment({ name }, auth(sys.apiKey))).state).toBe(DeploymentState.DELETED);
   });
 
+  it("keeps instances honest when a replica crashes, and restarts it", async () => {
+    const res = await connect.createDeployment({ model: { name: "acme/crashy", uri: modelUri }, scaling: { minReplicas: 2, maxReplicas: 2 } }, auth(sys.apiKey));
+    const d = await untilTerminal(res.deployment!.name, sys.apiKey);
+    expect(d.state).toBe(DeploymentState.RUNNING);
+    const detail = (await (await fetch(`${sys.controlUrl}/v1/deployments/${d.uid}/revisions/1`)).json()) as { replicas: Array<{ pid: number | null }> };
+    const pid = detail.replicas[0]!.pid!;
+    process.kill(pid, "SIGKILL");
+    // The observer records the crash and the restart; the endpoint keeps serving meanwhile.
+    const after = await waitFor("restart recorded", async () => {
+      const now = await connect.getDeployment({ name: d.name }, auth(sys.apiKey));
+      return now.instances!.restarts >= 1 && now.instances!.ready === 2 ? now : undefined;
+    }, 60_000, 100);
+    expect(after.state).toBe(DeploymentState.RUNNING);
+    expect(Number(after.sequence)).toBeGreaterThan(Number(d.sequence));
+    expect((await fetch(`${after.endpointUrl}/ready`)).status).toBe(200);
+    await connectDeletions.deleteDeployment({ name: d.name }, auth(sys.apiKey));
+  });
+
   it("fails a model server that exits while starting with its exit code and output", async () => {
     const res = await connect.createDeployment({
       model: { name: "acme/broken", uri: pathToFileURL(path.join(dir, "not-a-model.onnx")).href },

@@ -15,6 +15,7 @@ export interface RunningSystem {
   grpcAddress: string;
   httpUrl: string;
   gatewayUrl: string;
+  controlUrl: string;
   apiKey: string;
   dataDir: string;
   env: Record<string, string>;
@@ -69,6 +70,7 @@ export async function startSystem(o: { databaseUrl: string; natsUrl: string; env
     grpcAddress: grab(/gRPC:\s+(\S+)/),
     httpUrl: grab(/Connect\/gRPC-Web:\s+(\S+)/),
     gatewayUrl: grab(/inference gateway:\s+(\S+)/),
+    controlUrl: grab(/runtime control:\s+(\S+)/),
     apiKey: grab(/\n\s+(mdk_\S+)/),
     dataDir,
     env,
