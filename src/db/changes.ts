@@ -6,6 +6,7 @@
 // loopback round trips, not SQL, dominate the cost of a write.
 import { sql, type UpdateObject } from "kysely";
 import type { DeploymentEvent, EventType } from "../domain/types.js";
+import { executePrepared } from "./connect.js";
 import type { Database, DeploymentRow, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
 import { toDeployment, toTask } from "./mappers.js";
@@ -65,7 +66,7 @@ export async function applyChange(db: Executor, input: ChangeInput): Promise<Dep
     .select(sql<DeploymentRow>`to_jsonb(d)`.as("dep"))
     .select(sql<TaskRow | null>`(select to_jsonb(t) from t)`.as("task"))
     .select(sql<string>`(select cursor from e)`.as("cursor"));
-  const row = (await query.executeTakeFirst()) as ChangeResult | undefined;
+  const [row] = (await executePrepared(db, query)) as ChangeResult[];
   if (!row) {
     if (input.task) throw new FencedError(input.task.id, input.task.attempt ?? -1);
     throw new Error(`deployment ${input.deploymentUid} does not exist`);

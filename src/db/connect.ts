@@ -1,7 +1,9 @@
 // One Kysely instance per process over a pg pool with bounded waits.
-import { Kysely, PostgresDialect } from "kysely";
+import { createHash } from "node:crypto";
+import { CompiledQuery, Kysely, PostgresDialect, type Compilable } from "kysely";
 import pg from "pg";
 import type { Database } from "./database.js";
+import type { Executor } from "./executor.js";
 
 export interface DbOptions {
   url: string;
@@ -11,6 +13,44 @@ export interface DbOptions {
 
 export type Db = Kysely<Database>;
 
+// Hot statements run as named prepared statements: each pooled connection
+// sends Parse once and Postgres plans once per connection, instead of parsing
+// and planning the text on every call. Measured on this machine, parse and
+// plan of the CTE writes were a large share of Postgres' CPU per create.
+// Keyed by SQL text; bounded so that a caller with unbounded SQL shapes
+// cannot fill every connection with statements (beyond the cap, unnamed).
+const MAX_PREPARED = 128;
+const preparedNames = new Map<string, string>();
+
+/** Compiles `query` and marks its SQL text to run as a named prepared statement. */
+export function prepared<R>(query: Compilable<R>): CompiledQuery<R> {
+  const compiled = query.compile();
+  if (!preparedNames.has(compiled.sql) && preparedNames.size < MAX_PREPARED) {
+    preparedNames.set(compiled.sql, `md_${createHash("sha1").update(compiled.sql).digest("hex").slice(0, 20)}`);
+  }
+  return compiled;
+}
+
+/** Runs a hot query as a prepared statement; returns its rows. */
+export async function executePrepared<R>(db: Executor, query: Compilable<R>): Promise<R[]> {
+  const result = await db.executeQuery(prepared(query));
+  return result.rows;
+}
+
+/** A pg client that sends the SQL texts marked by prepared() as named statements. */
+class PreparingClient extends pg.Client {}
+type QueryFn = (this: pg.Client, ...args: unknown[]) => unknown;
+const baseQuery = pg.Client.prototype.query as unknown as QueryFn;
+// Assigned rather than overridden: pg's overloads of query() cannot be restated.
+(PreparingClient.prototype as unknown as { query: QueryFn }).query = function (this: pg.Client, ...args: unknown[]) {
+  const [text, values] = args;
+  if (args.length === 2 && typeof text === "string" && Array.isArray(values)) {
+    const name = preparedNames.get(text);
+    if (name !== undefined) return baseQuery.call(this, { name, text, values });
+  }
+  return baseQuery.apply(this, args);
+};
+
 export function createDb(options: DbOptions): Db {
   const pool = new pg.Pool({
     connectionString: options.url,
@@ -18,6 +58,7 @@ export function createDb(options: DbOptions): Db {
     // pg waits forever by default when the pool is exhausted or the server is gone.
     connectionTimeoutMillis: options.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
+    Client: PreparingClient,
   });
   // An idle client's error (server restart) must not crash the process.
   pool.on("error", () => {});

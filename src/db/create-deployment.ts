@@ -4,6 +4,7 @@
 // hottest write.
 import { sql } from "kysely";
 import type { Deployment, DeploymentEvent, Task } from "../domain/types.js";
+import { executePrepared } from "./connect.js";
 import type { DeploymentRow, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
 import { deploymentToRow, taskToRow, toDeployment, toTask } from "./mappers.js";
@@ -14,7 +15,7 @@ export async function insertNewDeployment(
   input: { deployment: Deployment; revision: RevisionRecord; task: Task; requestHash: string },
 ): Promise<DeploymentEvent> {
   const { deployment, revision, task } = input;
-  const row = await db
+  const query = db
     .with("d", (q) => q.insertInto("deployments").values(deploymentToRow(deployment)).returningAll())
     .with("r", (q) => q.insertInto("revisions").values({
       deployment_uid: deployment.uid,
@@ -34,8 +35,9 @@ export async function insertNewDeployment(
     .selectFrom("d")
     .select(sql<DeploymentRow>`to_jsonb(d)`.as("dep"))
     .select(sql<TaskRow>`(select to_jsonb(t) from t)`.as("task"))
-    .select(sql<string>`(select cursor from e)`.as("cursor"))
-    .executeTakeFirstOrThrow();
+    .select(sql<string>`(select cursor from e)`.as("cursor"));
+  const [row] = await executePrepared(db, query);
+  if (!row) throw new Error(`deployment ${deployment.uid} was not inserted`);
   const created = toDeployment(row.dep);
   return {
     deploymentUid: created.uid,

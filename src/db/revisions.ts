@@ -1,4 +1,5 @@
 import type { ModelSource, Resources } from "../domain/types.js";
+import type { RevisionRow } from "./database.js";
 import type { Executor } from "./executor.js";
 
 export interface RevisionRecord {
@@ -16,6 +17,11 @@ export async function loadRevision(db: Executor, deploymentUid: string, number: 
     .where("deployment_uid", "=", deploymentUid)
     .where("number", "=", number)
     .executeTakeFirstOrThrow();
+  return toRevisionRecord(row);
+}
+
+/** A revisions row (as selected, or through to_jsonb) as a record. */
+export function toRevisionRecord(row: RevisionRow): RevisionRecord {
   return {
     number: row.number,
     model: row.model as unknown as ModelSource,

@@ -68,7 +68,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     }, Math.max(200, Math.min(o.leaseMs, o.ackWaitMs) / 3));
     try {
       tlog.info("task started");
-      await runTask({ db: o.db, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs }, task, ac.signal);
+      await runTask({ db: o.db, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs }, task, ac.signal, claim);
       tlog.info("task finished");
       return { kind: "ack" };
     } catch (err) {
