@@ -1,4 +1,6 @@
 import type { Db } from "../db/connect.js";
+import type { NewDeployment, NewDeploymentResult } from "../db/create-deployment.js";
+import type { WriteCoalescer } from "../db/write-coalescer.js";
 import type { EventSink } from "../db/transact.js";
 import type { CatalogEntry, ValidationLimits } from "../domain/validation.js";
 import type { Logger } from "../log.js";
@@ -9,6 +11,8 @@ import type { Authenticator } from "./auth.js";
 export interface ApiDeps {
   db: Db;
   auth: Authenticator;
+  /** Writes new deployments, concurrent ones together (see createNewDeploymentWriter). */
+  newDeployments: WriteCoalescer<NewDeployment, NewDeploymentResult>;
   bus: EventBus;
   /** Publishes committed events live. */
   sink: EventSink;

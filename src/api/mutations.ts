@@ -4,7 +4,6 @@ import { createHash } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { sql } from "kysely";
 import { applyChange } from "../db/changes.js";
-import { insertNewDeployment } from "../db/create-deployment.js";
 import { findDeploymentByName, findDeploymentByUid, lockDeployment } from "../db/deployments.js";
 import { taskToRow, toDeployment, toTask } from "../db/mappers.js";
 import { insertOutbox } from "../db/outbox.js";
@@ -82,15 +81,14 @@ export async function createDeployment(deps: ApiDeps, principal: Principal, inpu
     const resolved = resolveName(input.model.name, suffix);
     if ("violation" in resolved) throw invalid([resolved.violation]);
     try {
-      return await insertCreate(deps, principal, input, resolved.name, hash);
+      const created = await insertCreate(deps, principal, input, resolved.name, hash);
+      if (created) return created;
+      if (!input.suffix && tries < 3) continue;
+      throw apiError(Code.AlreadyExists, `a deployment named "${resolved.name}" already exists in workspace "${principal.workspace}": specify another suffix`, {
+        reason: "NAME_TAKEN",
+        metadata: { name: resolved.name },
+      });
     } catch (err) {
-      if (isUniqueViolation(err, "deployments_live_name")) {
-        if (!input.suffix && tries < 3) continue;
-        throw apiError(Code.AlreadyExists, `a deployment named "${resolved.name}" already exists in workspace "${principal.workspace}": specify another suffix`, {
-          reason: "NAME_TAKEN",
-          metadata: { name: resolved.name },
-        });
-      }
       if (isUniqueViolation(err, "tasks_request_id")) {
         const again = await replayIfSeen(deps, principal, input.requestId, hash);
         if (again) return again;
@@ -100,6 +98,7 @@ export async function createDeployment(deps: ApiDeps, principal: Principal, inpu
   }
 }
 
+/** The new deployment and its task; undefined when the name is taken. */
 async function insertCreate(deps: ApiDeps, principal: Principal, input: CreateInput, name: string, hash: string) {
   const now = new Date();
   const uid = newId();
@@ -127,12 +126,13 @@ async function insertCreate(deps: ApiDeps, principal: Principal, input: CreateIn
     sequence: 1,
   };
   const task = newTask({ id: taskId, kind: "DEPLOY", principal, uid, name, revision: 1, requestId: input.requestId, deadlineSeconds, now });
-  const event = await insertNewDeployment(deps.db, {
+  const event = await deps.newDeployments.write({
     deployment,
     revision: { number: 1, model: input.model, resources: input.resources, taskId, createTime: now },
     task,
     requestHash: hash,
   });
+  if (event === "NAME_TAKEN") return undefined;
   deps.sink([event]);
   deps.wakeRelay();
   return { deployment: event.deployment, task: event.task! };

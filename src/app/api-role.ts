@@ -2,6 +2,7 @@
 // over the same service implementations, plus the outbox relay.
 import type { Config } from "../config.js";
 import { createAuthenticator } from "../api/auth.js";
+import { createNewDeploymentWriter } from "../db/create-deployment.js";
 import { bindService } from "../api/call-wrapper.js";
 import { createConnectServer } from "../api/connect-server.js";
 import { createDeletionService } from "../api/deletion-service.js";
@@ -30,6 +31,7 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
   const deps: ApiDeps = {
     db: infra.db,
     auth: createAuthenticator(infra.db),
+    newDeployments: createNewDeploymentWriter(infra.db),
     bus,
     sink: (events) => bus.publish(events),
     wakeRelay: () => relay.wake(),

@@ -2,12 +2,13 @@
 // run on this machine against real Postgres and NATS (DATABASE_URL/NATS_URL,
 // default the local servers). Prints a table and exits non-zero when a target
 // is missed.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createClient } from "@connectrpc/connect";
@@ -18,7 +19,7 @@ import { createApiKey } from "../db/api-keys.js";
 import { applyChange } from "../db/changes.js";
 import { createDb } from "../db/connect.js";
 import { migrateToLatest } from "../db/migrate.js";
-import { DeploymentService } from "../gen/modeldeploy/v1/deployment_service_pb.js";
+import { CreateDeploymentRequestSchema, DeploymentService } from "../gen/modeldeploy/v1/deployment_service_pb.js";
 import { createEventBus } from "../queue/event-bus.js";
 import { connectNats } from "../queue/nats.js";
 import { ensureTaskQueue } from "../queue/task-queue.js";
@@ -103,6 +104,47 @@ async function startRole(role: "api" | "worker", env: Record<string, string>, re
       await new Promise((r) => child.once("exit", r));
     },
   };
+}
+
+function h2loadAvailable(): boolean {
+  return process.env["BENCH_CLIENT"] !== "grpc-js" && spawnSync("h2load", ["--version"], { stdio: "ignore" }).status === 0;
+}
+
+/** CreateDeployment calls from h2load: gRPC framing by hand, one fixed request body. */
+async function runH2load(o: { port: number; key: string; requests: number; concurrency: number }): Promise<{ done: number; seconds: number; meanMs: number; maxMs: number }> {
+  const message = toBinary(CreateDeploymentRequestSchema, create(CreateDeploymentRequestSchema, {
+    model: { name: "bench/tiny", uri: "file:///bench/model.onnx" },
+    scaling: { minReplicas: 1, maxReplicas: 1 },
+  }));
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  const dir = mkdtempSync(path.join(tmpdir(), "md-bench-h2-"));
+  const body = path.join(dir, "create.bin");
+  writeFileSync(body, frame);
+  const connections = 4;
+  try {
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn("h2load", [
+        "-n", String(o.requests), "-c", String(connections), "-m", String(Math.ceil(o.concurrency / connections)),
+        "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers", "-H", `authorization: Bearer ${o.key}`,
+        `http://127.0.0.1:${o.port}/modeldeploy.v1.DeploymentService/CreateDeployment`,
+      ], { stdio: ["ignore", "pipe", "pipe"] });
+      let text = "";
+      child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (text += d.toString()));
+      child.on("error", reject);
+      child.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`h2load exited with ${code}: ${text}`))));
+    });
+    const finished = /finished in ([\d.]+)s/.exec(out);
+    const requests = /requests: \d+ total, \d+ started, (\d+) done/.exec(out);
+    const time = /time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(out);
+    if (!finished || !requests || !time) throw new Error(`unexpected h2load output: ${out}`);
+    const ms = (v: string, unit: string) => Number(v) * (unit === "us" ? 0.001 : unit === "s" ? 1000 : 1);
+    return { seconds: Number(finished[1]), done: Number(requests[1]), maxMs: ms(time[3]!, time[4]!), meanMs: ms(time[5]!, time[6]!) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<number> {
@@ -197,20 +239,36 @@ async function main(): Promise<number> {
       });
       // Warm up connections and JIT, then measure.
       await Promise.all(Array.from({ length: 200 }, (_, i) => call(i)));
-      latencies.length = 0;
-      const end = Date.now() + CREATE_SECONDS * 1000;
-      let issued = 0;
-      const started = performance.now();
-      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-        while (Date.now() < end) await call(issued++);
-      }));
-      const elapsed = (performance.now() - started) / 1000;
-      const rate = latencies.length / elapsed;
-      rows.push({ figure: `CreateDeployment over gRPC (${CONCURRENCY} in flight; api and worker processes)`, value: `${rate.toFixed(0)} calls/s, p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, ${errors} errors${firstError ? ` (${firstError})` : ""}`, target: "≥ 1000 calls/s", ok: rate >= 1000 && errors === 0 });
-      const done = await db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).where("status", "=", "COMPLETED").executeTakeFirstOrThrow();
-      rows.push({ figure: "  deploy tasks the worker completed meanwhile (no-op runtime)", value: `${done.n} of ${latencies.length + 200}`, target: "(context)", ok: true });
-      rows.push({ figure: "  raw pg two-row transaction, 32 connections, idle", value: `${raw.toFixed(0)} tx/s`, target: "(raw limit)", ok: true });
+      const countDeployments = async () => Number((await db.selectFrom("deployments").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n);
+      const before = await countDeployments();
+      let figure: string;
+      if (h2loadAvailable()) {
+        // h2load (C, nghttp2) costs the shared cores ~1/20 of what a Node
+        // grpc-js client does, so the figure is the server's, not the load
+        // generator's. HTTP 200 does not mean gRPC OK: successes are counted
+        // in the database, and every other answer is an error.
+        // A fixed count (1,000/s × BENCH_SECONDS), not a duration: every call ends, so each is counted.
+        const r = await runH2load({ port: grpcPort, key, requests: 1000 * CREATE_SECONDS, concurrency: CONCURRENCY });
+        const created = (await countDeployments()) - before;
+        const errors = 1000 * CREATE_SECONDS - created;
+        figure = `${(created / r.seconds).toFixed(0)} calls/s, mean ${r.meanMs.toFixed(1)} ms, max ${r.maxMs.toFixed(1)} ms, ${errors} errors (h2load)`;
+        rows.push({ figure: `CreateDeployment over gRPC (${CONCURRENCY} in flight; api and worker processes)`, value: figure, target: "≥ 1000 calls/s", ok: created / r.seconds >= 1000 && errors === 0 });
+      } else {
+        latencies.length = 0;
+        const end = Date.now() + CREATE_SECONDS * 1000;
+        let issued = 0;
+        const started = performance.now();
+        await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+          while (Date.now() < end) await call(issued++);
+        }));
+        const elapsed = (performance.now() - started) / 1000;
+        const rate = latencies.length / elapsed;
+        rows.push({ figure: `CreateDeployment over gRPC (${CONCURRENCY} in flight; api and worker processes)`, value: `${rate.toFixed(0)} calls/s, p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, ${errors} errors${firstError ? ` (${firstError})` : ""} (grpc-js client in the bench process; install h2load for a lighter one)`, target: "≥ 1000 calls/s", ok: rate >= 1000 && errors === 0 });
+      }
       for (const c of clients) c.close();
+      const done = await db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).where("status", "=", "COMPLETED").executeTakeFirstOrThrow();
+      rows.push({ figure: "  deploy tasks the worker completed meanwhile (no-op runtime)", value: `${done.n} of ${(await countDeployments()) - 1}`, target: "(context)", ok: true });
+      rows.push({ figure: "  raw pg two-row transaction, 32 connections, idle", value: `${raw.toFixed(0)} tx/s`, target: "(raw limit)", ok: true });
 
     } finally {
       await worker.stop().catch(() => {});

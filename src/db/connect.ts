@@ -22,18 +22,29 @@ export type Db = Kysely<Database>;
 const MAX_PREPARED = 128;
 const preparedNames = new Map<string, string>();
 
+function markPrepared(text: string): void {
+  if (!preparedNames.has(text) && preparedNames.size < MAX_PREPARED) {
+    preparedNames.set(text, `md_${createHash("sha1").update(text).digest("hex").slice(0, 20)}`);
+  }
+}
+
 /** Compiles `query` and marks its SQL text to run as a named prepared statement. */
 export function prepared<R>(query: Compilable<R>): CompiledQuery<R> {
   const compiled = query.compile();
-  if (!preparedNames.has(compiled.sql) && preparedNames.size < MAX_PREPARED) {
-    preparedNames.set(compiled.sql, `md_${createHash("sha1").update(compiled.sql).digest("hex").slice(0, 20)}`);
-  }
+  markPrepared(compiled.sql);
   return compiled;
 }
 
 /** Runs a hot query as a prepared statement; returns its rows. */
 export async function executePrepared<R>(db: Executor, query: Compilable<R>): Promise<R[]> {
   const result = await db.executeQuery(prepared(query));
+  return result.rows;
+}
+
+/** Runs fixed SQL text (no query building per call) as a prepared statement. */
+export async function executePreparedSql<R>(db: Executor, text: string, parameters: readonly unknown[]): Promise<R[]> {
+  markPrepared(text);
+  const result = await db.executeQuery<R>(CompiledQuery.raw(text, [...parameters]));
   return result.rows;
 }
 

@@ -86,22 +86,26 @@ export function eventFromJson(text: string): DeploymentEvent {
   };
 }
 
+// jsonb values go to pg as objects (pg serializes them), and to
+// jsonb_populate_recordset as JSON values, never as JSON text.
+const asJson = (v: object): Record<string, unknown> => v as Record<string, unknown>;
+
 export function deploymentToRow(d: Deployment): NewDeploymentRow {
   return {
     uid: d.uid,
     workspace: d.workspace,
     name: d.name,
     state: d.state,
-    model: JSON.stringify(d.model),
-    resources: JSON.stringify(d.resources),
-    scaling: JSON.stringify(d.scaling),
-    failure: d.failure ? JSON.stringify(d.failure) : null,
-    instances: JSON.stringify(d.instances),
+    model: asJson(d.model),
+    resources: asJson(d.resources),
+    scaling: asJson(d.scaling),
+    failure: d.failure ? asJson(d.failure) : null,
+    instances: asJson(d.instances),
     endpoint_url: d.endpointUrl,
     serving_revision: d.servingRevision,
     target_revision: d.targetRevision,
     active_task_id: d.activeTaskId,
-    labels: JSON.stringify(d.labels),
+    labels: d.labels,
     creator: d.creator,
     modifier: d.modifier,
     create_time: d.createTime,
@@ -120,9 +124,9 @@ export function taskToRow(t: Task, extra: { requestHash: string; enqueuedAt: Dat
     revision: t.revision,
     status: t.status,
     phase: t.phase,
-    progress: JSON.stringify(t.progress),
-    result: t.result ? JSON.stringify(t.result) : null,
-    failure: t.failure ? JSON.stringify(t.failure) : null,
+    progress: asJson(t.progress),
+    result: t.result ? asJson(t.result) : null,
+    failure: t.failure ? asJson(t.failure) : null,
     rolled_back: t.rolledBack,
     attempt: t.attempt,
     lease_owner: null,

@@ -7,6 +7,7 @@ import type { ApiDeps } from "../../src/api/deps.js";
 import { hasReason } from "../../src/api/errors.js";
 import { createDeployment, deleteDeployment, type CreateInput } from "../../src/api/mutations.js";
 import { createApiKey } from "../../src/db/api-keys.js";
+import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
 import { applyChange, FencedError } from "../../src/db/changes.js";
 import { findDeploymentByName } from "../../src/db/deployments.js";
 import { eventsAfter } from "../../src/db/events.js";
@@ -50,6 +51,7 @@ beforeAll(async () => {
   deps = {
     db: tdb.db,
     auth: createAuthenticator(tdb.db),
+    newDeployments: createNewDeploymentWriter(tdb.db),
     bus,
     sink: (events) => bus.publish(events),
     wakeRelay: () => relay.wake(),
