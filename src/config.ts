@@ -16,6 +16,8 @@ export interface Config {
   databaseConnectTimeoutMs: number;
   /** Unset: a `nats-server -js` child process is started. */
   natsUrl: string | undefined;
+  /** The nats-server binary for the embedded queue server; unset: PATH, then well-known places. */
+  natsServerBin: string | undefined;
   natsStream: string;
   natsSubjectPrefix: string;
   dataDir: string;
@@ -130,6 +132,8 @@ export function loadConfig(env: Env = process.env): Config {
     databasePoolMax: r.int("DATABASE_POOL_MAX", databaseUrl ? 10 : 1, 1, 1000),
     databaseConnectTimeoutMs: r.int("DATABASE_CONNECT_TIMEOUT_MS", 5000, 100, 600_000),
     natsUrl: r.optional("NATS_URL"),
+    // Checked (an executable file) only when the embedded server is started.
+    natsServerBin: r.optional("NATS_SERVER_BIN"),
     natsStream,
     natsSubjectPrefix,
     dataDir: path.resolve(r.str("MODELDEPLOY_DATA_DIR", ".modeldeploy")),

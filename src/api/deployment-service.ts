@@ -113,26 +113,35 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
       }
     },
 
-    async updateDeployment() {
+    // Not implemented yet, but authenticated first like every other call: without
+    // a valid key (and the scope the method will need) a caller learns nothing.
+    async updateDeployment(_req, ctx) {
+      await write(ctx);
       unimplemented("UpdateDeployment");
     },
-    async rollbackDeployment() {
+    async rollbackDeployment(_req, ctx) {
+      await write(ctx);
       unimplemented("RollbackDeployment");
     },
-    async listDeploymentRevisions() {
+    async listDeploymentRevisions(_req, ctx) {
+      await read(ctx);
       unimplemented("ListDeploymentRevisions");
     },
-    async listDeploymentTasks() {
+    async listDeploymentTasks(_req, ctx) {
+      await read(ctx);
       unimplemented("ListDeploymentTasks");
     },
-    async cancelDeploymentTask() {
+    async cancelDeploymentTask(_req, ctx) {
+      await write(ctx);
       unimplemented("CancelDeploymentTask");
     },
     // eslint-disable-next-line require-yield
-    async *watchDeployments() {
+    async *watchDeployments(_req, ctx) {
+      await read(ctx);
       unimplemented("WatchDeployments");
     },
-    async listAcceleratorTypes() {
+    async listAcceleratorTypes(_req, ctx) {
+      await read(ctx);
       unimplemented("ListAcceleratorTypes");
     },
   };

@@ -27,6 +27,14 @@ import { addReflection } from "./reflection.js";
 
 export const defaultMaxMessageBytes = 4 * 1024 * 1024;
 
+/**
+ * grpc-js answers a message above its own limit before any of our code runs,
+ * so without an x-request-id. Our limit is therefore checked in parseRequest,
+ * and grpc-js gets this multiple of it: it still bounds what one call may
+ * buffer (it refuses from the length prefix, before reading the message).
+ */
+export const grpcHardLimitFactor = 4;
+
 export interface GrpcTlsOptions {
   /** PEM certificate chain file. */
   certFile: string;
@@ -42,7 +50,11 @@ export interface GrpcServerOptions {
   /** Raw (unwrapped) implementations; the server wraps them with wrapServiceImpl. */
   services: readonly ServiceBinding[];
   logger: Logger;
-  /** Larger request messages are rejected by grpc-js with RESOURCE_EXHAUSTED. Default 4 MiB. */
+  /**
+   * Larger request messages get RESOURCE_EXHAUSTED (with an x-request-id).
+   * Default 4 MiB. grpc-js itself only refuses messages above
+   * grpcHardLimitFactor times this, unbuffered.
+   */
   maxReceiveMessageBytes?: number;
   /** TLS when given, otherwise cleartext HTTP/2 (h2c). */
   tls?: GrpcTlsOptions;
@@ -283,24 +295,36 @@ function setupCall(
   return { ctx, started, finish };
 }
 
-/** Parse the request; on failure, an INVALID_ARGUMENT ServiceError (logged, with a request id). */
+/**
+ * Parse the request; an oversized message is RESOURCE_EXHAUSTED, a malformed
+ * one INVALID_ARGUMENT: a ServiceError, logged, with a request id.
+ */
 function parseRequest(
   method: DescMethod,
   bytes: Buffer,
   setup: CallSetup,
   logger: Logger,
+  maxBytes: number,
 ): { ok: true; value: unknown } | { ok: false; error: Partial<grpc.StatusObject> } {
+  const reject = (e: ConnectError) => {
+    const requestId = resolveRequestId(setup.ctx.requestHeader);
+    setup.ctx.responseHeader.set(requestIdHeader, requestId);
+    const err = finishError(e, requestId);
+    logRejectedCall(logger, method, "grpc", requestId, setup.started, err);
+    return { ok: false as const, error: toServiceError(err, setup.ctx, false) };
+  };
+  if (bytes.byteLength > maxBytes) {
+    return reject(
+      new ConnectError(
+        `request message of ${bytes.byteLength} bytes is larger than the limit of ${maxBytes} bytes`,
+        Code.ResourceExhausted,
+      ),
+    );
+  }
   try {
     return { ok: true, value: fromBinary(method.input, bytes) };
   } catch (e) {
-    const requestId = resolveRequestId(setup.ctx.requestHeader);
-    setup.ctx.responseHeader.set(requestIdHeader, requestId);
-    const err = finishError(
-      new ConnectError(`malformed ${method.input.typeName} message`, Code.InvalidArgument, undefined, undefined, e),
-      requestId,
-    );
-    logRejectedCall(logger, method, "grpc", requestId, setup.started, err);
-    return { ok: false, error: toServiceError(err, setup.ctx, false) };
+    return reject(new ConnectError(`malformed ${method.input.typeName} message`, Code.InvalidArgument, undefined, undefined, e));
   }
 }
 
@@ -318,11 +342,11 @@ function serializeResponse(method: DescMethod, value: unknown, ctx: HandlerConte
   }
 }
 
-function unaryHandler(method: DescMethod, fn: ImplFn, logger: Logger, scheme: string): grpc.handleUnaryCall<Buffer, Buffer> {
+function unaryHandler(method: DescMethod, fn: ImplFn, logger: Logger, scheme: string, maxBytes: number): grpc.handleUnaryCall<Buffer, Buffer> {
   return (call, callback) => {
     const setup = setupCall(call, method, scheme);
     const { ctx, finish } = setup;
-    const parsed = parseRequest(method, call.request, setup, logger);
+    const parsed = parseRequest(method, call.request, setup, logger, maxBytes);
     if (!parsed.ok) {
       finish();
       callback(parsed.error);
@@ -366,11 +390,12 @@ function serverStreamingHandler(
   fn: ImplFn,
   logger: Logger,
   scheme: string,
+  maxBytes: number,
 ): grpc.handleServerStreamingCall<Buffer, Buffer> {
   return (call) => {
     const setup = setupCall(call, method, scheme);
     const { ctx, finish } = setup;
-    const parsed = parseRequest(method, call.request, setup, logger);
+    const parsed = parseRequest(method, call.request, setup, logger, maxBytes);
     if (!parsed.ok) {
       finish();
       call.emit("error", parsed.error);
@@ -436,7 +461,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const { logger } = opts;
   const maxReceive = opts.maxReceiveMessageBytes ?? defaultMaxMessageBytes;
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": maxReceive,
+    "grpc.max_receive_message_length": Math.min(maxReceive * grpcHardLimitFactor, 0x7fffffff),
     ...opts.grpcOptions,
   });
   const scheme = opts.tls !== undefined ? "https" : "http";
@@ -453,10 +478,10 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       if (fn === undefined) continue;
       switch (method.methodKind) {
         case "unary":
-          handlers[method.localName] = unaryHandler(method, fn, logger, scheme);
+          handlers[method.localName] = unaryHandler(method, fn, logger, scheme, maxReceive);
           break;
         case "server_streaming":
-          handlers[method.localName] = serverStreamingHandler(method, fn, logger, scheme);
+          handlers[method.localName] = serverStreamingHandler(method, fn, logger, scheme, maxReceive);
           break;
         default:
           // wrapServiceImpl already refused these; keep the switch exhaustive.

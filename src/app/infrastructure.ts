@@ -35,7 +35,7 @@ export async function openInfrastructure(config: Config, logger: Logger, o: { al
     let natsUrl = config.natsUrl;
     if (!natsUrl) {
       if (!o.allowEmbedded) throw new Error(`NATS_URL is required for \`modeldeploy ${o.role}\` (only \`modeldeploy start\` embeds a queue server)`);
-      const nats = await startEmbeddedNats({ dataDir: config.dataDir, logger });
+      const nats = await startEmbeddedNats({ dataDir: config.dataDir, logger, binary: config.natsServerBin });
       stops.push(() => nats.stop());
       natsUrl = nats.url;
       logger.info("embedded nats-server started", { url: natsUrl });

@@ -33,6 +33,12 @@ export interface DeploymentSpec {
   scaling: Scaling;
 }
 
+/**
+ * Model-server runtimes this release can start ("" means the default, onnx).
+ * Names are identifiers, matched exactly (lowercase).
+ */
+export const SUPPORTED_RUNTIMES: readonly string[] = ["onnx"];
+
 const SHA256 = /^[0-9a-f]{64}$/;
 const LABEL_KEY = /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/;
 
@@ -58,6 +64,16 @@ export function validateModel(model: ModelSource, field = "model"): Violation[] 
     }
   }
   if (model.sha256 && !SHA256.test(model.sha256)) bad("sha256", "sha256 must be 64 lowercase hex characters");
+  // Accepting an unknown runtime would start the default server anyway: refuse it.
+  if (model.runtime && !SUPPORTED_RUNTIMES.includes(model.runtime)) {
+    const shown = model.runtime.length > 64 ? `${model.runtime.slice(0, 64)}…` : model.runtime;
+    out.push({
+      field: `${field}.runtime`,
+      description: `runtime "${shown}" is not supported: supported runtimes are ${SUPPORTED_RUNTIMES.map((r) => `"${r}"`).join(", ")} (empty means "${SUPPORTED_RUNTIMES[0]}")`,
+      reason: "MODEL_SOURCE_INVALID",
+      metadata: { field: `${field}.runtime`, requestedRuntime: model.runtime.slice(0, 64), supportedRuntimes: SUPPORTED_RUNTIMES.join(",") },
+    });
+  }
   return out;
 }
 

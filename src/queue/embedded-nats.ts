@@ -12,7 +12,7 @@ export interface EmbeddedNatsOptions {
   /** The application's data directory; the JetStream store goes to `<dataDir>/nats`. */
   dataDir: string;
   logger: Logger;
-  /** Path of the nats-server binary; default: $NATS_SERVER_BIN, then PATH, then /usr/sbin, /usr/local/bin. */
+  /** Path of the nats-server binary (config: NATS_SERVER_BIN); default: PATH, then /usr/sbin, /usr/local/bin. */
   binary?: string;
   /** How long to wait for the server to accept connections. Default 15 s. */
   startTimeoutMs?: number;
@@ -36,19 +36,15 @@ const WELL_KNOWN = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server"];
 const STDERR_TAIL_BYTES = 4096;
 
 /**
- * Where nats-server is: `binary`, then $NATS_SERVER_BIN, then PATH, then
- * /usr/sbin/nats-server, /usr/local/bin/nats-server. An explicit `binary` or
- * $NATS_SERVER_BIN that is not an executable file is an error, not skipped.
+ * Where nats-server is: `binary` (from the configuration), else PATH (from
+ * `env`), then /usr/sbin/nats-server, /usr/local/bin/nats-server. A `binary`
+ * that is not an executable file is an error, not skipped.
  */
 export function findNatsServer(binary?: string, env: NodeJS.ProcessEnv = process.env): string {
-  for (const [explicit, what] of [
-    [binary, "the nats-server binary option"],
-    [env["NATS_SERVER_BIN"], "NATS_SERVER_BIN"],
-  ] as const) {
-    if (explicit === undefined || explicit.trim() === "") continue;
-    const file = path.resolve(explicit.trim());
+  if (binary !== undefined && binary.trim() !== "") {
+    const file = path.resolve(binary.trim());
     if (!isExecutable(file)) {
-      throw new NatsServerNotFoundError(`${what} points to ${file}, which is not an executable file.\n${HOW_TO_INSTALL}`);
+      throw new NatsServerNotFoundError(`NATS_SERVER_BIN points to ${file}, which is not an executable file.\n${HOW_TO_INSTALL}`);
     }
     return file;
   }
@@ -59,7 +55,7 @@ export function findNatsServer(binary?: string, env: NodeJS.ProcessEnv = process
   const found = [...onPath, ...WELL_KNOWN].find(isExecutable);
   if (found === undefined) {
     throw new NatsServerNotFoundError(
-      `nats-server was not found (looked in $NATS_SERVER_BIN, PATH, ${WELL_KNOWN.join(", ")}).\n${HOW_TO_INSTALL}`,
+      `nats-server was not found (looked in PATH, ${WELL_KNOWN.join(", ")}).\n${HOW_TO_INSTALL}`,
     );
   }
   return found;

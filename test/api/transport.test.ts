@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requestIdOf } from "../../src/api/call-wrapper.js";
 import { createConnectServer, type ConnectServer } from "../../src/api/connect-server.js";
 import { apiError, errorInfoOf, toConnectError } from "../../src/api/errors.js";
-import { createGrpcServer, grpcServiceDefinition, type GrpcServer } from "../../src/api/grpc-server.js";
+import { createGrpcServer, grpcHardLimitFactor, grpcServiceDefinition, type GrpcServer } from "../../src/api/grpc-server.js";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -381,9 +381,51 @@ describe("grpc-js server", () => {
     }
   });
 
-  it("rejects an oversized request with RESOURCE_EXHAUSTED", async () => {
-    const out = await grpcUnary(client, "getDeployment", { name: "x".repeat(5 * 1024 * 1024) });
+  it("rejects an oversized request with RESOURCE_EXHAUSTED, the limit and x-request-id", async () => {
+    const md = new grpc.Metadata();
+    md.set("x-request-id", "req-grpc-big");
+    const out = await grpcUnary(client, "getDeployment", { name: "x".repeat(5 * 1024 * 1024) }, md);
     expect(out.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(out.err?.details).toMatch(/^request message of \d+ bytes is larger than the limit of 4194304 bytes$/);
+    expect(out.err?.metadata.get("x-request-id")).toEqual(["req-grpc-big"]);
+    const { unpacked } = statusDetails(out.err?.metadata as grpc.Metadata);
+    expect(unpacked.find((m) => m?.$typeName === "google.rpc.RequestInfo")).toMatchObject({ requestId: "req-grpc-big" });
+    expect(logLines.find((l) => l["requestId"] === "req-grpc-big")).toMatchObject({
+      method: "GetDeployment",
+      protocol: "grpc",
+      code: "resource_exhausted",
+    });
+
+    // Server streams too, with a generated id.
+    const stream = await grpcStream(client, "watchDeployment", { name: "x".repeat(5 * 1024 * 1024) });
+    expect(stream.messages).toHaveLength(0);
+    expect(stream.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(stream.err?.metadata.get("x-request-id")[0]).toMatch(/^[0-9a-f-]{36}$/);
+
+    // And the server keeps serving.
+    expect((await grpcUnary(client, "getDeployment", { name: "after-big" })).res).toMatchObject({ name: "after-big" });
+  });
+
+  it("applies a configured request limit; grpc-js only refuses far beyond it", async () => {
+    const small = createGrpcServer({ services, logger, maxReceiveMessageBytes: 2048 });
+    const port = await small.listen("127.0.0.1", 0);
+    const c = new DeploymentClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as AnyClient;
+    try {
+      // A GetDeploymentRequest is the name plus 3 bytes of framing.
+      expect((await grpcUnary(c, "getDeployment", { name: "x".repeat(2045) })).res).toMatchObject({ name: "x".repeat(2045) });
+      const over = await grpcUnary(c, "getDeployment", { name: "x".repeat(2046) });
+      expect(over.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(over.err?.details).toBe("request message of 2049 bytes is larger than the limit of 2048 bytes");
+      expect(over.err?.metadata.get("x-request-id")).toHaveLength(1);
+      // Past grpc-js' own cap (a multiple of the limit) the message is refused
+      // from its length prefix, unread: still RESOURCE_EXHAUSTED.
+      const huge = await grpcUnary(c, "getDeployment", { name: "x".repeat(2048 * grpcHardLimitFactor) });
+      expect(huge.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(huge.err?.details).toMatch(/larger than max/);
+    } finally {
+      c.close();
+      await small.shutdown(1000);
+    }
   });
 
   it("serves grpc.health.v1", async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { newId, newSuffix } from "../../src/domain/ids.js";
 import { deploymentName, isDnsLabel, modelSlug } from "../../src/domain/names.js";
 import { parseMemory } from "../../src/domain/quantities.js";
-import { DEFAULT_LIMITS, initialReplicas, resolveName, validateSpec } from "../../src/domain/validation.js";
+import { DEFAULT_LIMITS, initialReplicas, resolveName, SUPPORTED_RUNTIMES, validateSpec } from "../../src/domain/validation.js";
 import type { DeploymentSpec } from "../../src/domain/validation.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
 
@@ -82,6 +82,27 @@ describe("validation", () => {
     expect(v.map((x) => x.field)).toEqual(["model.name", "model.uri"]);
     expect(validateSpec(spec({ model: { ...spec().model, uri: "file://host/x.onnx" } }), catalog)[0]?.reason).toBe("MODEL_SOURCE_INVALID");
     expect(validateSpec(spec({ model: { ...spec().model, sha256: "abc" } }), catalog)[0]?.field).toBe("model.sha256");
+  });
+
+  it("accepts only the runtimes that exist, naming them", () => {
+    for (const runtime of ["", "onnx"]) {
+      expect(validateSpec(spec({ model: { ...spec().model, runtime } }), catalog)).toEqual([]);
+    }
+    for (const runtime of ["vllm", "ONNX", "onnx2"]) {
+      const v = validateSpec(spec({ model: { ...spec().model, runtime } }), catalog);
+      expect(v).toHaveLength(1);
+      expect(v[0]).toMatchObject({
+        field: "model.runtime",
+        reason: "MODEL_SOURCE_INVALID",
+        metadata: { field: "model.runtime", requestedRuntime: runtime, supportedRuntimes: SUPPORTED_RUNTIMES.join(",") },
+      });
+      expect(v[0]?.description).toContain(`"${runtime}" is not supported`);
+      expect(v[0]?.description).toContain('"onnx"');
+    }
+    // An absurd value is not echoed whole.
+    const long = validateSpec(spec({ model: { ...spec().model, runtime: "x".repeat(10_000) } }), catalog)[0]!;
+    expect(long.description.length).toBeLessThan(300);
+    expect(long.metadata["requestedRuntime"]).toHaveLength(64);
   });
 
   it("starts at least one replica unless stopped", () => {
