@@ -34,7 +34,9 @@ export function invalid(violations: Violation[]): Error {
   });
 }
 
-function requestHash(kind: string, body: unknown): string {
+/** Compared only on a repeated requestId, so computed only when there is one. */
+function requestHash(kind: string, requestId: string, body: unknown): string {
+  if (!requestId) return "";
   const canonical = JSON.stringify(body, (_k, v: unknown) =>
     v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v);
   return createHash("sha256").update(kind).update(canonical).digest("hex");
@@ -70,7 +72,7 @@ export async function createDeployment(deps: ApiDeps, principal: Principal, inpu
   if ("violation" in named && input.model.name) violations.push(named.violation);
   if (violations.length > 0) throw invalid(violations);
 
-  const hash = requestHash("create", { ...input, requestId: "" });
+  const hash = requestHash("create", input.requestId, { ...input, requestId: "" });
   const seen = await replayIfSeen(deps, principal, input.requestId, hash);
   if (seen) return seen;
   await checkCapacity(deps, input.resources, input.scaling);
@@ -187,7 +189,7 @@ async function checkCapacity(deps: ApiDeps, resources: Resources, scaling: Scali
 
 export async function deleteDeployment(deps: ApiDeps, principal: Principal, name: string, requestId: string): Promise<Task> {
   if (requestId.length > 128) throw invalid([{ field: "request_id", description: "requestId is longer than 128 characters", reason: "REQUEST_ID_INVALID", metadata: {} }]);
-  const hash = requestHash("delete", { name });
+  const hash = requestHash("delete", requestId, { name });
   const seen = await replayIfSeen(deps, principal, requestId, hash);
   if (seen) return seen.task;
   const found = await findDeploymentByName(deps.db, principal.workspace, name);

@@ -123,9 +123,11 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
     await pending;
   }
   if (progressError !== undefined) throw progressError;
-  await w.progress("DOWNLOADING", { percent: 50, bytesDone: weights.bytes, bytesTotal: weights.bytes, message: `weights ready (sha256 ${weights.sha256.slice(0, 12)}…)` });
+  const weightsReady = `weights ready (sha256 ${weights.sha256.slice(0, 12)}…)`;
+  const downloaded = { bytesDone: weights.bytes, bytesTotal: weights.bytes };
 
   if (replicas === 0) {
+    await w.progress("DOWNLOADING", { percent: 50, ...downloaded, message: weightsReady });
     // Registered with no replicas: the route exists and answers 503 (stopped).
     await deps.driver.startRevision(spec, weights);
     await deps.driver.switchTraffic(spec);
@@ -133,7 +135,9 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
     return;
   }
 
-  await w.progress("STARTING", { percent: 55, replicasDesired: replicas, message: `starting ${replicas} replica(s)` }, { state: "DEPLOYING" });
+  // Nothing happens between the end of the download and the start of the
+  // replicas: one write says both.
+  await w.progress("STARTING", { percent: 55, ...downloaded, replicasDesired: replicas, message: `${weightsReady}; starting ${replicas} replica(s)` }, { state: "DEPLOYING" });
   await deps.driver.startRevision(spec, weights);
 
   // The first poll records HEALTH_CHECKING with the replicas' count.
