@@ -1,8 +1,8 @@
 // Writes of one attempt of one task: each is fenced on (task id, attempt), so
 // once another attempt (or a cancellation) takes the task, this one stops.
-import type { Db } from "../db/connect.js";
+import type { AttemptChange, AttemptChangeResult } from "../db/attempt-changes.js";
 import type { DeploymentPatch, TaskPatch } from "../db/database.js";
-import { applyChange } from "../db/changes.js";
+import type { WriteCoalescer } from "../db/write-coalescer.js";
 import type { EventSink } from "../db/transact.js";
 import type { DeploymentEvent, EventType, Failure, Task, TaskPhase, TaskProgress } from "../domain/types.js";
 
@@ -15,16 +15,21 @@ export interface AttemptWriter {
   progress(phase: TaskPhase, progress: Partial<TaskProgress>, deployment?: DeploymentPatch, extendDeadline?: boolean): Promise<void>;
 }
 
-export function createAttemptWriter(db: Db, sink: EventSink, task: Task): AttemptWriter {
+export type AttemptChanges = WriteCoalescer<AttemptChange, AttemptChangeResult>;
+
+export function createAttemptWriter(changes: AttemptChanges, sink: EventSink, task: Task): AttemptWriter {
   let latest = task;
   const write: AttemptWriter["write"] = async (type, change) => {
     // One statement, atomic on its own: no explicit transaction needed.
-    const event = await applyChange(db, {
+    const event = await changes.write({
       deploymentUid: task.deploymentUid,
       type,
-      deployment: change.deployment,
-      task: { id: task.id, attempt: task.attempt, patch: change.task ?? {} },
+      taskId: task.id,
+      attempt: task.attempt,
+      task: change.task ?? {},
+      deployment: change.deployment ?? {},
     });
+    if (event instanceof Error) throw event;
     sink([event]);
     if (event.task) latest = event.task;
     return event;
@@ -36,7 +41,7 @@ export function createAttemptWriter(db: Db, sink: EventSink, task: Task): Attemp
     async progress(phase, progress, deployment, extendDeadline = true) {
       const merged: TaskProgress = { ...latest.progress, ...progress };
       merged.percent = Math.max(latest.progress.percent, Math.min(100, Math.round(merged.percent)));
-      const patch: TaskPatch = { phase, progress: JSON.stringify(merged) };
+      const patch: TaskPatch = { phase, progress: { ...merged } };
       if (extendDeadline) patch.progress_deadline = new Date(Date.now() + latest.deadlineSeconds * 1000);
       const type: EventType = deployment?.state !== undefined ? "STATE_CHANGED" : "PROGRESS";
       await write(type, { task: patch, deployment });

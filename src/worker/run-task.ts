@@ -10,12 +10,13 @@ import type { Deployment, Failure, Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
 import type { Logger } from "../log.js";
 import { RuntimeError, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
-import { createAttemptWriter, failureOf, type AttemptWriter } from "./attempt.js";
+import { createAttemptWriter, failureOf, type AttemptChanges, type AttemptWriter } from "./attempt.js";
 import { loadRevision, toRevisionRecord } from "../db/revisions.js";
 import type { DeploymentRow, RevisionRow } from "../db/database.js";
 
 export interface RunTaskDeps {
   db: Db;
+  changes: AttemptChanges;
   sink: EventSink;
   driver: RuntimeDriver;
   logger: Logger;
@@ -37,7 +38,7 @@ export interface Preloaded {
 }
 
 export async function runTask(deps: RunTaskDeps, task: Task, outer: AbortSignal, preloaded?: Preloaded): Promise<void> {
-  const w = createAttemptWriter(deps.db, deps.sink, task);
+  const w = createAttemptWriter(deps.changes, deps.sink, task);
   const row = preloaded ? preloaded.deployment : await findDeploymentByUid(deps.db, task.deploymentUid);
   if (!row) throw new TaskFailure(failureOf("INTERNAL", `deployment ${task.deploymentUid} of task ${task.id} is missing`));
   const deployment = toDeployment(row);
@@ -90,8 +91,8 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   const instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
 
   await w.write("STATE_CHANGED", {
-    task: { status: "RUNNING", phase: "VALIDATING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: JSON.stringify({ ...task.progress, message: `validating (attempt ${task.attempt})` }) },
-    deployment: { state: "INITIALIZING", target_revision: task.revision, instances: JSON.stringify(instances) },
+    task: { status: "RUNNING", phase: "VALIDATING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: json({ ...task.progress, message: `validating (attempt ${task.attempt})` }) },
+    deployment: { state: "INITIALIZING", target_revision: task.revision, instances: json(instances) },
   });
 
   await w.progress("DOWNLOADING", { percent: 5, message: `fetching ${spec.model.uri}` }, { state: "DOWNLOADING" });
@@ -160,7 +161,7 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
         replicasReady: ready,
         replicasDesired: replicas,
         message: `${ready}/${replicas} replicas ready`,
-      }, { instances: JSON.stringify(instances) });
+      }, { instances: json(instances) });
     }
     if (status.ready >= replicas) break;
     const deadline = w.current().progressDeadline;
@@ -187,15 +188,15 @@ async function finish(
       status: "COMPLETED",
       phase: "DONE",
       end_time: new Date(),
-      progress: JSON.stringify({ ...task.progress, percent: 100, message: end.state === "RUNNING" ? "serving" : "stopped (0 replicas)" }),
-      result: JSON.stringify({ deploymentId: deployment.uid, endpointUrl: end.endpointUrl, revision: task.revision }),
+      progress: json({ ...task.progress, percent: 100, message: end.state === "RUNNING" ? "serving" : "stopped (0 replicas)" }),
+      result: json({ deploymentId: deployment.uid, endpointUrl: end.endpointUrl, revision: task.revision }),
     },
     deployment: {
       state: end.state,
       serving_revision: task.revision,
       target_revision: task.revision,
       endpoint_url: end.endpointUrl,
-      instances: JSON.stringify(end.instances),
+      instances: json(end.instances),
       active_task_id: null,
       failure: null,
     },
@@ -205,7 +206,7 @@ async function finish(
 async function remove(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment): Promise<void> {
   const task = w.task;
   await w.write("STATE_CHANGED", {
-    task: { status: "RUNNING", phase: "DRAINING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: JSON.stringify({ ...task.progress, percent: Math.max(task.progress.percent, 10), message: "draining in-flight requests" }) },
+    task: { status: "RUNNING", phase: "DRAINING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: json({ ...task.progress, percent: Math.max(task.progress.percent, 10), message: "draining in-flight requests" }) },
     deployment: { state: "DELETING" },
   });
   await deps.driver.release(deployment.uid);
@@ -216,13 +217,13 @@ async function remove(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
       status: "COMPLETED",
       phase: "DONE",
       end_time: new Date(),
-      progress: JSON.stringify({ ...current.progress, percent: 100, message: "deleted" }),
-      result: JSON.stringify({ deploymentId: deployment.uid, endpointUrl: "", revision: deployment.servingRevision }),
+      progress: json({ ...current.progress, percent: 100, message: "deleted" }),
+      result: json({ deploymentId: deployment.uid, endpointUrl: "", revision: deployment.servingRevision }),
     },
     deployment: {
       state: "DELETED",
       endpoint_url: "",
-      instances: JSON.stringify({ desired: 0, ready: 0, pending: 0, restarts: 0 }),
+      instances: json({ desired: 0, ready: 0, pending: 0, restarts: 0 }),
       active_task_id: null,
     },
   });
@@ -234,9 +235,9 @@ export async function failTask(w: AttemptWriter, failure: Failure): Promise<void
   // A failed first deploy or delete leaves nothing serving; the user can delete (again).
   const endsDeployment = task.kind === "DEPLOY" || task.kind === "DELETE";
   await w.write("TASK_FINISHED", {
-    task: { status: "FAILED", end_time: new Date(), failure: JSON.stringify(failure) },
+    task: { status: "FAILED", end_time: new Date(), failure: json(failure) },
     deployment: endsDeployment
-      ? { state: "FAILED", failure: JSON.stringify(failure), active_task_id: null, endpoint_url: "", instances: JSON.stringify({ desired: 0, ready: 0, pending: 0, restarts: 0 }) }
+      ? { state: "FAILED", failure: json(failure), active_task_id: null, endpoint_url: "", instances: json({ desired: 0, ready: 0, pending: 0, restarts: 0 }) }
       : { active_task_id: null },
   });
 }
@@ -250,6 +251,11 @@ export function failureFromError(err: unknown): Failure | undefined {
     });
   }
   return undefined;
+}
+
+/** A jsonb column's value: the object itself (pg and jsonb_populate_record take it as JSON). */
+function json(value: object): Record<string, unknown> {
+  return { ...value };
 }
 
 function deadlineFrom(task: Task): Date {

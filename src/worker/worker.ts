@@ -4,6 +4,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { hostname } from "node:os";
 import type { Db } from "../db/connect.js";
+import { createAttemptChangeWriter } from "../db/attempt-changes.js";
 import { FencedError } from "../db/changes.js";
 import { toTask } from "../db/mappers.js";
 import { claimTask, releaseLease, renewLease } from "../db/tasks.js";
@@ -44,6 +45,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
   let consumer = await getTaskConsumer(o.nc, o.stream);
   let stopping = false;
   const running = new Set<AbortController>();
+  const changes = createAttemptChangeWriter(o.db);
 
   const handle = async (msg: JsMsg): Promise<Outcome> => {
     const body = parseTaskMessage(msg);
@@ -68,7 +70,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     }, Math.max(200, Math.min(o.leaseMs, o.ackWaitMs) / 3));
     try {
       tlog.info("task started");
-      await runTask({ db: o.db, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs }, task, ac.signal, claim);
+      await runTask({ db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs }, task, ac.signal, claim);
       tlog.info("task finished");
       return { kind: "ack" };
     } catch (err) {
@@ -81,8 +83,11 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       if (failure || lastChance) {
         const final = failure ?? failureOf("INTERNAL", `task failed after ${msg.info.deliveryCount} attempts: ${describe(err)}`, { retryable: true });
         tlog.warn("task failed", { reason: final.reason, message: final.message });
+        // run-task stops the replicas of a deploy that failed for good; one
+        // failed for running out of deliveries must leave none behind either.
+        if (!failure && task.kind === "DEPLOY") await o.driver.stopRevision(task.deploymentUid, task.revision).catch(() => {});
         try {
-          await failTask(createAttemptWriter(o.db, o.sink, task), final);
+          await failTask(createAttemptWriter(changes, o.sink, task), final);
         } catch (writeErr) {
           if (writeErr instanceof FencedError) return { kind: "ack" };
           throw writeErr;
@@ -110,7 +115,12 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     }
     if (outcome.kind === "ack") msg.ack();
     else if (outcome.kind === "nak") msg.nak(outcome.delayMs);
-    else msg.term(outcome.reason);
+    else {
+      // A bare +TERM: nats-server 2.9 ignores "+TERM <reason>" and would
+      // redeliver the message, so the reason goes to the log instead.
+      log.warn("task message terminated", { reason: outcome.reason, seq: msg.seq });
+      msg.term();
+    }
   };
 
   const loop = async () => {

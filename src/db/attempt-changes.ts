@@ -1,0 +1,120 @@
+// The worker's writes: each is one attempt's change of its task and of the
+// task's deployment, plus the event that records it. Concurrent writes of
+// different tasks go out together as ONE statement with fixed SQL (the rows
+// travel as JSON; jsonb_populate_record applies each patch onto the current
+// row), so a worker running many tasks pays one round trip per batch and no
+// query building per write. Fencing is per item: a task whose attempt no
+// longer holds it matches no row, and its deployment is left untouched.
+import type { DeploymentEvent, EventType } from "../domain/types.js";
+import { FencedError } from "./changes.js";
+import { executePreparedSql } from "./connect.js";
+import type { DeploymentPatch, DeploymentRow, TaskPatch, TaskRow } from "./database.js";
+import type { Executor } from "./executor.js";
+import { toDeployment, toTask } from "./mappers.js";
+import { createWriteCoalescer, type WriteCoalescer } from "./write-coalescer.js";
+
+export interface AttemptChange {
+  deploymentUid: string;
+  type: EventType;
+  taskId: string;
+  attempt: number;
+  /** jsonb columns as objects, not JSON text. */
+  task: TaskPatch;
+  deployment: DeploymentPatch;
+}
+
+export type AttemptChangeResult = DeploymentEvent | FencedError;
+
+// The columns an attempt may change; sequence and update_time always move.
+const TASK_COLUMNS = ["status", "phase", "progress", "result", "failure", "rolled_back", "start_time", "end_time", "progress_deadline"] as const;
+const DEPLOYMENT_COLUMNS = [
+  "state", "failure", "instances", "endpoint_url", "serving_revision", "target_revision", "active_task_id", "modifier",
+] as const;
+
+const list = (columns: readonly string[], prefix = "") => columns.map((c) => prefix + c).join(", ");
+
+const APPLY_ATTEMPT_CHANGES = `
+with x as (
+  select * from jsonb_to_recordset($1::jsonb)
+    as x(n int, deployment_uid text, type text, task_id text, attempt int, task jsonb, dep jsonb)),
+t as (
+  update tasks set (${list(TASK_COLUMNS)}) = (select ${list(TASK_COLUMNS, "p.")} from jsonb_populate_record(tasks, x.task) p)
+  from x
+  where tasks.id = x.task_id and tasks.attempt = x.attempt and tasks.status in ('PENDING', 'RUNNING')
+  returning x.n, to_jsonb(tasks) as task),
+d as (
+  update deployments set (${list(DEPLOYMENT_COLUMNS)}) = (select ${list(DEPLOYMENT_COLUMNS, "p.")} from jsonb_populate_record(deployments, x.dep) p),
+    sequence = deployments.sequence + 1, update_time = now()
+  from x join t on t.n = x.n
+  where deployments.uid = x.deployment_uid
+  returning x.n, x.type, deployments.uid, deployments.sequence, deployments.workspace, deployments.update_time, to_jsonb(deployments) as dep),
+e as (
+  insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
+  select d.uid, d.sequence, d.workspace, d.update_time, d.type, d.dep, t.task from d join t on t.n = d.n
+  returning deployment_uid, cursor)
+select d.n, d.dep, t.task, e.cursor from d join t on t.n = d.n join e on e.deployment_uid = d.uid`;
+
+interface ChangedRow {
+  n: number;
+  dep: DeploymentRow;
+  task: TaskRow;
+  cursor: string;
+}
+
+function checkColumns(patch: object, allowed: readonly string[], what: string): void {
+  for (const key of Object.keys(patch)) {
+    if (!allowed.includes(key)) throw new Error(`an attempt may not change ${what}.${key}`);
+  }
+}
+
+/** Applies the changes in order; one result per change. */
+export async function applyAttemptChanges(db: Executor, changes: readonly AttemptChange[]): Promise<AttemptChangeResult[]> {
+  const results: AttemptChangeResult[] = new Array(changes.length);
+  // A statement updates a row once: a second change of the same deployment
+  // waits for the next statement (order is kept).
+  let pending = changes.map((change, index) => ({ change, index }));
+  while (pending.length > 0) {
+    const seen = new Set<string>();
+    const now: typeof pending = [];
+    const later: typeof pending = [];
+    for (const p of pending) {
+      if (seen.has(p.change.deploymentUid)) later.push(p);
+      else {
+        seen.add(p.change.deploymentUid);
+        now.push(p);
+      }
+    }
+    const input = now.map(({ change: c }, n) => {
+      checkColumns(c.task, TASK_COLUMNS, "task");
+      checkColumns(c.deployment, DEPLOYMENT_COLUMNS, "deployment");
+      return { n, deployment_uid: c.deploymentUid, type: c.type, task_id: c.taskId, attempt: c.attempt, task: c.task, dep: c.deployment };
+    });
+    const rows = await executePreparedSql<ChangedRow>(db, APPLY_ATTEMPT_CHANGES, [JSON.stringify(input)]);
+    const byN = new Map(rows.map((r) => [r.n, r]));
+    now.forEach(({ change, index }, n) => {
+      const row = byN.get(n);
+      results[index] = row ? toEvent(row, change.type) : new FencedError(change.taskId, change.attempt);
+    });
+    pending = later;
+  }
+  return results;
+}
+
+function toEvent(row: ChangedRow, type: EventType): DeploymentEvent {
+  const deployment = toDeployment(row.dep);
+  return {
+    deploymentUid: deployment.uid,
+    workspace: deployment.workspace,
+    sequence: deployment.sequence,
+    cursor: String(row.cursor),
+    time: deployment.updateTime,
+    type,
+    deployment,
+    task: toTask(row.task),
+  };
+}
+
+/** The worker's writes, concurrent ones joined (see write-coalescer.ts). */
+export function createAttemptChangeWriter(db: Executor): WriteCoalescer<AttemptChange, AttemptChangeResult> {
+  return createWriteCoalescer({ writeBatch: (items) => applyAttemptChanges(db, items), maxBatch: 100, maxInFlight: 2 });
+}
