@@ -5,6 +5,12 @@
 // row), so a worker running many tasks pays one round trip per batch and no
 // query building per write. Fencing is per item: a task whose attempt no
 // longer holds it matches no row, and its deployment is left untouched.
+//
+// The rows are found through `= any($ids)`: joined to the JSON rows alone,
+// the planner (its statistics lagging a burst of new tasks) chose a scan of
+// every open task, 10 ms per statement with 10,000 queued; and the status
+// test sits in a CASE so that the partial index tasks_open is not scanned in
+// full beside the primary key.
 import type { DeploymentEvent, EventType } from "../domain/types.js";
 import { FencedError } from "./changes.js";
 import { executePreparedSql } from "./connect.js";
@@ -40,13 +46,14 @@ with x as (
 t as (
   update tasks set (${list(TASK_COLUMNS)}) = (select ${list(TASK_COLUMNS, "p.")} from jsonb_populate_record(tasks, x.task) p)
   from x
-  where tasks.id = x.task_id and tasks.attempt = x.attempt and tasks.status in ('PENDING', 'RUNNING')
+  where tasks.id = any($2::text[]) and tasks.id = x.task_id and tasks.attempt = x.attempt
+    and case when tasks.status in ('PENDING', 'RUNNING') then true else false end
   returning x.n, to_jsonb(tasks) as task),
 d as (
   update deployments set (${list(DEPLOYMENT_COLUMNS)}) = (select ${list(DEPLOYMENT_COLUMNS, "p.")} from jsonb_populate_record(deployments, x.dep) p),
     sequence = deployments.sequence + 1, update_time = now()
   from x join t on t.n = x.n
-  where deployments.uid = x.deployment_uid
+  where deployments.uid = any($3::text[]) and deployments.uid = x.deployment_uid
   returning x.n, x.type, deployments.uid, deployments.sequence, deployments.workspace, deployments.update_time, to_jsonb(deployments) as dep),
 e as (
   insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
@@ -89,7 +96,11 @@ export async function applyAttemptChanges(db: Executor, changes: readonly Attemp
       checkColumns(c.deployment, DEPLOYMENT_COLUMNS, "deployment");
       return { n, deployment_uid: c.deploymentUid, type: c.type, task_id: c.taskId, attempt: c.attempt, task: c.task, dep: c.deployment };
     });
-    const rows = await executePreparedSql<ChangedRow>(db, APPLY_ATTEMPT_CHANGES, [JSON.stringify(input)]);
+    const rows = await executePreparedSql<ChangedRow>(db, APPLY_ATTEMPT_CHANGES, [
+      JSON.stringify(input),
+      input.map((i) => i.task_id),
+      input.map((i) => i.deployment_uid),
+    ]);
     const byN = new Map(rows.map((r) => [r.n, r]));
     now.forEach(({ change, index }, n) => {
       const row = byN.get(n);
