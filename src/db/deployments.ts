@@ -21,6 +21,12 @@ export async function findDeploymentByUid(db: Executor, uid: string): Promise<De
   return db.selectFrom("deployments").selectAll().where("uid", "=", uid).executeTakeFirst();
 }
 
+/** Many deployments by uid in one query (no locks). */
+export async function findDeploymentsByUids(db: Executor, uids: readonly string[]): Promise<DeploymentRow[]> {
+  if (uids.length === 0) return [];
+  return db.selectFrom("deployments").selectAll().where("uid", "=", sql<string>`any(${[...uids]}::text[])`).execute();
+}
+
 export async function lockDeployment(db: Executor, uid: string): Promise<DeploymentRow | undefined> {
   return db.selectFrom("deployments").selectAll().where("uid", "=", uid).forUpdate().executeTakeFirst();
 }
