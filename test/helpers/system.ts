@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connectNats } from "../../src/queue/nats.js";
 import { randomName } from "./services.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -80,6 +82,10 @@ export async function startSystem(o: { databaseUrl: string; natsUrl: string; env
       if (child.exitCode === null) child.kill("SIGTERM");
       const code = await exited;
       rmSync(dataDir, { recursive: true, force: true });
+      // The process made its own stream: leave none behind on the shared server.
+      const nc = await connectNats(o.natsUrl, "modeldeploy-test-cleanup");
+      await (await jetstreamManager(nc)).streams.delete(env["MODELDEPLOY_NATS_STREAM"]!).catch(() => {});
+      await nc.drain();
       return code;
     },
   };
