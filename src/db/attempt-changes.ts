@@ -12,11 +12,10 @@
 // test sits in a CASE so that the partial index tasks_open is not scanned in
 // full beside the primary key.
 import type { DeploymentEvent, EventType } from "../domain/types.js";
-import { FencedError } from "./changes.js";
+import { eventFromRows, FencedError } from "./changes.js";
 import { executePreparedSql } from "./connect.js";
 import type { DeploymentPatch, DeploymentRow, TaskPatch, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
-import { toDeployment, toTask } from "./mappers.js";
 import { createWriteCoalescer, type WriteCoalescer } from "./write-coalescer.js";
 
 export interface AttemptChange {
@@ -104,25 +103,11 @@ export async function applyAttemptChanges(db: Executor, changes: readonly Attemp
     const byN = new Map(rows.map((r) => [r.n, r]));
     now.forEach(({ change, index }, n) => {
       const row = byN.get(n);
-      results[index] = row ? toEvent(row, change.type) : new FencedError(change.taskId, change.attempt);
+      results[index] = row ? eventFromRows(row.dep, row.task, row.cursor, change.type) : new FencedError(change.taskId, change.attempt);
     });
     pending = later;
   }
   return results;
-}
-
-function toEvent(row: ChangedRow, type: EventType): DeploymentEvent {
-  const deployment = toDeployment(row.dep);
-  return {
-    deploymentUid: deployment.uid,
-    workspace: deployment.workspace,
-    sequence: deployment.sequence,
-    cursor: String(row.cursor),
-    time: deployment.updateTime,
-    type,
-    deployment,
-    task: toTask(row.task),
-  };
 }
 
 /**

@@ -74,7 +74,8 @@ export async function applyChange(db: Executor, input: ChangeInput): Promise<Dep
   return eventFromRows(row.dep, row.task, row.cursor, input.type);
 }
 
-function eventFromRows(depRow: DeploymentRow, taskRow: TaskRow | null, cursor: string, type: EventType): DeploymentEvent {
+/** The event a write returns: the rows as they are after it, and its cursor. */
+export function eventFromRows(depRow: DeploymentRow, taskRow: TaskRow | null, cursor: string, type: EventType): DeploymentEvent {
   const deployment = toDeployment(depRow);
   return {
     deploymentUid: deployment.uid,

@@ -5,10 +5,11 @@
 // query building per call. A name already taken skips that deployment
 // (ON CONFLICT DO NOTHING) and only that one.
 import type { Deployment, DeploymentEvent, Task } from "../domain/types.js";
+import { eventFromRows } from "./changes.js";
 import { executePreparedSql } from "./connect.js";
 import type { DeploymentRow, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
-import { deploymentToRow, taskToRow, toDeployment, toTask } from "./mappers.js";
+import { deploymentToRow, taskToRow } from "./mappers.js";
 import type { RevisionRecord } from "./revisions.js";
 import { createWriteCoalescer, type WriteCoalescer } from "./write-coalescer.js";
 
@@ -74,18 +75,7 @@ export async function insertNewDeployments(db: Executor, items: readonly NewDepl
   const byUid = new Map(rows.map((r) => [r.dep.uid, r]));
   return items.map(({ deployment }): NewDeploymentResult => {
     const row = byUid.get(deployment.uid);
-    if (!row) return "NAME_TAKEN";
-    const created = toDeployment(row.dep);
-    return {
-      deploymentUid: created.uid,
-      workspace: created.workspace,
-      sequence: created.sequence,
-      cursor: String(row.cursor),
-      time: created.updateTime,
-      type: "STATE_CHANGED",
-      deployment: created,
-      task: toTask(row.task),
-    };
+    return row ? eventFromRows(row.dep, row.task, row.cursor, "STATE_CHANGED") : "NAME_TAKEN";
   });
 }
 

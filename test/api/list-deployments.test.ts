@@ -6,22 +6,19 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuthenticator } from "../../src/api/auth.js";
 import { bindService } from "../../src/api/call-wrapper.js";
 import { createConnectServer, type ConnectServer } from "../../src/api/connect-server.js";
 import { createDeploymentService } from "../../src/api/deployment-service.js";
-import type { ApiDeps } from "../../src/api/deps.js";
 import { errorInfoOf } from "../../src/api/errors.js";
 import { createApiKey } from "../../src/db/api-keys.js";
 import { applyChange } from "../../src/db/changes.js";
-import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
 import type { DeploymentState as State } from "../../src/domain/types.js";
-import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
 import {
   DeploymentService,
   ListDeploymentsRequestSchema,
 } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import { DeploymentState } from "../../src/gen/modeldeploy/v1/resources_pb.js";
+import { testApiDeps } from "../helpers/api-deps.js";
 import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { createTestDatabase, createTestQueue, type TestDatabase, type TestQueue } from "../helpers/services.js";
@@ -86,18 +83,7 @@ beforeAll(async () => {
   tdb = await createTestDatabase();
   tq = await createTestQueue();
   bus = createEventBus(tq.nc, tq.prefix);
-  const deps: ApiDeps = {
-    db: tdb.db,
-    auth: createAuthenticator(tdb.db),
-    newDeployments: createNewDeploymentWriter(tdb.db),
-    bus,
-    sink: (events) => bus.publish(events),
-    wakeRelay: () => {},
-    catalog: [],
-    limits: DEFAULT_LIMITS,
-    defaultProgressDeadlineSeconds: 600,
-    logger: silentLogger,
-  };
+  const deps = testApiDeps(tdb.db, bus);
   server = createConnectServer({ services: [bindService(DeploymentService, createDeploymentService(deps))], logger: silentLogger });
   const port = await server.listen("127.0.0.1", 0);
   client = createClient(DeploymentService, createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "1.1" }));

@@ -8,19 +8,16 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import { createConnectTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuthenticator } from "../../src/api/auth.js";
 import { bindService } from "../../src/api/call-wrapper.js";
 import { createConnectServer, type ConnectServer } from "../../src/api/connect-server.js";
 import { createDeploymentService } from "../../src/api/deployment-service.js";
-import type { ApiDeps } from "../../src/api/deps.js";
 import { errorInfoOf } from "../../src/api/errors.js";
 import { createGrpcServer, type GrpcServer } from "../../src/api/grpc-server.js";
 import { createApiKey } from "../../src/db/api-keys.js";
-import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
-import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
 import { BadRequestSchema, ErrorInfoSchema, type BadRequest, type ErrorInfo } from "../../src/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
 import { DeploymentService, type CreateDeploymentResponse } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
+import { testApiDeps } from "../helpers/api-deps.js";
 import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { grpcClient, serverStream, unary, type GrpcClient } from "../helpers/grpc-client.js";
@@ -42,18 +39,7 @@ beforeAll(async () => {
   tdb = await createTestDatabase();
   tq = await createTestQueue();
   bus = createEventBus(tq.nc, tq.prefix);
-  const deps: ApiDeps = {
-    db: tdb.db,
-    auth: createAuthenticator(tdb.db),
-    newDeployments: createNewDeploymentWriter(tdb.db),
-    bus,
-    sink: (events) => bus.publish(events),
-    wakeRelay: () => {},
-    catalog: [],
-    limits: DEFAULT_LIMITS,
-    defaultProgressDeadlineSeconds: 600,
-    logger: silentLogger,
-  };
+  const deps = testApiDeps(tdb.db, bus);
   const services = [bindService(DeploymentService, createDeploymentService(deps))];
   grpcServer = createGrpcServer({ services, logger: silentLogger });
   const grpcPort = await grpcServer.listen("127.0.0.1", 0);

@@ -7,11 +7,11 @@ import type { ApiDeps } from "../../src/api/deps.js";
 import { hasReason } from "../../src/api/errors.js";
 import { createDeployment, deleteDeployment, type CreateInput } from "../../src/api/mutations.js";
 import { createApiKey } from "../../src/db/api-keys.js";
-import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
 import { applyChange, FencedError } from "../../src/db/changes.js";
 import { findDeploymentByName } from "../../src/db/deployments.js";
 import { eventsAfter } from "../../src/db/events.js";
 import { claimTask, findTask } from "../../src/db/tasks.js";
+import { testApiDeps } from "../helpers/api-deps.js";
 import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
@@ -20,7 +20,6 @@ import { createTaskPublisher } from "../../src/queue/task-queue.js";
 import { createNoopDriver } from "../../src/runtime/noop-driver.js";
 import { startWorker, type Worker } from "../../src/worker/worker.js";
 import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
-import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
 import type { Principal } from "../../src/domain/types.js";
 
 let tdb: TestDatabase;
@@ -48,18 +47,7 @@ beforeAll(async () => {
   bus = createEventBus(tq.nc, tq.prefix);
   const publisher = createTaskPublisher(tq.nc, tq.prefix);
   relay = startOutboxRelay({ db: tdb.db, publisher, logger: silentLogger, intervalMs: 200 });
-  deps = {
-    db: tdb.db,
-    auth: createAuthenticator(tdb.db),
-    newDeployments: createNewDeploymentWriter(tdb.db),
-    bus,
-    sink: (events) => bus.publish(events),
-    wakeRelay: () => relay.wake(),
-    catalog: [],
-    limits: DEFAULT_LIMITS,
-    defaultProgressDeadlineSeconds: 600,
-    logger: silentLogger,
-  };
+  deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake() });
   worker = await startWorker({
     db: tdb.db, nc: tq.nc, stream: tq.stream, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
     concurrency: 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,

@@ -11,16 +11,14 @@
 // tasks table are checked as well.
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createAuthenticator } from "../../src/api/auth.js";
 import type { ApiDeps } from "../../src/api/deps.js";
 import { createDeployment, type CreateInput } from "../../src/api/mutations.js";
-import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
 import { findDeploymentByUid } from "../../src/db/deployments.js";
 import { eventsAfter } from "../../src/db/events.js";
 import { toDeployment, toTask } from "../../src/db/mappers.js";
 import { findTask } from "../../src/db/tasks.js";
 import type { Principal } from "../../src/domain/types.js";
-import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
+import { testApiDeps } from "../helpers/api-deps.js";
 import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { connectNats, type NatsConnection } from "../../src/queue/nats.js";
@@ -213,19 +211,13 @@ beforeAll(async () => {
   spy = await connectNats(NATS_URL, "modeldeploy-test-ack-spy");
   spy.subscribe("$JS.ACK.>", { callback: (err, msg) => { if (!err) recordOutcome(msg.subject, msg.string()); } });
   await spy.flush();
-  deps = {
-    db: tdb.db,
-    auth: createAuthenticator(tdb.db),
-    newDeployments: createNewDeploymentWriter(tdb.db),
-    // Each test has its own bus (on its own connection); createDeployment only publishes.
-    bus: { publish: (events) => bus!.publish(events), onDeployment: (uid, listener) => bus!.onDeployment(uid, listener), close: async () => {} },
-    sink: (events) => bus!.publish(events),
-    wakeRelay: () => {}, // no relay: each test publishes its own messages
-    catalog: [],
-    limits: DEFAULT_LIMITS,
-    defaultProgressDeadlineSeconds: 600,
-    logger: silentLogger,
-  };
+  // Each test has its own bus (on its own connection); createDeployment only
+  // publishes. No relay: each test publishes its own messages.
+  deps = testApiDeps(tdb.db, {
+    publish: (events) => bus!.publish(events),
+    onDeployment: (uid, listener) => bus!.onDeployment(uid, listener),
+    close: async () => {},
+  });
 });
 
 afterEach(async () => {
