@@ -3,7 +3,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import { createEventBus } from "../queue/event-bus.js";
 import { startSweeper } from "../queue/sweeper.js";
-import { createTaskPublisher } from "../queue/task-queue.js";
+import { createTaskPublisher, queueBacklog } from "../queue/task-queue.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
 import { startObserver } from "../worker/observer.js";
 import { startWorker } from "../worker/worker.js";
@@ -36,6 +36,7 @@ export async function startWorkerRole(config: Config, infra: Infrastructure, dri
     logger,
     intervalMs: config.sweepIntervalMs,
     olderThanMs: config.sweepPendingAfterMs,
+    backlog: () => queueBacklog(infra.nc, config.natsStream),
   });
   const observer = startObserver({ db: infra.db, sink, driver, logger, intervalMs: Math.max(config.healthPollMs * 4, 1000) });
   return {

@@ -10,10 +10,25 @@ export interface Sweeper {
   stop(): Promise<void>;
 }
 
-export function startSweeper(o: { db: Db; publisher: TaskPublisher; logger: Logger; intervalMs: number; olderThanMs: number }): Sweeper {
+export interface SweeperOptions {
+  db: Db;
+  publisher: TaskPublisher;
+  logger: Logger;
+  intervalMs: number;
+  olderThanMs: number;
+  /** Messages in the queue not yet delivered to any worker (see queueBacklog). */
+  backlog?: () => Promise<number>;
+}
+
+export function startSweeper(o: SweeperOptions): Sweeper {
   let current: Promise<number> = Promise.resolve(0);
   const sweepOnce = async () => {
-    const tasks = await takeTasksToRequeue(o.db, o.olderThanMs, 200);
+    // While the queue still holds undelivered messages, a task no worker has
+    // claimed yet is most likely one of them, waiting its turn: re-publishing
+    // it would only add duplicates to the backlog. A lost message is found
+    // once the backlog is drained (delayed, never lost).
+    const skipNeverClaimed = o.backlog ? (await o.backlog().catch(() => 0)) > 0 : false;
+    const tasks = await takeTasksToRequeue(o.db, o.olderThanMs, 200, { skipNeverClaimed });
     // A fresh msg id per re-publish: the original may still sit in the dedup window.
     await Promise.all(tasks.map((t) => o.publisher.publish(t.id, `${t.id}:r${t.enqueue_count}`)));
     if (tasks.length > 0) o.logger.info("re-enqueued stalled tasks", { count: tasks.length });

@@ -89,6 +89,12 @@ export function parseTaskMessage(msg: JsMsg): TaskMessage | undefined {
   }
 }
 
+/** Messages in the stream that the workers' consumer has not delivered yet. */
+export async function queueBacklog(nc: NatsConnection, stream: string): Promise<number> {
+  const info = await (await jetstreamManager(nc)).consumers.info(stream, CONSUMER_NAME);
+  return info.num_pending;
+}
+
 export async function getTaskConsumer(nc: NatsConnection, stream: string) {
   return jetstream(nc).consumers.get(stream, CONSUMER_NAME);
 }

@@ -16,7 +16,7 @@ import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
 import { startSweeper, type Sweeper } from "../../src/queue/sweeper.js";
-import { createTaskPublisher } from "../../src/queue/task-queue.js";
+import { createTaskPublisher, getTaskConsumer, queueBacklog } from "../../src/queue/task-queue.js";
 import { createNoopDriver } from "../../src/runtime/noop-driver.js";
 import { startWorker, type Worker } from "../../src/worker/worker.js";
 import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
@@ -181,6 +181,46 @@ describe("fencing and recovery", () => {
       expect(task.id).not.toBe(lost.task.id);
     } finally {
       await sweeper.stop();
+    }
+  });
+
+  it("does not re-publish an unclaimed task while the queue still has a backlog", async () => {
+    // Its own queue and no relay: the task's message is never published (lost),
+    // and a message of another task stands undelivered in the queue.
+    const q = await createTestQueue();
+    const qDeps = testApiDeps(tdb.db, bus);
+    const sweeper = startSweeper({
+      db: tdb.db, publisher: createTaskPublisher(q.nc, q.prefix), logger: silentLogger, intervalMs: 3_600_000, olderThanMs: 0,
+      backlog: () => queueBacklog(q.nc, q.stream),
+    });
+    try {
+      const { task } = await createDeployment(qDeps, alice, input());
+      await createTaskPublisher(q.nc, q.prefix).publish("another-task", "another-task");
+      expect(await queueBacklog(q.nc, q.stream)).toBe(1);
+      await sweeper.sweepOnce();
+      expect((await findTask(tdb.db, task.id))?.enqueue_count).toBe(0);
+
+      // The backlog delivered: now the lost task is found and re-published.
+      // (Other tests' open tasks in this database may be re-published beside it.)
+      const consumer = await getTaskConsumer(q.nc, q.stream);
+      const drain = async () => {
+        const ids: string[] = [];
+        for (let m = await consumer.next({ expires: 2000 }); m; m = await consumer.next({ expires: 1000 })) {
+          ids.push(m.json<{ taskId: string }>().taskId);
+          m.ack();
+        }
+        return ids;
+      };
+      const first = await drain();
+      expect(first).toContain("another-task");
+      expect(first).not.toContain(task.id);
+      await waitFor("backlog to drain", async () => (await queueBacklog(q.nc, q.stream)) === 0);
+      await sweeper.sweepOnce();
+      expect((await findTask(tdb.db, task.id))?.enqueue_count).toBe(1);
+      expect(await drain()).toContain(task.id);
+    } finally {
+      await sweeper.stop();
+      await q.drop();
     }
   });
 });
