@@ -1,0 +1,133 @@
+// The batched writes on real Postgres: concurrent creates that land in one
+// statement, names taken inside a batch, requestIds raced inside a batch, and
+// worker writes of several tasks in one statement with per-task fencing.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { hasReason } from "../../src/api/errors.js";
+import { createDeployment, type CreateInput } from "../../src/api/mutations.js";
+import { applyAttemptChanges } from "../../src/db/attempt-changes.js";
+import { FencedError } from "../../src/db/changes.js";
+import { eventsAfter } from "../../src/db/events.js";
+import { claimTask } from "../../src/db/tasks.js";
+import type { DeploymentEvent, Principal } from "../../src/domain/types.js";
+import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
+import { testApiDeps } from "../helpers/api-deps.js";
+import { createTestDatabase, createTestQueue, type TestDatabase, type TestQueue } from "../helpers/services.js";
+
+let tdb: TestDatabase;
+let tq: TestQueue;
+let bus: EventBus;
+const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
+
+const input = (over: Partial<CreateInput> = {}): CreateInput => ({
+  model: { name: "acme/batch-model", revision: "1", uri: "file:///nonexistent/model.onnx", sha256: "", task: "", type: "UNSPECIFIED", runtime: "" },
+  resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "128MiB", threadCount: 1, maxBatchSize: 0 },
+  scaling: { minReplicas: 1, maxReplicas: 1 },
+  suffix: "",
+  labels: {},
+  requestId: "",
+  progressDeadlineSeconds: 0,
+  ...over,
+});
+
+const count = async (table: "deployments" | "tasks" | "events" | "outbox" | "revisions") =>
+  Number((await tdb.db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n);
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  tq = await createTestQueue();
+  bus = createEventBus(tq.nc, tq.prefix);
+});
+
+afterAll(async () => {
+  await bus?.close();
+  await tq?.drop();
+  await tdb?.drop();
+});
+
+describe("batched creates", () => {
+  it("writes every concurrent create with its revision, task, event and outbox row", async () => {
+    const deps = testApiDeps(tdb.db, bus);
+    const before = { d: await count("deployments"), o: await count("outbox"), e: await count("events"), r: await count("revisions") };
+    const created = await Promise.all(Array.from({ length: 40 }, () => createDeployment(deps, alice, input())));
+    expect(new Set(created.map((c) => c.deployment.name)).size).toBe(40);
+    for (const c of created) {
+      expect(c.deployment.state).toBe("PENDING");
+      expect(c.deployment.sequence).toBe(1);
+      expect(c.task.deploymentUid).toBe(c.deployment.uid);
+      const events = await eventsAfter(tdb.db, c.deployment.uid, 0, 10);
+      expect(events.map((e) => [e.sequence, e.type, e.task?.id])).toEqual([[1, "STATE_CHANGED", c.task.id]]);
+    }
+    expect(await count("deployments")).toBe(before.d + 40);
+    expect(await count("revisions")).toBe(before.r + 40);
+    expect(await count("events")).toBe(before.e + 40);
+    expect(await count("outbox")).toBe(before.o + 40);
+  });
+
+  it("gives one of many concurrent creates of the same name the name, and ALREADY_EXISTS to the rest, writing nothing for them", async () => {
+    const deps = testApiDeps(tdb.db, bus);
+    const before = { d: await count("deployments"), t: await count("tasks"), o: await count("outbox") };
+    const results = await Promise.all(Array.from({ length: 10 }, () =>
+      createDeployment(deps, alice, input({ suffix: "same" })).then((r) => r, (e: unknown) => e)));
+    const won = results.filter((r) => !(r instanceof Error));
+    const lost = results.filter((r) => r instanceof ConnectError);
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(9);
+    for (const e of lost) {
+      expect(e.code).toBe(Code.AlreadyExists);
+      expect(hasReason(e, "NAME_TAKEN")).toBe(true);
+    }
+    expect(await count("deployments")).toBe(before.d + 1);
+    expect(await count("tasks")).toBe(before.t + 1);
+    expect(await count("outbox")).toBe(before.o + 1);
+  });
+
+  it("answers concurrent creates with one requestId with one deployment", async () => {
+    const deps = testApiDeps(tdb.db, bus);
+    const before = await count("deployments");
+    const results = await Promise.all(Array.from({ length: 8 }, () => createDeployment(deps, alice, input({ requestId: "batch-req-1" }))));
+    expect(new Set(results.map((r) => r.deployment.uid)).size).toBe(1);
+    expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
+    expect(await count("deployments")).toBe(before + 1);
+  });
+});
+
+describe("batched worker writes", () => {
+  it("applies several tasks' changes in one statement and fences only the stale attempt", async () => {
+    const deps = testApiDeps(tdb.db, bus);
+    const [a, b] = await Promise.all([createDeployment(deps, alice, input()), createDeployment(deps, alice, input())]);
+    const claimA = await claimTask(tdb.db, a!.task.id, "w1", 60_000);
+    const claimB = await claimTask(tdb.db, b!.task.id, "w1", 60_000);
+    expect(claimA.kind).toBe("claimed");
+    expect(claimB.kind).toBe("claimed");
+    const results = await applyAttemptChanges(tdb.db, [
+      { deploymentUid: a!.deployment.uid, type: "STATE_CHANGED", taskId: a!.task.id, attempt: 1, task: { status: "RUNNING", phase: "VALIDATING" }, deployment: { state: "INITIALIZING" } },
+      // A stale attempt of b: fenced, and b's deployment is left untouched.
+      { deploymentUid: b!.deployment.uid, type: "PROGRESS", taskId: b!.task.id, attempt: 0, task: { phase: "DOWNLOADING" }, deployment: { state: "DOWNLOADING" } },
+      // Two changes of a in one call: applied one after the other, in order.
+      { deploymentUid: a!.deployment.uid, type: "PROGRESS", taskId: a!.task.id, attempt: 1, task: { phase: "DOWNLOADING", progress: { percent: 5, message: "fetching" } }, deployment: { state: "DOWNLOADING" } },
+    ]);
+    const [first, stale, second] = results as [DeploymentEvent, FencedError, DeploymentEvent];
+    expect(first.sequence).toBe(2);
+    expect(first.deployment.state).toBe("INITIALIZING");
+    expect(first.task?.status).toBe("RUNNING");
+    expect(stale).toBeInstanceOf(FencedError);
+    expect(second.sequence).toBe(3);
+    expect(second.deployment.state).toBe("DOWNLOADING");
+    expect(second.task?.phase).toBe("DOWNLOADING");
+    expect(second.task?.progress.percent).toBe(5);
+    expect((await eventsAfter(tdb.db, a!.deployment.uid, 0, 10)).map((e) => e.sequence)).toEqual([1, 2, 3]);
+    const bEvents = await eventsAfter(tdb.db, b!.deployment.uid, 0, 10);
+    expect(bEvents.map((e) => [e.sequence, e.deployment.state])).toEqual([[1, "PENDING"]]);
+  });
+
+  it("refuses a change of a column an attempt may not touch, writing nothing", async () => {
+    const deps = testApiDeps(tdb.db, bus);
+    const { deployment, task } = await createDeployment(deps, alice, input());
+    await claimTask(tdb.db, task.id, "w1", 60_000);
+    await expect(applyAttemptChanges(tdb.db, [
+      { deploymentUid: deployment.uid, type: "PROGRESS", taskId: task.id, attempt: 1, task: { attempt: 7 }, deployment: {} },
+    ])).rejects.toThrow(/may not change task.attempt/);
+    expect((await eventsAfter(tdb.db, deployment.uid, 0, 10)).map((e) => e.sequence)).toEqual([1]);
+  });
+});

@@ -1,0 +1,82 @@
+// The coalescer alone, with a batch writer the test controls: which items go
+// out together, in what order, and what one bad item does to its neighbours.
+import { describe, expect, it } from "vitest";
+import { createWriteCoalescer } from "../../src/db/write-coalescer.js";
+
+/** A batch writer whose batches finish when the test says so. */
+function controlledWriter(fail: (item: number) => boolean = () => false) {
+  const batches: number[][] = [];
+  const finishers: Array<() => void> = [];
+  const writeBatch = (items: number[]) => {
+    batches.push([...items]);
+    return new Promise<string[]>((resolve, reject) => {
+      finishers.push(() => {
+        const bad = items.find(fail);
+        if (bad !== undefined) reject(new Error(`item ${bad} is bad`));
+        else resolve(items.map((i) => `done ${i}`));
+      });
+    });
+  };
+  return { batches, writeBatch, finishNext: () => finishers.shift()!() };
+}
+
+const flushMicrotasks = () => new Promise<void>((r) => setImmediate(r));
+
+describe("write coalescer", () => {
+  it("sends a lone write at once and joins the writes that arrive meanwhile", async () => {
+    const w = controlledWriter();
+    const c = createWriteCoalescer({ writeBatch: w.writeBatch, maxBatch: 3, maxInFlight: 1 });
+    const first = c.write(1);
+    expect(w.batches).toEqual([[1]]);
+    const rest = [2, 3, 4, 5].map((i) => c.write(i));
+    expect(w.batches).toEqual([[1]]); // one in flight: the others wait
+    w.finishNext();
+    expect(await first).toBe("done 1");
+    await flushMicrotasks();
+    expect(w.batches).toEqual([[1], [2, 3, 4]]); // at most maxBatch together
+    w.finishNext();
+    await flushMicrotasks();
+    expect(w.batches).toEqual([[1], [2, 3, 4], [5]]);
+    w.finishNext();
+    expect(await Promise.all(rest)).toEqual(["done 2", "done 3", "done 4", "done 5"]);
+  });
+
+  it("keeps maxInFlight batches going at once", async () => {
+    const w = controlledWriter();
+    const c = createWriteCoalescer({ writeBatch: w.writeBatch, maxBatch: 10, maxInFlight: 2 });
+    const all = [1, 2, 3, 4].map((i) => c.write(i));
+    expect(w.batches).toEqual([[1], [2]]);
+    w.finishNext();
+    await flushMicrotasks();
+    expect(w.batches).toEqual([[1], [2], [3, 4]]);
+    w.finishNext();
+    w.finishNext();
+    expect(await Promise.all(all)).toEqual(["done 1", "done 2", "done 3", "done 4"]);
+  });
+
+  it("writes each item of a failed batch alone, so only the bad one fails", async () => {
+    const w = controlledWriter((i) => i === 3);
+    const c = createWriteCoalescer({ writeBatch: w.writeBatch, maxBatch: 10, maxInFlight: 1 });
+    const first = c.write(1);
+    const results = [2, 3, 4].map((i) => c.write(i).then((v) => v, (e: Error) => e.message));
+    w.finishNext();
+    await first;
+    await flushMicrotasks();
+    expect(w.batches).toEqual([[1], [2, 3, 4]]);
+    w.finishNext(); // the batch fails on 3
+    await flushMicrotasks();
+    expect(w.batches.slice(2)).toEqual([[2], [3], [4]]);
+    w.finishNext();
+    w.finishNext();
+    w.finishNext();
+    expect(await Promise.all(results)).toEqual(["done 2", "item 3 is bad", "done 4"]);
+  });
+
+  it("rejects every item when a batch returns the wrong number of results", async () => {
+    const c = createWriteCoalescer<number, string>({ writeBatch: async () => ["only one"], maxBatch: 10, maxInFlight: 1 });
+    const blocker = c.write(0);
+    const results = [1, 2].map((i) => c.write(i).then((v) => v, (e: Error) => e.message));
+    expect(await blocker).toBe("only one");
+    expect(await Promise.all(results)).toEqual(["batch of 2 returned 1 results", "batch of 2 returned 1 results"]);
+  });
+});
