@@ -2,7 +2,7 @@
 // sequence: no gap (a missed live event is read back from Postgres) and no
 // duplicate (anything at or below the last sequence sent is dropped).
 import { Code } from "@connectrpc/connect";
-import { findDeploymentByName } from "../db/deployments.js";
+import { findDeploymentByName, findDeploymentByUid } from "../db/deployments.js";
 import { eventsAfter } from "../db/events.js";
 import { toDeployment, toTask } from "../db/mappers.js";
 import { findTask, latestTaskOfKinds } from "../db/tasks.js";
@@ -61,6 +61,16 @@ export async function* watchDeployment(deps: ApiDeps, o: WatchOptions): AsyncGen
       if (o.untilDeleted && fresh.state === "DELETED") return;
     } else {
       if (o.afterSequence < 0) throw apiError(Code.InvalidArgument, "afterSequence must be 0 or more", { reason: "SEQUENCE_INVALID" });
+      // Read after subscribing, so a sequence committed meanwhile counts.
+      const current = (await findDeploymentByUid(deps.db, uid))?.sequence ?? row.sequence;
+      if (o.afterSequence > current) {
+        // Nobody can have seen it: waiting would hide a client's bug (or a
+        // sequence of another deployment) behind a silent stream.
+        throw apiError(Code.OutOfRange, `afterSequence ${o.afterSequence} is beyond the last event of "${o.name}" (${current}): resume from a sequence you have received, or omit it for a snapshot`, {
+          reason: "SEQUENCE_OUT_OF_RANGE",
+          metadata: { afterSequence: String(o.afterSequence), lastSequence: String(current) },
+        });
+      }
       last = o.afterSequence;
     }
     const pollMs = o.pollMs ?? 2000;

@@ -1,7 +1,7 @@
-// ListDeployments' state filter, through a real Connect server over the real
-// DeploymentService, on a real Postgres: deployments are created with
-// CreateDeployment, moved to their states with the same fenced change writer
-// the worker uses, then listed with `states`, page size and page tokens.
+// Reads through a real Connect server over the real DeploymentService, on a
+// real Postgres: deployments are created with CreateDeployment, moved to their
+// states with the same change writer the worker uses, then listed with
+// `states`, page size and page tokens, and watched from a sequence.
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -202,5 +202,33 @@ describe("ListDeployments states filter", () => {
     expect(res.deployments.map((d) => d.name).sort()).toEqual(["tiny-linear-d100", "tiny-linear-d101"]);
     const acme = new Set(uidsIn("RUNNING", "FAILED"));
     expect(res.deployments.some((d) => acme.has(d.uid))).toBe(false);
+  });
+});
+
+describe("WatchDeployment from afterSequence", () => {
+  it("resumes right after the given sequence, and refuses one beyond the last event", async () => {
+    const running = byState.get("RUNNING")![0]!;
+    const headers = { authorization: `Bearer ${acmeKey}` };
+    // Created (1), then moved to RUNNING (2).
+    const ac = new AbortController();
+    const seen: Array<[number, string]> = [];
+    try {
+      for await (const e of client.watchDeployment({ name: running.name, afterSequence: 1n }, { headers, signal: ac.signal })) {
+        seen.push([Number(e.sequence), DeploymentState[e.deployment!.state]]);
+        ac.abort();
+      }
+    } catch (err) {
+      if (!ac.signal.aborted) throw err;
+    }
+    expect(seen).toEqual([[2, "RUNNING"]]);
+
+    const beyond = await (async () => {
+      for await (const _ of client.watchDeployment({ name: running.name, afterSequence: 3n }, { headers })) return "an event";
+      return "the end";
+    })().catch((e: unknown) => e);
+    expect(beyond).toBeInstanceOf(ConnectError);
+    expect((beyond as ConnectError).code).toBe(Code.OutOfRange);
+    expect(errorInfoOf(beyond)?.reason).toBe("SEQUENCE_OUT_OF_RANGE");
+    expect(errorInfoOf(beyond)?.metadata).toMatchObject({ afterSequence: "3", lastSequence: "2" });
   });
 });
