@@ -55,40 +55,48 @@ export async function startSystem(o: { databaseUrl: string; natsUrl: string; env
     if (!stopping) process.stderr.write(`modeldeploy start exited unexpectedly (${code}):\n${stdout}\n${stderr}\n`);
     resolve(code);
   }));
-  const banner = await new Promise<string>((resolve, reject) => {
-    const check = () => {
-      if (stdout.includes("Press Ctrl-C")) resolve(stdout);
+  const stop = async () => {
+    stopping = true;
+    if (child.exitCode === null) child.kill("SIGTERM");
+    const code = await exited;
+    rmSync(dataDir, { recursive: true, force: true });
+    // The process made its own stream: leave none behind on the shared server.
+    const nc = await connectNats(o.natsUrl, "modeldeploy-test-cleanup");
+    await (await jetstreamManager(nc)).streams.delete(env["MODELDEPLOY_NATS_STREAM"]!).catch(() => {});
+    await nc.drain();
+    return code;
+  };
+  try {
+    const banner = await new Promise<string>((resolve, reject) => {
+      const check = () => {
+        if (stdout.includes("Press Ctrl-C")) resolve(stdout);
+      };
+      child.stdout!.on("data", check);
+      exited.then((code) => reject(new Error(`modeldeploy start exited with ${code}:\n${stdout}\n${stderr}`)), reject);
+    });
+    const grab = (re: RegExp) => {
+      const m = re.exec(banner);
+      if (!m?.[1]) throw new Error(`no ${re} in banner:\n${banner}`);
+      return m[1];
     };
-    child.stdout!.on("data", check);
-    exited.then((code) => reject(new Error(`modeldeploy start exited with ${code}:\n${stdout}\n${stderr}`)), reject);
-  });
-  const grab = (re: RegExp) => {
-    const m = re.exec(banner);
-    if (!m?.[1]) throw new Error(`no ${re} in banner:\n${banner}`);
-    return m[1];
-  };
-  return {
-    child,
-    grpcAddress: grab(/gRPC:\s+(\S+)/),
-    httpUrl: grab(/Connect\/gRPC-Web:\s+(\S+)/),
-    gatewayUrl: grab(/inference gateway:\s+(\S+)/),
-    controlUrl: grab(/runtime control:\s+(\S+)/),
-    apiKey: grab(/\n\s+(mdk_\S+)/),
-    dataDir,
-    env,
-    output: () => stdout + stderr,
-    async stop() {
-      stopping = true;
-      if (child.exitCode === null) child.kill("SIGTERM");
-      const code = await exited;
-      rmSync(dataDir, { recursive: true, force: true });
-      // The process made its own stream: leave none behind on the shared server.
-      const nc = await connectNats(o.natsUrl, "modeldeploy-test-cleanup");
-      await (await jetstreamManager(nc)).streams.delete(env["MODELDEPLOY_NATS_STREAM"]!).catch(() => {});
-      await nc.drain();
-      return code;
-    },
-  };
+    return {
+      child,
+      grpcAddress: grab(/gRPC:\s+(\S+)/),
+      httpUrl: grab(/Connect\/gRPC-Web:\s+(\S+)/),
+      gatewayUrl: grab(/inference gateway:\s+(\S+)/),
+      controlUrl: grab(/runtime control:\s+(\S+)/),
+      apiKey: grab(/\n\s+(mdk_\S+)/),
+      dataDir,
+      env,
+      output: () => stdout + stderr,
+      stop,
+    };
+  } catch (err) {
+    // A start that fails (or a banner without what a test needs) leaves
+    // nothing running behind it.
+    await stop();
+    throw err;
+  }
 }
 
 /** Runs the CLI to completion. */
