@@ -151,17 +151,28 @@ async function stopOnce(s: Started): Promise<number | string | null> {
   return outcome;
 }
 
-/** Kill whatever is still running of one start: the process itself, then anything started for the data dir. */
+/** Kill whatever is still running of our starts (the process, then what it started) and wait until it is gone. */
 async function forceCleanup(dataDir: string): Promise<void> {
+  const killed: Proc[] = [];
+  const kill = (p: Proc) => {
+    try {
+      process.kill(p.pid, "SIGKILL");
+      killed.push(p);
+    } catch {
+      // already gone
+    }
+  };
   for (const s of started) {
     if (s.child.exitCode === null && s.child.signalCode === null) {
       const leftovers = processesOf(dataDir, s.child.pid);
       s.child.kill("SIGKILL");
       await s.exited;
-      for (const p of stillRunning(leftovers)) process.kill(p.pid, "SIGKILL");
+      stillRunning(leftovers).forEach(kill);
     }
   }
-  for (const p of processesOf(dataDir, undefined)) process.kill(p.pid, "SIGKILL");
+  processesOf(dataDir, undefined).forEach(kill);
+  // Gone, not just signalled: a next start on this data dir must not find them (PGlite's lock).
+  await waitFor("killed processes to be gone", () => stillRunning(killed).length === 0, 30_000);
 }
 
 // ---- the test -------------------------------------------------------------------
@@ -171,6 +182,8 @@ let modelDir: string;
 let modelUri: string;
 let modelSha: string;
 let deploymentName: string | undefined;
+/** Set once the first run has stopped cleanly: the second run needs its data dir (and PGlite's lock) released. */
+let firstRunStopped = false;
 
 const auth = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
 
@@ -202,7 +215,6 @@ async function inferAndCheck(endpointUrl: string): Promise<void> {
 /** Stops with one SIGTERM and checks: exit 0, no "unexpected" exits or bugs logged, nothing left running. */
 async function stopAndCheck(s: Started, spawned: Proc[]): Promise<void> {
   const code = await stopOnce(s);
-  writeFileSync(`/tmp/mdout-${Date.now()}.txt`, s.output() + "\nSPAWNED\n" + describeProcs(spawned));
   const left = stillRunning(spawned);
   expect(left, `processes left after exit:\n${describeProcs(left)}\n${s.output()}`).toEqual([]);
   expect(processesOf(dataDir, undefined), "processes still using the data dir").toEqual([]);
@@ -269,6 +281,7 @@ describe("modeldeploy start on a fresh machine (embedded Postgres and nats-serve
         }
       } finally {
         clearTimeout(watchTimer);
+        ac.abort();
       }
       expect(events[0]!.type).toBe(EventType.SNAPSHOT);
       const last = events.at(-1)!;
@@ -290,13 +303,14 @@ describe("modeldeploy start on a fresh machine (embedded Postgres and nats-serve
       expect(spawned.filter((p) => p.cmd.includes("model-server")), describeProcs(spawned)).toHaveLength(1);
 
       await stopAndCheck(s, spawned);
+      firstRunStopped = true;
     } finally {
       await forceCleanup(dataDir);
     }
   });
 
   it("starts again on the same data dir with the deployment still there and serving", async () => {
-    expect(deploymentName, "the first test did not create a deployment").toBeDefined();
+    expect(firstRunStopped && deploymentName, "the first run did not deploy and stop cleanly").toBeTruthy();
     const name = deploymentName!;
     const s = await startEmbedded(dataDir);
     try {
