@@ -62,9 +62,14 @@ function parseOptions(): { dataDir: string; host: string; port: number } {
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  // A zombie (dead, not yet reaped by a slow init) answers signal 0 too.
+  try {
+    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true; // no /proc: trust the signal
   }
 }
 

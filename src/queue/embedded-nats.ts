@@ -95,6 +95,10 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
   fs.mkdirSync(storeDir, { recursive: true });
   const startTimeoutMs = options.startTimeoutMs ?? 15_000;
   const stopGraceMs = options.stopGraceMs ?? 10_000;
+  // A predecessor killed outright (SIGKILL, OOM) left its server running on
+  // this store: two servers on one JetStream store must never run.
+  const pidFile = `${storeDir}.pid`;
+  await stopOrphanedServer(pidFile, storeDir, logger);
 
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
@@ -122,11 +126,13 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
     (server.child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
 
     const url = `nats://127.0.0.1:${port}`;
+    fs.writeFileSync(pidFile, `${server.child.pid}\n`);
     logger.info("embedded nats-server started", { url, storeDir, binary, pid: server.child.pid });
     return {
       url,
       stop() {
         stopping ??= terminateChild(server.child, server.exited, stopGraceMs, () => logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { pid: server.child.pid })).then(() => {
+          fs.rmSync(pidFile, { force: true });
           logger.info("embedded nats-server stopped", {
             code: server.child.exitCode,
             signal: server.child.signalCode,
@@ -136,6 +142,40 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
       },
     };
   }
+}
+
+/** The command line of a live (not zombie) process, or undefined. */
+function liveCommandLine(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    if (/\) Z /.test(stat)) return undefined;
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+  } catch {
+    return undefined;
+  }
+}
+
+async function stopOrphanedServer(pidFile: string, storeDir: string, logger: Logger): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number.parseInt(fs.readFileSync(pidFile, "utf8"), 10);
+  } catch {
+    return;
+  }
+  // Only a nats-server on this very store: a reused pid is someone else's.
+  const isOrphan = () => {
+    const cmd = liveCommandLine(pid);
+    return cmd !== undefined && cmd.includes("nats-server") && cmd.includes(storeDir);
+  };
+  if (Number.isInteger(pid) && pid > 0 && isOrphan()) {
+    logger.warn("stopping the nats-server a killed predecessor left running on this data directory", { pid, storeDir });
+    process.kill(pid, "SIGTERM");
+    for (let waited = 0; isOrphan(); waited += 100) {
+      if (waited === 10_000) process.kill(pid, "SIGKILL");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  fs.rmSync(pidFile, { force: true });
 }
 
 interface Server {

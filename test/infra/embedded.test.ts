@@ -1,6 +1,7 @@
 // The embedded services a newcomer's first run starts: PGlite behind a
 // socket in a child process, and a nats-server -js child process. Needs
 // `npm run build` first (the Postgres child runs from dist/) and nats-server.
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -11,6 +12,7 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../src/db/embedded-postgres.js";
 import { silentLogger } from "../../src/log.js";
+import { waitFor } from "../helpers/services.js";
 import {
   NatsServerNotFoundError,
   findNatsServer,
@@ -157,6 +159,29 @@ describe("embedded NATS (nats-server -js child process)", () => {
       await nc2.close();
     }
     await second.stop();
+  });
+
+  it("stops a nats-server that a killed predecessor left running on the same data directory", async () => {
+    const dataDir = tempDir();
+    const storeDir = path.join(dataDir, "nats");
+    fs.mkdirSync(storeDir, { recursive: true });
+    // The state a SIGKILLed `modeldeploy start` leaves: its server still runs, its pid file stays.
+    const orphan = spawn(findNatsServer(undefined, process.env), ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", storeDir], { stdio: "ignore" });
+    const orphanExit = new Promise<void>((resolve) => orphan.once("exit", () => resolve()));
+    try {
+      await waitFor("the orphan to run", () => fs.existsSync(`/proc/${orphan.pid}/cmdline`));
+      fs.writeFileSync(`${storeDir}.pid`, `${orphan.pid}\n`);
+      const next = await startEmbeddedNats({ dataDir, logger: silentLogger });
+      running.push(next);
+      await orphanExit; // stopped before the new server started
+      expect(orphan.exitCode !== null || orphan.signalCode !== null).toBe(true);
+      expect(fs.readFileSync(`${storeDir}.pid`, "utf8").trim()).not.toBe(String(orphan.pid));
+      await next.stop();
+      expect(fs.existsSync(`${storeDir}.pid`)).toBe(false);
+    } finally {
+      orphan.kill("SIGKILL");
+      await orphanExit;
+    }
   });
 
   it("says how to install nats-server when the configured binary is missing", () => {
