@@ -18,8 +18,8 @@ import { DeploymentService, type CreateDeploymentResponse } from "../../src/gen/
 import { DeploymentState, EventType, TaskPhase, type DeploymentEvent } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import { connectNats } from "../../src/queue/nats.js";
 import { grpcClient, serverStream, unary, type GrpcClient } from "../helpers/grpc-client.js";
-import { createTestDatabase, NATS_URL, randomName, waitFor, type TestDatabase } from "../helpers/services.js";
-import { CLI } from "../helpers/system.js";
+import { createTestDatabase, NATS_URL, waitFor, type TestDatabase } from "../helpers/services.js";
+import { CLI, systemEnv } from "../helpers/system.js";
 
 const auth = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
 // Never read by the noop runtime; the API only checks that it is a local file URI.
@@ -57,23 +57,8 @@ class Resources {
    */
   async system(databaseUrl: string, extraEnv: Record<string, string>, knownApiKey?: string): Promise<System> {
     const dataDir = mkdtempSync(path.join(tmpdir(), "md-restart-"));
-    const stream = randomName("MDE2E").toUpperCase();
-    const env: Record<string, string> = {
-      ...(process.env as Record<string, string>),
-      DATABASE_URL: databaseUrl,
-      NATS_URL,
-      MODELDEPLOY_NATS_STREAM: stream,
-      MODELDEPLOY_NATS_PREFIX: randomName("mde2e"),
-      MODELDEPLOY_DATA_DIR: dataDir,
-      MODELDEPLOY_GRPC_PORT: "0",
-      MODELDEPLOY_HTTP_PORT: "0",
-      MODELDEPLOY_GATEWAY_PORT: "0",
-      MODELDEPLOY_RUNTIME_CONTROL_PORT: "0",
-      MODELDEPLOY_SHUTDOWN_GRACE_MS: "5000",
-      MODELDEPLOY_HEALTH_POLL_MS: "100",
-      LOG_LEVEL: "info",
-      ...extraEnv,
-    };
+    const env = systemEnv({ databaseUrl, natsUrl: NATS_URL, dataDir, env: { LOG_LEVEL: "info", ...extraEnv } });
+    const stream = env["MODELDEPLOY_NATS_STREAM"]!;
     const child = spawn(process.execPath, [CLI, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";

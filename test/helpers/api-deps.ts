@@ -2,6 +2,7 @@
 // no relay unless a test passes one.
 import { createAuthenticator } from "../../src/api/auth.js";
 import type { ApiDeps } from "../../src/api/deps.js";
+import type { CreateInput } from "../../src/api/mutations.js";
 import type { Db } from "../../src/db/connect.js";
 import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
 import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
@@ -21,5 +22,19 @@ export function testApiDeps(db: Db, bus: EventBus, overrides: Partial<ApiDeps> =
     defaultProgressDeadlineSeconds: 600,
     logger: silentLogger,
     ...overrides,
+  };
+}
+
+/** A valid CreateDeployment input (a model no runtime needs to read: the no-op driver). */
+export function createInput(over: Partial<CreateInput> = {}): CreateInput {
+  return {
+    model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx", sha256: "", task: "regression", type: "UNSPECIFIED", runtime: "" },
+    resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "128MiB", threadCount: 1, maxBatchSize: 0 },
+    scaling: { minReplicas: 1, maxReplicas: 1 },
+    suffix: "",
+    labels: {},
+    requestId: "",
+    progressDeadlineSeconds: 0,
+    ...over,
   };
 }

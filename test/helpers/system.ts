@@ -26,15 +26,15 @@ export interface RunningSystem {
   stop(): Promise<number | null>;
 }
 
-export async function startSystem(o: { databaseUrl: string; natsUrl: string; env?: Record<string, string> }): Promise<RunningSystem> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), "md-e2e-"));
-  const env: Record<string, string> = {
+/** The environment of a test's `modeldeploy start`: its own stream, data directory and free ports. */
+export function systemEnv(o: { databaseUrl: string; natsUrl: string; dataDir: string; env?: Record<string, string> }): Record<string, string> {
+  return {
     ...(process.env as Record<string, string>),
     DATABASE_URL: o.databaseUrl,
     NATS_URL: o.natsUrl,
     MODELDEPLOY_NATS_STREAM: randomName("MDE2E").toUpperCase(),
     MODELDEPLOY_NATS_PREFIX: randomName("mde2e"),
-    MODELDEPLOY_DATA_DIR: dataDir,
+    MODELDEPLOY_DATA_DIR: o.dataDir,
     MODELDEPLOY_GRPC_PORT: "0",
     MODELDEPLOY_HTTP_PORT: "0",
     MODELDEPLOY_GATEWAY_PORT: "0",
@@ -44,6 +44,11 @@ export async function startSystem(o: { databaseUrl: string; natsUrl: string; env
     LOG_LEVEL: "warn",
     ...o.env,
   };
+}
+
+export async function startSystem(o: { databaseUrl: string; natsUrl: string; env?: Record<string, string> }): Promise<RunningSystem> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "md-e2e-"));
+  const env = systemEnv({ ...o, dataDir });
   const child = spawn(process.execPath, [CLI, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";

@@ -4,14 +4,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { hasReason } from "../../src/api/errors.js";
-import { createDeployment, type CreateInput } from "../../src/api/mutations.js";
+import { createDeployment } from "../../src/api/mutations.js";
 import { applyAttemptChanges } from "../../src/db/attempt-changes.js";
 import { FencedError } from "../../src/db/changes.js";
 import { eventsAfter } from "../../src/db/events.js";
 import { claimTask } from "../../src/db/tasks.js";
 import type { DeploymentEvent, Principal } from "../../src/domain/types.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
-import { testApiDeps } from "../helpers/api-deps.js";
+import { createInput, testApiDeps } from "../helpers/api-deps.js";
 import { createTestDatabase, createTestQueue, type TestDatabase, type TestQueue } from "../helpers/services.js";
 
 let tdb: TestDatabase;
@@ -19,16 +19,6 @@ let tq: TestQueue;
 let bus: EventBus;
 const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
 
-const input = (over: Partial<CreateInput> = {}): CreateInput => ({
-  model: { name: "acme/batch-model", revision: "1", uri: "file:///nonexistent/model.onnx", sha256: "", task: "", type: "UNSPECIFIED", runtime: "" },
-  resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "128MiB", threadCount: 1, maxBatchSize: 0 },
-  scaling: { minReplicas: 1, maxReplicas: 1 },
-  suffix: "",
-  labels: {},
-  requestId: "",
-  progressDeadlineSeconds: 0,
-  ...over,
-});
 
 const count = async (table: "deployments" | "tasks" | "events" | "outbox" | "revisions") =>
   Number((await tdb.db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n);
@@ -49,7 +39,7 @@ describe("batched creates", () => {
   it("writes every concurrent create with its revision, task, event and outbox row", async () => {
     const deps = testApiDeps(tdb.db, bus);
     const before = { d: await count("deployments"), o: await count("outbox"), e: await count("events"), r: await count("revisions") };
-    const created = await Promise.all(Array.from({ length: 40 }, () => createDeployment(deps, alice, input())));
+    const created = await Promise.all(Array.from({ length: 40 }, () => createDeployment(deps, alice, createInput())));
     expect(new Set(created.map((c) => c.deployment.name)).size).toBe(40);
     for (const c of created) {
       expect(c.deployment.state).toBe("PENDING");
@@ -68,7 +58,7 @@ describe("batched creates", () => {
     const deps = testApiDeps(tdb.db, bus);
     const before = { d: await count("deployments"), t: await count("tasks"), o: await count("outbox") };
     const results = await Promise.all(Array.from({ length: 10 }, () =>
-      createDeployment(deps, alice, input({ suffix: "same" })).then((r) => r, (e: unknown) => e)));
+      createDeployment(deps, alice, createInput({ suffix: "same" })).then((r) => r, (e: unknown) => e)));
     const won = results.filter((r) => !(r instanceof Error));
     const lost = results.filter((r) => r instanceof ConnectError);
     expect(won).toHaveLength(1);
@@ -85,7 +75,7 @@ describe("batched creates", () => {
   it("answers concurrent creates with one requestId with one deployment", async () => {
     const deps = testApiDeps(tdb.db, bus);
     const before = await count("deployments");
-    const results = await Promise.all(Array.from({ length: 8 }, () => createDeployment(deps, alice, input({ requestId: "batch-req-1" }))));
+    const results = await Promise.all(Array.from({ length: 8 }, () => createDeployment(deps, alice, createInput({ requestId: "batch-req-1" }))));
     expect(new Set(results.map((r) => r.deployment.uid)).size).toBe(1);
     expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
     expect(await count("deployments")).toBe(before + 1);
@@ -95,7 +85,7 @@ describe("batched creates", () => {
 describe("batched worker writes", () => {
   it("applies several tasks' changes in one statement and fences only the stale attempt", async () => {
     const deps = testApiDeps(tdb.db, bus);
-    const [a, b] = await Promise.all([createDeployment(deps, alice, input()), createDeployment(deps, alice, input())]);
+    const [a, b] = await Promise.all([createDeployment(deps, alice, createInput()), createDeployment(deps, alice, createInput())]);
     const claimA = await claimTask(tdb.db, a!.task.id, "w1", 60_000);
     const claimB = await claimTask(tdb.db, b!.task.id, "w1", 60_000);
     expect(claimA.kind).toBe("claimed");
@@ -123,7 +113,7 @@ describe("batched worker writes", () => {
 
   it("refuses a change of a column an attempt may not touch, writing nothing", async () => {
     const deps = testApiDeps(tdb.db, bus);
-    const { deployment, task } = await createDeployment(deps, alice, input());
+    const { deployment, task } = await createDeployment(deps, alice, createInput());
     await claimTask(tdb.db, task.id, "w1", 60_000);
     await expect(applyAttemptChanges(tdb.db, [
       { deploymentUid: deployment.uid, type: "PROGRESS", taskId: task.id, attempt: 1, task: { attempt: 7 }, deployment: {} },

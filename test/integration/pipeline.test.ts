@@ -11,7 +11,7 @@ import { applyChange, FencedError } from "../../src/db/changes.js";
 import { findDeploymentByName } from "../../src/db/deployments.js";
 import { eventsAfter } from "../../src/db/events.js";
 import { claimTask, findTask } from "../../src/db/tasks.js";
-import { testApiDeps } from "../helpers/api-deps.js";
+import { createInput, testApiDeps } from "../helpers/api-deps.js";
 import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
@@ -30,16 +30,8 @@ let worker: Worker;
 let deps: ApiDeps;
 const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
 
-const input = (over: Partial<CreateInput> = {}): CreateInput => ({
-  model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx", sha256: "", task: "regression", type: "UNSPECIFIED", runtime: "" },
-  resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "128MiB", threadCount: 1, maxBatchSize: 0 },
-  scaling: { minReplicas: 2, maxReplicas: 2 },
-  suffix: "",
-  labels: { team: "ml" },
-  requestId: "",
-  progressDeadlineSeconds: 0,
-  ...over,
-});
+const input = (over: Partial<CreateInput> = {}): CreateInput =>
+  createInput({ scaling: { minReplicas: 2, maxReplicas: 2 }, labels: { team: "ml" }, ...over });
 
 beforeAll(async () => {
   tdb = await createTestDatabase();

@@ -12,13 +12,13 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ApiDeps } from "../../src/api/deps.js";
-import { createDeployment, type CreateInput } from "../../src/api/mutations.js";
+import { createDeployment } from "../../src/api/mutations.js";
 import { findDeploymentByUid } from "../../src/db/deployments.js";
 import { eventsAfter } from "../../src/db/events.js";
 import { toDeployment, toTask } from "../../src/db/mappers.js";
 import { findTask } from "../../src/db/tasks.js";
 import type { Principal } from "../../src/domain/types.js";
-import { testApiDeps } from "../helpers/api-deps.js";
+import { createInput, testApiDeps } from "../helpers/api-deps.js";
 import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { connectNats, type NatsConnection } from "../../src/queue/nats.js";
@@ -152,15 +152,6 @@ const driver: RuntimeDriver = {
 
 // ---------------------------------------------------------------------------
 
-const input = (): CreateInput => ({
-  model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx", sha256: "", task: "regression", type: "UNSPECIFIED", runtime: "" },
-  resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "128MiB", threadCount: 1, maxBatchSize: 0 },
-  scaling: { minReplicas: 1, maxReplicas: 1 },
-  suffix: "",
-  labels: {},
-  requestId: "",
-  progressDeadlineSeconds: 0,
-});
 
 /** Publishes raw bytes to the task subject; returns the stream sequence. */
 async function publishRaw(body: string, msgID?: string): Promise<number> {
@@ -170,7 +161,7 @@ async function publishRaw(body: string, msgID?: string): Promise<number> {
 
 /** A new deployment whose driver calls fail as `fault` says; its task message is published. */
 async function deployWith(fault: Fault) {
-  const { deployment, task } = await createDeployment(deps, alice, input());
+  const { deployment, task } = await createDeployment(deps, alice, createInput());
   faults.set(deployment.uid, fault);
   const seq = await publishRaw(JSON.stringify({ taskId: task.id }), task.id);
   return { deployment, task, seq };

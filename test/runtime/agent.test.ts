@@ -2,7 +2,6 @@
 // API) driven through the LocalDriver, with real model-server processes.
 // The tests run in order and share one deployment's story.
 import { rm, writeFile } from "node:fs/promises";
-import http from "node:http";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +11,7 @@ import { RuntimeError, type RevisionSpec, type RuntimeDriver } from "../../src/r
 import { createLocalRuntimeAgent, type LocalRuntimeAgent } from "../../src/runtime/local/agent.js";
 import { createLocalDriver } from "../../src/runtime/local/local-driver.js";
 import type { ReplicaDetail } from "../../src/runtime/local/local-runtime.js";
+import { holdRequest } from "../helpers/held-request.js";
 import { writeSampleModel } from "../helpers/onnx-model.js";
 import { isAlive, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";
 
@@ -212,17 +212,7 @@ describe("local runtime agent", () => {
 
   it("drains in-flight requests when stopping a revision; the endpoint then answers 503", async () => {
     // An infer request whose body is half sent is in flight on a replica.
-    const url = new URL(`${endpoint}/infer`);
-    const req = http.request(url, { method: "POST", headers: { "content-length": Buffer.byteLength(inferBody) } });
-    const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      req.on("response", (res) => {
-        let body = "";
-        res.setEncoding("utf8").on("data", (c: string) => (body += c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on("error", reject);
-    });
-    req.write(inferBody.slice(0, 20));
+    const held = holdRequest(`${endpoint}/infer`, inferBody);
     await waitFor("the request to be in flight", async () => (await replicas(spec.deploymentUid, 2))[0]?.inFlight === 1);
     const [replica] = await replicas(spec.deploymentUid, 2);
 
@@ -232,8 +222,7 @@ describe("local runtime agent", () => {
     expect(stopped).toBe(false);
     expect(isAlive(replica!.pid!)).toBe(true);
 
-    req.end(inferBody.slice(20));
-    const answered = await response;
+    const answered = await held.finish();
     expect(answered.status).toBe(200);
     expect((JSON.parse(answered.body) as InferResponse).model_version).toBe("2");
     await stopping;

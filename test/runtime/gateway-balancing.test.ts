@@ -9,7 +9,6 @@
 // A replica is made "not ready" without killing it: SIGSTOP freezes the model
 // server, its readiness probes time out, and SIGCONT brings it back.
 import { rm } from "node:fs/promises";
-import http from "node:http";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +17,7 @@ import type { RevisionSpec, RuntimeDriver } from "../../src/runtime/driver.js";
 import { createLocalRuntimeAgent, type LocalRuntimeAgent } from "../../src/runtime/local/agent.js";
 import { createLocalDriver } from "../../src/runtime/local/local-driver.js";
 import type { ReplicaDetail } from "../../src/runtime/local/local-runtime.js";
+import { holdRequest, type HeldRequest } from "../helpers/held-request.js";
 import { writeSampleModel } from "../helpers/onnx-model.js";
 import { isAlive, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";
 
@@ -31,34 +31,6 @@ const inferBody = JSON.stringify({
 interface InferResponse {
   model_name: string;
   outputs: { name: string; data: number[] }[];
-}
-
-interface HeldRequest {
-  /** Sends the rest of the body; resolves with the response. */
-  finish(): Promise<{ status: number; body: string }>;
-  destroy(): void;
-}
-
-/** An infer request whose body is half sent: it stays in flight until finish(). */
-function holdRequest(url: string): HeldRequest {
-  const req = http.request(url, { method: "POST", agent: false, headers: { "content-length": Buffer.byteLength(inferBody) } });
-  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
-    req.on("response", (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (c: string) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", reject);
-  });
-  response.catch(() => {}); // observed by finish(); a destroyed request rejects
-  req.write(inferBody.slice(0, 20));
-  return {
-    finish() {
-      req.end(inferBody.slice(20));
-      return response;
-    },
-    destroy: () => req.destroy(),
-  };
 }
 
 describe("inference gateway load balancing", () => {
@@ -80,7 +52,7 @@ describe("inference gateway load balancing", () => {
 
   /** Holds n requests in flight and returns each replica's in-flight count (by replica index). */
   const holdMany = async (n: number): Promise<{ requests: HeldRequest[]; inFlight: Map<number, number> }> => {
-    const requests = Array.from({ length: n }, () => holdRequest(`${endpoint}/infer`));
+    const requests = Array.from({ length: n }, () => holdRequest(`${endpoint}/infer`, inferBody));
     held.push(...requests);
     const details = await waitFor(`${n} requests in flight`, async () => {
       const d = await replicas();
