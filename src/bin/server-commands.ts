@@ -17,7 +17,8 @@ import type { Logger } from "../log.js";
 type Stop = (graceMs: number) => Promise<void>;
 
 /** First signal: graceful stop; second: exit at once. */
-function onSignals(logger: Logger, stop: () => Promise<void>): Promise<void> {
+/** Resolves once the first signal's stop() has run; a second signal exits at once. */
+function onSignals<T>(logger: Logger, stop: () => Promise<T>): Promise<T> {
   return new Promise((resolve) => {
     let stopping = false;
     const handler = (signal: string) => {
@@ -27,20 +28,28 @@ function onSignals(logger: Logger, stop: () => Promise<void>): Promise<void> {
       }
       stopping = true;
       logger.info("shutting down (send the signal again to force)", { signal });
-      stop().then(resolve, (err) => {
-        logger.error("shutdown failed", { err });
-        resolve();
-      });
+      void stop().then(resolve);
     };
     process.on("SIGINT", handler);
     process.on("SIGTERM", handler);
   });
 }
 
+/** Exit code 0 when every part stopped cleanly; a part that fails does not keep the others running. */
 async function runUntilSignal(logger: Logger, stops: Stop[], graceMs: number): Promise<number> {
-  await onSignals(logger, async () => {
-    for (const stop of stops) await stop(graceMs);
+  const failures = await onSignals(logger, async () => {
+    let failed = 0;
+    for (const stop of stops) {
+      try {
+        await stop(graceMs);
+      } catch (err) {
+        failed++;
+        logger.error("shutdown step failed; stopping the rest", { err });
+      }
+    }
+    return failed;
   });
+  if (failures > 0) return 1;
   logger.info("stopped");
   return 0;
 }
