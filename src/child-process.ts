@@ -1,6 +1,7 @@
 // Helpers for the child processes this project starts (embedded Postgres,
 // nats-server): stop them politely, and never leave them behind.
 import type { ChildProcess } from "node:child_process";
+import fs from "node:fs";
 
 /** The last `lines` lines of a process's output, for error messages. */
 export function tailLines(text: string, lines = 20): string {
@@ -36,5 +37,22 @@ export function killOnExit(child: ChildProcess): void {
     process.on("exit", () => {
       for (const c of live) c.kill("SIGTERM");
     });
+  }
+}
+
+/**
+ * Is `pid` a live process? Signal 0 answers for a zombie too (dead, not yet
+ * reaped by a slow init), so /proc, where there is one, has the last word.
+ */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true; // no /proc: trust the signal
   }
 }

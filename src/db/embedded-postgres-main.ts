@@ -21,6 +21,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { isProcessAlive } from "../child-process.js";
 import { createLogger } from "../log.js";
 
 const log = createLogger({ base: { component: "embedded-postgres" } });
@@ -59,19 +60,6 @@ function parseOptions(): { dataDir: string; host: string; port: number } {
   return { dataDir: path.resolve(values.data), host: values.host, port };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-  // A zombie (dead, not yet reaped by a slow init) answers signal 0 too.
-  try {
-    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return true; // no /proc: trust the signal
-  }
-}
 
 /** Take `<dataDir>.lock`; a lock left by a dead process is taken over. */
 function acquireLock(lockFile: string): () => void {
@@ -93,7 +81,7 @@ function acquireLock(lockFile: string): () => void {
       } catch {
         // vanished between open and read: retry
       }
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isProcessAlive(owner)) {
         throw new LockedError(
           `data directory is in use by process ${owner} (lock file ${lockFile}); ` +
             `stop that process, or delete the lock file if no such process uses it`,

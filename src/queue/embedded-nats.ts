@@ -1,7 +1,7 @@
 // The embedded NATS for a newcomer's first run (no NATS_URL): a
 // `nats-server -js` child process on 127.0.0.1 with its JetStream store under
 // <dataDir>/nats, so streams and unacknowledged work survive a restart.
-import { killOnExit, tailLines, terminateChild } from "../child-process.js";
+import { isProcessAlive, killOnExit, tailLines, terminateChild } from "../child-process.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -146,9 +146,8 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
 
 /** The command line of a live (not zombie) process, or undefined. */
 function liveCommandLine(pid: number): string | undefined {
+  if (!isProcessAlive(pid)) return undefined;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    if (/\) Z /.test(stat)) return undefined;
     return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
   } catch {
     return undefined;
