@@ -15,7 +15,8 @@ export interface StalledTask {
 }
 
 export interface StalledTaskQuery {
-  olderThanMs: number;
+  /** Tasks last enqueued before this (see stalledCutoff): fixed for a sweep, so one it re-published is not taken again. */
+  enqueuedBefore: Date;
   limit: number;
   /**
    * Never-claimed tasks (attempt 0) are taken only if enqueued before this
@@ -25,7 +26,13 @@ export interface StalledTaskQuery {
   neverClaimedEnqueuedBefore?: Date;
 }
 
-/** PENDING or RUNNING tasks enqueued longer ago than `olderThanMs` and not leased, oldest first. */
+/** The database's now() minus `olderThanMs`: tasks enqueued before it count as stalled. */
+export async function stalledCutoff(db: Executor, olderThanMs: number): Promise<Date> {
+  const { rows } = await sql<{ cutoff: Date }>`select now() - ${olderThanMs} * interval '1 millisecond' as cutoff`.execute(db);
+  return new Date(rows[0]!.cutoff);
+}
+
+/** PENDING or RUNNING tasks enqueued before the cutoff and not leased, oldest first. */
 export async function findStalledTasks(db: Executor, q: StalledTaskQuery): Promise<StalledTask[]> {
   const before = q.neverClaimedEnqueuedBefore;
   // An uncorrelated IN: Postgres reads the (normally tiny) outbox once, hashed.
@@ -34,7 +41,7 @@ export async function findStalledTasks(db: Executor, q: StalledTaskQuery): Promi
     .selectFrom("tasks")
     .select((eb) => ["id", "attempt", "enqueue_count", "enqueued_at", inOutbox(eb).as("in_outbox")])
     .where("status", "in", ["PENDING", "RUNNING"])
-    .where("enqueued_at", "<", sql<Date>`now() - ${q.olderThanMs} * interval '1 millisecond'`)
+    .where("enqueued_at", "<", q.enqueuedBefore)
     .where((w) => w.or([w("lease_expires_at", "is", null), w("lease_expires_at", "<", sql<Date>`now()`)]))
     .$if(before !== undefined, (qb) => qb.where((w) => w.or([w("attempt", ">", 0), w("enqueued_at", "<", before!), inOutbox(w)])))
     .orderBy("enqueued_at")

@@ -1,7 +1,7 @@
 // Re-publishes tasks that stay PENDING or whose worker stopped renewing its
 // lease: a lost queue message delays a task, it never loses it.
 import type { Db } from "../db/connect.js";
-import { findStalledTasks, markRequeued, type StalledTask } from "../db/stalled-tasks.js";
+import { findStalledTasks, markRequeued, stalledCutoff, type StalledTask } from "../db/stalled-tasks.js";
 import type { Logger } from "../log.js";
 import { createOutageLog } from "./outage-log.js";
 import type { QueueState, TaskPublisher } from "./task-queue.js";
@@ -51,9 +51,10 @@ export function startSweeper(o: SweeperOptions): Sweeper {
     // nor for one the relay has not published (see msgIdOf).
     // Decided once per sweep: the sweep's own re-publishes make a backlog.
     const neverClaimedEnqueuedBefore = backlog > 0 ? streamCreated : undefined;
+    const enqueuedBefore = await stalledCutoff(o.db, o.olderThanMs);
     let total = 0;
     for (;;) {
-      const tasks = await findStalledTasks(o.db, { olderThanMs: o.olderThanMs, limit: batch, neverClaimedEnqueuedBefore });
+      const tasks = await findStalledTasks(o.db, { enqueuedBefore, limit: batch, neverClaimedEnqueuedBefore });
       const results = await Promise.allSettled(tasks.map((t) => o.queue.publish(t.id, msgIdOf(t, streamCreated))));
       // Only a publish JetStream acknowledged counts as an enqueue.
       const published = tasks.filter((_, i) => results[i]!.status === "fulfilled");

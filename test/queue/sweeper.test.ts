@@ -135,6 +135,20 @@ describe("after a loss", () => {
     expect((await tq.queue.state()).backlog).toBe(1201);
   });
 
+  it("re-publishes a loss larger than a batch into an empty queue in one sweep, each task once", async () => {
+    await freshDatabase();
+    const q = await createTestQueue();
+    cleanups.push(() => q.drop());
+    const lost = await createTasks(testApiDeps(tdb.db, bus), 1100);
+    await forgetOutbox(lost);
+    const sweeper = startSweeper({ db: tdb.db, queue: q.queue, logger: silentLogger, intervalMs: 3_600_000, olderThanMs: 0, batch: 500 });
+    cleanups.push(() => sweeper.stop());
+    // With nothing older than "now" left out, a sweep must still not take again what it just re-published.
+    expect(await sweeper.sweepOnce()).toBe(1100);
+    expect((await counts(lost)).every((t) => t.count === 1)).toBe(true);
+    expect((await q.queue.state()).backlog).toBe(1100);
+  });
+
   it("shares the relay's msg id for a task still in the outbox: relay and sweeper together queue one message", async () => {
     await freshDatabase();
     const q = await createTestQueue();
