@@ -1,11 +1,11 @@
 // Temp files of the weights cache, named for the process that writes them:
-//   <host tag>.<pid>.<process start time>.<random>.part
+//   <host and pid namespace tag>.<pid>.<process start time>.<random>.part
 // Several workers and the runtime share the cache folder, and a process killed
 // mid-download leaves its file behind. The name lets a later process tell such
 // a leftover (its writer is gone, or its pid now belongs to another process)
 // from a live download, which is never touched.
 import { createHash, randomUUID } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -15,8 +15,17 @@ import { isProcessAlive } from "../../child-process.js";
 const UNATTRIBUTED_STALE_MS = 60 * 60 * 1000;
 
 const NAME = /^([0-9a-f]{8})\.(\d+)\.(\d+)\.[0-9a-f-]{36}\.part$/;
-const HOST_TAG = createHash("sha256").update(hostname()).digest("hex").slice(0, 8);
 const HAS_PROC = existsSync("/proc/self/stat");
+/** Host and pid namespace: a pid means something only within the same ones (containers may share the cache). */
+const HOST_TAG = createHash("sha256").update(`${hostname()} ${pidNamespace()}`).digest("hex").slice(0, 8);
+
+function pidNamespace(): string {
+  try {
+    return readlinkSync("/proc/self/ns/pid");
+  } catch {
+    return "";
+  }
+}
 
 /**
  * When the process started, in clock ticks since boot (/proc/<pid>/stat,
