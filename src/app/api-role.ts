@@ -15,7 +15,6 @@ import { DeploymentService } from "../gen/modeldeploy/v1/deployment_service_pb.j
 import type { Logger } from "../log.js";
 import { createEventBus } from "../queue/event-bus.js";
 import { startOutboxRelay } from "../queue/outbox-relay.js";
-import { createTaskPublisher } from "../queue/task-queue.js";
 import type { Infrastructure } from "./infrastructure.js";
 
 export interface ApiRole {
@@ -27,7 +26,7 @@ export interface ApiRole {
 
 export async function startApiRole(config: Config, infra: Infrastructure, logger: Logger): Promise<ApiRole> {
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
-  const relay = startOutboxRelay({ db: infra.db, publisher: createTaskPublisher(infra.nc, config.natsSubjectPrefix), logger });
+  const relay = startOutboxRelay({ db: infra.db, publisher: infra.queue, logger });
   const deps: ApiDeps = {
     db: infra.db,
     auth: createAuthenticator(infra.db),

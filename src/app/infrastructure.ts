@@ -7,11 +7,13 @@ import { startEmbeddedPostgres } from "../db/embedded-postgres.js";
 import { startEmbeddedNats } from "../queue/embedded-nats.js";
 import type { Logger } from "../log.js";
 import { connectNats, type NatsConnection } from "../queue/nats.js";
-import { ensureTaskQueue } from "../queue/task-queue.js";
+import { createTaskQueue, type TaskQueue } from "../queue/task-queue.js";
 
 export interface Infrastructure {
   db: Db;
   nc: NatsConnection;
+  /** The work queue; recreates its stream and consumer when they vanish. */
+  queue: TaskQueue;
   databaseUrl: string;
   natsUrl: string;
   embedded: { postgres: boolean; nats: boolean };
@@ -44,15 +46,18 @@ export async function openInfrastructure(config: Config, logger: Logger, o: { al
     stops.push(() => db.destroy());
     const nc = await connectNats(natsUrl, `modeldeploy-${o.role}`);
     stops.push(() => nc.drain().catch(() => nc.close()));
-    await ensureTaskQueue(nc, {
+    const queue = createTaskQueue(nc, {
       stream: config.natsStream,
       subjectPrefix: config.natsSubjectPrefix,
       ackWaitMs: config.taskAckWaitMs,
       maxDeliver: config.taskMaxDeliver,
     });
+    stops.push(async () => queue.close());
+    await queue.ensure();
     return {
       db,
       nc,
+      queue,
       databaseUrl,
       natsUrl,
       embedded: { postgres: !config.databaseUrl, nats: !config.natsUrl },

@@ -3,7 +3,6 @@ import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import { createEventBus } from "../queue/event-bus.js";
 import { startSweeper } from "../queue/sweeper.js";
-import { createTaskPublisher, queueBacklog } from "../queue/task-queue.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
 import { startObserver } from "../worker/observer.js";
 import { startWorker } from "../worker/worker.js";
@@ -19,8 +18,7 @@ export async function startWorkerRole(config: Config, infra: Infrastructure, dri
   const sink = (events: Parameters<typeof bus.publish>[0]) => bus.publish(events);
   const worker = await startWorker({
     db: infra.db,
-    nc: infra.nc,
-    stream: config.natsStream,
+    queue: infra.queue,
     sink,
     driver,
     logger,
@@ -32,11 +30,10 @@ export async function startWorkerRole(config: Config, infra: Infrastructure, dri
   });
   const sweeper = startSweeper({
     db: infra.db,
-    publisher: createTaskPublisher(infra.nc, config.natsSubjectPrefix),
+    queue: infra.queue,
     logger,
     intervalMs: config.sweepIntervalMs,
     olderThanMs: config.sweepPendingAfterMs,
-    backlog: () => queueBacklog(infra.nc, config.natsStream),
   });
   const observer = startObserver({ db: infra.db, sink, driver, logger, intervalMs: Math.max(config.healthPollMs * 4, 1000) });
   return {

@@ -96,33 +96,3 @@ export async function releaseLease(db: Executor, id: string, attempt: number): P
     .where("attempt", "=", attempt)
     .execute();
 }
-
-/**
- * Open tasks that look stuck — PENDING and enqueued long ago, or RUNNING with
- * an expired lease — marked re-enqueued now and returned for re-publishing.
- */
-export async function takeTasksToRequeue(
-  db: Executor,
-  olderThanMs: number,
-  limit: number,
-  options: { skipNeverClaimed?: boolean } = {},
-): Promise<Array<{ id: string; enqueue_count: number }>> {
-  return db
-    .updateTable("tasks")
-    .set({ enqueued_at: sql`now()`, enqueue_count: sql`enqueue_count + 1` })
-    .where("id", "in", (eb) =>
-      eb
-        .selectFrom("tasks")
-        .select("id")
-        .where("status", "in", ["PENDING", "RUNNING"])
-        .$if(options.skipNeverClaimed === true, (q) => q.where("attempt", ">", 0))
-        .where("enqueued_at", "<", sql<Date>`now() - ${olderThanMs} * interval '1 millisecond'`)
-        .where((w) => w.or([w("lease_expires_at", "is", null), w("lease_expires_at", "<", sql<Date>`now()`)]))
-        .orderBy("enqueued_at")
-        .limit(limit)
-        .forUpdate()
-        .skipLocked(),
-    )
-    .returning(["id", "enqueue_count"])
-    .execute();
-}

@@ -1,9 +1,11 @@
 // Live fan-out of committed events over core NATS. Postgres stays the record:
 // a watcher that misses a live message finds the gap by sequence and reads it
-// from the events table.
+// from the events table. nats.js resubscribes by itself after a reconnect;
+// events published meanwhile are not replayed, hence onReconnect.
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { eventFromJson, eventToJson } from "../db/mappers.js";
 import type { DeploymentEvent } from "../domain/types.js";
+import { watchConnection } from "./connection-state.js";
 
 export type EventListener = (event: DeploymentEvent) => void;
 
@@ -11,6 +13,12 @@ export interface EventBus {
   publish(events: readonly DeploymentEvent[]): void;
   /** Listens to one deployment's events; returns the unsubscribe function. */
   onDeployment(deploymentUid: string, listener: EventListener): () => void;
+  /**
+   * Calls `listener` after the connection to NATS came back: live events of
+   * the outage were missed, so a watcher re-reads Postgres from its last
+   * sequence. Returns the function that removes the listener.
+   */
+  onReconnect(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -21,6 +29,7 @@ export function eventSubject(prefix: string, event: { workspace: string; deploym
 /** One shared subscription per process, dispatched by deployment uid. */
 export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
   const listeners = new Map<string, Set<EventListener>>();
+  const link = watchConnection(nc);
   let sub: Subscription | undefined;
   const ensureSubscribed = () => {
     if (sub) return;
@@ -63,9 +72,11 @@ export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
         }
       };
     },
+    onReconnect: (listener) => link.onReconnect(listener),
     async close() {
       sub?.unsubscribe();
       listeners.clear();
+      link.stop();
     },
   };
 }

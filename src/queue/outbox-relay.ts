@@ -3,6 +3,7 @@
 import type { Db } from "../db/connect.js";
 import { drainOutbox } from "../db/outbox.js";
 import type { Logger } from "../log.js";
+import { createOutageLog } from "./outage-log.js";
 import type { TaskPublisher } from "./task-queue.js";
 
 export interface OutboxRelay {
@@ -18,6 +19,7 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
   let again = false;
   let stopped = false;
   let current: Promise<void> = Promise.resolve();
+  const outage = createOutageLog(o.logger, "outbox relay pass");
 
   const pass = async () => {
     for (;;) {
@@ -27,8 +29,11 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
       if (n < batch) return;
     }
   };
-  const run = () => {
-    if (stopped) return;
+  // After a failed pass, commits do not wake the relay (under load that would
+  // retry without pause against a queue that is down); the timer retries.
+  let quietUntil = 0;
+  const run = (fromTimer: boolean) => {
+    if (stopped || (!fromTimer && Date.now() < quietUntil)) return;
     if (running) {
       again = true;
       return;
@@ -38,19 +43,25 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
       do {
         again = false;
         try {
+          // The publisher recreates a vanished stream; an unreachable queue
+          // leaves the rows for the next pass.
           await pass();
+          outage.ok();
+          quietUntil = 0;
         } catch (err) {
-          o.logger.warn("outbox relay pass failed; will retry", { err });
+          outage.failed(err);
+          quietUntil = Date.now() + intervalMs;
+          break;
         }
       } while (again && !stopped);
       running = false;
     })();
   };
-  const timer = setInterval(run, intervalMs);
+  const timer = setInterval(() => run(true), intervalMs);
   timer.unref();
-  run();
+  run(true);
   return {
-    wake: run,
+    wake: () => run(false),
     async stop() {
       stopped = true;
       clearInterval(timer);

@@ -1,83 +1,151 @@
 // The JetStream work queue that carries task ids from the outbox to workers.
-import {
-  AckPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType,
-  type JetStreamClient, type JsMsg,
-} from "@nats-io/jetstream";
-import { nanos, type NatsConnection } from "@nats-io/transport-node";
+// It owns the stream and the consumer: whoever finds them gone (the server
+// lost its store, someone deleted them) recreates them through ensure(), so
+// publishers, workers and the sweeper recover without a restart.
+import { jetstream, jetstreamManager, type Consumer, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { watchConnection } from "./connection-state.js";
+import { classifyQueueError, isMissingQueue, queueNotConnected, toQueueError } from "./queue-errors.js";
+import { CONSUMER_NAME, ensureStreamAndConsumer, taskSubject, type TaskQueueOptions } from "./task-stream.js";
 
-export interface TaskQueueOptions {
-  stream: string;
-  subjectPrefix: string;
-  ackWaitMs: number;
-  maxDeliver: number;
-}
-
-export const CONSUMER_NAME = "workers";
-
-export function taskSubject(prefix: string): string {
-  return `${prefix}.tasks`;
-}
-
-/** Creates (or updates) the work-queue stream and the shared durable consumer. */
-export async function ensureTaskQueue(nc: NatsConnection, o: TaskQueueOptions): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  const config = {
-    name: o.stream,
-    subjects: [taskSubject(o.subjectPrefix)],
-    retention: RetentionPolicy.Workqueue,
-    // A full stream must reject publishes loudly, never drop queued work.
-    discard: DiscardPolicy.New,
-    storage: StorageType.File,
-    max_msgs: 1_000_000,
-    duplicate_window: nanos(120_000),
-  };
-  try {
-    await jsm.streams.info(o.stream);
-    await jsm.streams.update(o.stream, config);
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    await jsm.streams.add(config);
-  }
-  const consumer = {
-    durable_name: CONSUMER_NAME,
-    ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(o.ackWaitMs),
-    max_deliver: o.maxDeliver,
-    max_ack_pending: 10_000,
-    filter_subject: taskSubject(o.subjectPrefix),
-  };
-  try {
-    await jsm.consumers.info(o.stream, CONSUMER_NAME);
-    await jsm.consumers.update(o.stream, CONSUMER_NAME, consumer);
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    await jsm.consumers.add(o.stream, consumer);
-  }
-}
-
-function isNotFound(err: unknown): boolean {
-  const text = err instanceof Error ? `${err.message} ${(err as { code?: unknown }).code ?? ""}` : String(err);
-  return /not found|404|10059|10014/i.test(text);
-}
+export { CONSUMER_NAME, taskSubject, type TaskQueueOptions } from "./task-stream.js";
 
 export interface TaskMessage {
   taskId: string;
 }
 
 export interface TaskPublisher {
+  /** Throws DependencyUnavailableError("queue") when the queue cannot take it now. */
   publish(taskId: string, msgId: string): Promise<void>;
 }
 
-export function createTaskPublisher(nc: NatsConnection, subjectPrefix: string): TaskPublisher {
-  const js: JetStreamClient = jetstream(nc);
-  const subject = taskSubject(subjectPrefix);
+export interface QueueState {
+  /** Messages the workers' consumer has not delivered yet. */
+  backlog: number;
+  /** When the stream was created (nats-server's clock): older messages went with an older stream. */
+  streamCreated: Date;
+}
+
+export interface TaskQueue extends TaskPublisher {
+  readonly options: TaskQueueOptions;
+  /**
+   * Creates the stream and the consumer where they are missing. Concurrent
+   * calls share one attempt. The first successful call also applies the
+   * configured settings to existing ones.
+   */
+  ensure(): Promise<void>;
+  /** One message for a worker, or null when none came within `expiresMs`; `signal` ends the wait early. */
+  next(expiresMs: number, signal?: AbortSignal): Promise<JsMsg | null>;
+  state(): Promise<QueueState>;
+  close(): void;
+}
+
+const PUBLISH_TIMEOUT_MS = 5000;
+
+export function createTaskQueue(nc: NatsConnection, options: TaskQueueOptions): TaskQueue {
+  const link = watchConnection(nc);
+  const js = jetstream(nc);
+  const subject = taskSubject(options.subjectPrefix);
+  let applied = false;
+  let ensuring: Promise<void> | undefined;
+  let consumer: Consumer | undefined;
+
+  const connected = (doing: string) => {
+    if (!link.connected()) throw queueNotConnected(doing);
+  };
+  // checkAPI off: no request until one is needed.
+  const jsm = jetstreamManager(nc, { checkAPI: false });
+
+  const createMissing = async () => {
+    try {
+      connected("creating the task stream");
+      await ensureStreamAndConsumer(await jsm, options, !applied);
+      applied = true;
+    } catch (err) {
+      throw toQueueError(err, `creating task stream ${options.stream}`);
+    }
+  };
+  const ensure = (): Promise<void> => {
+    ensuring ??= createMissing().finally(() => {
+      ensuring = undefined;
+    });
+    return ensuring;
+  };
+
+  /** Runs `op`; if the stream or consumer is gone, recreates them and runs it once more. */
+  const recovering = async <T>(doing: string, op: () => Promise<T>): Promise<T> => {
+    connected(doing);
+    try {
+      return await op();
+    } catch (err) {
+      if (!isMissingQueue(err)) throw toQueueError(err, doing);
+    }
+    await ensure();
+    try {
+      return await op();
+    } catch (err) {
+      throw toQueueError(err, doing);
+    }
+  };
+
+  const publish = async (taskId: string, msgId: string): Promise<void> => {
+    const body: TaskMessage = { taskId };
+    // The msg id lets JetStream drop a re-publish within its duplicate window.
+    await recovering(`publishing task ${taskId}`, () => js.publish(subject, JSON.stringify(body), { msgID: msgId, timeout: PUBLISH_TIMEOUT_MS }));
+  };
+
+  const pull = async (expiresMs: number, signal?: AbortSignal): Promise<JsMsg | null> => {
+    consumer ??= await recovering("finding the task consumer", () => js.consumers.get(options.stream, CONSUMER_NAME));
+    // fetch rather than consumer.next(): its iterator can be stopped, so a
+    // pull waiting on a server that went away does not hold up a shutdown.
+    const messages = await consumer.fetch({ max_messages: 1, expires: expiresMs });
+    const stop = () => messages.stop();
+    signal?.addEventListener("abort", stop, { once: true });
+    try {
+      for await (const m of messages) return m;
+      return null;
+    } finally {
+      signal?.removeEventListener("abort", stop);
+    }
+  };
+
   return {
-    async publish(taskId, msgId) {
-      const body: TaskMessage = { taskId };
-      // The msg id lets JetStream drop a re-publish within its duplicate window.
-      await js.publish(subject, JSON.stringify(body), { msgID: msgId, timeout: 5000 });
+    options,
+    ensure,
+    publish,
+    async next(expiresMs, signal) {
+      connected("pulling a task");
+      try {
+        return await pull(expiresMs, signal);
+      } catch (err) {
+        consumer = undefined;
+        // A pull that fails says little (a vanished consumer shows as missed
+        // heartbeats): let ensure() ask JetStream, which answers by code.
+        if (classifyQueueError(err) !== "unreachable") await ensure().catch(() => {});
+        throw toQueueError(err, "pulling a task");
+      }
+    },
+    async state() {
+      const m = await jsm;
+      return recovering("reading the task queue's state", async () => {
+        const [stream, consumerInfo] = await Promise.all([m.streams.info(options.stream), m.consumers.info(options.stream, CONSUMER_NAME)]);
+        return { backlog: consumerInfo.num_pending, streamCreated: new Date(stream.created) };
+      });
+    },
+    close() {
+      link.stop();
     },
   };
+}
+
+/** Creates or updates the stream and consumer once (tools and tests that need no recovery). */
+export async function ensureTaskQueue(nc: NatsConnection, options: TaskQueueOptions): Promise<void> {
+  const queue = createTaskQueue(nc, options);
+  try {
+    await queue.ensure();
+  } finally {
+    queue.close();
+  }
 }
 
 export function parseTaskMessage(msg: JsMsg): TaskMessage | undefined {
@@ -87,14 +155,4 @@ export function parseTaskMessage(msg: JsMsg): TaskMessage | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Messages in the stream that the workers' consumer has not delivered yet. */
-export async function queueBacklog(nc: NatsConnection, stream: string): Promise<number> {
-  const info = await (await jetstreamManager(nc)).consumers.info(stream, CONSUMER_NAME);
-  return info.num_pending;
-}
-
-export async function getTaskConsumer(nc: NatsConnection, stream: string) {
-  return jetstream(nc).consumers.get(stream, CONSUMER_NAME);
 }

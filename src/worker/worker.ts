@@ -11,16 +11,15 @@ import { claimTask, releaseLease, renewLease } from "../db/tasks.js";
 import type { EventSink } from "../db/transact.js";
 import { newId } from "../domain/ids.js";
 import type { Logger } from "../log.js";
-import { getTaskConsumer, parseTaskMessage } from "../queue/task-queue.js";
-import type { NatsConnection } from "../queue/nats.js";
+import { createOutageLog } from "../queue/outage-log.js";
+import { parseTaskMessage, type TaskQueue } from "../queue/task-queue.js";
 import { RuntimeError, type RuntimeDriver } from "../runtime/driver.js";
 import { createAttemptWriter, failureOf } from "./attempt.js";
 import { failTask, failureFromError, runTask } from "./run-task.js";
 
 export interface WorkerOptions {
   db: Db;
-  nc: NatsConnection;
-  stream: string;
+  queue: TaskQueue;
   sink: EventSink;
   driver: RuntimeDriver;
   logger: Logger;
@@ -42,8 +41,10 @@ type Outcome = { kind: "ack" } | { kind: "nak"; delayMs: number } | { kind: "ter
 export async function startWorker(o: WorkerOptions): Promise<Worker> {
   const id = `${hostname()}-${process.pid}-${newId().slice(-6)}`;
   const log = o.logger.child({ worker: id });
-  let consumer = await getTaskConsumer(o.nc, o.stream);
   let stopping = false;
+  // Aborted when the grace period ends: a pull held up by a server that went
+  // away must not keep the worker from stopping.
+  const pulls = new AbortController();
   const running = new Set<AbortController>();
   const changes = createAttemptChangeWriter(o.db);
 
@@ -123,16 +124,19 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     }
   };
 
+  const pullOutage = createOutageLog(log, "pulling tasks");
   const loop = async () => {
     while (!stopping) {
       let msg: JsMsg | null;
       try {
-        msg = await consumer.next({ expires: 2000 });
+        // The queue recreates a vanished stream or consumer; every pull is a
+        // new one, so one that missed its heartbeats is simply replaced.
+        msg = await o.queue.next(2000, pulls.signal);
+        pullOutage.ok();
       } catch (err) {
         if (stopping) return;
-        log.warn("pull failed; retrying", { err: describe(err) });
-        await new Promise((r) => setTimeout(r, 1000));
-        consumer = await getTaskConsumer(o.nc, o.stream).catch(() => consumer);
+        pullOutage.failed(err);
+        await sleep(1000, pulls.signal);
         continue;
       }
       if (msg) await settle(msg);
@@ -150,6 +154,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), graceMs)));
       if ((await Promise.race([all, timedOut])) === "timeout") {
+        pulls.abort();
         for (const ac of running) ac.abort(new Error("worker shutting down"));
         await all;
       }
@@ -157,6 +162,18 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       log.info("worker stopped");
     },
   };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 function backoff(deliveryCount: number): number {

@@ -6,7 +6,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { createDb, type Db } from "../../src/db/connect.js";
 import { migrateToLatest } from "../../src/db/migrate.js";
 import { connectNats, type NatsConnection } from "../../src/queue/nats.js";
-import { ensureTaskQueue } from "../../src/queue/task-queue.js";
+import { createTaskQueue, type TaskQueue } from "../../src/queue/task-queue.js";
 
 export const DATABASE_URL = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres";
 export const NATS_URL = process.env["NATS_URL"] ?? "nats://127.0.0.1:4222";
@@ -51,6 +51,7 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
 
 export interface TestQueue {
   nc: NatsConnection;
+  queue: TaskQueue;
   stream: string;
   prefix: string;
   drop(): Promise<void>;
@@ -60,12 +61,15 @@ export async function createTestQueue(options: { ackWaitMs?: number; maxDeliver?
   const nc = await connectNats(NATS_URL, "modeldeploy-test");
   const stream = randomName("MDTEST").toUpperCase();
   const prefix = randomName("mdtest");
-  await ensureTaskQueue(nc, { stream, subjectPrefix: prefix, ackWaitMs: options.ackWaitMs ?? 30_000, maxDeliver: options.maxDeliver ?? 10 });
+  const queue = createTaskQueue(nc, { stream, subjectPrefix: prefix, ackWaitMs: options.ackWaitMs ?? 30_000, maxDeliver: options.maxDeliver ?? 10 });
+  await queue.ensure();
   return {
     nc,
+    queue,
     stream,
     prefix,
     async drop() {
+      queue.close();
       const jsm = await jetstreamManager(nc);
       await jsm.streams.delete(stream).catch(() => {});
       await nc.drain();

@@ -16,7 +16,6 @@ import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
 import { startSweeper, type Sweeper } from "../../src/queue/sweeper.js";
-import { createTaskPublisher, getTaskConsumer, queueBacklog } from "../../src/queue/task-queue.js";
 import { createNoopDriver } from "../../src/runtime/noop-driver.js";
 import { startWorker, type Worker } from "../../src/worker/worker.js";
 import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
@@ -37,11 +36,10 @@ beforeAll(async () => {
   tdb = await createTestDatabase();
   tq = await createTestQueue();
   bus = createEventBus(tq.nc, tq.prefix);
-  const publisher = createTaskPublisher(tq.nc, tq.prefix);
-  relay = startOutboxRelay({ db: tdb.db, publisher, logger: silentLogger, intervalMs: 200 });
+  relay = startOutboxRelay({ db: tdb.db, publisher: tq.queue, logger: silentLogger, intervalMs: 200 });
   deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake() });
   worker = await startWorker({
-    db: tdb.db, nc: tq.nc, stream: tq.stream, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
+    db: tdb.db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
     concurrency: 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
   });
 });
@@ -128,7 +126,7 @@ describe("deploy and delete through the queue", () => {
     // Deleting again while the delete runs returns the same delete task.
     expect((await deleteDeployment(deps, alice, deployment.name, "")).id).toBe(del.id);
     worker = await startWorker({
-      db: tdb.db, nc: tq.nc, stream: tq.stream, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
+      db: tdb.db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
       concurrency: 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
     });
     await waitFor("deleted", async () => (await findDeploymentByName(tdb.db, "acme", deployment.name))?.state === "DELETED");
@@ -160,10 +158,10 @@ describe("fencing and recovery", () => {
     const lost = await createDeployment(deps, alice, input());
     await tdb.db.deleteFrom("outbox").where("task_id", "=", lost.task.id).execute();
     worker = await startWorker({
-      db: tdb.db, nc: tq.nc, stream: tq.stream, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
+      db: tdb.db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
       concurrency: 2, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
     });
-    const sweeper: Sweeper = startSweeper({ db: tdb.db, publisher: createTaskPublisher(tq.nc, tq.prefix), logger: silentLogger, intervalMs: 100, olderThanMs: 100 });
+    const sweeper: Sweeper = startSweeper({ db: tdb.db, queue: tq.queue, logger: silentLogger, intervalMs: 100, olderThanMs: 100 });
     try {
       const t = await waitFor("lost task to complete", async () => {
         const row = await findTask(tdb.db, lost.task.id);
@@ -177,27 +175,27 @@ describe("fencing and recovery", () => {
   });
 
   it("does not re-publish an unclaimed task while the queue still has a backlog", async () => {
-    // Its own queue and no relay: the task's message is never published (lost),
-    // and a message of another task stands undelivered in the queue.
+    // Its own queue and no relay: the task's message is lost (its outbox row
+    // gone as if relayed, nothing in the queue), and a message of another
+    // task stands undelivered in the queue.
     const q = await createTestQueue();
     const qDeps = testApiDeps(tdb.db, bus);
     const sweeper = startSweeper({
-      db: tdb.db, publisher: createTaskPublisher(q.nc, q.prefix), logger: silentLogger, intervalMs: 3_600_000, olderThanMs: 0,
-      backlog: () => queueBacklog(q.nc, q.stream),
+      db: tdb.db, queue: q.queue, logger: silentLogger, intervalMs: 3_600_000, olderThanMs: 0,
     });
     try {
       const { task } = await createDeployment(qDeps, alice, input());
-      await createTaskPublisher(q.nc, q.prefix).publish("another-task", "another-task");
-      expect(await queueBacklog(q.nc, q.stream)).toBe(1);
+      await tdb.db.deleteFrom("outbox").where("task_id", "=", task.id).execute();
+      await q.queue.publish("another-task", "another-task");
+      expect((await q.queue.state()).backlog).toBe(1);
       await sweeper.sweepOnce();
       expect((await findTask(tdb.db, task.id))?.enqueue_count).toBe(0);
 
       // The backlog delivered: now the lost task is found and re-published.
       // (Other tests' open tasks in this database may be re-published beside it.)
-      const consumer = await getTaskConsumer(q.nc, q.stream);
       const drain = async () => {
         const ids: string[] = [];
-        for (let m = await consumer.next({ expires: 2000 }); m; m = await consumer.next({ expires: 1000 })) {
+        for (let m = await q.queue.next(2000); m; m = await q.queue.next(1000)) {
           ids.push(m.json<{ taskId: string }>().taskId);
           m.ack();
         }
@@ -206,7 +204,7 @@ describe("fencing and recovery", () => {
       const first = await drain();
       expect(first).toContain("another-task");
       expect(first).not.toContain(task.id);
-      await waitFor("backlog to drain", async () => (await queueBacklog(q.nc, q.stream)) === 0);
+      await waitFor("backlog to drain", async () => (await q.queue.state()).backlog === 0);
       await sweeper.sweepOnce();
       expect((await findTask(tdb.db, task.id))?.enqueue_count).toBe(1);
       expect(await drain()).toContain(task.id);

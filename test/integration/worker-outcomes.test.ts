@@ -179,7 +179,7 @@ async function startQueue(ackWaitMs: number): Promise<void> {
   jsm = await jetstreamManager(tq.nc);
   bus = createEventBus(tq.nc, tq.prefix);
   worker = await startWorker({
-    db: tdb.db, nc: tq.nc, stream: tq.stream, sink: (events) => bus!.publish(events), driver, logger: silentLogger,
+    db: tdb.db, queue: tq.queue, sink: (events) => bus!.publish(events), driver, logger: silentLogger,
     concurrency: 2, leaseMs: 30_000, ackWaitMs, maxDeliver: MAX_DELIVER, healthPollMs: 20,
   });
 }
@@ -207,6 +207,7 @@ beforeAll(async () => {
   deps = testApiDeps(tdb.db, {
     publish: (events) => bus!.publish(events),
     onDeployment: (uid, listener) => bus!.onDeployment(uid, listener),
+    onReconnect: (listener) => bus!.onReconnect(listener),
     close: async () => {},
   });
 });

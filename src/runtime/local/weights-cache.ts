@@ -2,7 +2,8 @@
 //   <dataDir>/weights/sha256/<hex>/model.onnx
 // Downloads stream through a sha256 hash into a temp file that is renamed into
 // place only once complete and verified, so a cache entry is never partial.
-import { createHash, randomUUID } from "node:crypto";
+// Temp files a killed process left are removed at start and before a download.
+import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "../../log.js";
 import { RuntimeError, type DownloadProgress, type PreparedWeights } from "../driver.js";
+import { removeLeftoverTempFiles, tempFileName } from "./weights-temp.js";
 
 export interface WeightsCacheOptions {
   dataDir: string;
@@ -42,6 +44,12 @@ export function createWeightsCache(options: WeightsCacheOptions): WeightsCache {
   const root = join(options.dataDir, "weights");
   const progressIntervalMs = options.progressIntervalMs ?? 250;
   const entryPath = (hex: string) => join(root, "sha256", hex, MODEL_FILE);
+  const tmpDir = join(root, "tmp");
+  const removeLeftovers = async () => {
+    const removed = await removeLeftoverTempFiles(tmpDir);
+    if (removed.length > 0) options.logger.info("removed temp files of interrupted downloads", { files: removed });
+  };
+  const startup = removeLeftovers().catch((err: unknown) => options.logger.warn("cannot clean the weights cache's temp files", { err }));
 
   async function prepare(
     source: WeightsSource,
@@ -64,9 +72,10 @@ export function createWeightsCache(options: WeightsCacheOptions): WeightsCache {
     }
 
     throwIfAborted(signal);
-    const tmpDir = join(root, "tmp");
+    await startup;
+    await removeLeftovers().catch(() => {});
     await mkdir(tmpDir, { recursive: true });
-    const tmp = join(tmpDir, `${randomUUID()}.part`);
+    const tmp = join(tmpDir, tempFileName());
     try {
       const { stream, bytesTotal } = await opener(signal);
       const hash = createHash("sha256");
