@@ -13,9 +13,18 @@ export interface ApiTarget {
 
 export interface Apis {
   next(): ApiTarget;
+  /** A call to target failed with code: in failover mode, UNAVAILABLE moves on to the next target. */
+  failed(target: ApiTarget, code: string): void;
 }
 
-export function createApis(addresses: readonly string[], apiKey: string): Apis {
+/**
+ * round-robin: every call to the next target. failover: every call to one
+ * target until it answers UNAVAILABLE, then to the next (so that, until
+ * then, everything this client writes goes through that one process).
+ */
+export type TargetMode = "round-robin" | "failover";
+
+export function createApis(addresses: readonly string[], apiKey: string, mode: TargetMode = "round-robin"): Apis {
   const auth: Interceptor = (next) => (req) => {
     req.header.set("authorization", `Bearer ${apiKey}`);
     return next(req);
@@ -25,7 +34,13 @@ export function createApis(addresses: readonly string[], apiKey: string): Apis {
     return { address, deployments: createClient(DeploymentService, transport), deletions: createClient(DeletionService, transport) };
   });
   let i = 0;
-  return { next: () => targets[i++ % targets.length]! };
+  if (mode === "round-robin") return { next: () => targets[i++ % targets.length]!, failed: () => {} };
+  return {
+    next: () => targets[i % targets.length]!,
+    failed(target, code) {
+      if (code === "UNAVAILABLE" && targets[i % targets.length] === target) i++;
+    },
+  };
 }
 
 /** "DEADLINE_EXCEEDED" for Code.DeadlineExceeded: the names gRPC uses. */

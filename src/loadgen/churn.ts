@@ -59,6 +59,7 @@ export function startChurn(o: { config: LoadConfig; apis: Apis; recorder: Record
         return;
       } catch (err) {
         const code = statusName(err);
+        apis.failed(api, code);
         recorder.write({ kind: "call", op: "delete", t, ms: Date.now() - t, target: api.address, code, name, taskId: "", requestId, try: attempt, message: errorMessage(err) });
         if (code === "NOT_FOUND") return;
         if (!RETRYABLE.has(code)) {
@@ -95,6 +96,7 @@ export function startChurn(o: { config: LoadConfig; apis: Apis; recorder: Record
         return;
       } catch (err) {
         const code = statusName(err);
+        apis.failed(api, code);
         recorder.write({ kind: "call", op: "create", t, ms: Date.now() - t, target: api.address, code, name, taskId: "", requestId, try: attempt, message: errorMessage(err) });
         if (!RETRYABLE.has(code)) return;
       }

@@ -1,8 +1,11 @@
 // The load generator's settings: one JSON object, the first argument.
+import type { TargetMode } from "./api.js";
 
 export interface LoadConfig {
-  /** gRPC addresses (host:port) of the API processes; calls go round-robin. */
+  /** gRPC addresses (host:port) of the API processes. */
   targets: string[];
+  /** How calls spread over the targets (api.ts); default round-robin. */
+  targetMode?: TargetMode;
   apiKey: string;
   /** JSONL file the records are appended to. */
   out: string;
@@ -43,6 +46,7 @@ export function parseLoadConfig(text: string | undefined): LoadConfig {
   for (const key of ["createsPerSec", "replicaEvery", "deleteAfterMs", "watchEvery", "dropWatchEveryMs", "readsPerSec", "callTimeoutMs", "maxInFlight", "createTries"] as const) {
     need(typeof c[key] === "number" && Number.isFinite(c[key]) && c[key] >= 0, `${key}: a number ≥ 0`);
   }
+  need(c.targetMode === undefined || c.targetMode === "round-robin" || c.targetMode === "failover", "targetMode: round-robin or failover");
   if (problems.length > 0) throw new Error(`invalid load config: ${problems.join("; ")}`);
   return c as LoadConfig;
 }

@@ -18,7 +18,7 @@ import { startWatches } from "./watches.js";
 
 const config = parseLoadConfig(process.argv[2]);
 const recorder = createRecorder(config.out);
-const apis = createApis(config.targets, config.apiKey);
+const apis = createApis(config.targets, config.apiKey, config.targetMode);
 const watches = startWatches({ apis, recorder, dropEveryMs: config.dropWatchEveryMs });
 let createdOk = 0;
 const churn = startChurn({

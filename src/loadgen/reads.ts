@@ -13,8 +13,11 @@ export function startReads(o: { apis: Apis; recorder: Recorder; perSec: number; 
     const t = Date.now();
     api.deployments.getDeployment({ name }, { timeoutMs: o.timeoutMs }).then(
       () => o.recorder.write({ kind: "call", op: "get", t, ms: Date.now() - t, target: api.address, code: "OK", name, taskId: "", requestId: "", try: 1 }),
-      (err: unknown) =>
-        o.recorder.write({ kind: "call", op: "get", t, ms: Date.now() - t, target: api.address, code: statusName(err), name, taskId: "", requestId: "", try: 1, message: errorMessage(err) }),
+      (err: unknown) => {
+        const code = statusName(err);
+        o.apis.failed(api, code);
+        o.recorder.write({ kind: "call", op: "get", t, ms: Date.now() - t, target: api.address, code, name, taskId: "", requestId: "", try: 1, message: errorMessage(err) });
+      },
     );
   }, 1000 / o.perSec);
   return { stop: () => clearInterval(timer) };

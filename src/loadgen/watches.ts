@@ -50,6 +50,7 @@ export function startWatches(o: { apis: Apis; recorder: Recorder; dropEveryMs: n
         if (!w.done) recorder.write({ kind: "watch", t: Date.now(), watch: w.id, name: w.name, what: "drop", code: "OK", message: "stream ended" });
       } catch (err) {
         const code = ac.signal.aborted ? "CANCELLED_BY_CLIENT" : statusName(err);
+        apis.failed(api, code);
         recorder.write({ kind: "watch", t: Date.now(), watch: w.id, name: w.name, what: "drop", code, message: errorMessage(err) });
       }
       if (!w.done) await sleep(200);

@@ -23,6 +23,22 @@ export async function callsHaveTasks(db: pg.Pool, calls: readonly CallRecord[]):
   return bad.length > 0 ? [`${bad.length} of ${ok.length} calls that returned OK have no such task: ${list(bad.map((c) => `${c.op} ${c.name} → task ${c.taskId || "(none)"}`))}`] : [];
 }
 
+/**
+ * Under a fault a call may fail, but only as "try again": UNAVAILABLE,
+ * DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED or CANCELED (what the
+ * client reports when the connection breaks under a call), or NOT_FOUND for
+ * a deployment already deleted. INTERNAL, UNKNOWN, ALREADY_EXISTS for a
+ * retried request id and the rest say the server broke.
+ */
+export function callsFailCleanly(calls: readonly CallRecord[]): string[] {
+  const allowed = new Set(["OK", "UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "CANCELED"]);
+  const bad = calls.filter((c) => !allowed.has(c.code) && !(c.code === "NOT_FOUND" && c.op !== "create"));
+  if (bad.length === 0) return [];
+  const kinds = new Map<string, CallRecord>();
+  for (const c of bad) kinds.set(`${c.op} ${c.code}`, kinds.get(`${c.op} ${c.code}`) ?? c);
+  return [`${bad.length} calls failed with a code that is not "try again": ${list([...kinds].map(([k, c]) => `${k} (${bad.filter((b) => `${b.op} ${b.code}` === k).length}×, e.g. "${c.message ?? ""}")`))}`];
+}
+
 export async function openTasks(db: pg.Pool): Promise<Array<Record<string, unknown>>> {
   return (await db.query(
     `select id, kind, deployment_name as name, status, phase, attempt, enqueue_count, lease_owner,
@@ -115,11 +131,16 @@ export async function watchesGapless(db: pg.Pool, events: readonly EventRecord[]
 export function nothingDied(roles: readonly Role[]): string[] {
   return roles
     .filter((r) => !r.alive() && !r.killedOnPurpose)
-    .map((r) => {
-      const crash = r.tail(1500).split("\n").filter((l) => l && !l.startsWith("{")).slice(-8).join(" | ");
-      const last = r.lines.filter((l) => l["level"] === "error").slice(-2).map((l) => JSON.stringify(l)).join(" | ");
-      return `${r.name} died (${JSON.stringify(r.exit())}): ${crash || last || r.tail(600)}`;
-    });
+    .map((r) => `${r.name} died (${JSON.stringify(r.exit())}): ${lastWords(r)}`);
+}
+
+/** What a process said as it died: the crash report's telling lines, else its last error. */
+function lastWords(r: Role): string {
+  const raw = r.tail(6000).split("\n").filter((l) => l.trim() !== "" && !l.startsWith("{"));
+  const telling = raw.filter((l) => /Unhandled|Emitted 'error' event|^\S*Error\b|^error:|\bcode: '|message: '|throw /.test(l.trim()));
+  const text = (telling.length > 0 ? telling : raw.slice(-6)).map((l) => l.trim()).slice(0, 8).join(" | ");
+  const last = r.lines.filter((l) => l["level"] === "error").slice(-2).map((l) => JSON.stringify(l)).join(" | ");
+  return (text || last || r.tail(600)).slice(0, 1200);
 }
 
 /** Once everything is deleted: every deployment DELETED, no model server, no partial download, nothing left in the outbox. */
@@ -129,7 +150,8 @@ export async function nothingLeftBehind(db: pg.Pool, dataDir: string, boundMs: n
   if (live.length > 0) out.push(`${live.length} deployments not DELETED: ${list(live)}`);
   const outbox = (await db.query<{ n: number }>("select count(*)::int as n from outbox")).rows[0]!.n;
   if (outbox > 0) out.push(`${outbox} outbox rows never published`);
-  const end = Date.now() + boundMs;
+  // Stopping takes a moment; with deployments left, their servers rightly run.
+  const end = Date.now() + (live.length === 0 ? boundMs : 0);
   let servers = modelServers(dataDir);
   while (servers.length > 0 && Date.now() < end) {
     await new Promise((r) => setTimeout(r, 200));

@@ -26,17 +26,17 @@ export interface Load {
 
 let runs = 0;
 
-/** Steady churn: mostly 0-replica deployments (no process), every 8th with one replica of the sample model. */
+/** Steady churn: mostly 0-replica deployments (no process), every 10th with one replica of the sample model. */
 export function defaultLoad(sys: FaultSystem): Omit<LoadConfig, "out" | "runId"> {
   return {
     targets: sys.grpcTargets(),
     apiKey: sys.apiKey,
-    createsPerSec: 8,
-    replicaEvery: 8,
+    createsPerSec: 6,
+    replicaEvery: 10,
     deleteAfterMs: 1500,
     watchEvery: 4,
     dropWatchEveryMs: 0,
-    readsPerSec: 4,
+    readsPerSec: 3,
     model: { name: "faults/tiny", uri: sys.model.uri, sha256: sys.model.sha256 },
     callTimeoutMs: 8000,
     maxInFlight: 64,

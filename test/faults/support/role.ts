@@ -21,6 +21,8 @@ export interface Role {
   exit(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
   /** The last of its stderr, raw (crash traces are not JSON). */
   tail(chars?: number): string;
+  /** Resolves with the first log line (already seen or to come) that matches, or undefined after boundMs. */
+  waitForLog(match: (line: LogLine) => boolean, boundMs: number): Promise<LogLine | undefined>;
   /** The test killed it on purpose: its death is no finding. */
   killedOnPurpose: boolean;
   signal(signal: NodeJS.Signals): void;
@@ -43,7 +45,7 @@ export async function startRole(name: string, args: string[], env: Record<string
     }),
   );
   let buf = "";
-  let onLine: ((line: LogLine) => void) | undefined;
+  const listeners = new Set<(line: LogLine) => void>();
   child.stderr!.on("data", (d: Buffer) => {
     const s = d.toString();
     raw = (raw + s).slice(-100_000);
@@ -58,22 +60,41 @@ export async function startRole(name: string, args: string[], env: Record<string
       } catch {
         continue;
       }
-      // Keep what matters without growing for ever under load.
-      if (line["level"] === "warn" || line["level"] === "error" || lines.length < 2000) lines.push(line);
-      onLine?.(line);
+      // Keep what matters without growing for ever under load: every
+      // warning and error, the last 2,000 of the rest.
+      lines.push(line);
+      if (lines.length > 4000) {
+        const keep = lines.filter((l, i) => l["level"] === "warn" || l["level"] === "error" || i >= lines.length - 2000);
+        lines.splice(0, lines.length, ...keep);
+      }
+      for (const listener of listeners) listener(line);
     }
   });
-  const ready = await new Promise<LogLine>((resolve, reject) => {
-    onLine = (line) => {
-      if (line["msg"] === readyMsg) resolve(line);
-    };
-    void exited.then(() => reject(new Error(`${name} exited (${JSON.stringify(ended)}) before "${readyMsg}":\n${raw.slice(-4000)}`)));
-  }).catch(async (err: unknown) => {
+  const waitForLog = (match: (line: LogLine) => boolean, boundMs: number) =>
+    new Promise<LogLine | undefined>((resolve) => {
+      const seen = lines.find(match);
+      if (seen) return resolve(seen);
+      const done = (line: LogLine | undefined) => {
+        listeners.delete(listener);
+        clearTimeout(timer);
+        resolve(line);
+      };
+      const listener = (line: LogLine) => {
+        if (match(line)) done(line);
+      };
+      const timer = setTimeout(() => done(undefined), boundMs);
+      listeners.add(listener);
+      void exited.then(() => done(undefined));
+    });
+  const ready = await Promise.race([
+    waitForLog((line) => line["msg"] === readyMsg, 120_000),
+    exited.then(() => undefined),
+  ]);
+  if (!ready) {
     killProcessGroup(pid);
     await exited;
-    throw err;
-  });
-  onLine = undefined;
+    throw new Error(`${name} did not say "${readyMsg}" (${JSON.stringify(ended)}):\n${raw.slice(-4000)}`);
+  }
   const role: Role = {
     name,
     pid,
@@ -82,6 +103,7 @@ export async function startRole(name: string, args: string[], env: Record<string
     alive: () => ended === undefined,
     exit: () => ended,
     tail: (chars = 3000) => raw.slice(-chars),
+    waitForLog,
     killedOnPurpose: false,
     signal(sig) {
       if (ended === undefined) process.kill(pid, sig);

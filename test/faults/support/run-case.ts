@@ -5,7 +5,7 @@
 import { createApis, statusName } from "../../../src/loadgen/api.js";
 import type { LoadConfig } from "../../../src/loadgen/config.js";
 import type { DrainSummary } from "../../../src/loadgen/records.js";
-import { callsHaveTasks, effectsOnce, nothingDied, nothingLeftBehind, noDuplicateReplicas, tasksReachTerminal, watchesGapless } from "./invariants.js";
+import { callsFailCleanly, callsHaveTasks, effectsOnce, nothingDied, nothingLeftBehind, noDuplicateReplicas, tasksReachTerminal, watchesGapless } from "./invariants.js";
 import { startLoad, type Load } from "./load.js";
 import { watchModelServers } from "./model-servers.js";
 import type { FaultSystem } from "./system.js";
@@ -76,6 +76,20 @@ async function deleteTheRest(sys: FaultSystem, boundMs: number): Promise<string[
   return [`deployments the final sweep could not delete within ${boundMs / 1000} s: ${left.slice(0, 8).join(", ")}`];
 }
 
+/** The distinct errors (or warnings) the processes logged, with counts: what broke, in their words. */
+function logged(sys: FaultSystem, level: "error" | "warn"): string {
+  const counts = new Map<string, number>();
+  for (const role of sys.roles()) {
+    for (const line of role.lines) {
+      if (line["level"] !== level) continue;
+      const err = line["err"] as { message?: string } | undefined;
+      const key = `${role.name}: ${String(line["msg"])}${err?.message ? ` (${err.message.slice(0, 120)})` : ""}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `${k} ×${n}`).join("; ");
+}
+
 export async function runCase(sys: FaultSystem, o: CaseOptions): Promise<CaseReport> {
   const violations: string[] = [];
   const notes: string[] = [];
@@ -92,6 +106,7 @@ export async function runCase(sys: FaultSystem, o: CaseOptions): Promise<CaseRep
     step("warm");
     await o.fault({ sys, load, violation: (t) => violations.push(t), note: (t) => notes.push(t) });
     const faultEnd = Date.now();
+    step("fault");
     // Survived means: serving again, by itself.
     if (apiAlive(sys)) {
       const serving = await until(() => ok(faultEnd) >= 5, o.servingWithinMs ?? 20_000, () => !apiAlive(sys));
@@ -102,18 +117,19 @@ export async function runCase(sys: FaultSystem, o: CaseOptions): Promise<CaseRep
 
     let summary: DrainSummary | undefined;
     try {
-      summary = await load.drain(apiAlive(sys) ? 30_000 : 3000);
+      summary = await load.drain(apiAlive(sys) ? 20_000 : 3000);
     } catch (err) {
       violations.push(`load generator: ${(err as Error).message}`);
     }
     step("drained");
     if (summary && summary.undeleted.length > 0) notes.push(`the load's deletes that never got an answer: ${summary.undeleted.length}`);
     if (apiAlive(sys)) violations.push(...(await deleteTheRest(sys, 20_000)));
-    violations.push(...(await tasksReachTerminal(sys.db, o.terminalWithinMs ?? 60_000, () =>
+    violations.push(...(await tasksReachTerminal(sys.db, o.terminalWithinMs ?? 45_000, () =>
       !workerAlive(sys) ? "no worker left" : undefined)));
     step("terminal");
     const calls = load.calls();
     violations.push(...(await callsHaveTasks(sys.db, calls)));
+    violations.push(...callsFailCleanly(calls));
     violations.push(...(await effectsOnce(sys.db)));
     violations.push(...(await watchesGapless(sys.db, load.events(), summary)));
     violations.push(...noDuplicateReplicas(monitor.stop(), o.replicasOf));
@@ -124,6 +140,11 @@ export async function runCase(sys: FaultSystem, o: CaseOptions): Promise<CaseRep
     notes.push(`steps: ${steps.join(", ")}`);
     const codes = new Map<string, number>();
     for (const c of calls) codes.set(`${c.op} ${c.code}`, (codes.get(`${c.op} ${c.code}`) ?? 0) + 1);
+    const failed = (await sys.db.query<{ kind: string; reason: string; n: number }>(
+      "select kind, failure->>'reason' as reason, count(*)::int as n from tasks where status = 'FAILED' group by 1, 2")).rows;
+    notes.push(`tasks failed: ${failed.map((f) => `${f.kind} ${f.reason} ×${f.n}`).join(", ") || "none"}`);
+    notes.push(`errors logged: ${logged(sys, "error") || "none"}`);
+    notes.push(`warnings logged: ${logged(sys, "warn") || "none"}`);
     notes.push(`calls: ${[...codes].map(([k, n]) => `${k} ${n}`).join(", ")}; watch events: ${load.events().length}`);
     return { violations, notes };
   } finally {

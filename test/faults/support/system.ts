@@ -26,6 +26,7 @@ export interface FaultSystem {
   readonly servers: Servers;
   /** The test's own pool on the case's database (survives server restarts). */
   readonly db: pg.Pool;
+  readonly databaseUrl: string;
   readonly dataDir: string;
   readonly env: Record<string, string>;
   readonly apiKey: string;
@@ -131,6 +132,7 @@ export async function startFaultSystem(servers: Servers, o: SystemOptions = {}):
     return {
       servers,
       db: pool,
+      databaseUrl: database.url,
       dataDir,
       env,
       apiKey,
