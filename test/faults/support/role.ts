@@ -28,7 +28,7 @@ export interface Role {
   signal(signal: NodeJS.Signals): void;
   /** kill -9, on purpose; resolves once it has exited. */
   kill9(): Promise<void>;
-  /** SIGTERM, then SIGKILL for the whole group after graceMs. */
+  /** SIGTERM, then SIGKILL for the whole group after graceMs (at once with 0). */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -114,15 +114,20 @@ export async function startRole(name: string, args: string[], env: Record<string
       await exited;
     },
     async stop(graceMs = 5000) {
-      if (ended === undefined) {
-        process.kill(pid, "SIGCONT");
-        process.kill(pid, "SIGTERM");
+      if (ended === undefined && graceMs > 0) {
+        try {
+          process.kill(pid, "SIGCONT");
+          process.kill(pid, "SIGTERM");
+        } catch {
+          // it has just exited
+        }
         const timer = setTimeout(() => killProcessGroup(pid), graceMs);
         await exited;
         clearTimeout(timer);
       }
-      // Whatever it started and left behind goes with its group.
+      // It, and whatever it started and left behind, go with its group.
       killProcessGroup(pid);
+      await exited;
     },
   };
   return role;

@@ -100,11 +100,15 @@ export async function runCase(sys: FaultSystem, o: CaseOptions): Promise<CaseRep
   const load = await startLoad(sys, o.load);
   const ok = (since: number) => load.calls().filter((c) => c.op === "create" && c.code === "OK" && c.t >= since).length;
   try {
-    const warm = await until(() => ok(0) >= (o.warmupCreates ?? 10), 30_000);
+    const warm = await until(() => ok(0) >= (o.warmupCreates ?? 6), 30_000);
     if (!warm) violations.push(`warm-up: only ${ok(0)} creates succeeded before the fault`);
 
     step("warm");
-    await o.fault({ sys, load, violation: (t) => violations.push(t), note: (t) => notes.push(t) });
+    try {
+      await o.fault({ sys, load, violation: (t) => violations.push(t), note: (t) => notes.push(t) });
+    } catch (err) {
+      violations.push(`the fault step failed: ${(err as Error).stack ?? String(err)}`);
+    }
     const faultEnd = Date.now();
     step("fault");
     // Survived means: serving again, by itself.
@@ -113,11 +117,20 @@ export async function runCase(sys: FaultSystem, o: CaseOptions): Promise<CaseRep
       if (!serving) violations.push(`creates did not succeed again within ${(o.servingWithinMs ?? 20_000) / 1000} s after the fault (${ok(faultEnd)} OK since)`);
     }
     step("serving");
-    await sleep(o.afterMs ?? 3000);
+    await sleep(o.afterMs ?? 2000);
 
     let summary: DrainSummary | undefined;
     try {
-      summary = await load.drain(apiAlive(sys) ? 20_000 : 3000);
+      const drainMs = apiAlive(sys) ? 20_000 : 3000;
+      // Its deletes and watches end by the deadline; calls in flight by their own.
+      const guard = drainMs + (load.config.callTimeoutMs ?? 0) + 10_000;
+      let timer: NodeJS.Timeout | undefined;
+      summary = await Promise.race([
+        load.drain(drainMs),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`did not finish draining within ${guard / 1000} s`)), guard);
+        }),
+      ]).finally(() => clearTimeout(timer));
     } catch (err) {
       violations.push(`load generator: ${(err as Error).message}`);
     }

@@ -12,6 +12,7 @@ import { createDb } from "../../../src/db/connect.js";
 import { migrateToLatest } from "../../../src/db/migrate.js";
 import { connectNats } from "../../../src/queue/nats.js";
 import { writeSampleModel, type WrittenModel } from "../../helpers/onnx-model.js";
+import { freePort } from "../../helpers/private-postgres.js";
 import { startRole, type Role } from "./role.js";
 import type { Servers } from "./servers.js";
 
@@ -74,7 +75,8 @@ export async function startFaultSystem(servers: Servers, o: SystemOptions = {}):
   pool.on("error", () => {});
   pool.on("connect", (c) => c.on("error", () => {}));
   const destroy = async () => {
-    await Promise.all(started.map((r) => r.stop(3000)));
+    // The checks are done: no need for a graceful stop.
+    await Promise.all(started.map((r) => r.stop(0)));
     await pool.end().catch(() => {});
     await database.drop();
     const nc = await connectNats(servers.nats.url, "faults-cleanup").catch(() => undefined);
@@ -104,9 +106,14 @@ export async function startFaultSystem(servers: Servers, o: SystemOptions = {}):
       ...FAULT_ENV,
       ...o.env,
     };
-    const runtime = await startRole("runtime", ["runtime"], env, "local runtime listening");
-    started.push(runtime);
-    env = { ...env, MODELDEPLOY_RUNTIME_CONTROL_URL: String(runtime.ready["control"]) };
+    // A control port chosen here, so that workers know it before the runtime
+    // has started: all processes start at once.
+    const controlPort = await freePort();
+    env = {
+      ...env,
+      MODELDEPLOY_RUNTIME_CONTROL_PORT: String(controlPort),
+      MODELDEPLOY_RUNTIME_CONTROL_URL: `http://127.0.0.1:${controlPort}`,
+    };
     const apis: Role[] = [];
     const workers: Role[] = [];
     let apiCount = 0;
@@ -123,10 +130,15 @@ export async function startFaultSystem(servers: Servers, o: SystemOptions = {}):
       workers.push(r);
       return r;
     };
-    await Promise.all([
+    // All settled before going on, so that a failed start leaves none of the others running.
+    const starts = await Promise.allSettled([
+      startRole("runtime", ["runtime"], env, "local runtime listening").then((r) => (started.push(r), r)),
       ...Array.from({ length: o.apis ?? 1 }, () => startApi()),
       ...Array.from({ length: o.workers ?? 2 }, () => startWorker()),
     ]);
+    const failed = starts.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+    const runtime = (starts[0] as PromiseFulfilledResult<Role>).value;
     apis.sort((a, b) => a.name.localeCompare(b.name));
     workers.sort((a, b) => a.name.localeCompare(b.name));
     return {
