@@ -6,9 +6,9 @@
 import { it } from "vitest";
 import { runCase } from "./support/run-case.js";
 import { expectClean, useFaultSuite } from "./support/suite.js";
+import { sleep, until } from "./support/wait.js";
 
 const suite = useFaultSuite();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 it("kill -9 the API between commit and publish", async () => {
   const sys = await suite.system({ apis: 2 });
@@ -33,15 +33,10 @@ it("kill -9 the API between commit and publish", async () => {
         await api.kill9();
         ctx.note(`killed ${api.name} (probe ${probes}) with ${stranded.length} outbox rows unpublished: ${stranded.join(", ")}`);
         // Another process publishes them: a worker claims each (or it ends).
-        const end = Date.now() + 30_000;
-        let waiting: unknown[] = [];
-        do {
-          waiting = (await ctx.sys.db.query(
-            "select id, status, attempt from tasks where id = any($1) and status = 'PENDING' and attempt = 0", [stranded])).rows;
-          if (waiting.length === 0) return;
-          await sleep(200);
-        } while (Date.now() < end);
-        ctx.violation(`tasks of the killed API's unpublished outbox rows never reached a worker: ${JSON.stringify(waiting)}`);
+        const unclaimed = () => ctx.sys.db.query("select id, status, attempt from tasks where id = any($1) and status = 'PENDING' and attempt = 0", [stranded]);
+        if (!(await until(async () => (await unclaimed()).rows.length === 0, 30_000, { everyMs: 200 }))) {
+          ctx.violation(`tasks of the killed API's unpublished outbox rows never reached a worker: ${JSON.stringify((await unclaimed()).rows)}`);
+        }
       },
     }),
   );

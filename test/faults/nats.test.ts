@@ -5,9 +5,9 @@
 import { it } from "vitest";
 import { runCase } from "./support/run-case.js";
 import { expectClean, useFaultSuite } from "./support/suite.js";
+import { sleep } from "./support/wait.js";
 
 const suite = useFaultSuite();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 it("restart nats-server under load", async () => {
   const sys = await suite.system();

@@ -6,11 +6,11 @@ import { it } from "vitest";
 import { freezePostgres } from "./support/freeze-postgres.js";
 import { runCase, type CaseContext } from "./support/run-case.js";
 import { expectClean, useFaultSuite } from "./support/suite.js";
+import { sleep } from "./support/wait.js";
 
 // Commits must survive a crash of the server (-m immediate): the private
 // server's default (synchronous_commit off) would lose the last ones.
 const suite = useFaultSuite({ postgres: { synchronous_commit: "on" } });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const mode of ["fast", "immediate"] as const) {
   it(`stop Postgres under load (-m ${mode}), then start it again`, async () => {

@@ -6,17 +6,9 @@ import { modelServers } from "./support/model-servers.js";
 import { runCase } from "./support/run-case.js";
 import { expectClean, useFaultSuite } from "./support/suite.js";
 import { createVictim, victimDeployed } from "./support/victim.js";
+import { until } from "./support/wait.js";
 
 const suite = useFaultSuite();
-
-async function until<T>(check: () => Promise<T | undefined> | T | undefined, boundMs: number): Promise<T | undefined> {
-  const end = Date.now() + boundMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 it("kill -9 a model-server replica", async () => {
   const sys = await suite.system();

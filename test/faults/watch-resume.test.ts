@@ -5,10 +5,10 @@
 import { it } from "vitest";
 import { runCase } from "./support/run-case.js";
 import { expectClean, useFaultSuite } from "./support/suite.js";
+import { sleep } from "./support/wait.js";
 import { startTcpProxy } from "./support/tcp-proxy.js";
 
 const suite = useFaultSuite();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 it("watches dropped and resumed keep a gapless sequence", async () => {
   const sys = await suite.system();

@@ -3,59 +3,46 @@
 // worker must stop that attempt: none of its late writes may land (the
 // fencing check over the events) and none of its late effects either (the
 // deployment keeps its one model server and keeps serving).
-import { existsSync, readdirSync, statSync } from "node:fs";
-import path from "node:path";
 import { it } from "vitest";
 import { buildSampleModel } from "../../src/onnx/sample-model.js";
 import { modelServers } from "./support/model-servers.js";
 import { runCase } from "./support/run-case.js";
 import { serveSlowWeights } from "./support/slow-weights.js";
 import { expectClean, useFaultSuite } from "./support/suite.js";
-import { createVictim, victimDeployed, victimState } from "./support/victim.js";
+import { createVictim, victimDeployed, victimState, workerHolding } from "./support/victim.js";
+import { until } from "./support/wait.js";
+import { partialDownloads } from "./support/weights-cache.js";
 
 const suite = useFaultSuite();
-
-async function until(check: () => Promise<boolean> | boolean, boundMs: number): Promise<boolean> {
-  const end = Date.now() + boundMs;
-  while (!(await check())) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
 
 it("SIGSTOP a worker past its lease, then SIGCONT: its late writes do not land", async () => {
   const sys = await suite.system();
   const slow = await serveSlowWeights(buildSampleModel());
   suite.defer(() => slow.close());
-  const tmp = path.join(sys.dataDir, "runtime", "weights", "tmp");
-  const partial = () => (existsSync(tmp) ? readdirSync(tmp).some((f) => (statSync(path.join(tmp, f), { throwIfNoEntry: false })?.size ?? 0) > 0) : false);
   expectClean(
     await runCase(sys, {
       async fault(ctx) {
         const name = await createVictim(ctx.sys, { suffix: "frozen", uri: slow.url, sha256: "" });
-        let held = await victimState(ctx.sys, name);
-        if (!(await until(async () => (held = await victimState(ctx.sys, name))?.phase === "DOWNLOADING" && partial(), 30_000)) || !held) {
-          return ctx.violation(`${name} never got to downloading: ${JSON.stringify(held)}`);
-        }
-        const { rows } = await ctx.sys.db.query<{ id: string; lease_owner: string }>("select id, lease_owner from tasks where deployment_name = $1", [name]);
-        const task = rows[0]!;
-        const worker = ctx.sys.workers.find((w) => task.lease_owner.includes(`-${w.pid}-`));
-        if (!worker) return ctx.violation(`no worker holds ${name} (lease owner "${task.lease_owner}")`);
-        const frozenAttempt = held.attempt;
+        const held = await until(async () => {
+          const s = await victimState(ctx.sys, name);
+          return s?.phase === "DOWNLOADING" && partialDownloads(ctx.sys.dataDir).some((p) => p.bytes > 0) && s;
+        }, 30_000);
+        if (!held) return ctx.violation(`${name} never got to downloading: ${JSON.stringify(await victimState(ctx.sys, name))}`);
+        const { worker, taskId, owner } = await workerHolding(ctx.sys, name);
+        if (!worker) return ctx.violation(`no worker holds ${name} (lease owner "${owner}")`);
         worker.signal("SIGSTOP");
         try {
-          ctx.note(`froze ${worker.name} with ${name} in DOWNLOADING, attempt ${frozenAttempt}`);
-          const problem = await victimDeployed(ctx.sys, name, frozenAttempt, 45_000);
+          ctx.note(`froze ${worker.name} with ${name} in DOWNLOADING, attempt ${held.attempt}`);
+          const problem = await victimDeployed(ctx.sys, name, held.attempt, 45_000);
           if (problem) return ctx.violation(`while ${worker.name} was frozen: ${problem}`);
         } finally {
           worker.signal("SIGCONT");
         }
         // Woken, it finds its lease gone and stops the attempt.
-        const stopped = await worker.waitForLog((l) => l["taskId"] === task.id && l["msg"] === "task taken over or cancelled; stopping this attempt", 20_000);
-        if (!stopped) ctx.violation(`${worker.name} never said it stopped attempt ${frozenAttempt} of ${name}`);
+        const stopped = await worker.waitForLog((l) => l["taskId"] === taskId && l["msg"] === "task taken over or cancelled; stopping this attempt", 20_000);
+        if (!stopped) ctx.violation(`${worker.name} never said it stopped attempt ${held.attempt} of ${name}`);
         const after = await victimState(ctx.sys, name);
-        if (after?.state !== "RUNNING" || after.status !== "COMPLETED" || after.attempt <= frozenAttempt) {
+        if (after?.state !== "RUNNING" || after.status !== "COMPLETED" || after.attempt <= held.attempt) {
           ctx.violation(`after ${worker.name} woke, ${name} is ${JSON.stringify(after)}`);
         }
         const procs = modelServers(ctx.sys.dataDir).filter((p) => p.name === name);

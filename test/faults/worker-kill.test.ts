@@ -3,8 +3,6 @@
 // DOWNLOADING, a slow weights server keeps the download going. The other
 // worker must take the task over once the lease runs out and finish it,
 // with one model server and no effect twice.
-import { existsSync, readdirSync, statSync } from "node:fs";
-import path from "node:path";
 import { it } from "vitest";
 import { buildSampleModel } from "../../src/onnx/sample-model.js";
 import { modelServers } from "./support/model-servers.js";
@@ -12,25 +10,11 @@ import { closeGate } from "./support/phase-gate.js";
 import { runCase, type CaseContext } from "./support/run-case.js";
 import { serveSlowWeights } from "./support/slow-weights.js";
 import { expectClean, useFaultSuite } from "./support/suite.js";
-import type { FaultSystem } from "./support/system.js";
-import { createVictim, victimDeployed, victimState } from "./support/victim.js";
+import { createVictim, victimDeployed, victimState, workerHolding } from "./support/victim.js";
+import { until } from "./support/wait.js";
+import { partialDownloads } from "./support/weights-cache.js";
 
 const suite = useFaultSuite();
-
-/** Bytes in the weights cache's partial downloads. */
-function partialBytes(sys: FaultSystem): number {
-  const tmp = path.join(sys.dataDir, "runtime", "weights", "tmp");
-  return existsSync(tmp) ? readdirSync(tmp).reduce((sum, f) => sum + (statSync(path.join(tmp, f), { throwIfNoEntry: false })?.size ?? 0), 0) : 0;
-}
-
-async function until(check: () => Promise<boolean> | boolean, boundMs: number): Promise<boolean> {
-  const end = Date.now() + boundMs;
-  while (!(await check())) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
 
 /** After the kill: the survivor deploys the victim, and it runs one model server. */
 async function takenOver(ctx: CaseContext, name: string, attempt: number): Promise<void> {
@@ -52,6 +36,7 @@ async function killInPhase(ctx: CaseContext, phase: string): Promise<void> {
     const worker = ctx.sys.workers.find((w) => w.pid === held.workerPid);
     if (!worker) return ctx.violation(`no worker with pid ${held.workerPid} holds ${name}`);
     await worker.kill9();
+    // Its statement at the gate goes with its connection.
     if (!(await until(async () => (await gate.waiting()) === 0, 10_000))) ctx.violation("the killed worker's statement still waits at the gate");
     const after = await gate.task();
     if (after?.phase !== phase || after.attempt !== held.attempt) ctx.violation(`the kill did not land in ${phase}: ${JSON.stringify(after)}`);
@@ -78,15 +63,13 @@ it("kill -9 a worker in DOWNLOADING, mid-download", async () => {
       async fault(ctx) {
         // No sha256: the cache cannot answer for it, the weights are fetched.
         const name = await createVictim(ctx.sys, { suffix: "downloading", uri: slow.url, sha256: "" });
-        let held = await victimState(ctx.sys, name);
-        const downloading = await until(async () => {
-          held = await victimState(ctx.sys, name);
-          // Bytes are on disk: the kill lands in the middle of the download.
-          return held?.phase === "DOWNLOADING" && slow.inProgress() > 0 && partialBytes(ctx.sys) > 0;
+        // Bytes are on disk: the kill lands in the middle of the download.
+        const held = await until(async () => {
+          const s = await victimState(ctx.sys, name);
+          return s?.phase === "DOWNLOADING" && slow.inProgress() > 0 && partialDownloads(ctx.sys.dataDir).some((p) => p.bytes > 0) && s;
         }, 30_000);
-        if (!downloading || !held) return ctx.violation(`${name} never got to downloading: ${JSON.stringify(held)}`);
-        const owner = (await ctx.sys.db.query<{ lease_owner: string }>("select lease_owner from tasks where deployment_name = $1", [name])).rows[0]?.lease_owner ?? "";
-        const worker = ctx.sys.workers.find((w) => owner.includes(`-${w.pid}-`));
+        if (!held) return ctx.violation(`${name} never got to downloading: ${JSON.stringify(await victimState(ctx.sys, name))}`);
+        const { worker, owner } = await workerHolding(ctx.sys, name);
         if (!worker) return ctx.violation(`no worker holds ${name} (lease owner "${owner}")`);
         const bytes = slow.inProgress();
         await worker.kill9();

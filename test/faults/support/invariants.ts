@@ -1,12 +1,12 @@
 // What must hold after every case, checked against Postgres, the processes
 // and the files on disk. Each check returns its violations as sentences
 // (empty: it holds), so that a case reports every broken invariant at once.
-import { existsSync, readdirSync } from "node:fs";
-import path from "node:path";
 import type pg from "pg";
 import type { CallRecord, DrainSummary, EventRecord } from "../../../src/loadgen/records.js";
 import { modelServers } from "./model-servers.js";
 import type { Role } from "./role.js";
+import { sleep } from "./wait.js";
+import { partialDownloads } from "./weights-cache.js";
 
 const OPEN = ["PENDING", "RUNNING"];
 const list = (xs: readonly unknown[], max = 8) => xs.slice(0, max).map((x) => (typeof x === "string" ? x : JSON.stringify(x))).join("; ") + (xs.length > max ? `; … ${xs.length - max} more` : "");
@@ -61,7 +61,7 @@ export async function tasksReachTerminal(db: pg.Pool, boundMs: number, giveUp: (
     if (Date.now() > end || why) {
       return [`${open.length} tasks still open ${why ? `(not waiting: ${why})` : `after ${Math.round(boundMs / 1000)} s`}: ${list(open, 6)}`];
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
 }
 
@@ -154,13 +154,12 @@ export async function nothingLeftBehind(db: pg.Pool, dataDir: string, boundMs: n
   const end = Date.now() + (live.length === 0 ? boundMs : 0);
   let servers = modelServers(dataDir);
   while (servers.length > 0 && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     servers = modelServers(dataDir);
   }
   if (servers.length > 0) out.push(`model servers still running: ${list(servers)}`);
-  const tmp = path.join(dataDir, "runtime", "weights", "tmp");
-  const parts = existsSync(tmp) ? readdirSync(tmp) : [];
-  if (parts.length > 0) out.push(`temporary files left in the weights cache: ${list(parts)}`);
+  const parts = partialDownloads(dataDir);
+  if (parts.length > 0) out.push(`temporary files left in the weights cache: ${list(parts.map((p) => `${p.file} (${p.bytes} bytes)`))}`);
   return out;
 }
 

@@ -4,6 +4,7 @@
 // its next write; kill it there, then open the gate. (A backend whose client
 // died leaves at once: client_connection_check_interval, see servers.ts.)
 import pg from "pg";
+import { sleep } from "./wait.js";
 
 const KEY = 4242;
 
@@ -61,7 +62,7 @@ export async function closeGate(url: string, deploymentName: string, phase: stri
         const t = await task();
         if (t && t.phase === phase && (await waiting()) > 0) return t;
         if (Date.now() > end) throw new Error(`the task of ${deploymentName} never waited at the gate in ${phase} (now ${JSON.stringify(t)})`);
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
       }
     },
     task,

@@ -1,7 +1,9 @@
 // A deployment the case itself creates (outside the load) to aim a fault at.
 import { createApis } from "../../../src/loadgen/api.js";
 import { deploymentName } from "../../../src/domain/names.js";
+import type { Role } from "./role.js";
 import type { FaultSystem } from "./system.js";
+import { sleep } from "./wait.js";
 
 export const VICTIM_MODEL = "faults/victim";
 
@@ -43,8 +45,17 @@ export async function victimDeployed(sys: FaultSystem, name: string, afterAttemp
     s = await victimState(sys, name).catch(() => s);
     if (s && s.status !== "PENDING" && s.status !== "RUNNING") break;
     if (Date.now() > end) break;
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   if (s?.status === "COMPLETED" && s.state === "RUNNING" && s.attempt > afterAttempt) return undefined;
   return `${name} was not deployed by a later attempt within ${boundMs / 1000} s: ${JSON.stringify(s)}`;
+}
+
+/** The worker process holding its deploy task's lease (lease owner: host-pid-suffix), and the task id. */
+export async function workerHolding(sys: FaultSystem, name: string): Promise<{ worker: Role | undefined; taskId: string; owner: string }> {
+  const row = (await sys.db.query<{ id: string; lease_owner: string | null }>(
+    "select id, lease_owner from tasks where deployment_name = $1 and kind = 'DEPLOY'", [name])).rows[0];
+  const owner = row?.lease_owner ?? "";
+  const pid = Number(/-(\d+)-[^-]+$/.exec(owner)?.[1] ?? 0);
+  return { worker: sys.workers.find((w) => w.pid === pid), taskId: row?.id ?? "", owner };
 }

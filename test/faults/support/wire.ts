@@ -110,7 +110,7 @@ export const deepJson: WireProbe = {
             method: "POST",
             headers: { "content-type": "application/json", authorization: `Bearer ${t.apiKey}` },
             body,
-            signal: AbortSignal.timeout(30_000),
+            signal: AbortSignal.timeout(20_000),
           });
           await res.arrayBuffer();
           return `HTTP ${res.status}`;
