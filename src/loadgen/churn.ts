@@ -98,7 +98,8 @@ export function startChurn(o: { config: LoadConfig; apis: Apis; recorder: Record
         const code = statusName(err);
         apis.failed(api, code);
         recorder.write({ kind: "call", op: "create", t, ms: Date.now() - t, target: api.address, code, name, taskId: "", requestId, try: attempt, message: errorMessage(err) });
-        if (!RETRYABLE.has(code)) return;
+        // Draining: a create whose answer was lost is left to the final sweep.
+        if (!RETRYABLE.has(code) || draining) return;
       }
       await sleep(500 * attempt);
     }

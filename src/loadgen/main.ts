@@ -50,9 +50,13 @@ async function drain(ms: number): Promise<void> {
 }
 
 const lines = createInterface({ input: process.stdin });
+let draining = false;
 lines.on("line", (line) => {
   const [command, arg] = line.trim().split(/\s+/);
-  if (command === "drain") void drain(Number(arg) || 30_000);
+  if (command === "drain" && !draining) {
+    draining = true;
+    void drain(Number(arg) || 30_000);
+  }
 });
 lines.on("close", () => process.exit(0));
 process.stdout.write(JSON.stringify({ ready: true }) + "\n");

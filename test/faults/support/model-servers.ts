@@ -23,24 +23,42 @@ function stat(pid: string): { state: string; ppid: number } | undefined {
   }
 }
 
-export function modelServers(dataDir: string): ModelServerProcess[] {
+/**
+ * What a pid is, cached: a command line changes only at exec, which follows a
+ * fork within milliseconds, so one read a second after a pid first showed up
+ * holds (pids do not come back within a case).
+ */
+type Known = { name: string; revision: string } | { other: true; firstSeen: number };
+const SETTLED_MS = 1000;
+
+function scan(dataDir: string, known: Map<string, Known>): ModelServerProcess[] {
   const found: ModelServerProcess[] = [];
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
+    let k = known.get(pid);
+    if (k === undefined || ("other" in k && Date.now() - k.firstSeen < SETTLED_MS)) {
+      const firstSeen = k && "other" in k ? k.firstSeen : Date.now();
+      let argv: string[];
+      try {
+        argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      } catch {
+        continue;
+      }
+      const arg = (flag: string) => argv[argv.indexOf(flag) + 1] ?? "";
+      const ours = argv.some((a) => a.endsWith("model-server/main.js")) && arg("--model").startsWith(dataDir + "/");
+      k = ours ? { name: arg("--name"), revision: arg("--model-version") } : { other: true, firstSeen };
+      known.set(pid, k);
     }
-    if (!argv.some((a) => a.endsWith("model-server/main.js"))) continue;
-    const arg = (flag: string) => argv[argv.indexOf(flag) + 1] ?? "";
-    if (!arg("--model").startsWith(dataDir + "/")) continue;
+    if ("other" in k) continue;
     const s = stat(pid);
     if (!s || s.state === "Z") continue;
-    found.push({ pid: Number(pid), ppid: s.ppid, name: arg("--name"), revision: arg("--model-version") });
+    found.push({ pid: Number(pid), ppid: s.ppid, ...k });
   }
   return found;
+}
+
+export function modelServers(dataDir: string): ModelServerProcess[] {
+  return scan(dataDir, new Map());
 }
 
 /**
@@ -48,11 +66,12 @@ export function modelServers(dataDir: string): ModelServerProcess[] {
  * deployment revision, the most processes seen at once: more than the
  * revision's replicas is an effect applied twice.
  */
-export function watchModelServers(dataDir: string, everyMs = 100): { stop(): Map<string, number> } {
+export function watchModelServers(dataDir: string, everyMs = 200): { stop(): Map<string, number> } {
   const most = new Map<string, number>();
+  const known = new Map<string, Known>();
   const sample = () => {
     const now = new Map<string, number>();
-    for (const p of modelServers(dataDir)) {
+    for (const p of scan(dataDir, known)) {
       const key = `${p.name}#${p.revision}`;
       now.set(key, (now.get(key) ?? 0) + 1);
     }

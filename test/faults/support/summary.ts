@@ -9,8 +9,9 @@ function logged(sys: FaultSystem, level: "error" | "warn"): string {
   for (const role of sys.roles()) {
     for (const line of role.lines) {
       if (line["level"] !== level) continue;
-      const err = line["err"] as { message?: string } | undefined;
-      const key = `${role.name}: ${String(line["msg"])}${err?.message ? ` (${err.message.slice(0, 120)})` : ""}`;
+      const err = line["err"];
+      const why = typeof err === "string" ? err : (err as { message?: string } | undefined)?.message;
+      const key = `${role.name}: ${String(line["msg"])}${why ? ` (${why.slice(0, 120)})` : ""}`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
   }
