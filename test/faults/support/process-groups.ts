@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 
 const groups = new Set<number>();
+const cleanups = new Set<() => void>();
 let hooked = false;
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
@@ -20,16 +21,43 @@ export function spawnGroup(command: string, args: readonly string[], options: Sp
   const pid = child.pid;
   if (pid === undefined) return child;
   groups.add(pid);
-  if (!hooked) {
-    hooked = true;
-    process.on("exit", () => {
-      for (const g of groups) {
-        killGroup(g, "SIGCONT");
-        killGroup(g, "SIGKILL");
+  hookExit();
+  return child;
+}
+
+/** Runs at exit (synchronously) unless removed first: the last resort for what a case leaves. */
+export function atExit(cleanup: () => void): () => void {
+  hookExit();
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
+}
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on("exit", () => {
+    for (const g of groups) {
+      killGroup(g, "SIGCONT");
+      killGroup(g, "SIGKILL");
+    }
+    for (const c of cleanups) {
+      try {
+        c();
+      } catch {
+        // best effort
       }
+    }
+  });
+  // A signal (vitest stops its workers with SIGTERM; Ctrl-C) ends the process
+  // without its exit hooks — this file's and the private servers'. Run them,
+  // then die as the signal would have it. (Not process.exit: vitest replaces
+  // it in its workers.)
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+    process.once(signal, () => {
+      process.emit("exit", code);
+      process.kill(process.pid, "SIGKILL");
     });
   }
-  return child;
 }
 
 /** SIGKILL a group (thawed first), and forget it. */

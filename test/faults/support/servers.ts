@@ -2,9 +2,12 @@
 // one after the other (each case has its own database, stream and processes):
 // initdb and server starts cost seconds that a 10-minute suite cannot pay per
 // case. A case may stop, freeze or kill them; the next case finds them up.
+import { rmSync } from "node:fs";
+import path from "node:path";
 import pg from "pg";
 import { startPrivateNats, type PrivateNats } from "../../helpers/private-nats.js";
 import { createDatabaseOn, startPrivatePostgres, type PrivatePostgres } from "../../helpers/private-postgres.js";
+import { atExit } from "./process-groups.js";
 
 export interface Servers {
   readonly pg: PrivatePostgres;
@@ -31,6 +34,10 @@ export async function startServers(o: { postgres?: Record<string, string> } = {}
   }
   const pgServer = pgResult.value;
   const nats = natsResult.value;
+  // The servers' own exit hooks stop them; their folders go here.
+  const forgetFolders = atExit(() => {
+    for (const dir of [path.dirname(pgServer.dataDir), path.dirname(nats.storeDir)]) rmSync(dir, { recursive: true, force: true });
+  });
   return {
     pg: pgServer,
     nats,
@@ -61,6 +68,7 @@ export async function startServers(o: { postgres?: Record<string, string> } = {}
     },
     async destroy() {
       await Promise.all([nats.destroy(), pgServer.destroy()]);
+      forgetFolders();
     },
   };
 }

@@ -13,6 +13,7 @@ import { migrateToLatest } from "../../../src/db/migrate.js";
 import { connectNats } from "../../../src/queue/nats.js";
 import { writeSampleModel, type WrittenModel } from "../../helpers/onnx-model.js";
 import { freePort } from "../../helpers/private-postgres.js";
+import { atExit } from "./process-groups.js";
 import { startRole, type Role } from "./role.js";
 import type { Servers } from "./servers.js";
 
@@ -68,6 +69,7 @@ export async function startFaultSystem(servers: Servers, o: SystemOptions = {}):
   const n = ++systems;
   const stream = `FAULTS_${process.pid}_${n}`;
   const dataDir = mkdtempSync(path.join(tmpdir(), "md-faults-"));
+  const forgetDataDir = atExit(() => rmSync(dataDir, { recursive: true, force: true }));
   const started: Role[] = [];
   const database = await servers.createDatabase();
   const pool = new pg.Pool({ connectionString: database.url, max: 4, connectionTimeoutMillis: 5000 });
@@ -85,6 +87,7 @@ export async function startFaultSystem(servers: Servers, o: SystemOptions = {}):
       await nc.close();
     }
     rmSync(dataDir, { recursive: true, force: true });
+    forgetDataDir();
   };
   try {
     const setup = createDb({ url: database.url, poolMax: 1, connectTimeoutMs: 5000 });
