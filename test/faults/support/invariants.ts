@@ -143,22 +143,27 @@ function lastWords(r: Role): string {
   return (text || last || r.tail(600)).slice(0, 1200);
 }
 
-/** Once everything is deleted: every deployment DELETED, no model server, no partial download, nothing left in the outbox. */
+/**
+ * Once everything is deleted: every deployment DELETED, nothing left in the
+ * outbox, and — within boundMs, stopping takes a moment — no model server and
+ * no partial download.
+ */
 export async function nothingLeftBehind(db: pg.Pool, dataDir: string, boundMs: number): Promise<string[]> {
   const out: string[] = [];
   const live = (await db.query("select name, state from deployments where state <> 'DELETED'")).rows;
   if (live.length > 0) out.push(`${live.length} deployments not DELETED: ${list(live)}`);
   const outbox = (await db.query<{ n: number }>("select count(*)::int as n from outbox")).rows[0]!.n;
   if (outbox > 0) out.push(`${outbox} outbox rows never published`);
-  // Stopping takes a moment; with deployments left, their servers rightly run.
+  // With deployments left, their servers rightly run: no point waiting.
   const end = Date.now() + (live.length === 0 ? boundMs : 0);
   let servers = modelServers(dataDir);
-  while (servers.length > 0 && Date.now() < end) {
+  let parts = partialDownloads(dataDir);
+  while ((servers.length > 0 || parts.length > 0) && Date.now() < end) {
     await sleep(200);
     servers = modelServers(dataDir);
+    parts = partialDownloads(dataDir);
   }
   if (servers.length > 0) out.push(`model servers still running: ${list(servers)}`);
-  const parts = partialDownloads(dataDir);
   if (parts.length > 0) out.push(`temporary files left in the weights cache: ${list(parts.map((p) => `${p.file} (${p.bytes} bytes)`))}`);
   return out;
 }
