@@ -1,14 +1,23 @@
-// One Kysely instance per process over a pg pool with bounded waits.
+// One Kysely instance per process over a pg pool, behind a gate (pool-gate.ts)
+// that bounds waits, the queue of waiters and every query.
 import { createHash } from "node:crypto";
 import { CompiledQuery, Kysely, PostgresDialect, type Compilable } from "kysely";
 import pg from "pg";
 import type { Database } from "./database.js";
 import type { Executor } from "./executor.js";
+import { createPoolGate } from "./pool-gate.js";
 
 export interface DbOptions {
   url: string;
   poolMax: number;
+  /** Longest wait for a connection: a free one from the pool, or a new one to the server. */
   connectTimeoutMs: number;
+  /** Server-side statement_timeout; unset: the server's setting. */
+  statementTimeoutMs?: number;
+  /** Client-side limit on one query, for a server that does not answer at all; unset: none. */
+  queryTimeoutMs?: number;
+  /** Callers that may wait for a connection; past it a call fails at once; unset: no bound. */
+  maxWaiting?: number;
 }
 
 export type Db = Kysely<Database>;
@@ -66,12 +75,19 @@ export function createDb(options: DbOptions): Db {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolMax,
-    // pg waits forever by default when the pool is exhausted or the server is gone.
+    // pg waits forever by default for a server that accepts but never answers.
     connectionTimeoutMillis: options.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
+    // Notices a peer that vanished without closing (a network partition).
+    keepAlive: true,
+    ...(options.statementTimeoutMs !== undefined ? { statement_timeout: options.statementTimeoutMs } : {}),
     Client: PreparingClient,
   });
-  // An idle client's error (server restart) must not crash the process.
-  pool.on("error", () => {});
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const gate = createPoolGate(pool, {
+    size: options.poolMax,
+    maxWaiting: options.maxWaiting,
+    waitTimeoutMs: options.connectTimeoutMs,
+    queryTimeoutMs: options.queryTimeoutMs,
+  });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: gate }) });
 }
