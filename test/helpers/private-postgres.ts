@@ -141,8 +141,10 @@ export async function startPrivatePostgres(o: { settings?: Record<string, string
   const settings: Record<string, string> = {
     listen_addresses: "127.0.0.1",
     unix_socket_directories: root,
+    // A killed server keeps what it wrote to the OS (a process crash, not a
+    // power loss), so fsync may go; but commits must reach the WAL before
+    // they return, or a kill loses commits that clients saw succeed.
     fsync: "off",
-    synchronous_commit: "off",
     full_page_writes: "off",
     max_connections: "200",
     ...o.settings,
