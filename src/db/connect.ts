@@ -5,7 +5,7 @@ import { CompiledQuery, Kysely, PostgresDialect, type Compilable } from "kysely"
 import pg from "pg";
 import type { Database } from "./database.js";
 import type { Executor } from "./executor.js";
-import { createPoolGate } from "./pool-gate.js";
+import { createPoolGate, type PoolGate } from "./pool-gate.js";
 
 export interface DbOptions {
   url: string;
@@ -89,5 +89,14 @@ export function createDb(options: DbOptions): Db {
     waitTimeoutMs: options.connectTimeoutMs,
     queryTimeoutMs: options.queryTimeoutMs,
   });
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: gate }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: gate }) });
+  gates.set(db, gate);
+  return db;
+}
+
+const gates = new WeakMap<Db, PoolGate>();
+
+/** Connections out and callers waiting for one, of a Db made by createDb. */
+export function poolStats(db: Db): { active: number; waiting: number } | undefined {
+  return gates.get(db)?.stats();
 }
