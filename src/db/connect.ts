@@ -78,8 +78,6 @@ export function createDb(options: DbOptions): Db {
     // pg waits forever by default for a server that accepts but never answers.
     connectionTimeoutMillis: options.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
-    // Notices a peer that vanished without closing (a network partition).
-    keepAlive: true,
     ...(options.statementTimeoutMs !== undefined ? { statement_timeout: options.statementTimeoutMs } : {}),
     Client: PreparingClient,
   });
