@@ -1,9 +1,9 @@
 // Per-call plumbing shared by both transports: request ids, error
 // translation, the call's scope for the database (its abort signal, so that
 // waits for a connection end with the call), the caller's deadline, and one
-// structured log line per call. It wraps a connect-es
-// ServiceImpl and returns one of the same type, so the gRPC (grpc-js) and the
-// Connect/gRPC-Web (connect-node) servers run exactly the same code.
+// structured log line per call. It wraps a connect-es ServiceImpl and returns
+// one of the same type, so the gRPC (grpc-js) and the Connect/gRPC-Web
+// (connect-node) servers run exactly the same code.
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
