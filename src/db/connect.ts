@@ -63,10 +63,11 @@ type QueryFn = (this: pg.Client, ...args: unknown[]) => unknown;
 const baseQuery = pg.Client.prototype.query as unknown as QueryFn;
 // Assigned rather than overridden: pg's overloads of query() cannot be restated.
 (PreparingClient.prototype as unknown as { query: QueryFn }).query = function (this: pg.Client, ...args: unknown[]) {
-  const [text, values] = args;
-  if (args.length === 2 && typeof text === "string" && Array.isArray(values)) {
+  // (text, values) or (text, values, callback), as guarded-client.ts calls it.
+  const [text, values, callback] = args;
+  if ((args.length === 2 || (args.length === 3 && typeof callback === "function")) && typeof text === "string" && Array.isArray(values)) {
     const name = preparedNames.get(text);
-    if (name !== undefined) return baseQuery.call(this, { name, text, values });
+    if (name !== undefined) return baseQuery.call(this, { name, text, values }, callback);
   }
   return baseQuery.apply(this, args);
 };

@@ -69,21 +69,23 @@ export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
     next.value.resolve(checkout());
   };
 
-  const checkout = async (): Promise<GuardedClient> => {
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (err) {
-      releasePermit();
-      throw databaseUnavailable("cannot connect to the database", err);
-    }
-    let guarded = wrappers.get(client);
-    if (guarded === undefined) {
-      guarded = new GuardedClient(client, o.queryTimeoutMs, lost, releasePermit);
-      wrappers.set(client, guarded);
-    }
-    return guarded;
-  };
+  // pg-pool's callback form: no promise of its own (see guarded-client.ts).
+  const checkout = () =>
+    new Promise<GuardedClient>((resolve, reject) => {
+      pool.connect((err, client) => {
+        if (err || client === undefined) {
+          releasePermit();
+          reject(databaseUnavailable("cannot connect to the database", err));
+          return;
+        }
+        let guarded = wrappers.get(client);
+        if (guarded === undefined) {
+          guarded = new GuardedClient(client, o.queryTimeoutMs, lost, releasePermit);
+          wrappers.set(client, guarded);
+        }
+        resolve(guarded);
+      });
+    });
 
   const wait = (signal: AbortSignal | undefined) =>
     new Promise<GuardedClient>((resolve, reject) => {
