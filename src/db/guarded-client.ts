@@ -50,12 +50,17 @@ export class GuardedClient implements PostgresPoolClient {
         // A hung server never answers a cancel either: drop the socket.
         this.client.end().catch(() => {});
       }, ms);
-      this.client.query(sql, parameters as unknown[], (err: Error | undefined, result: pg.QueryResult) => {
+      const done = (err: Error | undefined, result?: pg.QueryResult) => {
         if (timer !== undefined) clearTimeout(timer);
         if (timedOut) return;
         if (err) reject(classifyQueryError(err, this.isBroken()));
         else resolve(result as unknown as PostgresQueryResult<R>);
-      });
+      };
+      try {
+        this.client.query(sql, parameters as unknown[], done);
+      } catch (err) {
+        done(err instanceof Error ? err : new Error(String(err)));
+      }
     });
   }
 
