@@ -14,6 +14,12 @@ export interface Config {
   databaseUrl: string | undefined;
   databasePoolMax: number;
   databaseConnectTimeoutMs: number;
+  /** Server-side statement_timeout: a slow statement is cancelled, its connection kept. */
+  databaseStatementTimeoutMs: number;
+  /** Client-side: a query the server does not answer at all (hung) fails and its connection is dropped. */
+  databaseQueryTimeoutMs: number;
+  /** Callers waiting for a pooled connection; past it, calls fail at once with UNAVAILABLE. */
+  databaseMaxWaiting: number;
   /** Unset: a `nats-server -js` child process is started. */
   natsUrl: string | undefined;
   /** The nats-server binary for the embedded queue server; unset: PATH, then well-known places. */
@@ -131,6 +137,9 @@ export function loadConfig(env: Env = process.env): Config {
     // The embedded database serves one connection at a time.
     databasePoolMax: r.int("DATABASE_POOL_MAX", databaseUrl ? 10 : 1, 1, 1000),
     databaseConnectTimeoutMs: r.int("DATABASE_CONNECT_TIMEOUT_MS", 5000, 100, 600_000),
+    databaseStatementTimeoutMs: r.int("DATABASE_STATEMENT_TIMEOUT_MS", 10_000, 100, 3_600_000),
+    databaseQueryTimeoutMs: r.int("DATABASE_QUERY_TIMEOUT_MS", 15_000, 100, 3_600_000),
+    databaseMaxWaiting: r.int("DATABASE_MAX_WAITING", 500, 0, 1_000_000),
     natsUrl: r.optional("NATS_URL"),
     // Checked (an executable file) only when the embedded server is started.
     natsServerBin: r.optional("NATS_SERVER_BIN"),
@@ -163,6 +172,13 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: r.oneOf("LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     accelerators: parseAccelerators(r.str("MODELDEPLOY_ACCELERATORS", ""), problems),
   };
+  // A slow statement should be cancelled by the server (the connection is
+  // kept) before the client gives up on it (the connection is dropped).
+  if (config.databaseQueryTimeoutMs <= config.databaseStatementTimeoutMs) {
+    problems.push(
+      `DATABASE_QUERY_TIMEOUT_MS=${config.databaseQueryTimeoutMs}: must be longer than DATABASE_STATEMENT_TIMEOUT_MS (${config.databaseStatementTimeoutMs})`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -1,7 +1,9 @@
 // Per-call plumbing shared by both transports: request ids, error
-// translation, and one structured log line per call. It wraps a connect-es
-// ServiceImpl and returns one of the same type, so the gRPC (grpc-js) and the
-// Connect/gRPC-Web (connect-node) servers run exactly the same code.
+// translation, the call's scope for the database (its abort signal, so that
+// waits for a connection end with the call), the caller's deadline, and one
+// structured log line per call. It wraps a connect-es ServiceImpl and returns
+// one of the same type, so the gRPC (grpc-js) and the Connect/gRPC-Web
+// (connect-node) servers run exactly the same code.
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
@@ -12,6 +14,7 @@ import {
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";
+import { runInCallScope, type CallScope } from "../db/call-scope.js";
 import { RequestInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../log.js";
 import { codeName, toConnectError } from "./errors.js";
@@ -201,13 +204,51 @@ export function logRejectedCall(
   });
 }
 
+/** The call as the db layer sees it; ctx.signal is read only when the db layer must wait. */
+function callScopeOf(ctx: HandlerContext): CallScope {
+  return {
+    get signal() {
+      return ctx.signal;
+    },
+  };
+}
+
+/**
+ * `work`, or the signal's reason as soon as it aborts. connect-node awaits
+ * the impl whatever the deadline; a call must end by its deadline even when
+ * the impl waits on a query that the database never answers (that query
+ * ends on its own, at the query timeout).
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      work.catch(() => {});
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
 function wrapUnary(method: DescMethod, fn: AnyFn, opts: WrapOptions): AnyFn {
   const { logger } = opts;
   return async (req, ctx) => {
     const started = performance.now();
     const requestId = beginCall(ctx);
     try {
-      const res = await fn(req, ctx);
+      const work = Promise.resolve(runInCallScope(callScopeOf(ctx), () => fn(req, ctx)));
+      // Only a call with a deadline is raced (a cancelled one has nobody to answer).
+      const res = await (ctx.timeoutMs() === undefined ? work : untilAborted(work, ctx.signal));
       logCall(logger, method, ctx, requestId, started, undefined);
       return res;
     } catch (e) {
@@ -238,6 +279,7 @@ class AbortableReader<T> {
     private readonly it: AsyncIterator<T>,
     private readonly ctx: HandlerContext,
     private readonly shutdown: AbortSignal | undefined,
+    private readonly scope: CallScope,
   ) {
     if (ctx.signal.aborted) this.onCancel();
     else if (shutdown?.aborted === true) this.onShutdown();
@@ -251,7 +293,8 @@ class AbortableReader<T> {
     if (this.abortedWith !== undefined) return Promise.reject(this.abortedWith);
     return new Promise<IteratorResult<T>>((resolve, reject) => {
       this.rejectPending = reject;
-      this.it.next().then(resolve, reject);
+      // An async generator runs in the context of whoever calls next().
+      runInCallScope(this.scope, () => this.it.next()).then(resolve, reject);
     });
   }
 
@@ -279,9 +322,10 @@ function wrapServerStreaming(method: DescMethod, fn: AnyFn, opts: WrapOptions): 
     let it: AsyncIterator<unknown> | undefined;
     let reader: AbortableReader<unknown> | undefined;
     try {
-      const iterable = fn(req, ctx) as AsyncIterable<unknown>;
+      const scope = callScopeOf(ctx);
+      const iterable = runInCallScope(scope, () => fn(req, ctx)) as AsyncIterable<unknown>;
       it = iterable[Symbol.asyncIterator]();
-      reader = new AbortableReader(it, ctx, shutdownSignal);
+      reader = new AbortableReader(it, ctx, shutdownSignal, scope);
       for (;;) {
         const r = await reader.next();
         if (r.done === true) {

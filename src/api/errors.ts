@@ -2,6 +2,7 @@
 // the errors handlers return (with google.rpc details) and translates anything
 // else that escapes a handler, so that internal causes never reach a client.
 import { Code, ConnectError } from "@connectrpc/connect";
+import { DependencyUnavailableError, WriteConflictError, type Dependency } from "../domain/errors.js";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -73,8 +74,14 @@ export function hasReason(err: unknown, reason: string): err is ConnectError {
   return errorInfoOf(err)?.reason === reason;
 }
 
-/** Which dependency an "unreachable" error points at. */
-export type UnavailableDependency = "database" | "queue" | "network";
+/** Which dependency an "unreachable" error points at ("network": a socket error from a layer that did not say whose). */
+export type UnavailableDependency = Dependency | "network";
+
+// ---------------------------------------------------------------------------
+// FALLBACK, until the queue layer throws DependencyUnavailableError("queue")
+// itself: NATS errors recognised by class name and message text, and bare
+// socket errors. The database layer classifies its errors where they arise
+// (src/db/db-errors.ts); nothing here looks at Postgres errors.
 
 // Socket-level failures: the peer is down, unreachable or went away.
 const networkErrnos = new Set([
@@ -91,19 +98,6 @@ const networkErrnos = new Set([
   "ENOTFOUND",
 ]);
 
-// Postgres SQLSTATEs that mean "the server cannot take this now, try again":
-// class 08 (connection exception), 57P01 admin_shutdown, 57P02 crash_shutdown,
-// 57P03 cannot_connect_now, 53300 too_many_connections.
-const pgUnavailableStates = new Set(["57P01", "57P02", "57P03", "53300"]);
-
-const pgUnavailableMessages = [
-  "timeout exceeded when trying to connect", // pg-pool connectionTimeoutMillis
-  "connection terminated", // pg: "Connection terminated unexpectedly" / "... due to connection timeout"
-  "client has encountered a connection error",
-  "connection is closed",
-  "cannot use a pool after calling end on the pool",
-];
-
 // @nats-io/* v3 error class names (`err.name`).
 const natsUnavailableNames = new Set([
   "ClosedConnectionError",
@@ -116,22 +110,33 @@ const natsUnavailableNames = new Set([
 
 const natsUnavailableMessages = ["closed connection", "connection draining", "no responders"];
 
-function classifyOne(err: unknown): UnavailableDependency | undefined {
-  if (typeof err !== "object" || err === null) return undefined;
+function classifyFallback(err: object): UnavailableDependency | undefined {
   const e = err as { code?: unknown; name?: unknown; message?: unknown };
-  const code = typeof e.code === "string" ? e.code : undefined;
   const name = typeof e.name === "string" ? e.name : "";
   const message = typeof e.message === "string" ? e.message.toLowerCase() : "";
-  if (code !== undefined) {
-    if (pgUnavailableStates.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return "database";
-    if (networkErrnos.has(code)) return "network";
-  }
-  if (pgUnavailableMessages.some((m) => message.includes(m))) return "database";
   if (natsUnavailableNames.has(name)) return "queue";
   if (natsUnavailableMessages.some((m) => message.startsWith(m))) return "queue";
+  if (typeof e.code === "string" && networkErrnos.has(e.code)) return "network";
   // nats.js TimeoutError ("timeout"); also DOMException TimeoutError of AbortSignal.timeout().
   if (name === "TimeoutError") return "network";
   return undefined;
+}
+// END OF FALLBACK
+// ---------------------------------------------------------------------------
+
+/** `err`, then its `cause` chain and AggregateError members, breadth first. */
+function* causes(err: unknown): Generator<object> {
+  const seen = new Set<unknown>();
+  const queue: unknown[] = [err];
+  while (queue.length > 0 && seen.size < 16) {
+    const e = queue.shift();
+    if (typeof e !== "object" || e === null || seen.has(e)) continue;
+    seen.add(e);
+    yield e;
+    const cause = (e as { cause?: unknown }).cause;
+    if (cause !== undefined) queue.push(cause);
+    if (e instanceof AggregateError) queue.push(...(e.errors as unknown[]));
+  }
 }
 
 /**
@@ -139,22 +144,13 @@ function classifyOne(err: unknown): UnavailableDependency | undefined {
  * shows that the database or the queue is unreachable, say which.
  */
 export function unavailableDependency(err: unknown): UnavailableDependency | undefined {
-  const seen = new Set<unknown>();
-  const queue: unknown[] = [err];
   let fallback: UnavailableDependency | undefined;
-  while (queue.length > 0 && seen.size < 16) {
-    const e = queue.shift();
-    if (e === undefined || e === null || seen.has(e)) continue;
-    seen.add(e);
-    const kind = classifyOne(e);
-    // Prefer the specific dependency (database/queue) over a bare socket error.
-    if (kind === "database" || kind === "queue") return kind;
-    if (kind === "network") fallback ??= kind;
-    if (typeof e === "object") {
-      const cause = (e as { cause?: unknown }).cause;
-      if (cause !== undefined) queue.push(cause);
-      if (e instanceof AggregateError) queue.push(...(e.errors as unknown[]));
-    }
+  for (const e of causes(err)) {
+    if (e instanceof DependencyUnavailableError) return e.dependency;
+    const kind = classifyFallback(e);
+    // Prefer a named dependency over a bare socket error.
+    if (kind !== undefined && kind !== "network") return kind;
+    fallback ??= kind;
   }
   return fallback;
 }
@@ -164,25 +160,41 @@ export function isUnavailableError(err: unknown): boolean {
   return unavailableDependency(err) !== undefined;
 }
 
-const unavailableMessages: Record<UnavailableDependency, string> = {
-  database: "database unavailable, retry",
-  queue: "queue unavailable, retry",
-  network: "a dependency is unavailable, retry",
+const unavailableReasons: Record<UnavailableDependency, string> = {
+  database: "DATABASE_UNAVAILABLE",
+  queue: "QUEUE_UNAVAILABLE",
+  runtime: "RUNTIME_UNAVAILABLE",
+  network: "DEPENDENCY_UNAVAILABLE",
 };
+
+function unavailableMessage(dep: UnavailableDependency, err: unknown): string {
+  const domain = [...causes(err)].find((e): e is DependencyUnavailableError => e instanceof DependencyUnavailableError);
+  // The domain error's message is ours (no driver text): it says what happened.
+  if (domain !== undefined) return `${dep} unavailable: ${domain.message}; retry`;
+  return dep === "network" ? "a dependency is unavailable, retry" : `${dep} unavailable, retry`;
+}
 
 /**
  * Translate anything a handler throws into the ConnectError sent to the
- * client. ConnectErrors pass through unchanged. Unreachable database/queue →
- * UNAVAILABLE with a generic message; anything else → INTERNAL "internal
- * error". The original error is kept as `cause` (for logs), never in the
- * message.
+ * client. ConnectErrors pass through unchanged. An unreachable dependency →
+ * UNAVAILABLE with ErrorInfo reason DATABASE_UNAVAILABLE / QUEUE_UNAVAILABLE
+ * / … and metadata `dependency`; writes that kept colliding → ABORTED (retry
+ * the call); anything else → INTERNAL "internal error". The original error
+ * is kept as `cause` (for logs), never in the message.
  */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
   const dep = unavailableDependency(err);
   if (dep !== undefined) {
-    return apiError(Code.Unavailable, unavailableMessages[dep], {
-      reason: dep === "database" ? "DATABASE_UNAVAILABLE" : dep === "queue" ? "QUEUE_UNAVAILABLE" : "DEPENDENCY_UNAVAILABLE",
+    return apiError(Code.Unavailable, unavailableMessage(dep, err), {
+      reason: unavailableReasons[dep],
+      metadata: { dependency: dep },
+      cause: err,
+    });
+  }
+  if ([...causes(err)].some((e) => e instanceof WriteConflictError)) {
+    return apiError(Code.Aborted, "the change collided with concurrent changes to the same deployment; retry", {
+      reason: "WRITE_CONFLICT",
       cause: err,
     });
   }

@@ -264,6 +264,9 @@ interface CallSetup {
 // creating an Error (a stack trace) per call is measurable on this hot path.
 const callCompleted = new ConnectError("the call has completed", Code.Canceled);
 
+/** How early grpc-js' deadline timer may fire by Date.now() (see setupCall). */
+const deadlineSlackMs = 100;
+
 function setupCall(
   call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer>,
   method: DescMethod,
@@ -282,8 +285,11 @@ function setupCall(
     // grpc-js also reports "cancelled" after a call ended normally.
     if (finished) return;
     // grpc-js ends a call whose deadline passed and then reports "cancelled".
+    // It arms that timer on the event loop's cached clock, which lags
+    // Date.now() when the loop is busy: the timer may fire before Date.now()
+    // reaches the deadline. A cancel that close to the deadline is the deadline.
     ctx.abort(
-      Date.now() >= deadlineMs
+      Date.now() >= deadlineMs - deadlineSlackMs
         ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
         : new ConnectError("the call was cancelled", Code.Canceled),
     );

@@ -42,7 +42,14 @@ export async function openInfrastructure(config: Config, logger: Logger, o: { al
       natsUrl = nats.url;
       logger.info("embedded nats-server started", { url: natsUrl });
     }
-    const db = createDb({ url: databaseUrl, poolMax: config.databasePoolMax, connectTimeoutMs: config.databaseConnectTimeoutMs });
+    const db = createDb({
+      url: databaseUrl,
+      poolMax: config.databasePoolMax,
+      connectTimeoutMs: config.databaseConnectTimeoutMs,
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
+      queryTimeoutMs: config.databaseQueryTimeoutMs,
+      maxWaiting: config.databaseMaxWaiting,
+    });
     stops.push(() => db.destroy());
     const nc = await connectNats(natsUrl, `modeldeploy-${o.role}`);
     stops.push(() => nc.drain().catch(() => nc.close()));

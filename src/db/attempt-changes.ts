@@ -11,8 +11,18 @@
 // every open task, 10 ms per statement with 10,000 queued; and the status
 // test sits in a CASE so that the partial index tasks_open is not scanned in
 // full beside the primary key.
+//
+// Lock order: deployment, then task, as DeleteDeployment and every other
+// writer take them. Data-modifying CTEs have no guaranteed order, and `d`
+// joins `t`, so left alone this statement would lock the task first and
+// deadlock against a delete cancelling it. `l` locks the deployments (in uid
+// order, so two batches agree too; the same lock strength as the update in
+// `d`), and `t` is gated on an uncorrelated
+// scalar subquery over `l`: an InitPlan, evaluated before its scan yields
+// (and locks) any task. count(*) reads `l` to the end, locking every row.
 import type { DeploymentEvent, EventType } from "../domain/types.js";
 import { eventFromRows, FencedError } from "./changes.js";
+import { retryWriteConflicts } from "./conflict-retry.js";
 import { executePreparedSql } from "./connect.js";
 import type { DeploymentPatch, DeploymentRow, TaskPatch, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
@@ -28,7 +38,8 @@ export interface AttemptChange {
   deployment: DeploymentPatch;
 }
 
-export type AttemptChangeResult = DeploymentEvent | FencedError;
+/** The event; FencedError when the attempt lost the task; another Error when its statement failed after an earlier one of the batch committed. */
+export type AttemptChangeResult = DeploymentEvent | FencedError | Error;
 
 // The columns an attempt may change; sequence and update_time always move.
 const TASK_COLUMNS = ["status", "phase", "progress", "result", "failure", "rolled_back", "start_time", "end_time", "progress_deadline"] as const;
@@ -42,11 +53,14 @@ const APPLY_ATTEMPT_CHANGES = `
 with x as (
   select * from jsonb_to_recordset($1::jsonb)
     as x(n int, deployment_uid text, type text, task_id text, attempt int, task jsonb, dep jsonb)),
+l as materialized (
+  select uid from deployments where uid = any($3::text[]) order by uid for no key update),
 t as (
   update tasks set (${list(TASK_COLUMNS)}) = (select ${list(TASK_COLUMNS, "p.")} from jsonb_populate_record(tasks, x.task) p)
   from x
   where tasks.id = any($2::text[]) and tasks.id = x.task_id and tasks.attempt = x.attempt
     and case when tasks.status in ('PENDING', 'RUNNING') then true else false end
+    and (select count(*) from l) >= 0
   returning x.n, to_jsonb(tasks) as task),
 d as (
   update deployments set (${list(DEPLOYMENT_COLUMNS)}) = (select ${list(DEPLOYMENT_COLUMNS, "p.")} from jsonb_populate_record(deployments, x.dep) p),
@@ -95,11 +109,22 @@ export async function applyAttemptChanges(db: Executor, changes: readonly Attemp
       checkColumns(c.deployment, DEPLOYMENT_COLUMNS, "deployment");
       return { n, deployment_uid: c.deploymentUid, type: c.type, task_id: c.taskId, attempt: c.attempt, task: c.task, dep: c.deployment };
     });
-    const rows = await executePreparedSql<ChangedRow>(db, APPLY_ATTEMPT_CHANGES, [
-      JSON.stringify(input),
-      input.map((i) => i.task_id),
-      input.map((i) => i.deployment_uid),
-    ]);
+    let rows: ChangedRow[];
+    try {
+      // One statement is atomic: after a deadlock it can simply run again.
+      rows = await retryWriteConflicts("a batch of task writes", () => executePreparedSql<ChangedRow>(db, APPLY_ATTEMPT_CHANGES, [
+        JSON.stringify(input),
+        input.map((i) => i.task_id),
+        input.map((i) => i.deployment_uid),
+      ]));
+    } catch (err) {
+      // Nothing committed yet: the caller may write the batch again. After
+      // an earlier statement committed, that would apply its changes twice:
+      // the rest get the error as their result instead.
+      if (pending.length === changes.length) throw err;
+      for (const p of pending) results[p.index] = err instanceof Error ? err : new Error(String(err));
+      return results;
+    }
     const byN = new Map(rows.map((r) => [r.n, r]));
     now.forEach(({ change, index }, n) => {
       const row = byN.get(n);

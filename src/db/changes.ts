@@ -38,9 +38,13 @@ interface ChangeResult {
 export async function applyChange(db: Executor, input: ChangeInput): Promise<DeploymentEvent> {
   const fenced = input.task !== undefined;
   const query = db
+    // Lock order: deployment, then task (see attempt-changes.ts). `t` is
+    // gated on `l` through an uncorrelated subquery, evaluated before `t`
+    // locks its row; a no-op where the caller holds the lock already.
+    .with((cte) => cte("l").materialized(), (qb) => qb.selectFrom("deployments").select("uid").where("uid", "=", input.deploymentUid).forNoKeyUpdate())
     .with("t", (qb) => {
       if (input.task) {
-        let q = qb.updateTable("tasks").set(input.task.patch).where("id", "=", input.task.id);
+        let q = qb.updateTable("tasks").set(input.task.patch).where("id", "=", input.task.id).where(sql<boolean>`exists (select 1 from l)`);
         if (input.task.attempt !== undefined) {
           q = q.where("attempt", "=", input.task.attempt).where("status", "in", ["PENDING", "RUNNING"]);
         }

@@ -1,14 +1,23 @@
-// One Kysely instance per process over a pg pool with bounded waits.
+// One Kysely instance per process over a pg pool, behind a gate (pool-gate.ts)
+// that bounds waits, the queue of waiters and every query.
 import { createHash } from "node:crypto";
 import { CompiledQuery, Kysely, PostgresDialect, type Compilable } from "kysely";
 import pg from "pg";
 import type { Database } from "./database.js";
 import type { Executor } from "./executor.js";
+import { createPoolGate, type PoolGate } from "./pool-gate.js";
 
 export interface DbOptions {
   url: string;
   poolMax: number;
+  /** Longest wait for a connection: a free one from the pool, or a new one to the server. */
   connectTimeoutMs: number;
+  /** Server-side statement_timeout; unset: the server's setting. */
+  statementTimeoutMs?: number;
+  /** Client-side limit on one query, for a server that does not answer at all; unset: none. */
+  queryTimeoutMs?: number;
+  /** Callers that may wait for a connection; past it a call fails at once; unset: no bound. */
+  maxWaiting?: number;
 }
 
 export type Db = Kysely<Database>;
@@ -54,10 +63,11 @@ type QueryFn = (this: pg.Client, ...args: unknown[]) => unknown;
 const baseQuery = pg.Client.prototype.query as unknown as QueryFn;
 // Assigned rather than overridden: pg's overloads of query() cannot be restated.
 (PreparingClient.prototype as unknown as { query: QueryFn }).query = function (this: pg.Client, ...args: unknown[]) {
-  const [text, values] = args;
-  if (args.length === 2 && typeof text === "string" && Array.isArray(values)) {
+  // (text, values) or (text, values, callback), as guarded-client.ts calls it.
+  const [text, values, callback] = args;
+  if ((args.length === 2 || (args.length === 3 && typeof callback === "function")) && typeof text === "string" && Array.isArray(values)) {
     const name = preparedNames.get(text);
-    if (name !== undefined) return baseQuery.call(this, { name, text, values });
+    if (name !== undefined) return baseQuery.call(this, { name, text, values }, callback);
   }
   return baseQuery.apply(this, args);
 };
@@ -66,12 +76,26 @@ export function createDb(options: DbOptions): Db {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolMax,
-    // pg waits forever by default when the pool is exhausted or the server is gone.
+    // pg waits forever by default for a server that accepts but never answers.
     connectionTimeoutMillis: options.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
+    ...(options.statementTimeoutMs !== undefined ? { statement_timeout: options.statementTimeoutMs } : {}),
     Client: PreparingClient,
   });
-  // An idle client's error (server restart) must not crash the process.
-  pool.on("error", () => {});
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const gate = createPoolGate(pool, {
+    size: options.poolMax,
+    maxWaiting: options.maxWaiting,
+    waitTimeoutMs: options.connectTimeoutMs,
+    queryTimeoutMs: options.queryTimeoutMs,
+  });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: gate }) });
+  gates.set(db, gate);
+  return db;
+}
+
+const gates = new WeakMap<Db, PoolGate>();
+
+/** Connections out and callers waiting for one, of a Db made by createDb. */
+export function poolStats(db: Db): { active: number; waiting: number } | undefined {
+  return gates.get(db)?.stats();
 }

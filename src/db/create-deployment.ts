@@ -6,6 +6,7 @@
 // (ON CONFLICT DO NOTHING) and only that one.
 import type { Deployment, DeploymentEvent, Task } from "../domain/types.js";
 import { eventFromRows } from "./changes.js";
+import { retryWriteConflicts } from "./conflict-retry.js";
 import { executePreparedSql } from "./connect.js";
 import type { DeploymentRow, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
@@ -57,8 +58,11 @@ interface InsertedRow {
 }
 
 export async function insertNewDeployments(db: Executor, items: readonly NewDeployment[]): Promise<NewDeploymentResult[]> {
-  const deployments = items.map((i) => deploymentToRow(i.deployment));
-  const revisions = items.map(({ deployment, revision }) => ({
+  // Inserted in name order: two batches racing for the same names wait on
+  // each other's unique-index entries in one order, never in a cycle.
+  const sorted = [...items].sort((a, b) => compareNames(a.deployment, b.deployment));
+  const deployments = sorted.map((i) => deploymentToRow(i.deployment));
+  const revisions = sorted.map(({ deployment, revision }) => ({
     deployment_uid: deployment.uid,
     number: revision.number,
     model: revision.model,
@@ -66,17 +70,23 @@ export async function insertNewDeployments(db: Executor, items: readonly NewDepl
     task_id: revision.taskId,
     create_time: revision.createTime,
   }));
-  const tasks = items.map((i) => taskToRow(i.task, { requestHash: i.requestHash, enqueuedAt: i.task.createTime }));
-  const rows = await executePreparedSql<InsertedRow>(db, INSERT_NEW_DEPLOYMENTS, [
+  const tasks = sorted.map((i) => taskToRow(i.task, { requestHash: i.requestHash, enqueuedAt: i.task.createTime }));
+  // One statement is atomic: after a deadlock it can simply run again.
+  const rows = await retryWriteConflicts("a batch of creates", () => executePreparedSql<InsertedRow>(db, INSERT_NEW_DEPLOYMENTS, [
     JSON.stringify(deployments),
     JSON.stringify(revisions),
     JSON.stringify(tasks),
-  ]);
+  ]));
   const byUid = new Map(rows.map((r) => [r.dep.uid, r]));
   return items.map(({ deployment }): NewDeploymentResult => {
     const row = byUid.get(deployment.uid);
     return row ? eventFromRows(row.dep, row.task, row.cursor, "STATE_CHANGED") : "NAME_TAKEN";
   });
+}
+
+function compareNames(a: Deployment, b: Deployment): number {
+  if (a.workspace !== b.workspace) return a.workspace < b.workspace ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 /**

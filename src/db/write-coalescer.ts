@@ -2,6 +2,13 @@
 // in flight are joined into one statement, so N concurrent creates cost one
 // round trip, one plan and one WAL flush instead of N. A lone write goes out
 // at once (no timer, no added latency when idle).
+//
+// A write that waits for the next batch leaves the queue when its call is
+// cancelled or its deadline passes (call-scope.ts); once in a batch it is
+// written. Batches run outside any call: one caller giving up must not fail
+// the writes of the others. Deadlocks and serialization failures are retried
+// per statement by the batch writers (conflict-retry.ts).
+import { currentCallScope, outsideCallScope } from "./call-scope.js";
 
 export interface WriteCoalescer<I, O> {
   write(item: I): Promise<O>;
@@ -16,21 +23,39 @@ export interface WriteCoalescerOptions<I, O> {
   maxInFlight: number;
 }
 
-export function createWriteCoalescer<I, O>(o: WriteCoalescerOptions<I, O>): WriteCoalescer<I, O> {
-  type Waiter = { item: I; resolve: (v: O) => void; reject: (e: unknown) => void };
-  let queue: Waiter[] = [];
-  let inFlight = 0;
+interface Waiter<I, O> {
+  item: I;
+  resolve: (v: O) => void;
+  reject: (e: unknown) => void;
+  /** The call gave up while this write waited: skip it. */
+  gone: boolean;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
 
-  const settleAlone = (w: Waiter) => {
-    o.writeBatch([w.item]).then(([r]) => w.resolve(r!), w.reject);
+export function createWriteCoalescer<I, O>(o: WriteCoalescerOptions<I, O>): WriteCoalescer<I, O> {
+  let queue: Array<Waiter<I, O>> = [];
+  let inFlight = 0;
+  const writeBatch = (items: I[]) => outsideCallScope(() => o.writeBatch(items));
+
+  const settleAlone = (w: Waiter<I, O>) => {
+    writeBatch([w.item]).then(([r]) => w.resolve(r!), w.reject);
+  };
+
+  const takeBatch = (): Array<Waiter<I, O>> => {
+    queue = queue.filter((w) => !w.gone);
+    const batch = queue.slice(0, o.maxBatch);
+    queue = queue.slice(batch.length);
+    for (const w of batch) w.signal?.removeEventListener("abort", w.onAbort!);
+    return batch;
   };
 
   const flush = () => {
     while (inFlight < o.maxInFlight && queue.length > 0) {
-      const batch = queue.slice(0, o.maxBatch);
-      queue = queue.slice(batch.length);
+      const batch = takeBatch();
+      if (batch.length === 0) return;
       inFlight++;
-      o.writeBatch(batch.map((w) => w.item)).then(
+      writeBatch(batch.map((w) => w.item)).then(
         (results) => {
           if (results.length !== batch.length) throw new Error(`batch of ${batch.length} returned ${results.length} results`);
           batch.forEach((w, i) => w.resolve(results[i]!));
@@ -51,7 +76,21 @@ export function createWriteCoalescer<I, O>(o: WriteCoalescerOptions<I, O>): Writ
   return {
     write(item) {
       return new Promise<O>((resolve, reject) => {
-        queue.push({ item, resolve, reject });
+        const w: Waiter<I, O> = { item, resolve, reject, gone: false };
+        if (inFlight >= o.maxInFlight) {
+          // It will wait: only now is the call's signal worth reading.
+          const signal = currentCallScope()?.signal;
+          if (signal?.aborted === true) return reject(signal.reason);
+          if (signal !== undefined) {
+            w.signal = signal;
+            w.onAbort = () => {
+              w.gone = true;
+              reject(signal.reason);
+            };
+            signal.addEventListener("abort", w.onAbort, { once: true });
+          }
+        }
+        queue.push(w);
         flush();
       });
     },

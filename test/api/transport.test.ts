@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requestIdOf } from "../../src/api/call-wrapper.js";
 import { createConnectServer, type ConnectServer } from "../../src/api/connect-server.js";
 import { apiError, errorInfoOf, toConnectError } from "../../src/api/errors.js";
+import { DependencyUnavailableError, WriteConflictError } from "../../src/domain/errors.js";
 import { createGrpcServer, grpcHardLimitFactor, grpcServiceDefinition, type GrpcServer } from "../../src/api/grpc-server.js";
 import {
   BadRequestSchema,
@@ -89,7 +90,9 @@ const impl: Partial<ServiceImpl<typeof DeploymentService>> = {
         slowAborted.resolve(ctx.signal.reason);
         throw ctx.signal.reason;
       case "db-down":
-        throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
+        throw new DependencyUnavailableError("database", "cannot connect to the database", {
+          cause: Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }),
+        });
       default:
         ctx.responseTrailer.set("x-trailer-test", "t1");
         // The impl sees the request id: echo it in uid.
@@ -293,7 +296,7 @@ describe("grpc-js server", () => {
     expect(JSON.stringify(boom.err?.metadata.toJSON())).not.toContain("hunter2");
     const down = await grpcUnary(client, "getDeployment", { name: "db-down" });
     expect(down.err?.code).toBe(grpc.status.UNAVAILABLE);
-    expect(down.err?.details).toMatch(/unavailable, retry/);
+    expect(down.err?.details).toBe("database unavailable: cannot connect to the database; retry");
     expect(down.err?.details).not.toContain("5432");
   });
 
@@ -847,17 +850,21 @@ describe("graceful shutdown", () => {
 });
 
 describe("errors", () => {
-  it("toConnectError maps pg and NATS failures to UNAVAILABLE and everything else to INTERNAL", () => {
-    const pgTimeout = new Error("timeout exceeded when trying to connect");
-    expect(toConnectError(pgTimeout).code).toBe(Code.Unavailable);
-    expect(toConnectError(pgTimeout).rawMessage).toBe("database unavailable, retry");
-    expect(toConnectError(Object.assign(new Error("terminating connection due to administrator command"), { code: "57P01" })).code).toBe(
-      Code.Unavailable,
-    );
-    expect(toConnectError(Object.assign(new Error("x"), { code: "08006" })).code).toBe(Code.Unavailable);
-    expect(toConnectError(new Error("Connection terminated unexpectedly")).code).toBe(Code.Unavailable);
-    const agg = new AggregateError([Object.assign(new Error("connect ECONNREFUSED ::1:5432"), { code: "ECONNREFUSED" })], "");
-    expect(toConnectError(agg).code).toBe(Code.Unavailable);
+  it("toConnectError maps domain errors and NATS failures, and everything else to INTERNAL", () => {
+    const db = toConnectError(new DependencyUnavailableError("database", "database busy: 7 calls waiting"));
+    expect(db.code).toBe(Code.Unavailable);
+    expect(db.rawMessage).toBe("database unavailable: database busy: 7 calls waiting; retry");
+    expect(errorInfoOf(db)).toMatchObject({ reason: "DATABASE_UNAVAILABLE", metadata: { dependency: "database" } });
+    const queue = toConnectError(new Error("publish failed", { cause: new DependencyUnavailableError("queue", "no JetStream") }));
+    expect(errorInfoOf(queue)).toMatchObject({ reason: "QUEUE_UNAVAILABLE", metadata: { dependency: "queue" } });
+    const conflict = toConnectError(new WriteConflictError("a transaction collided with concurrent writes 5 times"));
+    expect(conflict.code).toBe(Code.Aborted);
+    expect(conflict.rawMessage).toMatch(/retry$/);
+    expect(errorInfoOf(conflict)?.reason).toBe("WRITE_CONFLICT");
+    // Postgres errors are classified by the db layer, by code; none is matched here by its text.
+    expect(toConnectError(new Error("timeout exceeded when trying to connect")).code).toBe(Code.Internal);
+    const agg = new AggregateError([Object.assign(new Error("connect ECONNREFUSED ::1:4222"), { code: "ECONNREFUSED" })], "");
+    expect(errorInfoOf(toConnectError(agg))?.reason).toBe("DEPENDENCY_UNAVAILABLE");
     const nats = Object.assign(new Error("closed connection"), { name: "ClosedConnectionError" });
     expect(toConnectError(nats).rawMessage).toBe("queue unavailable, retry");
     const wrapped = new Error("publish failed", { cause: nats });

@@ -22,7 +22,7 @@ export interface PrivatePostgres {
   kill(): Promise<void>;
   /** Start again on the same data and port; resolves once it accepts queries. */
   start(): Promise<void>;
-  /** SIGSTOP the postmaster and every backend: a hung server. */
+  /** SIGSTOP the postmaster and every backend (its children): a hung server. */
   freeze(): void;
   /** SIGCONT what freeze() stopped. */
   thaw(): void;
@@ -62,6 +62,37 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The postmaster's child processes. Every backend calls setsid() when it
+ * starts (InitPostmasterChild), so they are not in the postmaster's process
+ * group: a signal to the group reaches the postmaster alone.
+ */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      // pid (comm) state ppid …; comm may hold spaces and parentheses.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+function signalAll(pids: number[], sig: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // gone
+    }
+  }
+}
+
 const live = new Set<ChildProcess>();
 let hooked = false;
 function reapOnExit(child: ChildProcess): void {
@@ -71,12 +102,8 @@ function reapOnExit(child: ChildProcess): void {
   hooked = true;
   process.on("exit", () => {
     for (const c of live) {
-      try {
-        process.kill(-c.pid!, "SIGCONT");
-        process.kill(-c.pid!, "SIGQUIT");
-      } catch {
-        // already gone
-      }
+      signalAll([c.pid!, ...childrenOf(c.pid!)], "SIGCONT");
+      signalAll([c.pid!], "SIGQUIT");
     }
   });
 }
@@ -114,8 +141,10 @@ export async function startPrivatePostgres(o: { settings?: Record<string, string
   const settings: Record<string, string> = {
     listen_addresses: "127.0.0.1",
     unix_socket_directories: root,
+    // A killed server keeps what it wrote to the OS (a process crash, not a
+    // power loss), so fsync may go; but commits must reach the WAL before
+    // they return, or a kill loses commits that clients saw succeed.
     fsync: "off",
-    synchronous_commit: "off",
     full_page_writes: "off",
     max_connections: "200",
     ...o.settings,
@@ -152,11 +181,20 @@ export async function startPrivatePostgres(o: { settings?: Record<string, string
     const pid = child?.pid;
     if (pid === undefined) return false;
     try {
-      process.kill(sig === "SIGSTOP" || sig === "SIGCONT" ? -pid : pid, sig);
+      process.kill(pid, sig);
       return true;
     } catch {
       return false;
     }
+  };
+  // The postmaster first (it forks no new backend once stopped), then every
+  // backend; SIGCONT in the same order.
+  const freezeAll = (sig: "SIGSTOP" | "SIGCONT") => {
+    const pid = child?.pid;
+    if (pid === undefined) return false;
+    signalAll([pid], sig);
+    signalAll(childrenOf(pid), sig);
+    return true;
   };
 
   const pgServer: PrivatePostgres = {
@@ -170,27 +208,23 @@ export async function startPrivatePostgres(o: { settings?: Record<string, string
     },
     async kill() {
       if (frozen) pgServer.thaw();
-      const pid = child?.pid;
+      const backends = child?.pid === undefined ? [] : childrenOf(child.pid);
       if (signal("SIGKILL")) await exited;
-      // Orphaned backends of a killed postmaster go when they notice; wait for the group.
-      await waitGroupGone(pid);
+      // Orphaned backends of a killed postmaster go when they notice; until
+      // then they hold its shared memory and a new postmaster refuses to start.
+      await waitGone(backends);
     },
     start,
     freeze() {
-      if (signal("SIGSTOP")) frozen = true;
+      if (freezeAll("SIGSTOP")) frozen = true;
     },
     thaw() {
-      signal("SIGCONT");
+      freezeAll("SIGCONT");
       frozen = false;
     },
     async destroy() {
-      const pid = child?.pid;
-      if (pid !== undefined) {
-        try {
-          process.kill(-pid, "SIGCONT");
-        } catch {
-          // gone
-        }
+      if (child?.pid !== undefined) {
+        freezeAll("SIGCONT");
         signal("SIGQUIT");
         await exited;
       }
@@ -207,14 +241,17 @@ export async function startPrivatePostgres(o: { settings?: Record<string, string
   return pgServer;
 }
 
-async function waitGroupGone(pid: number | undefined): Promise<void> {
-  if (pid === undefined) return;
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(-pid, 0);
-    } catch {
-      return;
-    }
+async function waitGone(pids: number[]): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const alive = pids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (alive.length === 0) return;
     await new Promise((r) => setTimeout(r, 50));
   }
 }

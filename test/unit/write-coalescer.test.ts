@@ -1,6 +1,7 @@
 // The coalescer alone, with a batch writer the test controls: which items go
 // out together, in what order, and what one bad item does to its neighbours.
 import { describe, expect, it } from "vitest";
+import { currentCallScope, runInCallScope } from "../../src/db/call-scope.js";
 import { createWriteCoalescer } from "../../src/db/write-coalescer.js";
 
 /** A batch writer whose batches finish when the test says so. */
@@ -78,5 +79,32 @@ describe("write coalescer", () => {
     const results = [1, 2].map((i) => c.write(i).then((v) => v, (e: Error) => e.message));
     expect(await blocker).toBe("only one");
     expect(await Promise.all(results)).toEqual(["batch of 2 returned 1 results", "batch of 2 returned 1 results"]);
+  });
+
+  it("drops a waiting write whose call gave up, and writes batches outside any call", async () => {
+    const w = controlledWriter();
+    const scopes: unknown[] = [];
+    const c = createWriteCoalescer({
+      writeBatch: (items: number[]) => {
+        scopes.push(currentCallScope());
+        return w.writeBatch(items);
+      },
+      maxBatch: 10,
+      maxInFlight: 1,
+    });
+    const call = (signal: AbortSignal, i: number) => runInCallScope({ signal }, () => c.write(i));
+    const first = call(new AbortController().signal, 1);
+    const gone = new AbortController();
+    const dropped = [2, 3].map((i) => call(gone.signal, i).then((v) => v, (e: unknown) => e));
+    const kept = call(new AbortController().signal, 4);
+    gone.abort(new Error("cancelled"));
+    expect((await Promise.all(dropped)).map((e) => (e as Error).message)).toEqual(["cancelled", "cancelled"]);
+    w.finishNext();
+    await first;
+    await flushMicrotasks();
+    expect(w.batches).toEqual([[1], [4]]);
+    w.finishNext();
+    expect(await kept).toBe("done 4");
+    expect(scopes).toEqual([undefined, undefined]);
   });
 });

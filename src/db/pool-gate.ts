@@ -1,0 +1,134 @@
+// What Kysely's PostgresDialect uses as its pool: a pg Pool behind a gate
+// that hands out at most `size` connections and keeps its own wait queue,
+// because pg-pool's queue is unbounded and deaf to callers that gave up.
+// A waiter leaves the queue at once when its call is cancelled or its
+// deadline passes (call-scope.ts), or after `waitTimeoutMs`; past
+// `maxWaiting` waiters a call fails at once: under overload, fast refusals
+// (UNAVAILABLE, retry elsewhere or later) beat everyone waiting long.
+import type { PostgresPool } from "kysely";
+import type pg from "pg";
+import { currentCallScope } from "./call-scope.js";
+import { databaseUnavailable } from "./db-errors.js";
+import { GuardedClient } from "./guarded-client.js";
+
+export interface PoolGateOptions {
+  /** Connections out at once: the pg pool's `max`. */
+  size: number;
+  /** Callers that may wait for a connection; undefined: no bound. */
+  maxWaiting: number | undefined;
+  /** Longest wait for a connection. */
+  waitTimeoutMs: number;
+  /** Client-side limit on one query (see guarded-client.ts); undefined: none. */
+  queryTimeoutMs: number | undefined;
+}
+
+export interface PoolGate extends PostgresPool {
+  /** Connections out and callers waiting (for tests and diagnostics). */
+  stats(): { active: number; waiting: number };
+}
+
+interface Waiter {
+  resolve(client: GuardedClient | Promise<GuardedClient>): void;
+  reject(err: unknown): void;
+  timer: NodeJS.Timeout;
+  signal: AbortSignal | undefined;
+  onAbort: () => void;
+}
+
+export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
+  const waiters = new Set<Waiter>(); // insertion-ordered, O(1) removal
+  const lost = new WeakSet<pg.ClientBase>();
+  const wrappers = new WeakMap<pg.PoolClient, GuardedClient>();
+  let active = 0;
+  let ended = false;
+
+  // pg-pool listens for 'error' only on idle clients: a checked-out client
+  // whose server goes away would emit an unhandled 'error' and end the
+  // process. This listener stays for the client's life.
+  pool.on("connect", (client) => {
+    client.on("error", () => lost.add(client));
+    client.on("end", () => lost.add(client));
+  });
+  // An idle client's error: pg-pool has already removed it.
+  pool.on("error", () => {});
+
+  const leave = (w: Waiter) => {
+    waiters.delete(w);
+    clearTimeout(w.timer);
+    w.signal?.removeEventListener("abort", w.onAbort);
+  };
+
+  const releasePermit = () => {
+    const next = waiters.values().next();
+    if (next.done === true) {
+      active--;
+      return;
+    }
+    // The permit passes straight to the longest waiter.
+    leave(next.value);
+    next.value.resolve(checkout());
+  };
+
+  // pg-pool's callback form: no promise of its own (see guarded-client.ts).
+  const checkout = () =>
+    new Promise<GuardedClient>((resolve, reject) => {
+      pool.connect((err, client) => {
+        if (err || client === undefined) {
+          releasePermit();
+          reject(databaseUnavailable("cannot connect to the database", err));
+          return;
+        }
+        let guarded = wrappers.get(client);
+        if (guarded === undefined) {
+          guarded = new GuardedClient(client, o.queryTimeoutMs, lost, releasePermit);
+          wrappers.set(client, guarded);
+        }
+        resolve(guarded);
+      });
+    });
+
+  const wait = (signal: AbortSignal | undefined) =>
+    new Promise<GuardedClient>((resolve, reject) => {
+      const w: Waiter = {
+        resolve,
+        reject,
+        signal,
+        timer: setTimeout(() => {
+          leave(w);
+          reject(databaseUnavailable(`no database connection free within ${o.waitTimeoutMs} ms (${waiters.size} calls waiting)`));
+        }, o.waitTimeoutMs),
+        onAbort: () => {
+          leave(w);
+          reject(signal!.reason);
+        },
+      };
+      signal?.addEventListener("abort", w.onAbort, { once: true });
+      waiters.add(w);
+    });
+
+  return {
+    connect() {
+      if (ended) return Promise.reject(databaseUnavailable("the database pool is closed"));
+      if (active < o.size) {
+        active++;
+        return checkout();
+      }
+      // Only a caller that must wait looks at its call (the signal may be created on first read).
+      const signal = currentCallScope()?.signal;
+      if (signal?.aborted === true) return Promise.reject(signal.reason);
+      if (o.maxWaiting !== undefined && waiters.size >= o.maxWaiting) {
+        return Promise.reject(databaseUnavailable(`database busy: ${waiters.size} calls waiting`));
+      }
+      return wait(signal);
+    },
+    async end() {
+      ended = true;
+      for (const w of [...waiters]) {
+        leave(w);
+        w.reject(databaseUnavailable("the database pool is closed"));
+      }
+      await pool.end();
+    },
+    stats: () => ({ active, waiting: waiters.size }),
+  };
+}
