@@ -15,7 +15,6 @@ import type { Principal } from "../../src/domain/types.js";
 import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
-import { createTaskPublisher } from "../../src/queue/task-queue.js";
 import { createNoopDriver } from "../../src/runtime/noop-driver.js";
 import { startWorker, type Worker } from "../../src/worker/worker.js";
 import { createInput, testApiDeps } from "../helpers/api-deps.js";
@@ -43,10 +42,10 @@ beforeAll(async () => {
   await migrateToLatest(db);
   tq = await createTestQueue();
   bus = createEventBus(tq.nc, tq.prefix);
-  relay = startOutboxRelay({ db, publisher: createTaskPublisher(tq.nc, tq.prefix), logger: silentLogger, intervalMs: 100 });
+  relay = startOutboxRelay({ db, publisher: tq.queue, logger: silentLogger, intervalMs: 100 });
   deps = testApiDeps(db, bus, { wakeRelay: () => relay.wake() });
   worker = await startWorker({
-    db, nc: tq.nc, stream: tq.stream, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
+    db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
     concurrency: 8, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
   });
 });
