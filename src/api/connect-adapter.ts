@@ -62,16 +62,19 @@ function lazyBody(read: () => Promise<Uint8Array>): AsyncIterable<Uint8Array> {
 
 /**
  * A request refused before its body was read to the end: do not read the
- * rest. HTTP/1.1 closes the connection after the response; HTTP/2 resets
- * the stream once the response is out (RFC 9113 §8.1: NO_ERROR).
+ * rest. HTTP/1.1 closes the connection after the response; HTTP/2 resets the
+ * stream (NO_ERROR, RFC 9113 §8.1) once the response has gone out, its
+ * trailers included (Node's compatibility layer sends them on "wantTrailers").
  */
 export function stopReading(req: NodeRequest, res: NodeResponse): void {
   if (req.complete) return;
   if ("stream" in req) {
     const stream = req.stream;
-    res.once("finish", () => {
-      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    });
+    stream.once("wantTrailers", () =>
+      setImmediate(() => {
+        if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }),
+    );
   } else if (!res.headersSent) {
     res.setHeader("connection", "close");
   }

@@ -70,7 +70,7 @@ export interface ConnectServer {
   close(graceMs: number): Promise<void>;
 }
 
-/** A connection must send its first bytes within this time. */
+/** A connection must send its first bytes within this time (or the idle limit, if shorter). */
 const firstBytesTimeoutMs = 30_000;
 
 function sendJson(res: NodeResponse, status: number, body: unknown, method: string | undefined): void {
@@ -173,6 +173,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
   };
 
   const hardHeaderBytes = limits.maxHeaderBytes * headerHardLimitFactor;
+  // Node closes idle keep-alive HTTP/1.1 connections itself, after 5 s.
   const h1 = http.createServer({ maxHeaderSize: hardHeaderBytes }, onRequest);
   const h2 = http2.createServer(
     { settings: { maxConcurrentStreams: limits.maxStreamsPerConnection, maxHeaderListSize: hardHeaderBytes } },
@@ -199,7 +200,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
         h1Active.delete(socket);
         pending.delete(socket);
       });
-      sniffProtocol(socket, firstBytesTimeoutMs, (isH2) => {
+      sniffProtocol(socket, Math.min(firstBytesTimeoutMs, limits.idleConnectionMs), (isH2) => {
         pending.delete(socket);
         if (isH2) {
           // The Http2Session reads what is buffered on the socket itself.

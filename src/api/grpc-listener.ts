@@ -1,13 +1,17 @@
 // The gRPC port's connections: accepted by our own listener, which counts
 // them (grpc-js has no connection cap) and injects each one into grpc-js
 // (Server.createConnectionInjector); past the cap a connection's calls get
-// RESOURCE_EXHAUSTED "too many connections (limit N)" and it is closed.
+// RESOURCE_EXHAUSTED "too many connections (limit N)" and it is closed. It
+// also keeps each connection's reset budget (reset-budget.ts): grpc-js does
+// not expose its sessions, so a connection past its budget is destroyed.
 import { readFileSync } from "node:fs";
 import type * as http2 from "node:http2";
+import type * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../log.js";
 import { createCappedListener } from "./connection-cap.js";
 import { createConnectionRefuser } from "./connection-refuser.js";
+import { ResetBudget, tooManyResets } from "./reset-budget.js";
 import { tooManyConnections } from "./request-rejections.js";
 import { headerHardLimitFactor, type WireLimits } from "./wire-limits.js";
 
@@ -67,6 +71,8 @@ export interface GrpcListener {
   close(): void;
   /** Destroy every connection still open (after the grace period). */
   destroyAll(): void;
+  /** A call from this peer (grpc-js getPeer()) was abandoned by its client before it completed. */
+  callAbandoned(peer: string): void;
 }
 
 export function createGrpcListener(
@@ -76,6 +82,8 @@ export function createGrpcListener(
   const { limits, logger, tls } = opts;
   capHeaderList(server, limits.maxHeaderBytes * headerHardLimitFactor, logger);
   let injector: ReturnType<grpc.Server["createConnectionInjector"]> | undefined;
+  // By "address:port", as grpc-js names a call's peer.
+  const connections = new Map<string, { socket: net.Socket; resets: ResetBudget }>();
   const refuser = createConnectionRefuser({
     message: tooManyConnections(limits.maxConnections),
     ...(tls !== undefined
@@ -94,8 +102,14 @@ export function createGrpcListener(
     maxConnections: limits.maxConnections,
     logger,
     accept: (socket) => {
-      if (injector === undefined) socket.destroy();
-      else injector.injectConnection(socket);
+      if (injector === undefined) {
+        socket.destroy();
+        return;
+      }
+      const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+      connections.set(peer, { socket, resets: new ResetBudget(limits.maxStreamResets) });
+      socket.once("close", () => connections.delete(peer));
+      injector.injectConnection(socket);
     },
     refuse: (socket) => refuser.refuse(socket, "h2"),
   });
@@ -113,6 +127,13 @@ export function createGrpcListener(
     },
     destroyAll() {
       for (const socket of listener.sockets) socket.destroy();
+    },
+    callAbandoned(peer) {
+      const c = connections.get(peer);
+      if (c === undefined || c.resets.take()) return;
+      connections.delete(peer);
+      logger.warn("connection closed: too many streams reset", { port: "grpc", peer, error: tooManyResets(limits.maxStreamResets) });
+      c.socket.destroy();
     },
   };
 }

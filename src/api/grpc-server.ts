@@ -274,6 +274,9 @@ interface CallSetup {
 // The reason ctx.signal carries once a call has completed normally. Shared:
 // creating an Error (a stack trace) per call is measurable on this hot path.
 const callCompleted = new ConnectError("the call has completed", Code.Canceled);
+// Likewise for calls that end early: a flood of reset streams makes thousands.
+const callCancelled = new ConnectError("the call was cancelled", Code.Canceled);
+const callTimedOut = new ConnectError("the operation timed out", Code.DeadlineExceeded);
 
 // grpc-js arms its deadline timer from the event loop's cached clock, so it
 // can fire a little before the deadline by Date.now(): a "cancelled" this
@@ -284,6 +287,7 @@ function setupCall(
   call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer>,
   method: DescMethod,
   scheme: string,
+  abandoned: (peer: string) => void,
 ): CallSetup {
   const started = performance.now();
   const deadline = call.getDeadline();
@@ -295,15 +299,18 @@ function setupCall(
     path: call.getPath(),
   });
   let finished = false;
+  // Read now: once the stream is gone grpc-js no longer knows the peer.
+  const peer = call.getPeer();
   call.once("cancelled", () => {
     // grpc-js also reports "cancelled" after a call ended normally.
     if (finished) return;
     // grpc-js ends a call whose deadline passed and then reports "cancelled".
-    ctx.abort(
-      Date.now() >= deadlineMs - deadlineSlackMs
-        ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
-        : new ConnectError("the call was cancelled", Code.Canceled),
-    );
+    if (Date.now() >= deadlineMs - deadlineSlackMs) {
+      ctx.abort(callTimedOut);
+      return;
+    }
+    ctx.abort(callCancelled);
+    abandoned(peer);
   });
   const finish = () => {
     finished = true;
@@ -312,10 +319,11 @@ function setupCall(
   return { ctx, started, headerBytes, finish };
 }
 
-/** What parseRequest refuses. */
+/** What parseRequest refuses, and whom to tell about a call its client abandoned. */
 interface RequestLimits {
   maxMessageBytes: number;
   maxHeaderBytes: number;
+  abandoned(peer: string): void;
 }
 
 /**
@@ -361,7 +369,7 @@ function serializeResponse(method: DescMethod, value: unknown, ctx: HandlerConte
 
 function unaryHandler(method: DescMethod, fn: ImplFn, logger: Logger, scheme: string, limits: RequestLimits): grpc.handleUnaryCall<Buffer, Buffer> {
   return (call, callback) => {
-    const setup = setupCall(call, method, scheme);
+    const setup = setupCall(call, method, scheme, limits.abandoned);
     const { ctx, finish } = setup;
     const parsed = parseRequest(method, call.request, setup, logger, limits);
     if (!parsed.ok) {
@@ -410,7 +418,7 @@ function serverStreamingHandler(
   limits: RequestLimits,
 ): grpc.handleServerStreamingCall<Buffer, Buffer> {
   return (call) => {
-    const setup = setupCall(call, method, scheme);
+    const setup = setupCall(call, method, scheme, limits.abandoned);
     const { ctx, finish } = setup;
     const parsed = parseRequest(method, call.request, setup, logger, limits);
     if (!parsed.ok) {
@@ -484,7 +492,11 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     ...opts.grpcOptions,
   });
   const listener = createGrpcListener(server, { tls: opts.tls, limits, logger });
-  const requestLimits: RequestLimits = { maxMessageBytes: maxReceive, maxHeaderBytes: limits.maxHeaderBytes };
+  const requestLimits: RequestLimits = {
+    maxMessageBytes: maxReceive,
+    maxHeaderBytes: limits.maxHeaderBytes,
+    abandoned: (peer) => listener.callAbandoned(peer),
+  };
   const scheme = opts.tls !== undefined ? "https" : "http";
   const shutdown = new AbortController();
 

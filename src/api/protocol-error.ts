@@ -23,7 +23,7 @@ export function protocolErrorResponse(contentType: string | undefined, err: Conn
       headers: {
         "content-type": ct.split(";", 1)[0] ?? ct,
         "grpc-status": String(err.code),
-        "grpc-message": encodeURIComponent(err.rawMessage),
+        "grpc-message": encodeURI(err.rawMessage),
       },
       body: empty,
     };

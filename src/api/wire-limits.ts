@@ -16,6 +16,12 @@ export interface WireLimits {
   maxHeaderBytes: number;
   /** A connection with no call open for this long is closed (HTTP/2 GOAWAY). */
   idleConnectionMs: number;
+  /**
+   * Streams one connection may abandon (reset before their response is
+   * complete): a burst of this many, refilled at a tenth of it per second;
+   * past it the connection is closed (reset-budget.ts).
+   */
+  maxStreamResets: number;
   /** An HTTP/2 connection is pinged this often; one that does not answer within keepaliveTimeoutMs is closed. */
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
@@ -27,6 +33,7 @@ export const defaultWireLimits: WireLimits = {
   maxStreamsPerConnection: 1000,
   // gRPC's customary 8 KiB, doubled; a Node HTTP/1.1 server's default.
   maxHeaderBytes: 16 * 1024,
+  maxStreamResets: 1000,
   idleConnectionMs: 300_000,
   keepaliveTimeMs: 60_000,
   keepaliveTimeoutMs: 20_000,
