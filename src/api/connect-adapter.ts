@@ -61,12 +61,15 @@ function lazyBody(read: () => Promise<Uint8Array>): AsyncIterable<Uint8Array> {
 }
 
 /**
- * A request refused before its body was read to the end: do not read the
- * rest. HTTP/1.1 closes the connection after the response; HTTP/2 resets the
- * stream (NO_ERROR, RFC 9113 §8.1) once the response has gone out, its
- * trailers included (Node's compatibility layer sends them on "wantTrailers").
+ * A request refused before its body was read to the end: do not parse the
+ * rest. HTTP/2 resets the stream (NO_ERROR, RFC 9113 §8.1) once the response
+ * has gone out, its trailers included (Node's compatibility layer sends them
+ * on "wantTrailers"). HTTP/1.1 lets Node read and drop the rest of a body of
+ * known length up to drainBytes (a client still sending it would otherwise
+ * see its connection reset before it reads the answer); anything else closes
+ * the connection after the response.
  */
-export function stopReading(req: NodeRequest, res: NodeResponse): void {
+export function stopReading(req: NodeRequest, res: NodeResponse, drainBytes: number): void {
   if (req.complete) return;
   if ("stream" in req) {
     const stream = req.stream;
@@ -76,7 +79,9 @@ export function stopReading(req: NodeRequest, res: NodeResponse): void {
       }),
     );
   } else if (!res.headersSent) {
-    res.setHeader("connection", "close");
+    const declared = Number(req.headers["content-length"] ?? NaN);
+    req.resume();
+    if (!(declared <= drainBytes)) res.setHeader("connection", "close");
   }
 }
 
@@ -100,7 +105,7 @@ export function createConnectAdapter(opts: ConnectAdapterOptions): NodeHandler {
     const err = ConnectError.from(e, Code.InvalidArgument);
     // The client is gone: there is no one to answer.
     if (err.code === Code.Canceled) return err;
-    stopReading(req, res);
+    stopReading(req, res, limits.maxMessageBytes);
     return opts.rejected(req, method, protocol, err);
   };
 

@@ -93,7 +93,7 @@ export interface HeldConnections {
   readonly opened: number;
   /** How many the server has closed so far. */
   closedByServer(): number;
-  /** Errors the server sent on the h2 connections (GOAWAY debug data, status messages), distinct. */
+  /** What the server said on the h2 connections: GOAWAY "code debug", grpc-message of a refused stream; distinct. */
   goaways(): string[];
   /** Resolves once the server has closed at least n of them (or rejects after timeoutMs). */
   waitClosed(n: number, timeoutMs: number): Promise<void>;
@@ -101,8 +101,18 @@ export interface HeldConnections {
   release(): void;
 }
 
-/** Open `count` connections and keep them idle. */
-export async function holdConnections(target: string, opts: { count: number; mode: IdleMode }): Promise<HeldConnections> {
+/** A request each "h2" connection opens and keeps open (e.g. a watch), so that it is not idle. */
+export interface HeldStream {
+  path: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Open `count` connections and keep them idle (or, with `stream`, each with one call open). */
+export async function holdConnections(
+  target: string,
+  opts: { count: number; mode: IdleMode; stream?: HeldStream },
+): Promise<HeldConnections> {
   const { host, port } = parseAddress(target);
   let closed = 0;
   let releasing = false;
@@ -120,6 +130,16 @@ export async function holdConnections(target: string, opts: { count: number; mod
         session.once("close", byServer);
         session.once("connect", () => resolve());
         session.once("close", () => resolve());
+        if (opts.stream !== undefined) {
+          const req = session.request({ ":method": "POST", ":path": opts.stream.path, ...opts.stream.headers });
+          req.on("error", () => {});
+          req.on("response", (h) => {
+            const m = h["grpc-message"];
+            if (typeof m === "string") goaways.add(decodeURIComponent(m));
+          });
+          req.resume();
+          req.end(opts.stream.body);
+        }
         releases.push(() => session.destroy());
         return;
       }
