@@ -501,3 +501,71 @@ describe("streams reset at once", () => {
     }
   });
 });
+
+describe("a client that goes away", () => {
+  let p: Ports;
+  beforeAll(async () => {
+    p = await startPorts();
+  });
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  it("aborts the call's ctx.signal on both ports, whatever the protocol", async () => {
+    const http = await import("node:http");
+    const cases: [string, () => () => void][] = [
+      [
+        "hold-gone-grpc-js",
+        () => {
+          const Client = grpc.makeGenericClientConstructor(grpcServiceDefinition(DeploymentService), "DeploymentService");
+          const client = new Client(p.grpcAddress, grpc.credentials.createInsecure()) as unknown as Record<
+            string,
+            (req: unknown, cb: () => void) => grpc.ClientUnaryCall
+          > & grpc.Client;
+          const call = client["getDeployment"]!({ name: "hold-gone-grpc-js" }, () => {});
+          return () => {
+            call.cancel();
+            client.close();
+          };
+        },
+      ],
+      ...(["application/json", "application/grpc-web+json"] as const).map((ct, i): [string, () => () => void] => {
+        const tag = `hold-gone-h1-${i}`;
+        return [
+          tag,
+          () => {
+            const json = Buffer.from(JSON.stringify({ name: tag }));
+            const req = http.request(`${p.httpUrl}${getPath}`, { method: "POST", headers: { "content-type": ct }, agent: false });
+            req.on("error", () => {});
+            req.end(ct === "application/json" ? json : grpcFrame(json));
+            return () => req.destroy();
+          },
+        ];
+      }),
+      ...(["application/proto", "application/grpc"] as const).map((ct, i): [string, () => () => void] => {
+        const tag = `hold-gone-h2-${i}`;
+        return [
+          tag,
+          () => {
+            const session = http2.connect(p.httpUrl);
+            session.on("error", () => {});
+            const s = session.request({ ":method": "POST", ":path": getPath, "content-type": ct, te: "trailers" });
+            s.on("error", () => {});
+            s.end(ct === "application/proto" ? getRequest(tag) : grpcFrame(getRequest(tag)));
+            return () => {
+              s.close(http2.constants.NGHTTP2_CANCEL);
+              session.close();
+            };
+          },
+        ];
+      }),
+    ];
+    for (const [tag, start] of cases) {
+      const goAway = start();
+      await waitFor(`${tag}: the call started`, () => count(started, tag) === 1);
+      goAway();
+      await waitFor(`${tag}: ctx.signal aborted`, () => count(aborted, tag) === 1);
+    }
+    await stillServed(p.steady);
+  });
+});
