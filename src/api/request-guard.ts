@@ -12,6 +12,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { JsonDepthScanner } from "./json-limits.js";
 import type { NodeRequest } from "./node-http.js";
+import { EnvelopeInspector } from "./envelope-inspector.js";
 import { jsonTooDeep, malformedMessage, messageTooLarge } from "./request-rejections.js";
 
 export interface RequestGuardLimits {
@@ -163,53 +164,6 @@ async function readUnary(
   return message;
 }
 
-// Room for envelope prefixes around the one message a request carries.
-const envelopeSlack = 64;
-
-/**
- * Watches envelopes go by: refuses one whose length prefix is above the
- * limit before its payload arrives, and scans uncompressed JSON payloads.
- */
-class EnvelopeInspector {
-  private readonly header = Buffer.alloc(5);
-  private headerFill = 0;
-  private remaining = 0;
-  private scanner: JsonDepthScanner | undefined;
-  private total = 0;
-
-  constructor(
-    private readonly limit: number,
-    private readonly what: string,
-    private readonly json: boolean,
-    private readonly maxDepth: number,
-  ) {}
-
-  push(chunk: Buffer): void {
-    this.total += chunk.byteLength;
-    if (this.total > this.limit + envelopeSlack) throw messageTooLarge(undefined, this.limit, "request body");
-    let i = 0;
-    while (i < chunk.byteLength) {
-      if (this.remaining === 0) {
-        const n = Math.min(5 - this.headerFill, chunk.byteLength - i);
-        chunk.copy(this.header, this.headerFill, i, i + n);
-        this.headerFill += n;
-        i += n;
-        if (this.headerFill < 5) return;
-        this.headerFill = 0;
-        const flags = this.header[0] as number;
-        this.remaining = this.header.readUInt32BE(1);
-        if (this.remaining > this.limit) throw messageTooLarge(this.remaining, this.limit, this.what);
-        this.scanner = this.json && (flags & 1) === 0 ? new JsonDepthScanner(this.maxDepth) : undefined;
-      } else {
-        const n = Math.min(this.remaining, chunk.byteLength - i);
-        if (this.scanner !== undefined && !this.scanner.push(chunk.subarray(i, i + n))) throw jsonTooDeep(this.maxDepth);
-        this.remaining -= n;
-        i += n;
-      }
-    }
-  }
-}
-
 /** gRPC, gRPC-Web or Connect streaming body: length-prefixed messages. */
 async function readEnveloped(
   req: NodeRequest,
@@ -222,8 +176,8 @@ async function readEnveloped(
   const what = format.json ? "JSON request message" : "request message";
   const inspector = new EnvelopeInspector(limit, what, format.json, limits.maxJsonDepth);
   const body = await readBody(req, (chunk) => inspector.push(chunk));
-  const out: Uint8Array[] = [];
-  let changed = false;
+  // Rebuilt only when a message was decompressed here.
+  let out: Uint8Array[] | undefined;
   let pos = 0;
   // An incomplete trailing envelope is passed on as it is: connect-node says what is wrong.
   while (body.byteLength - pos >= 5 && body.byteLength - pos - 5 >= body.readUInt32BE(pos + 1)) {
@@ -234,18 +188,20 @@ async function readEnveloped(
     if (compressed && compression !== null) {
       payload = await decompress(compression, payload, limit, what);
       flags &= ~1;
-      changed = true;
+      out ??= [body.subarray(0, pos)];
     }
     if (format.endFlag === 0 || (flags & format.endFlag) !== format.endFlag) {
       if ((flags & 1) === 0) checkMessage(method, payload, format.json, limits, !compressed);
     }
-    const prefix = Buffer.alloc(5);
-    prefix[0] = flags;
-    prefix.writeUInt32BE(payload.byteLength, 1);
-    out.push(prefix, payload);
+    if (out !== undefined) {
+      const prefix = Buffer.alloc(5);
+      prefix[0] = flags;
+      prefix.writeUInt32BE(payload.byteLength, 1);
+      out.push(prefix, payload);
+    }
     pos = end;
   }
-  if (!changed) return body;
+  if (out === undefined) return body;
   out.push(body.subarray(pos));
   return Buffer.concat(out);
 }

@@ -64,6 +64,8 @@ if (!session.closed && !session.destroyed) {
     }
   });
 }
+// A session the server closed may not have emitted "close" yet.
+closedByServer ||= session.closed || session.destroyed || goaway !== undefined;
 done = true;
 session.destroy();
 process.stdout.write(
