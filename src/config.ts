@@ -34,6 +34,23 @@ export interface Config {
   tlsCertFile: string | undefined;
   tlsKeyFile: string | undefined;
   maxRequestBytes: number;
+  /** JSON request messages (Connect, gRPC-Web JSON) above this get RESOURCE_EXHAUSTED; at most maxRequestBytes. */
+  maxJsonRequestBytes: number;
+  /** JSON requests nested deeper get INVALID_ARGUMENT before anything parses them. */
+  maxJsonDepth: number;
+  /** Open connections per API port (gRPC, HTTP); more get RESOURCE_EXHAUSTED "too many connections". */
+  maxConnections: number;
+  /** HTTP/2 streams (calls) one connection may have open at once, on both ports. */
+  maxStreamsPerConnection: number;
+  /** Request header (metadata) bytes; larger get RESOURCE_EXHAUSTED, 4× this is refused by HTTP itself. */
+  maxHeaderBytes: number;
+  /** Streams one API connection may abandon at once (then a tenth of it per second); past it the connection is closed. */
+  maxStreamResets: number;
+  /** An API connection with no call open this long is closed. */
+  idleConnectionMs: number;
+  /** HTTP/2 keepalive pings on API connections, and how long an answer may take. */
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
   runtimeDriver: "local" | "noop";
   gatewayHost: string;
   gatewayPort: number;
@@ -153,6 +170,15 @@ export function loadConfig(env: Env = process.env): Config {
     tlsCertFile,
     tlsKeyFile,
     maxRequestBytes: r.int("MODELDEPLOY_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    maxJsonRequestBytes: r.int("MODELDEPLOY_MAX_JSON_REQUEST_BYTES", 256 * 1024, 1024, 256 * 1024 * 1024),
+    maxJsonDepth: r.int("MODELDEPLOY_MAX_JSON_DEPTH", 64, 2, 10_000),
+    maxConnections: r.int("MODELDEPLOY_MAX_CONNECTIONS", 2000, 1, 1_000_000),
+    maxStreamsPerConnection: r.int("MODELDEPLOY_MAX_STREAMS_PER_CONNECTION", 1000, 1, 1_000_000),
+    maxHeaderBytes: r.int("MODELDEPLOY_MAX_HEADER_BYTES", 16 * 1024, 1024, 1024 * 1024),
+    maxStreamResets: r.int("MODELDEPLOY_MAX_STREAM_RESETS", 1000, 10, 1_000_000),
+    idleConnectionMs: r.int("MODELDEPLOY_IDLE_CONNECTION_MS", 300_000, 100, 86_400_000),
+    keepaliveTimeMs: r.int("MODELDEPLOY_KEEPALIVE_TIME_MS", 60_000, 100, 86_400_000),
+    keepaliveTimeoutMs: r.int("MODELDEPLOY_KEEPALIVE_TIMEOUT_MS", 20_000, 100, 600_000),
     runtimeDriver: r.oneOf("MODELDEPLOY_RUNTIME", "local", ["local", "noop"] as const),
     gatewayHost: r.str("MODELDEPLOY_GATEWAY_HOST", "127.0.0.1"),
     gatewayPort: r.int("MODELDEPLOY_GATEWAY_PORT", 8000, 0, 65535),

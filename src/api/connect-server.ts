@@ -3,43 +3,56 @@
 // whether it goes to an http2 server (HTTP/2 preface) or an http server.
 // Browsers never speak cleartext HTTP/2, so HTTP/1.1 is what they get; curl,
 // connect-node and grpc clients can use h2c ("prior knowledge").
+// The port holds up against careless and hostile clients: a connection cap,
+// streams per HTTP/2 session, request header bytes, idle and keepalive
+// limits (wire-limits.ts), and request bodies checked before connect-node
+// parses them (request-guard.ts).
 import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";
-import * as net from "node:net";
-import type { AddressInfo } from "node:net";
+import type * as net from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
-import { cors as connectCors, createContextValues, type ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createContextValues, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import {
   acceptRequestId,
+  finishError,
+  logRejectedCall,
   newRequestId,
   requestIdHeader,
   requestIdKey,
   wrapServiceImpl,
   type ServiceBinding,
 } from "./call-wrapper.js";
+import { createConnectAdapter, stopReading } from "./connect-adapter.js";
+import { createCappedListener } from "./connection-cap.js";
+import { createConnectionRefuser } from "./connection-refuser.js";
+import { corsHandler, headerValue, type CorsOptions } from "./cors.js";
+import type { NodeRequest, NodeResponse } from "./node-http.js";
+import { applySessionLimits } from "./http2-session-limits.js";
+import { writeProtocolError } from "./protocol-error.js";
+import { sniffProtocol } from "./protocol-sniff.js";
+import { headersTooLarge, tooManyConnections } from "./request-rejections.js";
+import { headerHardLimitFactor, rawHeaderBytes, wireLimits, type WireLimits } from "./wire-limits.js";
+
+export type { CorsOptions } from "./cors.js";
 
 export const defaultReadMaxBytes = 4 * 1024 * 1024;
-
-export interface CorsOptions {
-  /** "*" (default: any origin; fine for bearer-token auth, no cookies), a list, or a predicate. */
-  allowedOrigins?: "*" | readonly string[] | ((origin: string) => boolean);
-  /** Preflight cache, seconds. Default 7200. */
-  maxAgeSeconds?: number;
-  /** Extra request headers browsers may send. */
-  allowedHeaders?: readonly string[];
-  /** Extra response headers scripts may read. */
-  exposedHeaders?: readonly string[];
-}
+export const defaultMaxJsonBytes = 256 * 1024;
+export const defaultMaxJsonDepth = 64;
 
 export interface ConnectServerOptions {
   /** Raw (unwrapped) implementations; the server wraps them with wrapServiceImpl. */
   services: readonly ServiceBinding[];
   logger: Logger;
-  /** Larger request bodies/messages get RESOURCE_EXHAUSTED. Default 4 MiB. */
+  /** Larger protobuf request messages get RESOURCE_EXHAUSTED. Default 4 MiB. */
   readMaxBytes?: number;
+  /** Larger JSON request messages (after decompression) get RESOURCE_EXHAUSTED. Default 256 KiB. */
+  maxJsonBytes?: number;
+  /** JSON requests nested deeper get INVALID_ARGUMENT, before anything parses them. Default 64. */
+  maxJsonDepth?: number;
+  /** Connections, streams, header bytes, idle and keepalive (defaultWireLimits). */
+  limits?: Partial<WireLimits>;
   /** CORS for browsers; `false` turns it off. Default: any origin. */
   cors?: CorsOptions | false;
   /** Clients asking for a longer timeout get this (ms). Default: no limit. */
@@ -57,68 +70,8 @@ export interface ConnectServer {
   close(graceMs: number): Promise<void>;
 }
 
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
-
-const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-/** A connection must send its first bytes within this time. */
+/** A connection must send its first bytes within this time (or the idle limit, if shorter). */
 const firstBytesTimeoutMs = 30_000;
-
-function headerValue(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? (v.length === 1 ? v[0] : undefined) : v;
-}
-
-function corsHandler(opts: CorsOptions): (req: NodeRequest, res: NodeResponse) => boolean {
-  const origins = opts.allowedOrigins ?? "*";
-  const allowAny = origins === "*";
-  const allowed =
-    typeof origins === "function"
-      ? origins
-      : origins === "*"
-        ? () => true
-        : (o: string) => (origins as readonly string[]).includes(o);
-  const allowHeaders = [
-    ...new Set([...connectCors.allowedHeaders, "authorization", requestIdHeader, ...(opts.allowedHeaders ?? [])]),
-  ].join(", ");
-  const exposeHeaders = [
-    ...new Set([
-      ...connectCors.exposedHeaders,
-      requestIdHeader,
-      "grpc-status",
-      "grpc-message",
-      "grpc-status-details-bin",
-      ...(opts.exposedHeaders ?? []),
-    ]),
-  ].join(", ");
-  const allowMethods = [...new Set([...connectCors.allowedMethods, "OPTIONS"])].join(", ");
-  const maxAge = String(opts.maxAgeSeconds ?? 7200);
-  /** Returns true when it answered the request (a preflight). */
-  return (req, res) => {
-    const origin = headerValue(req.headers.origin);
-    const preflight = req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined;
-    if (origin === undefined || !allowed(origin)) {
-      if (preflight) {
-        res.writeHead(204);
-        res.end();
-        return true;
-      }
-      return false;
-    }
-    res.setHeader("access-control-allow-origin", allowAny ? "*" : origin);
-    if (!allowAny) res.setHeader("vary", "Origin");
-    if (preflight) {
-      res.writeHead(204, {
-        "access-control-allow-methods": allowMethods,
-        "access-control-allow-headers": allowHeaders,
-        "access-control-max-age": maxAge,
-      });
-      res.end();
-      return true;
-    }
-    res.setHeader("access-control-expose-headers", exposeHeaders);
-    return false;
-  };
-}
 
 function sendJson(res: NodeResponse, status: number, body: unknown, method: string | undefined): void {
   const text = JSON.stringify(body);
@@ -133,6 +86,7 @@ function sendJson(res: NodeResponse, status: number, body: unknown, method: stri
 
 export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
   const { logger } = opts;
+  const limits = wireLimits(opts.limits);
   const readMaxBytes = opts.readMaxBytes ?? defaultReadMaxBytes;
   const cors = opts.cors === false ? undefined : corsHandler(opts.cors ?? {});
   /** Ends open server streams when close() starts. */
@@ -141,10 +95,12 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
   const hardShutdown = new AbortController();
   // connect links every request's signal to it: no leak warning at 11 requests.
   setMaxListeners(0, hardShutdown.signal, streamShutdown.signal);
-  const requestIds = new WeakMap<object, string>();
+  /** Each request's id and start, for the handler context and for rejections logged before a handler runs. */
+  const requests = new WeakMap<object, { id: string; started: number }>();
+  const requestIdOfReq = (req: object) => requests.get(req)?.id ?? "";
   let closing = false;
 
-  const adapter = connectNodeAdapter({
+  const adapter = createConnectAdapter({
     routes(router) {
       for (const { service, impl } of opts.services) {
         const wrapped = wrapServiceImpl(service, impl, { logger, shutdownSignal: streamShutdown.signal });
@@ -152,12 +108,24 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
       }
     },
     readMaxBytes,
+    limits: {
+      maxMessageBytes: readMaxBytes,
+      maxJsonBytes: Math.min(opts.maxJsonBytes ?? defaultMaxJsonBytes, readMaxBytes),
+      maxJsonDepth: opts.maxJsonDepth ?? defaultMaxJsonDepth,
+    },
+    logger,
     ...(opts.maxTimeoutMs !== undefined ? { maxTimeoutMs: opts.maxTimeoutMs } : {}),
     shutdownSignal: hardShutdown.signal,
     // The same id the HTTP layer put on the response header.
-    contextValues: (req) => createContextValues().set(requestIdKey, requestIds.get(req) ?? ""),
+    contextValues: (req) => createContextValues().set(requestIdKey, requestIdOfReq(req)),
     fallback(req, res) {
       sendJson(res as NodeResponse, 404, { code: "not_found", message: "no such path" }, req.method);
+    },
+    rejected(req, method, protocol, err) {
+      const requestId = requestIdOfReq(req);
+      const out = finishError(err, requestId);
+      logRejectedCall(logger, method, protocol, requestId, requests.get(req)?.started ?? performance.now(), out);
+      return out;
     },
   });
 
@@ -166,9 +134,20 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
   // Connections whose protocol is not decided yet.
   const pending = new Set<net.Socket>();
 
+  /** A header block above the limit (but under the HTTP layer's hard cap) gets a clear error. */
+  const refuseLargeHeaders = (req: NodeRequest, res: NodeResponse, id: string): boolean => {
+    const bytes = rawHeaderBytes(req.rawHeaders);
+    if (bytes <= limits.maxHeaderBytes) return false;
+    const err = finishError(headersTooLarge(bytes, limits.maxHeaderBytes), id);
+    logger.info("request refused", { path: req.url?.split("?", 1)[0], requestId: id, error: err.rawMessage });
+    stopReading(req, res, readMaxBytes);
+    writeProtocolError(res, headerValue(req.headers["content-type"]), err);
+    return true;
+  };
+
   const onRequest = (req: NodeRequest, res: NodeResponse) => {
     const id = acceptRequestId(headerValue(req.headers[requestIdHeader])) ?? newRequestId();
-    requestIds.set(req, id);
+    requests.set(req, { id, started: performance.now() });
     // Every response, including errors raised before a handler runs
     // (malformed or oversized bodies, unknown paths), carries the id.
     res.setHeader(requestIdHeader, id);
@@ -183,6 +162,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
       if (closing) res.setHeader("connection", "close");
     }
     if (cors !== undefined && cors(req, res)) return;
+    if (refuseLargeHeaders(req, res, id)) return;
     const path = (req.url ?? "").split("?", 1)[0];
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       if (closing) sendJson(res, 503, { status: "shutting down" }, req.method);
@@ -192,105 +172,86 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
     adapter(req, res);
   };
 
-  const h1 = http.createServer(onRequest);
-  const h2 = http2.createServer({}, onRequest);
+  const hardHeaderBytes = limits.maxHeaderBytes * headerHardLimitFactor;
+  // Node closes idle keep-alive HTTP/1.1 connections itself, after 5 s.
+  const h1 = http.createServer({ maxHeaderSize: hardHeaderBytes }, onRequest);
+  const h2 = http2.createServer(
+    { settings: { maxConcurrentStreams: limits.maxStreamsPerConnection, maxHeaderListSize: hardHeaderBytes } },
+    onRequest,
+  );
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    applySessionLimits(session, limits);
     if (closing) session.close();
   });
   h2.on("sessionError", (err) => logger.debug("http2 session error", { err }));
 
-  const sockets = new Set<net.Socket>();
-  let allClosed: (() => void) | undefined;
-  const net_ = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => {
-      sockets.delete(socket);
-      h1Active.delete(socket);
-      pending.delete(socket);
-      if (closing && sockets.size === 0) allClosed?.();
-    });
-    // Errors are handled by the HTTP servers once the socket is handed over;
-    // before that (and after, as a last resort) they must not crash the process.
-    socket.on("error", () => {});
-    if (closing) {
-      socket.destroy();
-      return;
-    }
-    pending.add(socket);
-    socket.setTimeout(firstBytesTimeoutMs, () => socket.destroy());
-    let head: Buffer = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
-      const n = Math.min(head.length, h2Preface.length);
-      const isH2 = head.subarray(0, n).equals(h2Preface.subarray(0, n));
-      if (isH2 && head.length < h2Preface.length) return; // need more bytes to decide
-      socket.off("data", onData);
-      pending.delete(socket);
-      socket.setTimeout(0);
-      socket.pause();
-      socket.unshift(head);
-      if (isH2) {
-        // The Http2Session reads what is buffered on the socket itself.
-        h2.emit("connection", socket);
-      } else {
-        h1Active.set(socket, 0);
-        h1.emit("connection", socket);
-        socket.resume();
-      }
-    };
-    socket.on("data", onData);
+  const refuser = createConnectionRefuser({ message: tooManyConnections(limits.maxConnections) });
+  const listener = createCappedListener({
+    name: "http",
+    maxConnections: limits.maxConnections,
+    logger,
+    refuse: (socket) => refuser.refuse(socket, "sniff"),
+    accept(socket) {
+      pending.add(socket);
+      socket.once("close", () => {
+        h1Active.delete(socket);
+        pending.delete(socket);
+      });
+      sniffProtocol(socket, Math.min(firstBytesTimeoutMs, limits.idleConnectionMs), (isH2) => {
+        pending.delete(socket);
+        if (isH2) {
+          // The Http2Session reads what is buffered on the socket itself.
+          h2.emit("connection", socket);
+        } else {
+          h1Active.set(socket, 0);
+          h1.emit("connection", socket);
+          socket.resume();
+        }
+      });
+    },
   });
 
   let closed: Promise<void> | undefined;
 
   return {
-    listen(host, port) {
-      return new Promise<number>((resolve, reject) => {
-        const onError = (err: Error) => reject(err);
-        net_.once("error", onError);
-        net_.listen({ host, port }, () => {
-          net_.off("error", onError);
-          // h1 never listens itself; "listening" starts Node's connection
-          // tracking (headersTimeout/requestTimeout checks, closeIdleConnections).
-          h1.emit("listening");
-          const bound = (net_.address() as AddressInfo).port;
-          logger.info("connect server listening", { address: host, port: bound });
-          resolve(bound);
-        });
-      });
+    async listen(host, port) {
+      const bound = await listener.listen(host, port);
+      // h1 never listens itself; "listening" starts Node's connection
+      // tracking (headersTimeout/requestTimeout checks, closeIdleConnections).
+      h1.emit("listening");
+      logger.info("connect server listening", { address: host, port: bound });
+      return bound;
     },
     close(graceMs) {
       closed ??= (async () => {
         closing = true;
         streamShutdown.abort();
-        net_.close();
+        listener.close();
+        refuser.close();
         for (const session of sessions) session.close();
         // Connections that never sent a request go now; idle keep-alive
         // HTTP/1.1 connections too; busy ones after their response.
         for (const socket of pending) socket.destroy();
         for (const [socket, active] of h1Active) if (active === 0) socket.destroySoon();
-        if (sockets.size > 0) {
+        if (listener.sockets.size > 0) {
           let timer: NodeJS.Timeout | undefined;
           const graceOver = new Promise<boolean>((resolve) => {
             timer = setTimeout(() => resolve(false), graceMs);
           });
-          const drained = new Promise<boolean>((resolve) => {
-            allClosed = () => resolve(true);
-            if (sockets.size === 0) resolve(true);
-          });
+          const drained = listener.whenEmpty().then(() => true);
           const clean = await Promise.race([drained, graceOver]);
           clearTimeout(timer);
           if (!clean) {
             logger.warn("connect server: grace period over, closing remaining connections", {
               graceMs,
-              connections: sockets.size,
+              connections: listener.sockets.size,
             });
             hardShutdown.abort();
             for (const session of sessions) session.destroy();
-            for (const socket of sockets) socket.destroy();
+            for (const socket of listener.sockets) socket.destroy();
           }
         }
         h1.close();
@@ -300,4 +261,3 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
     },
   };
 }
-

@@ -3,7 +3,9 @@
 // we build a connect HandlerContext per call, run the (wrapped) impl and map
 // its result or ConnectError to gRPC status, metadata and
 // grpc-status-details-bin. Plus grpc.health.v1 and server reflection.
-import { readFileSync } from "node:fs";
+// Connections come through our own listener (a connection cap, connection-
+// cap.ts) and are injected into grpc-js; idle, keepalive, stream and header
+// limits are grpc-js and HTTP/2 settings (wire-limits.ts).
 import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, anyPack } from "@bufbuild/protobuf/wkt";
@@ -23,7 +25,12 @@ import {
   wrapServiceImpl,
   type ServiceBinding,
 } from "./call-wrapper.js";
+import { createGrpcListener, grpcLimitOptions, type GrpcTlsOptions } from "./grpc-listener.js";
 import { addReflection } from "./reflection.js";
+import { headersTooLarge, malformedMessage, messageTooLarge } from "./request-rejections.js";
+import { wireLimits, type WireLimits } from "./wire-limits.js";
+
+export type { GrpcTlsOptions } from "./grpc-listener.js";
 
 export const defaultMaxMessageBytes = 4 * 1024 * 1024;
 
@@ -34,17 +41,6 @@ export const defaultMaxMessageBytes = 4 * 1024 * 1024;
  * buffer (it refuses from the length prefix, before reading the message).
  */
 export const grpcHardLimitFactor = 4;
-
-export interface GrpcTlsOptions {
-  /** PEM certificate chain file. */
-  certFile: string;
-  /** PEM private key file. */
-  keyFile: string;
-  /** PEM CA bundle to verify client certificates (mutual TLS) against. */
-  caFile?: string;
-  /** Require and verify a client certificate (needs caFile). */
-  requireClientCert?: boolean;
-}
 
 export interface GrpcServerOptions {
   /** Raw (unwrapped) implementations; the server wraps them with wrapServiceImpl. */
@@ -58,6 +54,8 @@ export interface GrpcServerOptions {
   maxReceiveMessageBytes?: number;
   /** TLS when given, otherwise cleartext HTTP/2 (h2c). */
   tls?: GrpcTlsOptions;
+  /** Connections, streams, header bytes, idle and keepalive (defaultWireLimits). */
+  limits?: Partial<WireLimits>;
   /** Extra grpc-js server options (keepalive, max concurrent streams, …). */
   grpcOptions?: grpc.ServerOptions;
 }
@@ -142,20 +140,31 @@ const protocolKeys = new Set([
   "accept-encoding",
 ]);
 
-/** grpc Metadata → fetch Headers (binary values base64, as Connect does). */
-export function metadataToHeaders(md: grpc.Metadata): Headers {
+/**
+ * grpc Metadata → fetch Headers (binary values base64, as Connect does), and
+ * their size as HTTP/2 counts it (name + value + 32 per field).
+ */
+function convertMetadata(md: grpc.Metadata): { headers: Headers; bytes: number } {
   const h = new Headers();
+  let bytes = 0;
   // grpc-js already removed grpc-timeout, grpc-encoding, te, content-type, ….
   for (const [key, values] of Object.entries(md.toJSON())) {
     for (const v of values) {
+      const value = typeof v === "string" ? v : v.toString("base64");
+      bytes += key.length + value.length + 32;
       try {
-        h.append(key, typeof v === "string" ? v : v.toString("base64"));
+        h.append(key, value);
       } catch {
         // a value fetch Headers cannot hold: drop it
       }
     }
   }
-  return h;
+  return { headers: h, bytes };
+}
+
+/** grpc Metadata → fetch Headers (binary values base64, as Connect does). */
+export function metadataToHeaders(md: grpc.Metadata): Headers {
+  return convertMetadata(md).headers;
 }
 
 /** fetch Headers → grpc Metadata (one value per key; "-bin" keys base64-decoded). */
@@ -256,6 +265,8 @@ class GrpcCallContext implements HandlerContext {
 interface CallSetup {
   ctx: GrpcCallContext;
   started: number;
+  /** Request metadata size, as HTTP/2 counts it. */
+  headerBytes: number;
   /** Abort ctx.signal (connect semantics: also when the call completes). */
   finish(): void;
 }
@@ -263,54 +274,68 @@ interface CallSetup {
 // The reason ctx.signal carries once a call has completed normally. Shared:
 // creating an Error (a stack trace) per call is measurable on this hot path.
 const callCompleted = new ConnectError("the call has completed", Code.Canceled);
+// Likewise for calls that end early: a flood of reset streams makes thousands.
+const callCancelled = new ConnectError("the call was cancelled", Code.Canceled);
+const callTimedOut = new ConnectError("the operation timed out", Code.DeadlineExceeded);
 
-/** How early grpc-js' deadline timer may fire by Date.now() (see setupCall). */
+// grpc-js arms its deadline timer from the event loop's cached clock, which
+// lags Date.now() when the loop is busy, so it can fire a little before the
+// deadline by Date.now(): a "cancelled" this close to the deadline is the deadline.
 const deadlineSlackMs = 100;
 
 function setupCall(
   call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer>,
   method: DescMethod,
   scheme: string,
+  abandoned: (peer: string) => void,
 ): CallSetup {
   const started = performance.now();
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-  const ctx = new GrpcCallContext(method, metadataToHeaders(call.metadata), deadlineMs, {
+  const { headers, bytes: headerBytes } = convertMetadata(call.metadata);
+  const ctx = new GrpcCallContext(method, headers, deadlineMs, {
     scheme,
     host: call.getHost(),
     path: call.getPath(),
   });
   let finished = false;
+  // Read now: once the stream is gone grpc-js no longer knows the peer.
+  const peer = call.getPeer();
   call.once("cancelled", () => {
     // grpc-js also reports "cancelled" after a call ended normally.
     if (finished) return;
     // grpc-js ends a call whose deadline passed and then reports "cancelled".
-    // It arms that timer on the event loop's cached clock, which lags
-    // Date.now() when the loop is busy: the timer may fire before Date.now()
-    // reaches the deadline. A cancel that close to the deadline is the deadline.
-    ctx.abort(
-      Date.now() >= deadlineMs - deadlineSlackMs
-        ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
-        : new ConnectError("the call was cancelled", Code.Canceled),
-    );
+    if (Date.now() >= deadlineMs - deadlineSlackMs) {
+      ctx.abort(callTimedOut);
+      return;
+    }
+    ctx.abort(callCancelled);
+    abandoned(peer);
   });
   const finish = () => {
     finished = true;
     ctx.abort(callCompleted);
   };
-  return { ctx, started, finish };
+  return { ctx, started, headerBytes, finish };
+}
+
+/** What parseRequest refuses, and whom to tell about a call its client abandoned. */
+interface RequestLimits {
+  maxMessageBytes: number;
+  maxHeaderBytes: number;
+  abandoned(peer: string): void;
 }
 
 /**
- * Parse the request; an oversized message is RESOURCE_EXHAUSTED, a malformed
- * one INVALID_ARGUMENT: a ServiceError, logged, with a request id.
+ * Parse the request; oversized metadata or message is RESOURCE_EXHAUSTED, a
+ * malformed message INVALID_ARGUMENT: a ServiceError, logged, with a request id.
  */
 function parseRequest(
   method: DescMethod,
   bytes: Buffer,
   setup: CallSetup,
   logger: Logger,
-  maxBytes: number,
+  limits: RequestLimits,
 ): { ok: true; value: unknown } | { ok: false; error: Partial<grpc.StatusObject> } {
   const reject = (e: ConnectError) => {
     const requestId = resolveRequestId(setup.ctx.requestHeader);
@@ -319,18 +344,12 @@ function parseRequest(
     logRejectedCall(logger, method, "grpc", requestId, setup.started, err);
     return { ok: false as const, error: toServiceError(err, setup.ctx, false) };
   };
-  if (bytes.byteLength > maxBytes) {
-    return reject(
-      new ConnectError(
-        `request message of ${bytes.byteLength} bytes is larger than the limit of ${maxBytes} bytes`,
-        Code.ResourceExhausted,
-      ),
-    );
-  }
+  if (setup.headerBytes > limits.maxHeaderBytes) return reject(headersTooLarge(setup.headerBytes, limits.maxHeaderBytes));
+  if (bytes.byteLength > limits.maxMessageBytes) return reject(messageTooLarge(bytes.byteLength, limits.maxMessageBytes));
   try {
     return { ok: true, value: fromBinary(method.input, bytes) };
   } catch (e) {
-    return reject(new ConnectError(`malformed ${method.input.typeName} message`, Code.InvalidArgument, undefined, undefined, e));
+    return reject(malformedMessage(method, e));
   }
 }
 
@@ -348,11 +367,11 @@ function serializeResponse(method: DescMethod, value: unknown, ctx: HandlerConte
   }
 }
 
-function unaryHandler(method: DescMethod, fn: ImplFn, logger: Logger, scheme: string, maxBytes: number): grpc.handleUnaryCall<Buffer, Buffer> {
+function unaryHandler(method: DescMethod, fn: ImplFn, logger: Logger, scheme: string, limits: RequestLimits): grpc.handleUnaryCall<Buffer, Buffer> {
   return (call, callback) => {
-    const setup = setupCall(call, method, scheme);
+    const setup = setupCall(call, method, scheme, limits.abandoned);
     const { ctx, finish } = setup;
-    const parsed = parseRequest(method, call.request, setup, logger, maxBytes);
+    const parsed = parseRequest(method, call.request, setup, logger, limits);
     if (!parsed.ok) {
       finish();
       callback(parsed.error);
@@ -396,12 +415,12 @@ function serverStreamingHandler(
   fn: ImplFn,
   logger: Logger,
   scheme: string,
-  maxBytes: number,
+  limits: RequestLimits,
 ): grpc.handleServerStreamingCall<Buffer, Buffer> {
   return (call) => {
-    const setup = setupCall(call, method, scheme);
+    const setup = setupCall(call, method, scheme, limits.abandoned);
     const { ctx, finish } = setup;
-    const parsed = parseRequest(method, call.request, setup, logger, maxBytes);
+    const parsed = parseRequest(method, call.request, setup, logger, limits);
     if (!parsed.ok) {
       finish();
       call.emit("error", parsed.error);
@@ -466,10 +485,18 @@ const allStatus = (names: readonly string[], status: ServingStatus) =>
 export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const { logger } = opts;
   const maxReceive = opts.maxReceiveMessageBytes ?? defaultMaxMessageBytes;
+  const limits = wireLimits(opts.limits);
   const server = new grpc.Server({
     "grpc.max_receive_message_length": Math.min(maxReceive * grpcHardLimitFactor, 0x7fffffff),
+    ...grpcLimitOptions(limits),
     ...opts.grpcOptions,
   });
+  const listener = createGrpcListener(server, { tls: opts.tls, limits, logger });
+  const requestLimits: RequestLimits = {
+    maxMessageBytes: maxReceive,
+    maxHeaderBytes: limits.maxHeaderBytes,
+    abandoned: (peer) => listener.callAbandoned(peer),
+  };
   const scheme = opts.tls !== undefined ? "https" : "http";
   const shutdown = new AbortController();
 
@@ -484,10 +511,10 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       if (fn === undefined) continue;
       switch (method.methodKind) {
         case "unary":
-          handlers[method.localName] = unaryHandler(method, fn, logger, scheme, maxReceive);
+          handlers[method.localName] = unaryHandler(method, fn, logger, scheme, requestLimits);
           break;
         case "server_streaming":
-          handlers[method.localName] = serverStreamingHandler(method, fn, logger, scheme, maxReceive);
+          handlers[method.localName] = serverStreamingHandler(method, fn, logger, scheme, requestLimits);
           break;
         default:
           // wrapServiceImpl already refused these; keep the switch exhaustive.
@@ -521,35 +548,17 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     health,
     setServing,
     listen(host, port) {
-      let creds: grpc.ServerCredentials;
-      if (opts.tls !== undefined) {
-        const { certFile, keyFile, caFile, requireClientCert } = opts.tls;
-        creds = grpc.ServerCredentials.createSsl(
-          caFile !== undefined ? readFileSync(caFile) : null,
-          [{ cert_chain: readFileSync(certFile), private_key: readFileSync(keyFile) }],
-          requireClientCert === true,
-        );
-      } else {
-        creds = grpc.ServerCredentials.createInsecure();
-      }
-      const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
-      return new Promise<number>((resolve, reject) => {
-        server.bindAsync(address, creds, (err, bound) => {
-          if (err !== null) reject(err);
-          else {
-            logger.info("grpc server listening", { address: host, port: bound, tls: opts.tls !== undefined });
-            resolve(bound);
-          }
-        });
-      });
+      return listener.listen(host, port);
     },
     shutdown(graceMs) {
       closing ??= new Promise<void>((resolve) => {
         setServing(false);
         shutdown.abort();
+        listener.close();
         const timer = setTimeout(() => {
           logger.warn("grpc server: grace period over, cancelling remaining calls", { graceMs });
           server.forceShutdown();
+          listener.destroyAll();
           resolve();
         }, graceMs);
         server.tryShutdown(() => {

@@ -8,6 +8,7 @@ import { createConnectServer } from "../api/connect-server.js";
 import { createDeletionService } from "../api/deletion-service.js";
 import { createDeploymentService } from "../api/deployment-service.js";
 import type { ApiDeps } from "../api/deps.js";
+import type { WireLimits } from "../api/wire-limits.js";
 import { createGrpcServer } from "../api/grpc-server.js";
 import { DEFAULT_LIMITS } from "../domain/validation.js";
 import { DeletionService } from "../gen/modeldeploy/v1/deletion_service_pb.js";
@@ -43,13 +44,30 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
     bindService(DeploymentService, createDeploymentService(deps)),
     bindService(DeletionService, createDeletionService(deps)),
   ];
+  const limits: WireLimits = {
+    maxConnections: config.maxConnections,
+    maxStreamsPerConnection: config.maxStreamsPerConnection,
+    maxHeaderBytes: config.maxHeaderBytes,
+    maxStreamResets: config.maxStreamResets,
+    idleConnectionMs: config.idleConnectionMs,
+    keepaliveTimeMs: config.keepaliveTimeMs,
+    keepaliveTimeoutMs: config.keepaliveTimeoutMs,
+  };
   const grpc = createGrpcServer({
     services,
     logger,
     maxReceiveMessageBytes: config.maxRequestBytes,
+    limits,
     tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : undefined,
   });
-  const connect = createConnectServer({ services, logger, readMaxBytes: config.maxRequestBytes });
+  const connect = createConnectServer({
+    services,
+    logger,
+    readMaxBytes: config.maxRequestBytes,
+    maxJsonBytes: config.maxJsonRequestBytes,
+    maxJsonDepth: config.maxJsonDepth,
+    limits,
+  });
   try {
     const grpcPort = await grpc.listen(config.grpcHost, config.grpcPort);
     const httpPort = await connect.listen(config.httpHost, config.httpPort);

@@ -712,11 +712,14 @@ describe("connect server (Connect, gRPC-Web, gRPC over HTTP/1.1 and h2c)", () =>
       headers: { "content-type": "application/proto" },
       body: new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0xff]),
     });
-    // connect-es itself classifies an unparseable *binary* body as "internal"
-    // (JSON: invalid_argument). Either way a well-formed Connect error, and the
-    // server keeps serving.
+    // connect-es itself calls an unparseable *binary* body "internal"; the
+    // request guard answers it as the gRPC port does.
+    expect(bin.status).toBe(400);
     expect(bin.headers.get("content-type")).toBe("application/json");
-    expect(((await bin.json()) as { code: string }).code).toMatch(/^(invalid_argument|internal)$/);
+    expect(await bin.json()).toMatchObject({
+      code: "invalid_argument",
+      message: "malformed modeldeploy.v1.GetDeploymentRequest message",
+    });
     const after = await post("/modeldeploy.v1.DeploymentService/GetDeployment", "{}");
     expect(after.status).toBe(200);
     await after.arrayBuffer();

@@ -84,3 +84,17 @@ describe("README configuration table", () => {
     expect(read.filter((v) => !documented.has(v))).toEqual([]);
   });
 });
+
+describe("wire limits", () => {
+  it("have defaults that let 10,000 watches in over 100 connections, and refuse nonsense", () => {
+    const c = loadConfig({});
+    expect(c.maxConnections * c.maxStreamsPerConnection).toBeGreaterThanOrEqual(10_000);
+    expect(c.maxConnections).toBeGreaterThanOrEqual(100);
+    expect(c.maxStreamsPerConnection).toBeGreaterThanOrEqual(100);
+    expect(c.maxJsonRequestBytes).toBeLessThan(c.maxRequestBytes);
+    expect(c).toMatchObject({ maxJsonDepth: 64, maxHeaderBytes: 16_384, idleConnectionMs: 300_000, keepaliveTimeMs: 60_000, keepaliveTimeoutMs: 20_000, maxStreamResets: 1000 });
+    expect(loadConfig({ MODELDEPLOY_MAX_CONNECTIONS: "8", MODELDEPLOY_IDLE_CONNECTION_MS: "500" })).toMatchObject({ maxConnections: 8, idleConnectionMs: 500 });
+    expect(() => loadConfig({ MODELDEPLOY_MAX_JSON_DEPTH: "0" })).toThrow(/MODELDEPLOY_MAX_JSON_DEPTH=0/);
+    expect(() => loadConfig({ MODELDEPLOY_MAX_CONNECTIONS: "lots" })).toThrow(/MODELDEPLOY_MAX_CONNECTIONS=lots/);
+  });
+});
