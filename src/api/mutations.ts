@@ -85,6 +85,10 @@ export async function createDeployment(deps: ApiDeps, principal: Principal, inpu
     try {
       const created = await insertCreate(deps, principal, input, resolved.name, hash);
       if (created) return created;
+      // The name may be this very request's: a retry that raced its first try
+      // (a conflicting insert waits for the other to commit, so it is visible now).
+      const again = await replayIfSeen(deps, principal, input.requestId, hash);
+      if (again) return again;
       if (!input.suffix && tries < 3) continue;
       throw apiError(Code.AlreadyExists, `a deployment named "${resolved.name}" already exists in workspace "${principal.workspace}": specify another suffix`, {
         reason: "NAME_TAKEN",

@@ -80,6 +80,20 @@ describe("batched creates", () => {
     expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
     expect(await count("deployments")).toBe(before + 1);
   });
+
+  it("answers a retried create with its chosen name with the original result, not ALREADY_EXISTS", async () => {
+    const deps = testApiDeps(tdb.db, bus);
+    const before = await count("deployments");
+    // Raced in one batch, and once more after the first has committed.
+    const raced = await Promise.all(Array.from({ length: 6 }, () => createDeployment(deps, alice, createInput({ suffix: "retried", requestId: "batch-req-2" }))));
+    const later = await createDeployment(deps, alice, createInput({ suffix: "retried", requestId: "batch-req-2" }));
+    expect(new Set([...raced, later].map((r) => r.task.id)).size).toBe(1);
+    expect(await count("deployments")).toBe(before + 1);
+    // Another request for the taken name is still refused.
+    const other = await createDeployment(deps, alice, createInput({ suffix: "retried", requestId: "batch-req-3" })).catch((e: unknown) => e);
+    expect(other).toBeInstanceOf(ConnectError);
+    expect((other as ConnectError).code).toBe(Code.AlreadyExists);
+  });
 });
 
 describe("batched worker writes", () => {
