@@ -17,7 +17,8 @@ const suite = useFaultSuite();
 const SERVED_WITHIN_MS = 3000;
 
 it("wire probes: the API stays up and keeps serving a steady client", async () => {
-  const sys = await suite.system();
+  // A short idle limit, so that the idle-connections probe sees them closed.
+  const sys = await suite.system({ env: { MODELDEPLOY_IDLE_CONNECTION_MS: "5000" } });
   const api = sys.apis[0]!;
   const target = { grpc: String(api.ready["grpc"]), http: String(api.ready["http"]), apiKey: sys.apiKey };
   expectClean(

@@ -6,6 +6,17 @@
 import http2 from "node:http2";
 import net from "node:net";
 import { randomBytes } from "node:crypto";
+import {
+  deepJson as jsonOfDepth,
+  grpcFrame,
+  holdConnections,
+  hugeHeadersH2,
+  hugeHeadersHttp1,
+  largeJson,
+  malformedGrpcMessage,
+  sendJson,
+  streamFlood,
+} from "../../helpers/wire-probes.js";
 
 export interface WireTarget {
   /** host:port of the native gRPC port (h2c). */
@@ -123,5 +134,65 @@ export const deepJson: WireProbe = {
   },
 };
 
+const getDeployment = "/modeldeploy.v1.DeploymentService/GetDeployment";
+const watchDeployment = "/modeldeploy.v1.DeploymentService/WatchDeployment";
+
+/** Request header blocks of 64 KiB and 1 MiB on both ports. */
+export const hugeHeaders: WireProbe = {
+  name: "huge headers on both ports",
+  async run(t) {
+    const auth = { authorization: `Bearer ${t.apiKey}` };
+    const answers = await Promise.all([
+      ...[64 * 1024, 1024 * 1024].flatMap((bytes) => Array.from({ length: 10 }, () => hugeHeadersH2(t.grpc, getDeployment, { bytes, headers: auth }))),
+      ...[64 * 1024, 1024 * 1024].flatMap((bytes) => Array.from({ length: 10 }, () => hugeHeadersH2(t.http, getDeployment, { bytes, headers: auth }))),
+    ]);
+    const h1 = await Promise.all(Array.from({ length: 10 }, () => hugeHeadersHttp1(t.http, "/healthz", 256 * 1024)));
+    return `h2: ${[...new Set(answers.map((a) => a.grpcStatus ?? a.error ?? "?"))].join(", ")}; http/1.1: ${[...new Set(h1.map((a) => a.error ?? `HTTP ${a.status}`))].join(", ")}`;
+  },
+};
+
+/** Well-framed messages that are not protobuf, and deep or large JSON by every Connect route. */
+export const malformedMessages: WireProbe = {
+  name: "malformed protobuf and deep or large JSON by every route",
+  async run(t) {
+    const headers = { authorization: `Bearer ${t.apiKey}` };
+    const proto = await Promise.all([t.grpc, t.http].map((a) => malformedGrpcMessage(a, getDeployment)));
+    const json = await Promise.all([
+      sendJson(t.http, getDeployment, jsonOfDepth(100_000), { via: "connect-get", headers }),
+      sendJson(t.http, getDeployment, jsonOfDepth(100_000), { via: "grpc-web", headers }),
+      sendJson(t.http, watchDeployment, jsonOfDepth(100_000), { via: "connect-stream", headers }),
+      sendJson(t.http, getDeployment, largeJson(3 * 1024 * 1024), { via: "connect", headers }),
+      sendJson(t.http, getDeployment, jsonOfDepth(1_000_000), { via: "connect", gzip: true, headers }),
+    ]);
+    return `protobuf: ${proto.map((o) => o.grpcStatus ?? o.error).join(", ")}; json: ${json.map((o) => o.code ?? o.error ?? `HTTP ${o.status}`).join(", ")}`;
+  },
+};
+
+/** 3,000 streams opened and reset at once on each port. */
+export const resetFlood: WireProbe = {
+  name: "thousands of streams opened and reset",
+  async run(t) {
+    const body = grpcFrame(Buffer.alloc(0));
+    const outcomes = await Promise.all(
+      [t.grpc, t.http].map((a) => streamFlood(a, { streams: 3000, path: getDeployment, headers: { authorization: `Bearer ${t.apiKey}` }, body })),
+    );
+    return outcomes.map((o) => `${o.requested} opened, ${o.answered} answered before the reset, closed by server: ${o.closedByServer}`).join("; ");
+  },
+};
+
+/** 1,000 idle connections on each port; the server must close them (the case sets a short idle limit). */
+export const idleConnections: WireProbe = {
+  name: "idle connections",
+  async run(t) {
+    const held = await Promise.all([holdConnections(t.grpc, { count: 1000, mode: "h2" }), holdConnections(t.http, { count: 1000, mode: "h2" })]);
+    try {
+      await Promise.all(held.map((h) => h.waitClosed(h.opened, 30_000)));
+      return `closed by the server: ${held.map((h) => `${h.closedByServer()}/${h.opened}`).join(", ")}`;
+    } finally {
+      for (const h of held) h.release();
+    }
+  },
+};
+
 /** The probes the wire case runs, one after the other. */
-export const wireProbes: WireProbe[] = [garbage, lyingFrames, deepJson];
+export const wireProbes: WireProbe[] = [garbage, lyingFrames, deepJson, hugeHeaders, malformedMessages, resetFlood, idleConnections];
