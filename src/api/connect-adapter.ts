@@ -64,13 +64,14 @@ function lazyBody(read: () => Promise<Uint8Array>): AsyncIterable<Uint8Array> {
  * A request refused before its body was read to the end: do not parse the
  * rest. HTTP/2 resets the stream (NO_ERROR, RFC 9113 §8.1) once the response
  * has gone out, its trailers included (Node's compatibility layer sends them
- * on "wantTrailers"). HTTP/1.1 lets Node read and drop the rest of a body of
- * known length up to drainBytes (a client still sending it would otherwise
- * see its connection reset before it reads the answer); anything else closes
- * the connection after the response.
+ * on "wantTrailers"). HTTP/1.1 reads and drops the rest of a body of known
+ * length up to drainBytes, and the promise resolves once it has arrived: a
+ * client still sending would otherwise have its connection closed (Connection:
+ * close, or agent-less clients) and see a reset before it reads the answer.
+ * Anything larger closes the connection after the response.
  */
-export function stopReading(req: NodeRequest, res: NodeResponse, drainBytes: number): void {
-  if (req.complete) return;
+export function stopReading(req: NodeRequest, res: NodeResponse, drainBytes: number): Promise<void> {
+  if (req.complete) return Promise.resolve();
   if ("stream" in req) {
     const stream = req.stream;
     stream.once("wantTrailers", () =>
@@ -78,11 +79,19 @@ export function stopReading(req: NodeRequest, res: NodeResponse, drainBytes: num
         if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
       }),
     );
-  } else if (!res.headersSent) {
-    const declared = Number(req.headers["content-length"] ?? NaN);
-    req.resume();
-    if (!(declared <= drainBytes)) res.setHeader("connection", "close");
+    return Promise.resolve();
   }
+  if (res.headersSent) return Promise.resolve();
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  req.resume();
+  if (!(declared <= drainBytes)) {
+    res.setHeader("connection", "close");
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    req.once("end", resolve);
+    req.once("close", resolve);
+  });
 }
 
 export function createConnectAdapter(opts: ConnectAdapterOptions): NodeHandler {
@@ -101,12 +110,14 @@ export function createConnectAdapter(opts: ConnectAdapterOptions): NodeHandler {
       });
   };
 
-  const refuse = (req: NodeRequest, res: NodeResponse, method: DescMethod, protocol: string, e: unknown) => {
+  /** The error to answer a refused request with, once the rest of its body may be ignored. */
+  const refuse = async (req: NodeRequest, res: NodeResponse, method: DescMethod, protocol: string, e: unknown) => {
     const err = ConnectError.from(e, Code.InvalidArgument);
     // The client is gone: there is no one to answer.
     if (err.code === Code.Canceled) return err;
-    stopReading(req, res, limits.maxMessageBytes);
-    return opts.rejected(req, method, protocol, err);
+    const out = opts.rejected(req, method, protocol, err);
+    await stopReading(req, res, limits.maxMessageBytes);
+    return out;
   };
 
   return (req, res) => {
@@ -119,7 +130,7 @@ export function createConnectAdapter(opts: ConnectAdapterOptions): NodeHandler {
     if (req.method === "GET") {
       void checkGetMessage(uReq.url, handler.method, limits).then((e) => {
         if (e === undefined) serve(handler, uReq, res);
-        else writeProtocolError(res, undefined, refuse(req, res, handler.method, "connect", e));
+        else void refuse(req, res, handler.method, "connect", e).then((err) => writeProtocolError(res, undefined, err));
       });
       return;
     }
@@ -131,7 +142,7 @@ export function createConnectAdapter(opts: ConnectAdapterOptions): NodeHandler {
         try {
           return await guarded.read();
         } catch (e) {
-          throw refuse(req, res, handler.method, protocol, e);
+          throw await refuse(req, res, handler.method, protocol, e);
         }
       });
     }
