@@ -74,8 +74,11 @@ export function createWatchHub(o: WatchHubOptions): WatchHub {
   };
 
   const onReconnect = () => {
-    for (const ch of channels.values()) ch.fill();
     for (const set of openings.values()) for (const op of set) op.missedLive = true;
+    // Read once the server has the subscription again, so nothing falls in between.
+    void untilTimeout(o.bus.subscribed(), o.subscribeWaitMs ?? 1000).then(() => {
+      for (const ch of channels.values()) ch.fill();
+    });
   };
 
   const reconcile = async () => {

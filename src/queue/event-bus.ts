@@ -105,7 +105,13 @@ export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
       }));
       return f;
     },
-    onReconnect: (listener) => link.onReconnect(listener),
+    onReconnect(listener) {
+      return link.onReconnect(() => {
+        // nats.js subscribes again on reconnect: the next subscribed() waits for the server to have it.
+        flushed = undefined;
+        listener();
+      });
+    },
     async close() {
       sub?.unsubscribe();
       listeners.clear();
