@@ -142,7 +142,8 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   await w.progress("STARTING", { percent: 55, ...downloaded, replicasDesired: replicas, message: `${weightsReady}; starting ${replicas} replica(s)` }, { state: "DEPLOYING" });
   await deps.driver.startRevision(spec, weights);
 
-  // The first status records HEALTH_CHECKING with the replicas' count.
+  // The first status records HEALTH_CHECKING with the replicas' count; the
+  // one that ends the wait goes with the SWITCHING_TRAFFIC write.
   const waited = await waitForReplicas({
     driver: deps.driver,
     deploymentUid: deployment.uid,
@@ -174,7 +175,14 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
       `only ${waited.status.ready}/${replicas} replicas passed health checks within ${task.deadlineSeconds}s; check the model server's logs or raise progressDeadlineSeconds`));
   }
 
-  await w.progress("SWITCHING_TRAFFIC", { percent: 95, message: "routing traffic to the new revision" });
+  instances.ready = waited.status.ready;
+  instances.pending = waited.status.pending;
+  await w.progress("SWITCHING_TRAFFIC", {
+    percent: 95,
+    replicasReady: waited.status.ready,
+    replicasDesired: replicas,
+    message: `${waited.status.ready}/${replicas} replicas ready; routing traffic to the new revision`,
+  }, { instances: json(instances) });
   const endpointUrl = await deps.driver.switchTraffic(spec);
   await finish(w, deployment, { state: "RUNNING", endpointUrl, instances });
 }

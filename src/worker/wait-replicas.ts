@@ -14,7 +14,11 @@ export interface ReplicaWait {
   revision: number;
   /** Ready replicas that end the wait. */
   wanted: number;
-  /** Called with the first status and with each one whose ready count differs from the last reported. */
+  /**
+   * Called with the first status and with each one whose ready count differs
+   * from the last reported, while fewer than `wanted` are ready: the status
+   * that ends the wait is returned instead, for the caller's next write.
+   */
   onReadyCount(status: RevisionStatus): Promise<void>;
   /** The task's progress deadline now (each progress write moves it). */
   deadline(): Date | undefined;
@@ -35,11 +39,11 @@ export async function waitForReplicas(o: ReplicaWait): Promise<ReplicaWaitResult
   let reportedReady: number | undefined;
   for (;;) {
     if (status.exited) return { outcome: "exited", status };
+    if (status.ready >= o.wanted) return { outcome: "ready", status };
     if (status.ready !== reportedReady) {
       reportedReady = status.ready;
       await o.onReadyCount(status);
     }
-    if (status.ready >= o.wanted) return { outcome: "ready", status };
     const deadline = o.deadline();
     const leftMs = deadline ? deadline.getTime() - Date.now() : Infinity;
     if (leftMs < 0) return { outcome: "deadline", status };

@@ -71,13 +71,14 @@ describe("waitForReplicas", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("sees the replica ready through the long-poll, reporting each ready count once", async () => {
+  it("sees the replica ready through the long-poll, reporting each ready count short of the goal once", async () => {
     const { driver, runtime } = await start();
     await driver.startRevision(revisionSpec({ uri: "file:///unused", deploymentUid: "dep-a" }), weights);
     const { result, reported } = wait(driver, "dep-a");
     const outcome = await result;
     expect(outcome).toEqual({ outcome: "ready", status: { desired: 1, ready: 1, pending: 0, restarts: 0 } });
-    expect(reported.map((s) => s.ready)).toEqual([0, 1]);
+    // The status that ends the wait is the result, not a report.
+    expect(reported.map((s) => s.ready)).toEqual([0]);
     expect(runtime.statusWaits).toBe(0);
   });
 
@@ -87,7 +88,7 @@ describe("waitForReplicas", () => {
     const polling: RuntimeDriver = { ...driver, waitRevisionStatus: undefined };
     const { result, reported } = wait(polling, "dep-b");
     expect((await result).outcome).toBe("ready");
-    expect(reported.map((s) => s.ready)).toEqual([0, 1]);
+    expect(reported.map((s) => s.ready)).toEqual([0]);
   });
 
   it("reports a replica that exits before it is ready", async () => {
