@@ -27,6 +27,8 @@ async function main(): Promise<void> {
   }
   // onnxruntime (a large native library) loads while the socket is bound; nothing else waits for it.
   const modelModule = import("./model.js");
+  // Its failure is reported where it is awaited, as a failed model load.
+  modelModule.catch(() => {});
   const logger = createLogger({ base: { component: "model-server", model: args.name } });
 
   const modelPath = await resolveModelFile(args.model).catch((err: unknown) => fail(logger, (err as Error).message));
