@@ -1,7 +1,7 @@
 // The bench's jobs for the load generator (bench.ts): what to run, as JSON.
 export interface UnaryJob {
   kind: "unary";
-  /** grpc: connect-node's gRPC transport over HTTP/2; connect-json: Connect protocol, JSON, HTTP/1.1. */
+  /** grpc: @grpc/grpc-js over HTTP/2; connect-json: the Connect protocol, JSON over HTTP/1.1 (node:http). */
   protocol: "grpc" | "connect-json";
   baseUrl: string;
   apiKey?: string;

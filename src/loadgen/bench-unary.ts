@@ -1,27 +1,66 @@
 // Unary calls for the bench, closed loop (N in flight) or open loop (N per
 // second): CreateDeployment or GetDeployment over native gRPC or Connect JSON.
-import { Agent } from "node:http";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { DeploymentService } from "../gen/modeldeploy/v1/deployment_service_pb.js";
-import { errorMessage } from "./api.js";
+// The clients are the lightest at hand (@grpc/grpc-js, and node:http posting
+// JSON), so that on a small machine the figure is the server's work, not the
+// load generator's.
+import { Agent, request } from "node:http";
+import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import {
+  CreateDeploymentRequestSchema,
+  CreateDeploymentResponseSchema,
+  GetDeploymentRequestSchema,
+} from "../gen/modeldeploy/v1/deployment_service_pb.js";
+import { DeploymentSchema } from "../gen/modeldeploy/v1/resources_pb.js";
 import type { UnaryJob, UnaryResult } from "./bench-jobs.js";
 
-type Deployments = Client<typeof DeploymentService>;
+type Call = (body: object) => Promise<void>;
 
-function clients(job: UnaryJob): Deployments[] {
-  const interceptors: Interceptor[] = job.apiKey
-    ? [(next) => (req) => {
-        req.header.set("authorization", `Bearer ${job.apiKey}`);
-        return next(req);
-      }]
-    : [];
-  if (job.protocol === "connect-json") {
-    const agent = new Agent({ keepAlive: true, maxSockets: job.connections });
-    return [createClient(DeploymentService, createConnectTransport({ baseUrl: job.baseUrl, httpVersion: "1.1", useBinaryFormat: false, interceptors, nodeOptions: { agent } }))];
-  }
-  // One HTTP/2 session per transport.
-  return Array.from({ length: job.connections }, () => createClient(DeploymentService, createGrpcTransport({ baseUrl: job.baseUrl, interceptors })));
+function grpcMethod<I extends DescMessage, O extends DescMessage>(name: string, input: I, output: O): grpc.MethodDefinition<MessageShape<I>, MessageShape<O>> {
+  return {
+    path: `/modeldeploy.v1.DeploymentService/${name}`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m) => Buffer.from(toBinary(input, m)),
+    requestDeserialize: (b) => fromBinary(input, b),
+    responseSerialize: (m) => Buffer.from(toBinary(output, m)),
+    responseDeserialize: (b) => fromBinary(output, b),
+  };
+}
+
+function grpcCaller(job: UnaryJob): Call {
+  const definition = job.method === "get"
+    ? grpcMethod("GetDeployment", GetDeploymentRequestSchema, DeploymentSchema)
+    : grpcMethod("CreateDeployment", CreateDeploymentRequestSchema, CreateDeploymentResponseSchema);
+  const schema = job.method === "get" ? GetDeploymentRequestSchema : CreateDeploymentRequestSchema;
+  const address = job.baseUrl.replace(/^https?:\/\//, "");
+  // A channel option that differs per client keeps grpc-js from sharing one connection.
+  const clients = Array.from({ length: job.connections }, (_, i) => new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc.bench_channel": i }));
+  const metadata = new grpc.Metadata();
+  if (job.apiKey) metadata.set("authorization", `Bearer ${job.apiKey}`);
+  let n = 0;
+  return (body) => new Promise((resolve, reject) => {
+    const client = clients[n++ % clients.length]!;
+    client.makeUnaryRequest(definition.path, definition.requestSerialize as (m: unknown) => Buffer, (b: Buffer) => b, create(schema, body as never), metadata, (err) => (err ? reject(new Error(`${grpc.status[err.code]}: ${err.details}`)) : resolve()));
+  });
+}
+
+function connectJsonCaller(job: UnaryJob): Call {
+  const agent = new Agent({ keepAlive: true, maxSockets: job.connections });
+  const url = new URL(`${job.baseUrl}/modeldeploy.v1.DeploymentService/${job.method === "get" ? "GetDeployment" : "CreateDeployment"}`);
+  const headers: Record<string, string> = { "content-type": "application/json", "connect-protocol-version": "1" };
+  if (job.apiKey) headers["authorization"] = `Bearer ${job.apiKey}`;
+  return (body) => new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const req = request(url, { method: "POST", agent, headers: { ...headers, "content-length": String(Buffer.byteLength(data)) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 300)}`))));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(data);
+  });
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -30,20 +69,17 @@ function percentile(sorted: number[], p: number): number {
 }
 
 export async function runUnary(job: UnaryJob): Promise<UnaryResult> {
-  const all = clients(job);
-  let n = 0;
+  const send = job.protocol === "grpc" ? grpcCaller(job) : connectJsonCaller(job);
   let seq = 0;
   const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
-  const call = (): Promise<unknown> => {
-    const c = all[n++ % all.length]!;
-    if (job.method === "get") return c.getDeployment({ name: job.name });
-    const replicas = job.replicas ?? 1;
-    return c.createDeployment({
-      model: { name: job.name, uri: "file:///bench/model.onnx" },
-      scaling: { minReplicas: replicas, maxReplicas: replicas },
-      suffix: `${run}-${seq++}`,
-    });
-  };
+  const replicas = job.replicas ?? 1;
+  const call = (): Promise<void> => job.method === "get"
+    ? send({ name: job.name })
+    : send({
+        model: { name: job.name, uri: "file:///bench/model.onnx" },
+        scaling: { minReplicas: replicas, maxReplicas: replicas },
+        suffix: `${run}-${seq++}`,
+      });
   let measuring = false;
   const latencies: number[] = [];
   let errors = 0;
@@ -56,7 +92,7 @@ export async function runUnary(job: UnaryJob): Promise<UnaryResult> {
     } catch (err) {
       if (measuring) {
         errors++;
-        firstError ||= errorMessage(err);
+        firstError ||= (err as Error).message.slice(0, 300);
       }
     }
   };
