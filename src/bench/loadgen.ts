@@ -26,9 +26,10 @@ export interface WatchLoad {
 /** Opens the streams; `opened` resolves once all have their snapshot, `result` once the next event reached them. */
 export function startWatchLoad(job: Omit<WatchJob, "kind">): WatchLoad {
   const proc = startProcess("loadgen-watch", process.execPath, [LOADGEN, JSON.stringify({ kind: "watch", ...job })]);
-  return {
-    proc,
-    opened: proc.json<WatchOpen>((o) => "open" in o, 300_000),
-    result: proc.json<{ result: WatchResult }>((o) => "result" in o, 300_000 + job.timeoutMs).then((r) => r.result),
-  };
+  const opened = proc.json<WatchOpen>((o) => "open" in o, 300_000);
+  const result = proc.json<{ result: WatchResult }>((o) => "result" in o, 300_000 + job.timeoutMs).then((r) => r.result);
+  // Whoever awaits them sees a failure; one not awaited (after an earlier error) must not crash the bench.
+  opened.catch(() => {});
+  result.catch(() => {});
+  return { proc, opened, result };
 }

@@ -36,6 +36,17 @@ export interface BenchReport {
   error?: string;
 }
 
+/** A figure that fails is reported as a MISSED row and the run goes on. */
+async function guard(rows: ResultRow[], id: string, figure: string, fn: () => Promise<ResultRow[]>): Promise<void> {
+  try {
+    rows.push(...await fn());
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log(`figure ${id} failed: ${message}`);
+    rows.push({ id, figure, measures: [], baseline: "", baselineMeasures: [], goal: { text: "runs", actual: NaN, shown: "failed", ok: false }, notes: `failed: ${message.split("\n")[0]!.slice(0, 400)}` });
+  }
+}
+
 const log = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 
 async function withSystem<T>(o: BenchOptions, rawDb: BenchDatabase, fn: (ctx: FigureContext) => Promise<T>): Promise<T> {
@@ -65,13 +76,15 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
         const worker = await ctx.system.startWorker({ runtime: "noop" });
         try {
           await ctx.system.waitForPulls(1);
-          if (wants(o, "2") || wants(o, "3")) rows.push(...await readFigures(ctx, { grpc: wants(o, "2"), connect: wants(o, "3") }));
-          if (wants(o, "5")) rows.push(await dispatchFigure(ctx));
-          if (wants(o, "6")) rows.push(await fanoutFigure(ctx));
+          if (wants(o, "2") || wants(o, "3")) await guard(rows, "2", "GetDeployment reads", () => readFigures(ctx, { grpc: wants(o, "2"), connect: wants(o, "3") }));
+          if (wants(o, "5")) await guard(rows, "5", "dispatch latency", async () => [await dispatchFigure(ctx)]);
+          if (wants(o, "6")) await guard(rows, "6", "watch fan-out", async () => [await fanoutFigure(ctx)]);
           if (wants(o, "1")) {
-            const r = await createFigure(ctx);
-            createRate = r.createRate;
-            rows.unshift(r.row);
+            await guard(rows, "1", "CreateDeployment", async () => {
+              const r = await createFigure(ctx);
+              createRate = r.createRate;
+              return [r.row];
+            });
           }
         } finally {
           await worker.stop();
@@ -81,19 +94,19 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
     // Stage B: a fresh system, for a queue that starts empty.
     if (["4", "7", "8", "9"].some((id) => wants(o, id))) {
       await withSystem(o, rawDb, async (ctx) => {
-        if (wants(o, "4")) rows.push(...await drainFigures(ctx, createRate));
+        if (wants(o, "4")) await guard(rows, "4", "queue → worker drain", () => drainFigures(ctx, createRate));
         if (wants(o, "7") || wants(o, "8")) {
           const runtime = await ctx.system.startRuntime();
           const worker = await ctx.system.startWorker({ runtime: "local", controlUrl: runtime.controlUrl });
           try {
             await ctx.system.waitForPulls(1);
-            rows.push(...await lifecycleFigures(ctx, model, { running: wants(o, "7"), deleted: wants(o, "8") }));
+            await guard(rows, "7", "create → RUNNING / delete → DELETED", () => lifecycleFigures(ctx, model, { running: wants(o, "7"), deleted: wants(o, "8") }));
           } finally {
             await worker.stop();
             await runtime.proc.stop();
           }
         }
-        if (wants(o, "9")) rows.push(...await idleRssFigures(ctx, model));
+        if (wants(o, "9")) await guard(rows, "9", "idle RSS", () => idleRssFigures(ctx, model));
       });
     }
   } finally {

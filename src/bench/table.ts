@@ -48,6 +48,7 @@ export function goalBoth(a: Goal, b: Goal): Goal {
 }
 
 export function fmt(n: number, digits = 0): string {
+  if (n === Infinity) return "∞";
   if (!Number.isFinite(n)) return "n/a";
   return n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }

@@ -48,13 +48,17 @@ export interface WatchJob {
 export interface WatchOpen {
   open: number;
   failed: number;
+  firstError: string;
 }
 
 /** Printed once every open stream saw the next event (or at the timeout). */
 export interface WatchResult {
   /** Arrival times of the first event after the snapshot, ms since the epoch (sub-ms precision). */
   arrivals: number[];
+  /** Open streams that never saw the event (lost: of those, the ones that failed). */
   missing: number;
+  lost: number;
+  lostError: string;
 }
 
 export type BenchJob = UnaryJob | WatchJob;

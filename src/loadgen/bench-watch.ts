@@ -4,6 +4,7 @@
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { DeploymentService } from "../gen/modeldeploy/v1/deployment_service_pb.js";
+import { errorMessage, statusName } from "./api.js";
 import type { WatchJob, WatchOpen, WatchResult } from "./bench-jobs.js";
 
 const now = () => performance.timeOrigin + performance.now();
@@ -20,43 +21,72 @@ export async function runWatch(job: WatchJob, onOpen: (open: WatchOpen) => void)
   const arrivals: number[] = [];
   let opened = 0;
   let failed = 0;
+  let firstError = "";
+  /** Streams that failed after their snapshot. */
+  let lost = 0;
+  let lostError = "";
   let allOpen: () => void = () => {};
   const allOpened = new Promise<void>((r) => (allOpen = r));
   let allArrived: () => void = () => {};
   const arrived = new Promise<void>((r) => (allArrived = r));
   const settle = () => {
     if (opened + failed === job.streams) allOpen();
-    if (arrivals.length + failed === job.streams) allArrived();
+    if (arrivals.length + failed + lost === job.streams) allArrived();
+  };
+  // At most 200 opens in flight, each retried while the server sheds load
+  // (UNAVAILABLE, RESOURCE_EXHAUSTED), as a client would.
+  let opening = 0;
+  const slots: (() => void)[] = [];
+  const slot = async () => {
+    while (opening >= 200) await new Promise<void>((r) => slots.push(r));
+    opening++;
+  };
+  const release = () => {
+    opening--;
+    slots.shift()?.();
   };
   const one = async (i: number) => {
+    await slot();
     let first = true;
-    try {
-      for await (const _ of clients[i % clients.length]!.watchDeployment({ name: job.name }, { signal: ac.signal })) {
-        if (first) {
-          first = false;
-          opened++;
-        } else {
-          arrivals.push(now());
+    for (let attempt = 1; first; attempt++) {
+      try {
+        for await (const _ of clients[i % clients.length]!.watchDeployment({ name: job.name }, { signal: ac.signal })) {
+          if (first) {
+            first = false;
+            opened++;
+            release();
+          } else {
+            arrivals.push(now());
+            break;
+          }
+          settle();
+        }
+        break;
+      } catch (err) {
+        if (!first) {
+          lost++;
+          lostError ||= errorMessage(err);
           break;
         }
-        settle();
+        const code = statusName(err);
+        if (attempt < 10 && (code === "UNAVAILABLE" || code === "RESOURCE_EXHAUSTED")) {
+          await new Promise((r) => setTimeout(r, 50 * attempt));
+          continue;
+        }
+        failed++;
+        firstError ||= errorMessage(err);
+        release();
+        break;
       }
-    } catch {
-      if (first) failed++;
     }
     settle();
   };
-  // Opened in waves, so the server is not handed 10,000 stream opens at once.
-  const streams: Promise<void>[] = [];
-  for (let i = 0; i < job.streams; i++) {
-    streams.push(one(i));
-    if (i % 200 === 199) await new Promise((r) => setTimeout(r, 5));
-  }
+  for (let i = 0; i < job.streams; i++) void one(i);
   await allOpened;
-  onOpen({ open: opened, failed });
+  onOpen({ open: opened, failed, firstError });
   const timer = setTimeout(allArrived, job.timeoutMs);
   await arrived;
   clearTimeout(timer);
   ac.abort();
-  return { arrivals, missing: opened - arrivals.length };
+  return { arrivals, missing: opened - arrivals.length, lost, lostError };
 }
