@@ -21,7 +21,7 @@ import { readFigures } from "./figures/reads.js";
 import { describeMachine, formatMachine, type Machine } from "./machine.js";
 import { writeSampleModel } from "./model-server.js";
 import { parseOptions, wants, type BenchOptions } from "./options.js";
-import { stopAll } from "./processes.js";
+import { exitOnSignals, stopAll } from "./processes.js";
 import { createBenchDatabase, createBenchSystem, type BenchDatabase, type BenchSystem } from "./services.js";
 import { allGoalsMet, formatTable, verdict, type ResultRow } from "./table.js";
 
@@ -117,9 +117,10 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
 
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
+  exitOnSignals();
   const started = Date.now();
   const machine = await describeMachine(o.databaseUrl, o.natsUrl);
-  process.stdout.write(`modeldeploy bench, ${o.quick ? "quick" : "full"} mode, ${new Date(started).toISOString()}\n${formatMachine(machine)}\n\n`);
+  process.stdout.write(`modeldeploy bench, ${o.quick ? "quick" : "full"} mode, ${new Date(started).toISOString()}\n${formatMachine(machine)}\nJSON: ${o.jsonPath}\n\n`);
   const rows: ResultRow[] = [];
   let error: unknown;
   try {

@@ -24,14 +24,18 @@ export interface Proc {
 }
 
 const live = new Set<ChildProcess>();
-let handlersInstalled = false;
+let exitHandler = false;
 
-function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
+function killOnExit(): void {
+  if (exitHandler) return;
+  exitHandler = true;
   process.on("exit", () => {
     for (const c of live) c.kill("SIGKILL");
   });
+}
+
+/** For the bench's own process: a signal exits, and the exit handler kills every child. */
+export function exitOnSignals(): void {
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(signal, () => {
       process.stderr.write(`bench: ${signal}, stopping every process it started\n`);
@@ -46,7 +50,7 @@ export function rssOf(pid: number): number {
 }
 
 export function startProcess(name: string, file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Proc {
-  installHandlers();
+  killOnExit();
   const child = spawn(file, [...args], { env, stdio: ["pipe", "pipe", "pipe"] });
   if (child.pid === undefined) throw new Error(`could not start ${name}`);
   live.add(child);
