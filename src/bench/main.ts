@@ -22,7 +22,7 @@ import { describeMachine, formatMachine, type Machine } from "./machine.js";
 import { writeSampleModel } from "./model-server.js";
 import { parseOptions, wants, type BenchOptions } from "./options.js";
 import { exitOnSignals, stopAll } from "./processes.js";
-import { createBenchDatabase, createBenchSystem, type BenchDatabase, type BenchSystem } from "./services.js";
+import { cleanupAll, createBenchDatabase, createBenchSystem, type BenchDatabase, type BenchSystem } from "./services.js";
 import { allGoalsMet, formatTable, verdict, type ResultRow } from "./table.js";
 
 export interface BenchReport {
@@ -117,7 +117,10 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
 
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
-  exitOnSignals();
+  exitOnSignals(async () => {
+    await stopAll();
+    await cleanupAll();
+  });
   const started = Date.now();
   const machine = await describeMachine(o.databaseUrl, o.natsUrl);
   process.stdout.write(`modeldeploy bench, ${o.quick ? "quick" : "full"} mode, ${new Date(started).toISOString()}\n${formatMachine(machine)}\nJSON: ${o.jsonPath}\n\n`);

@@ -34,12 +34,23 @@ function killOnExit(): void {
   });
 }
 
-/** For the bench's own process: a signal exits, and the exit handler kills every child. */
-export function exitOnSignals(): void {
+/**
+ * For the bench's own process: a signal runs cleanup (stop the children,
+ * drop what was created; at most 15 s) and exits; a second signal exits at
+ * once. The exit handler kills any child still there.
+ */
+export function exitOnSignals(cleanup: () => Promise<void>): void {
+  let stopping = false;
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(signal, () => {
-      process.stderr.write(`bench: ${signal}, stopping every process it started\n`);
-      process.exit(130);
+      if (stopping) process.exit(130);
+      stopping = true;
+      process.stderr.write(`bench: ${signal}, stopping every process it started and dropping its databases\n`);
+      const timer = setTimeout(() => process.exit(130), 15_000);
+      void cleanup().finally(() => {
+        clearTimeout(timer);
+        process.exit(130);
+      });
     });
   }
 }

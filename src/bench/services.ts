@@ -35,6 +35,23 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** What is still to be dropped (databases, streams), for a bench cut short by a signal. */
+const pending = new Set<() => Promise<void>>();
+
+export async function cleanupAll(): Promise<void> {
+  await Promise.all([...pending].map((f) => f().catch(() => {})));
+}
+
+function once(f: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  const run = () => {
+    pending.delete(run);
+    return (done ??= f());
+  };
+  pending.add(run);
+  return run;
+}
+
 export interface BenchDatabase {
   url: string;
   db: Db;
@@ -52,18 +69,15 @@ export async function createBenchDatabase(adminUrl: string): Promise<BenchDataba
   u.pathname = `/${name}`;
   const url = u.toString();
   const db = createDb({ url, poolMax: 4, connectTimeoutMs: 5000 });
+  const drop = once(async () => {
+    await db.destroy().catch(() => {});
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    await c.query(`drop database if exists ${name} with (force)`);
+    await c.end();
+  });
   await migrateToLatest(db);
-  return {
-    url,
-    db,
-    async drop() {
-      await db.destroy().catch(() => {});
-      const c = new pg.Client({ connectionString: adminUrl });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
-    },
-  };
+  return { url, db, drop };
 }
 
 export interface Api {
@@ -154,13 +168,13 @@ export async function createBenchSystem(o: { adminUrl: string; natsUrl: string }
         await new Promise((r) => setTimeout(r, 50));
       }
     },
-    async close() {
+    close: once(async () => {
       const jsm = await jetstreamManager(nc);
       await jsm.streams.delete(stream).catch(() => {});
       await nc.drain().catch(() => {});
       await database.drop();
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    },
+    }),
   };
   return system;
 }

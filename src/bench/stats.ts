@@ -14,7 +14,8 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-/** figure / baseline; NaN when either is missing or the baseline is 0. */
+/** figure / baseline; NaN when either is missing or the baseline is 0 (∞ for a figure that is ∞). */
 export function ratio(figure: number, baseline: number): number {
-  return Number.isFinite(figure) && Number.isFinite(baseline) && baseline !== 0 ? figure / baseline : NaN;
+  if (Number.isNaN(figure) || !Number.isFinite(baseline) || baseline <= 0) return NaN;
+  return figure / baseline;
 }

@@ -22,6 +22,7 @@ describe("bench stats", () => {
     expect(ratio(90, 100)).toBeCloseTo(0.9);
     expect(ratio(1, 0)).toBeNaN();
     expect(ratio(NaN, 1)).toBeNaN();
+    expect(ratio(Infinity, 2)).toBe(Infinity);
   });
 
   it("alternates figure and baseline, then takes medians", async () => {
