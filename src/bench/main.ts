@@ -36,6 +36,17 @@ export interface BenchReport {
   error?: string;
 }
 
+/** A URL without its password, for the JSON file. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "?";
+  }
+}
+
 /** A figure that fails is reported as a MISSED row and the run goes on. */
 async function guard(rows: ResultRow[], id: string, figure: string, fn: () => Promise<ResultRow[]>): Promise<void> {
   try {
@@ -140,7 +151,7 @@ async function main(): Promise<number> {
     seconds: (Date.now() - started) / 1000,
     mode: o.quick ? "quick" : "full",
     machine,
-    settings: { ...o, only: [...o.only] },
+    settings: { ...o, databaseUrl: redact(o.databaseUrl), natsUrl: redact(o.natsUrl), only: [...o.only] },
     rows: rows.map((r) => ({ ...r, verdict: verdict(r) })),
     allGoalsMet: !error && allGoalsMet(rows),
     ...(error ? { error: error instanceof Error ? (error.stack ?? error.message) : String(error) } : {}),
