@@ -158,7 +158,8 @@ async function main(): Promise<number> {
   };
   process.stdout.write(formatTable(rows) + "\n\n");
   mkdirSync(path.dirname(o.jsonPath), { recursive: true });
-  writeFileSync(o.jsonPath, JSON.stringify(report, null, 2) + "\n");
+  // JSON has no ∞ (a stream that never got its event): written as the string "Infinity".
+  writeFileSync(o.jsonPath, JSON.stringify(report, (_k, v: unknown) => (v === Infinity ? "Infinity" : v), 2) + "\n");
   process.stdout.write(`${rows.filter((r) => verdict(r) === "MISSED").length} goal(s) missed; ${report.seconds.toFixed(0)} s; JSON: ${o.jsonPath}\n`);
   if (error) {
     process.stderr.write(`bench failed: ${report.error}\n`);
