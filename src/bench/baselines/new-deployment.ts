@@ -2,7 +2,7 @@
 // deployment, its first revision and its deploy task, for the tight loops.
 import { modelFromPb, resourcesFromPb } from "../../api/convert.js";
 import type { NewDeployment } from "../../db/create-deployment.js";
-import { newId, newSuffix } from "../../domain/ids.js";
+import { newId } from "../../domain/ids.js";
 import { emptyProgress, type Deployment, type Task } from "../../domain/types.js";
 
 export function newDeploymentRows(o: { workspace: string; modelName: string; replicas: number }): NewDeployment {
@@ -13,7 +13,8 @@ export function newDeploymentRows(o: { workspace: string; modelName: string; rep
   model.name = o.modelName;
   model.uri = "file:///bench/model.onnx";
   const resources = resourcesFromPb(undefined);
-  const name = `${o.modelName.replace(/^.*\//, "")}-${newSuffix()}`;
+  // The uid as suffix: a tight loop draws suffixes faster than newSuffix() keeps them apart.
+  const name = `${o.modelName.replace(/^.*\//, "")}-${uid.toLowerCase()}`;
   const deployment: Deployment = {
     uid, workspace: o.workspace, name, state: "PENDING", model, resources,
     scaling: { minReplicas: o.replicas, maxReplicas: o.replicas },

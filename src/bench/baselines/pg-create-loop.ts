@@ -15,7 +15,8 @@ async function loop(ms: number): Promise<number> {
   let n = 0;
   await Promise.all(Array.from({ length: args.concurrency }, async () => {
     while (performance.now() < end) {
-      await insertNewDeployments(db, [newDeploymentRows({ workspace: "bench", modelName: "bench/rawcreate", replicas: 1 })]);
+      const [result] = await insertNewDeployments(db, [newDeploymentRows({ workspace: "bench", modelName: "bench/rawcreate", replicas: 1 })]);
+      if (result === "NAME_TAKEN") throw new Error("a pg-create-loop deployment name was taken");
       n++;
     }
   }));

@@ -16,7 +16,10 @@ import { finish, scriptArgs } from "./script.js";
 const args = scriptArgs<{ url: string; tasks: number; concurrency: number }>();
 const db = createDb({ url: args.url, poolMax: 10, connectTimeoutMs: 5000 });
 const items = Array.from({ length: args.tasks }, () => newDeploymentRows({ workspace: "bench", modelName: "bench/rawdrain", replicas: 1 }));
-for (let i = 0; i < items.length; i += 200) await insertNewDeployments(db, items.slice(i, i + 200));
+for (let i = 0; i < items.length; i += 200) {
+  const results = await insertNewDeployments(db, items.slice(i, i + 200));
+  if (results.includes("NAME_TAKEN")) throw new Error("a task-writes-loop deployment name was taken");
+}
 
 const changes = createAttemptChangeWriter(db);
 const driver = createNoopDriver();
