@@ -1,8 +1,12 @@
-// Bearer API keys → principal (workspace + scopes). Lookups are cached briefly
-// so that auth costs no database round trip on the hot path.
+// Bearer API keys → principal (workspace + scopes). A verified key is cached
+// for a short, fixed time so that the hot path costs neither a database round
+// trip nor a hash: the cache is keyed by the key itself (the hash input) and
+// bounded (least recently used out first). Revocation takes effect within
+// cacheTtlMs: an entry expires that long after its key was verified, however
+// often it is used meanwhile. Unknown keys are never cached.
 import { Code } from "@connectrpc/connect";
 import type { Db } from "../db/connect.js";
-import { findPrincipalByKey, hashApiKey } from "../db/api-keys.js";
+import { findPrincipalByKey } from "../db/api-keys.js";
 import type { Principal, Scope } from "../domain/types.js";
 import { apiError } from "./errors.js";
 
@@ -10,35 +14,62 @@ export interface Authenticator {
   authenticate(headers: Headers, scope: Scope): Promise<Principal>;
 }
 
-export function createAuthenticator(db: Db, options: { cacheTtlMs?: number; cacheMax?: number } = {}): Authenticator {
+export interface AuthenticatorOptions {
+  /** How long a verified key is trusted without asking the database: the bound on a revocation's delay. */
+  cacheTtlMs?: number;
+  /** Verified keys kept at once. */
+  cacheMax?: number;
+}
+
+/** Keys longer than this are never looked up (ours are 47 characters). */
+const maxKeyLength = 256;
+const bearer = /^Bearer\s+(\S+)\s*$/i;
+
+interface Verified {
+  principal: Principal;
+  expires: number;
+}
+
+export function createAuthenticator(db: Db, options: AuthenticatorOptions = {}): Authenticator {
   const ttl = options.cacheTtlMs ?? 10_000;
-  const max = options.cacheMax ?? 10_000;
-  const cache = new Map<string, { principal: Principal; expires: number }>();
+  const max = Math.max(1, options.cacheMax ?? 10_000);
+  // A Map iterates in insertion order: re-inserting on use makes it an LRU.
+  const cache = new Map<string, Verified>();
+
+  const verify = async (key: string, now: number): Promise<Principal> => {
+    let entry = cache.get(key);
+    if (entry !== undefined && entry.expires > now) {
+      cache.delete(key);
+      cache.set(key, entry);
+      return entry.principal;
+    }
+    const found = key.length <= maxKeyLength ? await findPrincipalByKey(db, key) : undefined;
+    if (!found) {
+      cache.delete(key);
+      throw apiError(Code.Unauthenticated, "unknown or revoked API key", { reason: "API_KEY_INVALID" });
+    }
+    entry = { principal: found, expires: now + ttl };
+    cache.delete(key);
+    cache.set(key, entry);
+    if (cache.size > max) cache.delete(cache.keys().next().value!);
+    return found;
+  };
+
   return {
     async authenticate(headers, scope) {
       const header = headers.get("authorization");
-      const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+      const match = header ? bearer.exec(header) : null;
       if (!match) {
         throw apiError(Code.Unauthenticated, "missing API key: send the header `authorization: Bearer <key>` (create a key with `npx modeldeploy keys create`)", { reason: "API_KEY_MISSING" });
       }
-      const key = match[1]!;
-      const hash = hashApiKey(key);
-      const now = Date.now();
-      let principal = cache.get(hash);
-      if (!principal || principal.expires < now) {
-        const found = key.length <= 256 ? await findPrincipalByKey(db, key) : undefined;
-        if (!found) throw apiError(Code.Unauthenticated, "unknown or revoked API key", { reason: "API_KEY_INVALID" });
-        if (cache.size >= max) cache.clear();
-        principal = { principal: found, expires: now + ttl };
-        cache.set(hash, principal);
-      }
-      if (!principal.principal.scopes.includes(scope)) {
+      const principal = await verify(match[1]!, Date.now());
+      if (!principal.scopes.includes(scope)) {
         throw apiError(Code.PermissionDenied, `this API key lacks the scope ${scope}`, {
           reason: "SCOPE_MISSING",
-          metadata: { requiredScope: scope, keyScopes: principal.principal.scopes.join(",") },
+          metadata: { requiredScope: scope, keyScopes: principal.scopes.join(",") },
         });
       }
-      return principal.principal;
+      return principal;
     },
   };
 }

@@ -1,20 +1,18 @@
 import { sql } from "kysely";
 import type { DeploymentState } from "../domain/types.js";
-import type { Db } from "./connect.js";
+import { executePreparedSql, type Db } from "./connect.js";
 import type { DeploymentRow } from "./database.js";
 import type { Executor } from "./executor.js";
 
+// The hottest read (every GetDeployment): fixed text, so no query is built
+// or compiled per call, run as a prepared statement.
+const findByNameSql =
+  `select * from deployments where workspace = $1 and name = $2 order by state = 'DELETED', create_time desc limit 1`;
+
 /** The live deployment of that name, else the most recent deleted one. */
 export async function findDeploymentByName(db: Executor, workspace: string, name: string): Promise<DeploymentRow | undefined> {
-  return db
-    .selectFrom("deployments")
-    .selectAll()
-    .where("workspace", "=", workspace)
-    .where("name", "=", name)
-    .orderBy(sql`state = 'DELETED'`)
-    .orderBy("create_time", "desc")
-    .limit(1)
-    .executeTakeFirst();
+  const rows = await executePreparedSql<DeploymentRow>(db, findByNameSql, [workspace, name]);
+  return rows[0];
 }
 
 export async function findDeploymentByUid(db: Executor, uid: string): Promise<DeploymentRow | undefined> {
