@@ -5,13 +5,15 @@
 // cacheTtlMs: an entry expires that long after its key was verified, however
 // often it is used meanwhile. Unknown keys are never cached.
 import { Code } from "@connectrpc/connect";
-import type { Db } from "../db/connect.js";
+import type { CallScope } from "../db/call-scope.js";
+import { dbForCall, type Db } from "../db/connect.js";
 import { findPrincipalByKey } from "../db/api-keys.js";
 import type { Principal, Scope } from "../domain/types.js";
 import { apiError } from "./errors.js";
 
 export interface Authenticator {
-  authenticate(headers: Headers, scope: Scope): Promise<Principal>;
+  /** `call`: the call being authenticated; a lookup's wait for a connection ends with it. */
+  authenticate(headers: Headers, scope: Scope, call?: CallScope): Promise<Principal>;
 }
 
 export interface AuthenticatorOptions {
@@ -36,14 +38,14 @@ export function createAuthenticator(db: Db, options: AuthenticatorOptions = {}):
   // A Map iterates in insertion order: re-inserting on use makes it an LRU.
   const cache = new Map<string, Verified>();
 
-  const verify = async (key: string, now: number): Promise<Principal> => {
+  const verify = async (key: string, now: number, call: CallScope | undefined): Promise<Principal> => {
     let entry = cache.get(key);
     if (entry !== undefined && entry.expires > now) {
       cache.delete(key);
       cache.set(key, entry);
       return entry.principal;
     }
-    const found = key.length <= maxKeyLength ? await findPrincipalByKey(db, key) : undefined;
+    const found = key.length <= maxKeyLength ? await findPrincipalByKey(call ? dbForCall(db, call) : db, key) : undefined;
     if (!found) {
       cache.delete(key);
       throw apiError(Code.Unauthenticated, "unknown or revoked API key", { reason: "API_KEY_INVALID" });
@@ -56,13 +58,13 @@ export function createAuthenticator(db: Db, options: AuthenticatorOptions = {}):
   };
 
   return {
-    async authenticate(headers, scope) {
+    async authenticate(headers, scope, call) {
       const header = headers.get("authorization");
       const match = header ? bearer.exec(header) : null;
       if (!match) {
         throw apiError(Code.Unauthenticated, "missing API key: send the header `authorization: Bearer <key>` (create a key with `npx modeldeploy keys create`)", { reason: "API_KEY_MISSING" });
       }
-      const principal = await verify(match[1]!, Date.now());
+      const principal = await verify(match[1]!, Date.now(), call);
       if (!principal.scopes.includes(scope)) {
         throw apiError(Code.PermissionDenied, `this API key lacks the scope ${scope}`, {
           reason: "SCOPE_MISSING",

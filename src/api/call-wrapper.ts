@@ -1,7 +1,6 @@
 // Per-call plumbing shared by both transports: request ids, error
-// translation, the call's scope for the database (its abort signal, so that
-// waits for a connection end with the call), the caller's deadline, and one
-// structured log line per call. It wraps a connect-es ServiceImpl and returns
+// translation, the caller's deadline, and one structured log line per call.
+// (The impls pass the call to the database themselves: dbForCall.) It wraps a connect-es ServiceImpl and returns
 // one of the same type, so the gRPC (grpc-js) and the Connect/gRPC-Web
 // (connect-node) servers run exactly the same code.
 import { randomUUID } from "node:crypto";
@@ -14,7 +13,6 @@ import {
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import { runInCallScope, type CallScope } from "../db/call-scope.js";
 import { RequestInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../log.js";
 import { codeName, toConnectError } from "./errors.js";
@@ -204,15 +202,6 @@ export function logRejectedCall(
   });
 }
 
-/** The call as the db layer sees it; ctx.signal is read only when the db layer must wait. */
-function callScopeOf(ctx: HandlerContext): CallScope {
-  return {
-    get signal() {
-      return ctx.signal;
-    },
-  };
-}
-
 /**
  * `work`, or the signal's reason as soon as it aborts. connect-node awaits
  * the impl whatever the deadline; a call must end by its deadline even when
@@ -246,7 +235,7 @@ function wrapUnary(method: DescMethod, fn: AnyFn, opts: WrapOptions): AnyFn {
     const started = performance.now();
     const requestId = beginCall(ctx);
     try {
-      const work = Promise.resolve(runInCallScope(callScopeOf(ctx), () => fn(req, ctx)));
+      const work = Promise.resolve(fn(req, ctx));
       // Only a call with a deadline is raced (a cancelled one has nobody to answer).
       const res = await (ctx.timeoutMs() === undefined ? work : untilAborted(work, ctx.signal));
       logCall(logger, method, ctx, requestId, started, undefined);
@@ -279,7 +268,6 @@ class AbortableReader<T> {
     private readonly it: AsyncIterator<T>,
     private readonly ctx: HandlerContext,
     private readonly shutdown: AbortSignal | undefined,
-    private readonly scope: CallScope,
   ) {
     if (ctx.signal.aborted) this.onCancel();
     else if (shutdown?.aborted === true) this.onShutdown();
@@ -293,8 +281,7 @@ class AbortableReader<T> {
     if (this.abortedWith !== undefined) return Promise.reject(this.abortedWith);
     return new Promise<IteratorResult<T>>((resolve, reject) => {
       this.rejectPending = reject;
-      // An async generator runs in the context of whoever calls next().
-      runInCallScope(this.scope, () => this.it.next()).then(resolve, reject);
+      this.it.next().then(resolve, reject);
     });
   }
 
@@ -322,10 +309,9 @@ function wrapServerStreaming(method: DescMethod, fn: AnyFn, opts: WrapOptions): 
     let it: AsyncIterator<unknown> | undefined;
     let reader: AbortableReader<unknown> | undefined;
     try {
-      const scope = callScopeOf(ctx);
-      const iterable = runInCallScope(scope, () => fn(req, ctx)) as AsyncIterable<unknown>;
+      const iterable = fn(req, ctx) as AsyncIterable<unknown>;
       it = iterable[Symbol.asyncIterator]();
-      reader = new AbortableReader(it, ctx, shutdownSignal, scope);
+      reader = new AbortableReader(it, ctx, shutdownSignal);
       for (;;) {
         const r = await reader.next();
         if (r.done === true) {

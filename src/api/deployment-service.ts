@@ -2,6 +2,7 @@
 // grpc-js and the connect-node transports.
 import { create } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { dbForCall } from "../db/connect.js";
 import { findDeploymentByName, listDeployments } from "../db/deployments.js";
 import { toDeployment, toTask } from "../db/mappers.js";
 import { findTaskInWorkspace, latestTaskOfKinds } from "../db/tasks.js";
@@ -12,7 +13,7 @@ import {
 import {
   deploymentStateFromPb, deploymentToPb, eventToPb, modelFromPb, resourcesFromPb, taskToPb,
 } from "./convert.js";
-import type { ApiDeps } from "./deps.js";
+import { depsForCall, type ApiDeps } from "./deps.js";
 import { apiError } from "./errors.js";
 import { createDeployment, invalid, notFound } from "./mutations.js";
 import { decodePageToken, encodePageToken, parseLabelSelector } from "./paging.js";
@@ -36,13 +37,14 @@ export function requireTaskId(id: string): string {
 }
 
 export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof DeploymentService> {
-  const read = (ctx: HandlerContext) => deps.auth.authenticate(ctx.requestHeader, "deployments:read");
-  const write = (ctx: HandlerContext) => deps.auth.authenticate(ctx.requestHeader, "deployments:write");
+  // Every database wait of a call ends with the call (its ctx.signal): dbForCall.
+  const read = (ctx: HandlerContext) => deps.auth.authenticate(ctx.requestHeader, "deployments:read", ctx);
+  const write = (ctx: HandlerContext) => deps.auth.authenticate(ctx.requestHeader, "deployments:write", ctx);
 
   return {
     async createDeployment(req, ctx) {
       const principal = await write(ctx);
-      const { deployment, task } = await createDeployment(deps, principal, {
+      const { deployment, task } = await createDeployment(depsForCall(deps, ctx), principal, {
         model: modelFromPb(req.model),
         resources: resourcesFromPb(req.resources),
         scaling: req.scaling ? { minReplicas: req.scaling.minReplicas, maxReplicas: req.scaling.maxReplicas } : { minReplicas: 1, maxReplicas: 1 },
@@ -50,14 +52,14 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
         labels: { ...req.labels },
         requestId: req.requestId.trim(),
         progressDeadlineSeconds: req.progressDeadlineSeconds,
-      });
+      }, ctx);
       return create(CreateDeploymentResponseSchema, { deployment: deploymentToPb(deployment), task: taskToPb(task) });
     },
 
     async getDeployment(req, ctx) {
       const principal = await read(ctx);
       const name = requireName(req.name);
-      const row = await findDeploymentByName(deps.db, principal.workspace, name);
+      const row = await findDeploymentByName(dbForCall(deps.db, ctx), principal.workspace, name);
       if (!row) throw notFound(name);
       return deploymentToPb(toDeployment(row));
     },
@@ -75,7 +77,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
       const labels = parseLabelSelector(req.labelSelector);
       const filter = JSON.stringify({ states: [...states].sort(), labels });
       const afterUid = req.pageToken ? decodePageToken(req.pageToken, filter) : undefined;
-      const rows = await listDeployments(deps.db, { workspace: principal.workspace, states, labels, afterUid, limit: pageSize + 1 });
+      const rows = await listDeployments(dbForCall(deps.db, ctx), { workspace: principal.workspace, states, labels, afterUid, limit: pageSize + 1 });
       const page = rows.slice(0, pageSize);
       const nextPageToken = rows.length > pageSize ? encodePageToken(page[page.length - 1]!.uid, filter) : "";
       return create(ListDeploymentsResponseSchema, { deployments: page.map((r) => deploymentToPb(toDeployment(r))), nextPageToken });
@@ -84,7 +86,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
     async getDeploymentTask(req, ctx) {
       const principal = await read(ctx);
       const id = requireTaskId(req.taskId);
-      const row = await findTaskInWorkspace(deps.db, principal.workspace, id);
+      const row = await findTaskInWorkspace(dbForCall(deps.db, ctx), principal.workspace, id);
       if (!row) throw apiError(Code.NotFound, `task "${id}" not found`, { reason: "TASK_NOT_FOUND", metadata: { taskId: id } });
       return taskToPb(toTask(row));
     },
@@ -92,9 +94,10 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
     async getDeploymentStatus(req, ctx) {
       const principal = await read(ctx);
       const name = requireName(req.name);
-      const dep = await findDeploymentByName(deps.db, principal.workspace, name);
+      const db = dbForCall(deps.db, ctx);
+      const dep = await findDeploymentByName(db, principal.workspace, name);
       if (!dep) throw notFound(name);
-      const row = await latestTaskOfKinds(deps.db, dep.uid, ["DEPLOY", "UPDATE", "SCALE", "ROLLBACK"]);
+      const row = await latestTaskOfKinds(db, dep.uid, ["DEPLOY", "UPDATE", "SCALE", "ROLLBACK"]);
       if (!row) throw apiError(Code.NotFound, `deployment "${name}" has no deploy task`, { reason: "TASK_NOT_FOUND", metadata: { name } });
       return taskToPb(toTask(row));
     },

@@ -1,4 +1,5 @@
-import type { Db } from "../db/connect.js";
+import type { CallScope } from "../db/call-scope.js";
+import { dbForCall, type Db } from "../db/connect.js";
 import type { NewDeployment, NewDeploymentResult } from "../db/create-deployment.js";
 import type { WriteCoalescer } from "../db/write-coalescer.js";
 import type { EventSink } from "../db/transact.js";
@@ -25,4 +26,9 @@ export interface ApiDeps {
   limits: ValidationLimits;
   defaultProgressDeadlineSeconds: number;
   logger: Logger;
+}
+
+/** `deps` for the work of one call: its database waits end with the call (dbForCall). */
+export function depsForCall(deps: ApiDeps, call: CallScope): ApiDeps {
+  return { ...deps, db: dbForCall(deps.db, call) };
 }

@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { sql } from "kysely";
+import type { CallScope } from "../db/call-scope.js";
 import { applyChange } from "../db/changes.js";
 import { findDeploymentByName, findDeploymentByUid, lockDeployment } from "../db/deployments.js";
 import { taskToRow, toDeployment, toTask } from "../db/mappers.js";
@@ -62,7 +63,8 @@ function isUniqueViolation(err: unknown, constraint: string): boolean {
   return e?.code === "23505" && e.constraint === constraint;
 }
 
-export async function createDeployment(deps: ApiDeps, principal: Principal, input: CreateInput): Promise<{ deployment: Deployment; task: Task }> {
+/** `deps` as depsForCall gives them; `call`: whose abort takes a waiting write out of the batch queue. */
+export async function createDeployment(deps: ApiDeps, principal: Principal, input: CreateInput, call?: CallScope): Promise<{ deployment: Deployment; task: Task }> {
   const violations = [...validateSpec(input, deps.catalog, deps.limits), ...validateLabels(input.labels, deps.limits)];
   if (input.requestId.length > 128) violations.push({ field: "request_id", description: "requestId is longer than 128 characters", reason: "REQUEST_ID_INVALID", metadata: {} });
   if (input.progressDeadlineSeconds < 0 || input.progressDeadlineSeconds > 86_400) {
@@ -83,7 +85,7 @@ export async function createDeployment(deps: ApiDeps, principal: Principal, inpu
     const resolved = resolveName(input.model.name, suffix);
     if ("violation" in resolved) throw invalid([resolved.violation]);
     try {
-      const created = await insertCreate(deps, principal, input, resolved.name, hash);
+      const created = await insertCreate(deps, principal, input, resolved.name, hash, call);
       if (created) return created;
       // The name may be this very request's: a retry that raced its first try
       // (a conflicting insert waits for the other to commit, so it is visible now).
@@ -105,7 +107,7 @@ export async function createDeployment(deps: ApiDeps, principal: Principal, inpu
 }
 
 /** The new deployment and its task; undefined when the name is taken. */
-async function insertCreate(deps: ApiDeps, principal: Principal, input: CreateInput, name: string, hash: string) {
+async function insertCreate(deps: ApiDeps, principal: Principal, input: CreateInput, name: string, hash: string, call: CallScope | undefined) {
   const now = new Date();
   const uid = newId();
   const taskId = newId();
@@ -137,7 +139,7 @@ async function insertCreate(deps: ApiDeps, principal: Principal, input: CreateIn
     revision: { number: 1, model: input.model, resources: input.resources, taskId, createTime: now },
     task,
     requestHash: hash,
-  });
+  }, call);
   if (event === "NAME_TAKEN") return undefined;
   deps.sink([event]);
   deps.wakeRelay();

@@ -1,10 +1,16 @@
 // One Kysely instance per process over a pg pool, behind a gate (pool-gate.ts)
-// that bounds waits, the queue of waiters and every query.
+// that bounds waits, the queue of waiters and every query; dbForCall gives
+// the same database for the work of one API call.
 import { createHash } from "node:crypto";
-import { CompiledQuery, Kysely, PostgresDialect, type Compilable } from "kysely";
+import {
+  CompiledQuery, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler,
+  type Compilable, type Dialect, type Driver, type KyselyConfig,
+} from "kysely";
 import pg from "pg";
+import type { CallScope } from "./call-scope.js";
 import type { Database } from "./database.js";
 import type { Executor } from "./executor.js";
+import { CallConnectionProvider, GatedDriver } from "./gated-driver.js";
 import { createPoolGate, type PoolGate } from "./pool-gate.js";
 
 export interface DbOptions {
@@ -88,14 +94,65 @@ export function createDb(options: DbOptions): Db {
     waitTimeoutMs: options.connectTimeoutMs,
     queryTimeoutMs: options.queryTimeoutMs,
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: gate }) });
-  gates.set(db, gate);
+  return createGatedDb(gate);
+}
+
+interface GatedParts {
+  gate: PoolGate;
+  driver: GatedDriver;
+  /** The driver as a call's Kysely sees it: destroying that one must not end the pool. */
+  borrowed: Driver;
+  dialect: Dialect;
+  config: KyselyConfig;
+}
+
+const parts = new WeakMap<Db, GatedParts>();
+
+/** A Kysely over a pool gate (createDb uses it; tests build gates of their own). */
+export function createGatedDb(gate: PoolGate): Db {
+  const driver = new GatedDriver(gate);
+  const dialect: Dialect = {
+    createDriver: () => driver,
+    createAdapter: () => new PostgresAdapter(),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+    createIntrospector: (db) => new PostgresIntrospector(db),
+  };
+  const config: KyselyConfig = { dialect };
+  const db = new Kysely<Database>(config);
+  const borrowed: Driver = {
+    init: () => driver.init(),
+    acquireConnection: () => driver.acquireConnection(),
+    beginTransaction: (c, s) => driver.beginTransaction(c, s),
+    commitTransaction: (c) => driver.commitTransaction(c),
+    rollbackTransaction: (c) => driver.rollbackTransaction(c),
+    savepoint: (c, n, q) => driver.savepoint(c, n, q),
+    rollbackToSavepoint: (c, n, q) => driver.rollbackToSavepoint(c, n, q),
+    releaseSavepoint: (c, n, q) => driver.releaseSavepoint(c, n, q),
+    releaseConnection: (c) => driver.releaseConnection(c),
+    destroy: async () => {},
+  };
+  parts.set(db, { gate, driver, borrowed, dialect, config });
   return db;
 }
 
-const gates = new WeakMap<Db, PoolGate>();
+/**
+ * `db` for the work of one API call: a wait for a connection ends (with the
+ * signal's reason) as soon as the call is cancelled or its deadline passes.
+ * Cheap (no connection, no query); never destroy it. A Db not made by
+ * createDb is returned as it is.
+ */
+export function dbForCall(db: Db, call: CallScope): Db {
+  const p = parts.get(db);
+  if (p === undefined) return db;
+  return new Kysely<Database>({
+    config: p.config,
+    dialect: p.dialect,
+    driver: p.borrowed,
+    executor: db.getExecutor().withConnectionProvider(new CallConnectionProvider(p.driver, call)),
+  });
+}
 
 /** Connections out and callers waiting for one, of a Db made by createDb. */
 export function poolStats(db: Db): { active: number; waiting: number } | undefined {
-  return gates.get(db)?.stats();
+  return parts.get(db)?.gate.stats();
 }

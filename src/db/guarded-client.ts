@@ -1,18 +1,17 @@
-// A pooled pg client as Kysely sees it, made safe to hand out:
+// A pooled pg client, made safe to hand out, and the connection Kysely uses
+// (gated-driver.ts):
 // - a query that gets no answer in time fails (UNAVAILABLE) and ends the
 //   connection. pg's own query_timeout reports by message text only and
-//   leaves the connection busy with the unanswered query, and Kysely's
-//   PostgresDialect releases a connection after a failed query (outside a
-//   transaction) as healthy, so the next caller would queue behind it;
-// - a connection that died or timed out is destroyed on release, never
-//   pooled again, and refuses further queries at once (a transaction's
-//   ROLLBACK on it must not wait out a second timeout);
+//   leaves the connection busy with the unanswered query;
+// - a connection that died, timed out or was discarded (a failed ROLLBACK)
+//   is destroyed on release, never pooled again, and refuses further queries
+//   at once (a transaction's ROLLBACK on it must not wait out a second timeout);
 // - every error leaves classified (db-errors.ts).
-import type { PostgresCursor, PostgresPoolClient, PostgresQueryResult } from "kysely";
+import type { CompiledQuery, DatabaseConnection, QueryResult } from "kysely";
 import type pg from "pg";
 import { classifyQueryError, databaseUnavailable } from "./db-errors.js";
 
-export class GuardedClient implements PostgresPoolClient {
+export class GuardedClient implements DatabaseConnection {
   /** The connection is unusable: it timed out under a query, or died. */
   private broken = false;
 
@@ -28,17 +27,23 @@ export class GuardedClient implements PostgresPoolClient {
     return this.broken || this.lost.has(this.client);
   }
 
-  query<R>(sql: string, parameters: readonly unknown[]): Promise<PostgresQueryResult<R>>;
-  query<R>(cursor: PostgresCursor<R>): PostgresCursor<R>;
-  query<R>(sql: string | PostgresCursor<R>, parameters?: readonly unknown[]): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
-    // Kysely streams through cursors only when given a cursor class; this project gives none.
-    if (typeof sql !== "string") throw new Error("cursors are not supported");
-    return this.run<R>(sql, parameters ?? []);
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const { command, rowCount, rows } = await this.run(compiled.sql, compiled.parameters);
+    // What kysely's PostgresConnection reports: COMMIT/ROLLBACK by tag, affected rows for writes.
+    if (command === "ROLLBACK" || command === "COMMIT") return { rows: [{ command } as R] };
+    const writes = command === "INSERT" || command === "UPDATE" || command === "DELETE" || command === "MERGE";
+    return { numAffectedRows: writes ? BigInt(rowCount ?? 0) : undefined, rows: (rows ?? []) as R[] };
+  }
+
+  // Kysely streams only through a cursor class; this project gives none.
+  // eslint-disable-next-line require-yield
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error("streaming queries are not supported");
   }
 
   // pg's callback form: one promise per query here, instead of pg's own
   // promise, its stack-rewriting catch and ours (measurable per query).
-  private run<R>(sql: string, parameters: readonly unknown[]): Promise<PostgresQueryResult<R>> {
+  private run(sql: string, parameters: readonly unknown[]): Promise<pg.QueryResult> {
     if (this.isBroken()) return Promise.reject(databaseUnavailable("the database connection was lost"));
     return new Promise((resolve, reject) => {
       const ms = this.queryTimeoutMs;
@@ -54,7 +59,7 @@ export class GuardedClient implements PostgresPoolClient {
         if (timer !== undefined) clearTimeout(timer);
         if (timedOut) return;
         if (err) reject(classifyQueryError(err, this.isBroken()));
-        else resolve(result as unknown as PostgresQueryResult<R>);
+        else resolve(result!);
       };
       try {
         this.client.query(sql, parameters as unknown[], done);
@@ -64,9 +69,14 @@ export class GuardedClient implements PostgresPoolClient {
     });
   }
 
-  release(destroy?: boolean): void {
+  /** Never pool this connection again (its state is unknown). */
+  discard(): void {
+    this.broken = true;
+  }
+
+  release(): void {
     // pg-pool removes (ends) a client released with any truthy argument.
-    this.client.release(destroy === true || this.isBroken() ? true : undefined);
+    this.client.release(this.isBroken() ? true : undefined);
     this.onReleased();
   }
 }

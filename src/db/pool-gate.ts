@@ -1,13 +1,13 @@
-// What Kysely's PostgresDialect uses as its pool: a pg Pool behind a gate
-// that hands out at most `size` connections and keeps its own wait queue,
-// because pg-pool's queue is unbounded and deaf to callers that gave up.
-// A waiter leaves the queue at once when its call is cancelled or its
-// deadline passes (call-scope.ts), or after `waitTimeoutMs`; past
+// A pg Pool behind a gate that hands out at most `size` connections (as
+// GuardedClients, the connections Kysely uses: gated-driver.ts) and keeps its
+// own wait queue, because pg-pool's queue is unbounded and deaf to callers
+// that gave up. A waiter leaves the queue at once when the call it waits for
+// is cancelled or its deadline passes (call-scope.ts), or after
+// `waitTimeoutMs`; past
 // `maxWaiting` waiters a call fails at once: under overload, fast refusals
 // (UNAVAILABLE, retry elsewhere or later) beat everyone waiting long.
-import type { PostgresPool } from "kysely";
 import type pg from "pg";
-import { currentCallScope } from "./call-scope.js";
+import type { CallScope } from "./call-scope.js";
 import { databaseUnavailable } from "./db-errors.js";
 import { GuardedClient } from "./guarded-client.js";
 
@@ -22,7 +22,10 @@ export interface PoolGateOptions {
   queryTimeoutMs: number | undefined;
 }
 
-export interface PoolGate extends PostgresPool {
+export interface PoolGate {
+  /** A connection; `call`: the call it is for, whose abort ends the wait. */
+  connect(call?: CallScope): Promise<GuardedClient>;
+  end(): Promise<void>;
   /** Connections out and callers waiting (for tests and diagnostics). */
   stats(): { active: number; waiting: number };
 }
@@ -107,14 +110,14 @@ export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
     });
 
   return {
-    connect() {
+    connect(call) {
       if (ended) return Promise.reject(databaseUnavailable("the database pool is closed"));
       if (active < o.size) {
         active++;
         return checkout();
       }
       // Only a caller that must wait looks at its call (the signal may be created on first read).
-      const signal = currentCallScope()?.signal;
+      const signal = call?.signal;
       if (signal?.aborted === true) return Promise.reject(signal.reason);
       if (o.maxWaiting !== undefined && waiters.size >= o.maxWaiting) {
         return Promise.reject(databaseUnavailable(`database busy: ${waiters.size} calls waiting`));

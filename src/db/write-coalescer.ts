@@ -3,15 +3,16 @@
 // round trip, one plan and one WAL flush instead of N. A lone write goes out
 // at once (no timer, no added latency when idle).
 //
-// A write that waits for the next batch leaves the queue when its call is
-// cancelled or its deadline passes (call-scope.ts); once in a batch it is
-// written. Batches run outside any call: one caller giving up must not fail
-// the writes of the others. Deadlocks and serialization failures are retried
+// A write that waits for the next batch leaves the queue when the call it was
+// made for is cancelled or its deadline passes (call-scope.ts); once in a
+// batch it is written. Batches run for no call: one caller giving up must not
+// fail the writes of the others. Deadlocks and serialization failures are retried
 // per statement by the batch writers (conflict-retry.ts).
-import { currentCallScope, outsideCallScope } from "./call-scope.js";
+import type { CallScope } from "./call-scope.js";
 
 export interface WriteCoalescer<I, O> {
-  write(item: I): Promise<O>;
+  /** `call`: the call the write is made for; while the write waits, its abort takes it out. */
+  write(item: I, call?: CallScope): Promise<O>;
 }
 
 export interface WriteCoalescerOptions<I, O> {
@@ -36,7 +37,7 @@ interface Waiter<I, O> {
 export function createWriteCoalescer<I, O>(o: WriteCoalescerOptions<I, O>): WriteCoalescer<I, O> {
   let queue: Array<Waiter<I, O>> = [];
   let inFlight = 0;
-  const writeBatch = (items: I[]) => outsideCallScope(() => o.writeBatch(items));
+  const writeBatch = (items: I[]) => o.writeBatch(items);
 
   const settleAlone = (w: Waiter<I, O>) => {
     writeBatch([w.item]).then(([r]) => w.resolve(r!), w.reject);
@@ -74,12 +75,12 @@ export function createWriteCoalescer<I, O>(o: WriteCoalescerOptions<I, O>): Writ
   };
 
   return {
-    write(item) {
+    write(item, call) {
       return new Promise<O>((resolve, reject) => {
         const w: Waiter<I, O> = { item, resolve, reject, gone: false };
         if (inFlight >= o.maxInFlight) {
           // It will wait: only now is the call's signal worth reading.
-          const signal = currentCallScope()?.signal;
+          const signal = call?.signal;
           if (signal?.aborted === true) return reject(signal.reason);
           if (signal !== undefined) {
             w.signal = signal;

@@ -3,9 +3,9 @@
 // queries never run), the queue is bounded, and the wait is timed; work done
 // outside any call waits as before.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Kysely, PostgresDialect, sql } from "kysely";
+import { sql, type Kysely } from "kysely";
 import pg from "pg";
-import { runInCallScope } from "../../src/db/call-scope.js";
+import { createGatedDb, dbForCall } from "../../src/db/connect.js";
 import type { Database } from "../../src/db/database.js";
 import { createPoolGate, type PoolGate } from "../../src/db/pool-gate.js";
 import { DependencyUnavailableError } from "../../src/domain/errors.js";
@@ -27,7 +27,7 @@ afterAll(async () => {
 function gated(o: { size: number; maxWaiting?: number; waitTimeoutMs?: number }): { db: Kysely<Database>; gate: PoolGate } {
   const pool = new pg.Pool({ connectionString: tdb.url, max: o.size });
   const gate = createPoolGate(pool, { size: o.size, maxWaiting: o.maxWaiting, waitTimeoutMs: o.waitTimeoutMs ?? 60_000, queryTimeoutMs: undefined });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: gate }) });
+  const db = createGatedDb(gate);
   opened.push(db);
   return { db, gate };
 }
@@ -51,10 +51,10 @@ describe("pool gate", () => {
     const held = await holdAll(db, gate, 2);
     const calls = Array.from({ length: 200 }, (_, i) => {
       const ac = new AbortController();
-      const done = runInCallScope({ signal: ac.signal }, () => insert(db, `cancelled-${i}`)).then(() => "ran", (e: unknown) => e);
+      const done = insert(dbForCall(db, { signal: ac.signal }), `cancelled-${i}`).then(() => "ran", (e: unknown) => e);
       return { ac, done };
     });
-    const kept = runInCallScope({ signal: new AbortController().signal }, () => insert(db, "kept-1"));
+    const kept = insert(dbForCall(db, { signal: new AbortController().signal }), "kept-1");
     await waitFor("all queued", () => gate.stats().waiting === 201);
     const reason = new Error("client went away");
     for (const c of calls) c.ac.abort(reason);
@@ -71,7 +71,7 @@ describe("pool gate", () => {
   it("ends a caller's wait at its deadline", async () => {
     const { db, gate } = gated({ size: 1 });
     const held = await holdAll(db, gate, 1);
-    const late = runInCallScope({ signal: AbortSignal.timeout(200) }, () => insert(db, "deadline-1")).catch((e: unknown) => e);
+    const late = insert(dbForCall(db, { signal: AbortSignal.timeout(200) }), "deadline-1").catch((e: unknown) => e);
     const err = await late;
     expect(err).toBeInstanceOf(DOMException);
     expect((err as DOMException).name).toBe("TimeoutError");

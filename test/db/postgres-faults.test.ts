@@ -5,8 +5,7 @@
 // got no answer is dropped, never handed out again.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { runInCallScope } from "../../src/db/call-scope.js";
-import { createDb, type Db } from "../../src/db/connect.js";
+import { createDb, dbForCall, type Db } from "../../src/db/connect.js";
 import { DependencyUnavailableError } from "../../src/domain/errors.js";
 import { createDatabaseOn, startPrivatePostgres, type PrivatePostgres } from "../helpers/private-postgres.js";
 import { waitFor } from "../helpers/services.js";
@@ -120,7 +119,7 @@ describe("Postgres frozen (SIGSTOP)", () => {
       const started = performance.now();
       const hung = Array.from({ length: POOL }, () => sql`select 1`.execute(db).then(() => undefined, (e: unknown) => e));
       // Every connection is held by an unanswered query: a call waits, and leaves at its deadline.
-      const waited = await runInCallScope({ signal: AbortSignal.timeout(300) }, () => sql`select 1`.execute(db)).catch((e: unknown) => e);
+      const waited = await sql`select 1`.execute(dbForCall(db, { signal: AbortSignal.timeout(300) })).catch((e: unknown) => e);
       expect((waited as DOMException).name).toBe("TimeoutError");
       const errors = await Promise.all(hung);
       const elapsed = performance.now() - started;

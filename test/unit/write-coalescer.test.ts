@@ -1,7 +1,6 @@
 // The coalescer alone, with a batch writer the test controls: which items go
 // out together, in what order, and what one bad item does to its neighbours.
 import { describe, expect, it } from "vitest";
-import { currentCallScope, runInCallScope } from "../../src/db/call-scope.js";
 import { createWriteCoalescer } from "../../src/db/write-coalescer.js";
 
 /** A batch writer whose batches finish when the test says so. */
@@ -81,18 +80,10 @@ describe("write coalescer", () => {
     expect(await Promise.all(results)).toEqual(["batch of 2 returned 1 results", "batch of 2 returned 1 results"]);
   });
 
-  it("drops a waiting write whose call gave up, and writes batches outside any call", async () => {
+  it("drops a waiting write whose call gave up", async () => {
     const w = controlledWriter();
-    const scopes: unknown[] = [];
-    const c = createWriteCoalescer({
-      writeBatch: (items: number[]) => {
-        scopes.push(currentCallScope());
-        return w.writeBatch(items);
-      },
-      maxBatch: 10,
-      maxInFlight: 1,
-    });
-    const call = (signal: AbortSignal, i: number) => runInCallScope({ signal }, () => c.write(i));
+    const c = createWriteCoalescer({ writeBatch: (items: number[]) => w.writeBatch(items), maxBatch: 10, maxInFlight: 1 });
+    const call = (signal: AbortSignal, i: number) => c.write(i, { signal });
     const first = call(new AbortController().signal, 1);
     const gone = new AbortController();
     const dropped = [2, 3].map((i) => call(gone.signal, i).then((v) => v, (e: unknown) => e));
@@ -105,6 +96,5 @@ describe("write coalescer", () => {
     expect(w.batches).toEqual([[1], [4]]);
     w.finishNext();
     expect(await kept).toBe("done 4");
-    expect(scopes).toEqual([undefined, undefined]);
   });
 });
