@@ -1,8 +1,9 @@
-// The modeldeploy command.
+// The modeldeploy command. Server and client commands are imported when
+// used, so that each process loads only its own code (idle memory).
 import { ConfigError, loadConfig } from "../config.js";
-import { clientUsage, describeClientError, runClientCommand } from "../cli/client-commands.js";
+import { clientUsage } from "../cli/client-usage.js";
 import { createLogger } from "../log.js";
-import { keys, migrate, startAllInOne, startApiOnly, startRuntimeOnly, startWorkerOnly } from "./server-commands.js";
+import { holdYoungGenerationGrowth } from "./startup-heap.js";
 
 const usage = `usage: modeldeploy <command>
 
@@ -26,11 +27,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const serverCommands: Record<string, true> = { start: true, api: true, worker: true, runtime: true, migrate: true, keys: true };
   if (serverCommands[command]) {
+    holdYoungGenerationGrowth();
     const config = loadConfig();
     const logger = createLogger({ level: config.logLevel, base: { role: command } });
     // A stray rejection is a bug to log loudly, not a reason to drop every
     // in-flight call and task of this process: Postgres keeps the state.
     process.on("unhandledRejection", (err) => logger.error("unhandled rejection (bug)", { err }));
+    const { keys, migrate, startAllInOne, startApiOnly, startRuntimeOnly, startWorkerOnly } = await import("./server-commands.js");
     switch (command) {
       case "start": return startAllInOne(config, logger);
       case "api": return startApiOnly(config, logger);
@@ -40,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
       default: return keys(config, logger, rest);
     }
   }
+  const { describeClientError, runClientCommand } = await import("../cli/client-commands.js");
   try {
     const code = await runClientCommand(command, rest);
     if (code === -1) {

@@ -1,18 +1,17 @@
 // Commands that run parts of the system: start (all-in-one), api, worker,
-// runtime, migrate, keys.
+// runtime, migrate, keys. Each role's code is imported by the commands that
+// run it: an API process never loads the worker or the runtime (idle memory).
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { startApiRole } from "../app/api-role.js";
 import { openInfrastructure } from "../app/infrastructure.js";
-import { createDriver, startRuntimeAgent } from "../app/runtime-role.js";
-import { startWorkerRole } from "../app/worker-role.js";
 import type { Config } from "../config.js";
 import { createApiKey } from "../db/api-keys.js";
 import { assertMigrated, migrateToLatest } from "../db/migrate.js";
 import { isWorkspaceName } from "../domain/names.js";
 import { SCOPES } from "../domain/types.js";
 import type { Logger } from "../log.js";
+import { releaseYoungGenerationGrowth } from "./startup-heap.js";
 
 type Stop = (graceMs: number) => Promise<void>;
 
@@ -37,6 +36,8 @@ function onSignals<T>(logger: Logger, stop: () => Promise<T>): Promise<T> {
 
 /** Exit code 0 when every part stopped cleanly; a part that fails does not keep the others running. */
 async function runUntilSignal(logger: Logger, stops: Stop[], graceMs: number): Promise<number> {
+  // Started: from here on, load may grow the heap (startup-heap.ts).
+  releaseYoungGenerationGrowth();
   const failures = await onSignals(logger, async () => {
     let failed = 0;
     for (const stop of stops) {
@@ -55,6 +56,11 @@ async function runUntilSignal(logger: Logger, stops: Stop[], graceMs: number): P
 }
 
 export async function startAllInOne(config: Config, logger: Logger): Promise<number> {
+  const [{ startApiRole }, { createDriver, startRuntimeAgent }, { startWorkerRole }] = await Promise.all([
+    import("../app/api-role.js"),
+    import("../app/runtime-role.js"),
+    import("../app/worker-role.js"),
+  ]);
   const infra = await openInfrastructure(config, logger, { allowEmbedded: true, role: "start" });
   const stops: Stop[] = [];
   try {
@@ -110,6 +116,7 @@ async function ensureBootstrapKey(config: Config, db: Parameters<typeof createAp
 }
 
 export async function startApiOnly(config: Config, logger: Logger): Promise<number> {
+  const { startApiRole } = await import("../app/api-role.js");
   const infra = await openInfrastructure(config, logger, { allowEmbedded: false, role: "api" });
   try {
     await assertMigrated(infra.db);
@@ -123,6 +130,7 @@ export async function startApiOnly(config: Config, logger: Logger): Promise<numb
 }
 
 export async function startWorkerOnly(config: Config, logger: Logger): Promise<number> {
+  const [{ createDriver }, { startWorkerRole }] = await Promise.all([import("../app/runtime-role.js"), import("../app/worker-role.js")]);
   const infra = await openInfrastructure(config, logger, { allowEmbedded: false, role: "worker" });
   try {
     await assertMigrated(infra.db);
@@ -136,6 +144,7 @@ export async function startWorkerOnly(config: Config, logger: Logger): Promise<n
 }
 
 export async function startRuntimeOnly(config: Config, logger: Logger): Promise<number> {
+  const { startRuntimeAgent } = await import("../app/runtime-role.js");
   const agent = await startRuntimeAgent(config, logger);
   logger.info("local runtime listening", { gateway: agent.gatewayUrl, control: agent.controlUrl });
   return runUntilSignal(logger, [() => agent.close()], config.shutdownGraceMs);

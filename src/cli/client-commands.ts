@@ -12,13 +12,6 @@ import { buildSampleModel } from "../onnx/sample-model.js";
 import { createApiClients, type ApiClients } from "./client.js";
 import { deploymentLine, eventLine, json, taskLine } from "./format.js";
 
-export const clientUsage = `Client commands (MODELDEPLOY_URL, default http://127.0.0.1:8080; MODELDEPLOY_API_KEY):
-  deploy --model NAME --uri URI [--sha256 HEX] [--suffix S] [--replicas N | --min N --max N]
-         [--threads N] [--max-batch-size N] [--cpu N] [--memory Q] [--label k=v]... [--request-id ID] [--wait] [--json]
-  get NAME [--json]            list [--state S]... [--label-selector k=v] [--json]
-  status NAME [--json]         task TASK_ID [--json]
-  watch NAME [--after N]       delete NAME [--wait] [--json]
-  sample-model PATH            write a small ONNX model (y = x·W + b, ids + 1) to try deploys with`;
 
 function clients(): ApiClients {
   return createApiClients(process.env["MODELDEPLOY_URL"] ?? "http://127.0.0.1:8080", process.env["MODELDEPLOY_API_KEY"]);
