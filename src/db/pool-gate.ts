@@ -33,13 +33,17 @@ export interface PoolGate {
 interface Waiter {
   resolve(client: GuardedClient | Promise<GuardedClient>): void;
   reject(err: unknown): void;
-  timer: NodeJS.Timeout;
+  /** performance.now() past which the wait fails. */
+  deadline: number;
   signal: AbortSignal | undefined;
   onAbort: () => void;
 }
 
 export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
-  const waiters = new Set<Waiter>(); // insertion-ordered, O(1) removal
+  // Insertion-ordered, O(1) removal; every wait is equally long, so the
+  // first waiter is always the next to time out: one timer serves them all.
+  const waiters = new Set<Waiter>();
+  let timer: NodeJS.Timeout | undefined;
   const lost = new WeakSet<pg.ClientBase>();
   const wrappers = new WeakMap<pg.PoolClient, GuardedClient>();
   let active = 0;
@@ -57,8 +61,26 @@ export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
 
   const leave = (w: Waiter) => {
     waiters.delete(w);
-    clearTimeout(w.timer);
     w.signal?.removeEventListener("abort", w.onAbort);
+  };
+
+  const expire = () => {
+    timer = undefined;
+    const now = performance.now();
+    for (const w of waiters) {
+      if (w.deadline > now) break;
+      leave(w);
+      w.reject(databaseUnavailable(`no database connection free within ${o.waitTimeoutMs} ms (${waiters.size} calls waiting)`));
+    }
+    armTimer();
+  };
+
+  /** The timer for the first waiter's deadline (it may fire early: expire() re-arms). */
+  const armTimer = () => {
+    if (timer !== undefined) return;
+    const first = waiters.values().next();
+    if (first.done === true) return;
+    timer = setTimeout(expire, Math.max(1, first.value.deadline - performance.now()));
   };
 
   const releasePermit = () => {
@@ -96,10 +118,7 @@ export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
         resolve,
         reject,
         signal,
-        timer: setTimeout(() => {
-          leave(w);
-          reject(databaseUnavailable(`no database connection free within ${o.waitTimeoutMs} ms (${waiters.size} calls waiting)`));
-        }, o.waitTimeoutMs),
+        deadline: performance.now() + o.waitTimeoutMs,
         onAbort: () => {
           leave(w);
           reject(signal!.reason);
@@ -107,6 +126,7 @@ export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
       };
       signal?.addEventListener("abort", w.onAbort, { once: true });
       waiters.add(w);
+      armTimer();
     });
 
   return {
@@ -126,6 +146,7 @@ export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
     },
     async end() {
       ended = true;
+      clearTimeout(timer);
       for (const w of [...waiters]) {
         leave(w);
         w.reject(databaseUnavailable("the database pool is closed"));
