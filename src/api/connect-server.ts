@@ -32,6 +32,7 @@ import type { NodeRequest, NodeResponse } from "./node-http.js";
 import { applySessionLimits } from "./http2-session-limits.js";
 import { writeProtocolError } from "./protocol-error.js";
 import { sniffProtocol } from "./protocol-sniff.js";
+import { answerClientError } from "./h1-client-error.js";
 import { headersTooLarge, tooManyConnections } from "./request-rejections.js";
 import { headerHardLimitFactor, rawHeaderBytes, wireLimits, type WireLimits } from "./wire-limits.js";
 
@@ -174,6 +175,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
   const hardHeaderBytes = limits.maxHeaderBytes * headerHardLimitFactor;
   // Node closes idle keep-alive HTTP/1.1 connections itself, after 5 s.
   const h1 = http.createServer({ maxHeaderSize: hardHeaderBytes }, onRequest);
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => answerClientError(err, socket, { hardHeaderBytes }));
   const h2 = http2.createServer(
     { settings: { maxConcurrentStreams: limits.maxStreamsPerConnection, maxHeaderListSize: hardHeaderBytes } },
     onRequest,
