@@ -1,9 +1,10 @@
 // Pulls task messages in batches and runs each as it arrives, at most
 // `concurrency` at once. One pull request asks for as many messages as there
 // are free slots; while tasks run, a new one waits until `minPull` slots are
-// free, so a busy worker pays one pull per batch rather than one per message,
-// and an idle one always has a request waiting at the server (a new message
-// starts at once).
+// free (at most `gatherMs`), so a busy worker pays one pull per batch rather
+// than one per message, long tasks leave no slot idle for long, and an idle
+// worker always has a request waiting at the server (a new message starts at
+// once).
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "../log.js";
 import { createOutageLog } from "../queue/outage-log.js";
@@ -13,6 +14,8 @@ export interface PullLoopOptions {
   queue: Pick<TaskQueue, "pull">;
   concurrency: number;
   minPull: number;
+  /** Longest wait for `minPull` free slots once one is free. */
+  gatherMs: number;
   /** How long one pull request waits at the server. */
   expiresMs: number;
   logger: Logger;
@@ -41,6 +44,15 @@ export function startPullLoop(o: PullLoopOptions): PullLoop {
     wake = undefined;
     w?.();
   };
+  /** Resolves when a run ends or stop() begins, or after `ms`. */
+  const changes = (ms?: number) =>
+    new Promise<void>((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(() => changed(), ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   const outage = createOutageLog(o.logger, "pulling tasks");
 
   const start = (msg: JsMsg) => {
@@ -56,11 +68,17 @@ export function startPullLoop(o: PullLoopOptions): PullLoop {
 
   const loop = async () => {
     while (!stopping) {
-      const free = o.concurrency - running.size;
-      if (free < (running.size === 0 ? 1 : Math.min(o.minPull, o.concurrency))) {
-        await new Promise<void>((r) => (wake = r));
+      if (running.size >= o.concurrency) {
+        await changes();
         continue;
       }
+      const enough = Math.min(o.minPull, o.concurrency);
+      if (running.size > 0 && o.concurrency - running.size < enough) {
+        const until = Date.now() + o.gatherMs;
+        while (!stopping && o.concurrency - running.size < enough && Date.now() < until) await changes(until - Date.now());
+        if (stopping || running.size >= o.concurrency) continue;
+      }
+      const free = o.concurrency - running.size;
       try {
         // The queue recreates a vanished stream or consumer; every pull is a
         // new request, so one that missed its heartbeats is simply replaced.

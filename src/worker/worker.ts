@@ -127,6 +127,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     queue: o.queue,
     concurrency: o.concurrency,
     minPull: Math.max(1, Math.ceil(o.concurrency / 4)),
+    gatherMs: 20,
     expiresMs: 2000,
     logger: log,
     run: settle,

@@ -85,7 +85,7 @@ describe("pull loop", () => {
     const q = fedQueue();
     const runs = heldRuns();
     const refused: number[] = [];
-    const loop = startPullLoop({ queue: q.queue, concurrency: 8, minPull: 4, expiresMs: 1000, logger: silentLogger, run: runs.run, refuse: (m) => refused.push(m.seq) });
+    const loop = startPullLoop({ queue: q.queue, concurrency: 8, minPull: 4, gatherMs: 3_600_000, expiresMs: 1000, logger: silentLogger, run: runs.run, refuse: (m) => refused.push(m.seq) });
 
     const first = await q.nextPull(0);
     expect(first.max).toBe(8);
@@ -117,10 +117,28 @@ describe("pull loop", () => {
     expect(runs.started).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
+  it("asks for fewer than minPull once gatherMs has passed, so long tasks leave no slot idle", async () => {
+    const q = fedQueue();
+    const runs = heldRuns();
+    const loop = startPullLoop({ queue: q.queue, concurrency: 4, minPull: 4, gatherMs: 1, expiresMs: 1000, logger: silentLogger, run: runs.run, refuse: () => {} });
+    const first = await q.nextPull(0);
+    first.deliver(4);
+    first.end();
+    await settle();
+    expect(loop.running()).toBe(4);
+    runs.finish([2]);
+    const second = await q.nextPull(1);
+    expect(second.max).toBe(1);
+    const stopped = loop.stop();
+    second.end();
+    runs.finish([1, 3, 4]);
+    await stopped;
+  });
+
   it("keeps a pull waiting while idle, so a new message starts at once", async () => {
     const q = fedQueue();
     const runs = heldRuns();
-    const loop = startPullLoop({ queue: q.queue, concurrency: 4, minPull: 4, expiresMs: 1000, logger: silentLogger, run: runs.run, refuse: () => {} });
+    const loop = startPullLoop({ queue: q.queue, concurrency: 4, minPull: 4, gatherMs: 3_600_000, expiresMs: 1000, logger: silentLogger, run: runs.run, refuse: () => {} });
     const first = await q.nextPull(0);
     first.end(); // expired with nothing
     const second = await q.nextPull(1);
