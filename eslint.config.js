@@ -19,7 +19,7 @@ export default defineConfig(
     ignores: ["dist/**", "node_modules/**", "src/gen/**"],
   },
   {
-    files: ["src/**/*.ts", "test/**/*.ts", "bench/**/*.ts", "vitest.config.ts"],
+    files: ["src/**/*.ts", "test/**/*.ts", "bench/**/*.ts", "vitest.config.ts", "vitest.faults.config.ts"],
     linterOptions: { reportUnusedDisableDirectives: "error" },
     languageOptions: {
       parser: tseslint.parser,

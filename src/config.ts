@@ -154,8 +154,8 @@ export function loadConfig(env: Env = process.env): Config {
     // The embedded database serves one connection at a time.
     databasePoolMax: r.int("DATABASE_POOL_MAX", databaseUrl ? 10 : 1, 1, 1000),
     databaseConnectTimeoutMs: r.int("DATABASE_CONNECT_TIMEOUT_MS", 5000, 100, 600_000),
-    databaseStatementTimeoutMs: r.int("DATABASE_STATEMENT_TIMEOUT_MS", 10_000, 100, 3_600_000),
-    databaseQueryTimeoutMs: r.int("DATABASE_QUERY_TIMEOUT_MS", 15_000, 100, 3_600_000),
+    databaseStatementTimeoutMs: r.int("DATABASE_STATEMENT_TIMEOUT_MS", 5_000, 100, 3_600_000),
+    databaseQueryTimeoutMs: r.int("DATABASE_QUERY_TIMEOUT_MS", 8_000, 100, 3_600_000),
     databaseMaxWaiting: r.int("DATABASE_MAX_WAITING", 500, 0, 1_000_000),
     natsUrl: r.optional("NATS_URL"),
     // Checked (an executable file) only when the embedded server is started.

@@ -3,12 +3,12 @@ import { findDeploymentByName } from "../db/deployments.js";
 import { toTask } from "../db/mappers.js";
 import { findTaskInWorkspace, latestTaskOfKinds } from "../db/tasks.js";
 import type { DeletionService } from "../gen/modeldeploy/v1/deletion_service_pb.js";
-import { eventToPb, taskToPb } from "./convert.js";
+import { taskToPb } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { requireName, requireTaskId } from "./deployment-service.js";
 import { apiError } from "./errors.js";
 import { deleteDeployment, notFound } from "./mutations.js";
-import { watchDeployment } from "./watch.js";
+import { openOnRead } from "./watch.js";
 
 export function createDeletionService(deps: ApiDeps): ServiceImpl<typeof DeletionService> {
   return {
@@ -36,17 +36,16 @@ export function createDeletionService(deps: ApiDeps): ServiceImpl<typeof Deletio
       return taskToPb(toTask(row));
     },
 
-    async *watchDeletion(req, ctx) {
-      const principal = await deps.auth.authenticate(ctx.requestHeader, "deployments:read");
-      for await (const e of watchDeployment(deps, {
-        workspace: principal.workspace,
-        name: requireName(req.name),
-        afterSequence: req.afterSequence === undefined ? undefined : Number(req.afterSequence),
-        untilDeleted: true,
-        signal: ctx.signal,
-      })) {
-        yield eventToPb(e);
-      }
+    watchDeletion(req, ctx) {
+      return openOnRead(async () => {
+        const principal = await deps.auth.authenticate(ctx.requestHeader, "deployments:read");
+        return deps.watches.open({
+          workspace: principal.workspace,
+          name: requireName(req.name),
+          afterSequence: req.afterSequence === undefined ? undefined : Number(req.afterSequence),
+          untilDeleted: true,
+        });
+      });
     },
   };
 }

@@ -16,7 +16,7 @@ import type { ApiDeps } from "./deps.js";
 import { apiError } from "./errors.js";
 import { createDeployment, invalid, notFound } from "./mutations.js";
 import { decodePageToken, encodePageToken, parseLabelSelector } from "./paging.js";
-import { watchDeployment } from "./watch.js";
+import { openOnRead } from "./watch.js";
 
 function unimplemented(method: string): never {
   throw apiError(Code.Unimplemented, `${method} is not implemented in this release of modeldeploy yet`, { reason: "NOT_IMPLEMENTED", metadata: { method } });
@@ -99,18 +99,16 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
       return taskToPb(toTask(row));
     },
 
-    async *watchDeployment(req, ctx) {
-      const principal = await read(ctx);
-      const name = requireName(req.name);
-      for await (const e of watchDeployment(deps, {
-        workspace: principal.workspace,
-        name,
-        afterSequence: req.afterSequence === undefined ? undefined : Number(req.afterSequence),
-        untilDeleted: false,
-        signal: ctx.signal,
-      })) {
-        yield eventToPb(e);
-      }
+    watchDeployment(req, ctx) {
+      return openOnRead(async () => {
+        const principal = await read(ctx);
+        return deps.watches.open({
+          workspace: principal.workspace,
+          name: requireName(req.name),
+          afterSequence: req.afterSequence === undefined ? undefined : Number(req.afterSequence),
+          untilDeleted: false,
+        });
+      });
     },
 
     // Not implemented yet, but authenticated first like every other call: without

@@ -6,6 +6,7 @@ import type { CatalogEntry, ValidationLimits } from "../domain/validation.js";
 import type { Logger } from "../log.js";
 import type { EventBus } from "../queue/event-bus.js";
 import type { Authenticator } from "./auth.js";
+import type { WatchHub } from "./watch-hub.js";
 
 /** What the service implementations need, passed in (no globals). */
 export interface ApiDeps {
@@ -14,6 +15,8 @@ export interface ApiDeps {
   /** Writes new deployments, concurrent ones together (see createNewDeploymentWriter). */
   newDeployments: WriteCoalescer<NewDeployment, NewDeploymentResult>;
   bus: EventBus;
+  /** Every watch of this process, on one subscription to the bus. */
+  watches: WatchHub;
   /** Publishes committed events live. */
   sink: EventSink;
   /** Nudges the outbox relay after a task is committed. */

@@ -77,13 +77,10 @@ export function hasReason(err: unknown, reason: string): err is ConnectError {
 /** Which dependency an "unreachable" error points at ("network": a socket error from a layer that did not say whose). */
 export type UnavailableDependency = Dependency | "network";
 
-// ---------------------------------------------------------------------------
-// FALLBACK, until the queue layer throws DependencyUnavailableError("queue")
-// itself: NATS errors recognised by class name and message text, and bare
-// socket errors. The database layer classifies its errors where they arise
-// (src/db/db-errors.ts); nothing here looks at Postgres errors.
-
-// Socket-level failures: the peer is down, unreachable or went away.
+// Bare socket errors (by errno code) from a layer that did not say whose
+// they were. The db and queue layers classify their own errors as
+// DependencyUnavailableError (src/db/db-errors.ts, src/queue/queue-errors.ts);
+// nothing here reads an error's message text.
 const networkErrnos = new Set([
   "ECONNREFUSED",
   "ECONNRESET",
@@ -98,31 +95,10 @@ const networkErrnos = new Set([
   "ENOTFOUND",
 ]);
 
-// @nats-io/* v3 error class names (`err.name`).
-const natsUnavailableNames = new Set([
-  "ClosedConnectionError",
-  "DrainingConnectionError",
-  "ConnectionError",
-  "NoResponders",
-  "NoRespondersError",
-  "JetStreamNotEnabled",
-]);
-
-const natsUnavailableMessages = ["closed connection", "connection draining", "no responders"];
-
-function classifyFallback(err: object): UnavailableDependency | undefined {
-  const e = err as { code?: unknown; name?: unknown; message?: unknown };
-  const name = typeof e.name === "string" ? e.name : "";
-  const message = typeof e.message === "string" ? e.message.toLowerCase() : "";
-  if (natsUnavailableNames.has(name)) return "queue";
-  if (natsUnavailableMessages.some((m) => message.startsWith(m))) return "queue";
-  if (typeof e.code === "string" && networkErrnos.has(e.code)) return "network";
-  // nats.js TimeoutError ("timeout"); also DOMException TimeoutError of AbortSignal.timeout().
-  if (name === "TimeoutError") return "network";
-  return undefined;
+function socketFailure(err: object): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && networkErrnos.has(code);
 }
-// END OF FALLBACK
-// ---------------------------------------------------------------------------
 
 /** `err`, then its `cause` chain and AggregateError members, breadth first. */
 function* causes(err: unknown): Generator<object> {
@@ -144,15 +120,13 @@ function* causes(err: unknown): Generator<object> {
  * shows that the database or the queue is unreachable, say which.
  */
 export function unavailableDependency(err: unknown): UnavailableDependency | undefined {
-  let fallback: UnavailableDependency | undefined;
+  let network = false;
   for (const e of causes(err)) {
+    // A named dependency wins over a bare socket error.
     if (e instanceof DependencyUnavailableError) return e.dependency;
-    const kind = classifyFallback(e);
-    // Prefer a named dependency over a bare socket error.
-    if (kind !== undefined && kind !== "network") return kind;
-    fallback ??= kind;
+    network ||= socketFailure(e);
   }
-  return fallback;
+  return network ? "network" : undefined;
 }
 
 /** Type-guard-ish helper: does `err` mean a dependency is unreachable (retryable)? */

@@ -27,6 +27,7 @@ import {
 } from "./call-wrapper.js";
 import { createGrpcListener, grpcLimitOptions, type GrpcTlsOptions } from "./grpc-listener.js";
 import { addReflection } from "./reflection.js";
+import { createSharedSerializer, type SharedSerializer } from "./shared-serializer.js";
 import { headersTooLarge, malformedMessage, messageTooLarge } from "./request-rejections.js";
 import { wireLimits, type WireLimits } from "./wire-limits.js";
 
@@ -58,6 +59,8 @@ export interface GrpcServerOptions {
   limits?: Partial<WireLimits>;
   /** Extra grpc-js server options (keepalive, max concurrent streams, …). */
   grpcOptions?: grpc.ServerOptions;
+  /** Serializes server-stream messages, once per message object. Default: one of its own. */
+  streamSerializer?: SharedSerializer;
 }
 
 export interface GrpcServer {
@@ -353,9 +356,15 @@ function parseRequest(
   }
 }
 
-function serializeResponse(method: DescMethod, value: unknown, ctx: HandlerContext, logger: Logger): Buffer {
+function serializeResponse(
+  method: DescMethod,
+  value: unknown,
+  ctx: HandlerContext,
+  logger: Logger,
+  serializer?: SharedSerializer,
+): Buffer {
   try {
-    return serialize(method.output, value);
+    return serializer !== undefined ? serializer.serialize(method.output, value) : serialize(method.output, value);
   } catch (e) {
     logger.error("cannot serialize response", {
       service: method.parent.typeName,
@@ -416,6 +425,7 @@ function serverStreamingHandler(
   logger: Logger,
   scheme: string,
   limits: RequestLimits,
+  serializer: SharedSerializer,
 ): grpc.handleServerStreamingCall<Buffer, Buffer> {
   return (call) => {
     const setup = setupCall(call, method, scheme, limits.abandoned);
@@ -437,7 +447,7 @@ function serverStreamingHandler(
         const iterable = fn(parsed.value, ctx) as AsyncIterable<unknown>;
         for await (const msg of iterable) {
           if (call.cancelled) break; // returns the iterator: the impl stops
-          const bytes = serializeResponse(method, msg, ctx, logger);
+          const bytes = serializeResponse(method, msg, ctx, logger, serializer);
           sendHeader();
           if (!call.write(bytes)) await drainedOrCancelled(call);
           if (call.cancelled) break;
@@ -499,6 +509,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   };
   const scheme = opts.tls !== undefined ? "https" : "http";
   const shutdown = new AbortController();
+  const streamSerializer = opts.streamSerializer ?? createSharedSerializer();
 
   for (const { service, impl } of opts.services) {
     const wrapped = wrapServiceImpl(service, impl, { logger, shutdownSignal: shutdown.signal }) as unknown as Record<
@@ -514,7 +525,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
           handlers[method.localName] = unaryHandler(method, fn, logger, scheme, requestLimits);
           break;
         case "server_streaming":
-          handlers[method.localName] = serverStreamingHandler(method, fn, logger, scheme, requestLimits);
+          handlers[method.localName] = serverStreamingHandler(method, fn, logger, scheme, requestLimits, streamSerializer);
           break;
         default:
           // wrapServiceImpl already refused these; keep the switch exhaustive.

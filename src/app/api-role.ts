@@ -10,6 +10,7 @@ import { createDeploymentService } from "../api/deployment-service.js";
 import type { ApiDeps } from "../api/deps.js";
 import type { WireLimits } from "../api/wire-limits.js";
 import { createGrpcServer } from "../api/grpc-server.js";
+import { createWatchHub } from "../api/watch-hub.js";
 import { DEFAULT_LIMITS } from "../domain/validation.js";
 import { DeletionService } from "../gen/modeldeploy/v1/deletion_service_pb.js";
 import { DeploymentService } from "../gen/modeldeploy/v1/deployment_service_pb.js";
@@ -33,6 +34,7 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
     auth: createAuthenticator(infra.db),
     newDeployments: createNewDeploymentWriter(infra.db),
     bus,
+    watches: createWatchHub({ db: infra.db, bus, logger }),
     sink: (events) => bus.publish(events),
     wakeRelay: () => relay.wake(),
     catalog: config.accelerators,
@@ -78,12 +80,14 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
       async stop(graceMs) {
         await Promise.all([grpc.shutdown(graceMs), connect.close(graceMs)]);
         await relay.stop();
+        deps.watches.close();
         await bus.close();
       },
     };
   } catch (err) {
     await Promise.all([grpc.shutdown(0), connect.close(0)]).catch(() => {});
     await relay.stop();
+    deps.watches.close();
     throw err;
   }
 }

@@ -13,6 +13,14 @@ export interface EventBus {
   publish(events: readonly DeploymentEvent[]): void;
   /** Listens to one deployment's events; returns the unsubscribe function. */
   onDeployment(deploymentUid: string, listener: EventListener): () => void;
+  /** Listens to every deployment's events (one dispatcher of its own, e.g. the watch hub). */
+  onEvent(listener: EventListener): () => void;
+  /**
+   * Resolves once the server has the process's subscription (a round trip
+   * after subscribing): an event published after that reaches the listeners,
+   * so a read made after it misses nothing in between.
+   */
+  subscribed(): Promise<void>;
   /**
    * Calls `listener` after the connection to NATS came back: live events of
    * the outage were missed, so a watcher re-reads Postgres from its last
@@ -29,10 +37,13 @@ export function eventSubject(prefix: string, event: { workspace: string; deploym
 /** One shared subscription per process, dispatched by deployment uid. */
 export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
   const listeners = new Map<string, Set<EventListener>>();
+  const everything = new Set<EventListener>();
   const link = watchConnection(nc);
   let sub: Subscription | undefined;
+  let flushed: Promise<void> | undefined;
   const ensureSubscribed = () => {
     if (sub) return;
+    flushed = undefined;
     sub = nc.subscribe(`${prefix}.events.>`, {
       callback: (err, msg) => {
         if (err) return;
@@ -42,10 +53,19 @@ export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
         } catch {
           return;
         }
+        for (const l of everything) l(event);
         const set = listeners.get(event.deploymentUid);
         if (set) for (const l of [...set]) l(event);
       },
     });
+  };
+  const unsubscribeIfUnused = () => {
+    // Without listeners, stop receiving (and parsing) every event of the cluster.
+    if (listeners.size === 0 && everything.size === 0 && sub) {
+      sub.unsubscribe();
+      sub = undefined;
+      flushed = undefined;
+    }
   };
   return {
     publish(events) {
@@ -65,17 +85,37 @@ export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
       return () => {
         set.delete(listener);
         if (set.size === 0) listeners.delete(uid);
-        // Without watchers, stop receiving (and parsing) every event of the cluster.
-        if (listeners.size === 0 && sub) {
-          sub.unsubscribe();
-          sub = undefined;
-        }
+        unsubscribeIfUnused();
       };
     },
-    onReconnect: (listener) => link.onReconnect(listener),
+    onEvent(listener) {
+      ensureSubscribed();
+      everything.add(listener);
+      return () => {
+        everything.delete(listener);
+        unsubscribeIfUnused();
+      };
+    },
+    subscribed() {
+      ensureSubscribed();
+      // One flush per subscription; a failed one (link down) is tried again next time.
+      const f = (flushed ??= nc.flush().catch((e: unknown) => {
+        flushed = undefined;
+        throw e;
+      }));
+      return f;
+    },
+    onReconnect(listener) {
+      return link.onReconnect(() => {
+        // nats.js subscribes again on reconnect: the next subscribed() waits for the server to have it.
+        flushed = undefined;
+        listener();
+      });
+    },
     async close() {
       sub?.unsubscribe();
       listeners.clear();
+      everything.clear();
       link.stop();
     },
   };

@@ -1,5 +1,6 @@
 // Publishes outbox rows to JetStream. Woken right after a commit for low
 // latency, and on a timer so that rows left by a crash are never stranded.
+import { outsideCallScope } from "../db/call-scope.js";
 import type { Db } from "../db/connect.js";
 import { drainOutbox } from "../db/outbox.js";
 import type { Logger } from "../log.js";
@@ -39,7 +40,9 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
       return;
     }
     running = true;
-    current = (async () => {
+    // Woken from a call's commit: the pass serves every call, and must not
+    // end when that one completes.
+    current = outsideCallScope(async () => {
       do {
         again = false;
         try {
@@ -55,7 +58,7 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
         }
       } while (again && !stopped);
       running = false;
-    })();
+    });
   };
   const timer = setInterval(() => run(true), intervalMs);
   timer.unref();

@@ -2,6 +2,7 @@
 // no relay unless a test passes one.
 import { createAuthenticator } from "../../src/api/auth.js";
 import type { ApiDeps } from "../../src/api/deps.js";
+import { createWatchHub } from "../../src/api/watch-hub.js";
 import type { CreateInput } from "../../src/api/mutations.js";
 import type { Db } from "../../src/db/connect.js";
 import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
@@ -15,6 +16,7 @@ export function testApiDeps(db: Db, bus: EventBus, overrides: Partial<ApiDeps> =
     auth: createAuthenticator(db),
     newDeployments: createNewDeploymentWriter(db),
     bus,
+    watches: createWatchHub({ db, bus, logger: silentLogger }),
     sink: (events) => bus.publish(events),
     wakeRelay: () => {},
     catalog: [],
