@@ -20,7 +20,9 @@ export async function startRuntimeAgent(config: Config, logger: Logger): Promise
     controlHost: config.runtimeControlHost,
     controlPort: config.runtimeControlPort,
     maxReplicas: config.localMaxReplicas,
-    healthIntervalMs: config.healthPollMs,
+    // Readiness is pushed by the model server; the periodic probe is the fallback
+    // (a replica that stops answering, or a server that never says it is ready).
+    healthIntervalMs: Math.max(config.healthPollMs * 4, 1000),
     logger,
   });
 }

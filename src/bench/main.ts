@@ -1,344 +1,174 @@
-// npm run bench: the issue's speed and memory targets, each measured in one
-// run on this machine against real Postgres and NATS (DATABASE_URL/NATS_URL,
-// default the local servers). Prints a table and exits non-zero when a target
-// is missed.
-import { spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+// npm run bench [-- --quick] [--strict] [--json PATH] [--only 1,4]
+//
+// Issue 5 §3: each figure beside the limit beneath it, measured in the same
+// run on the same Postgres and NATS (DATABASE_URL / NATS_URL, default the
+// local servers), figure and baseline alternated and each summarized by the
+// median. The system runs as the CLI's own processes; the load comes from
+// the load generator in a process of its own; every baseline is a small
+// process of its own (src/bench/baselines/). Prints a table, writes JSON,
+// and exits 0 even when a goal is MISSED unless --strict.
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { create, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import pg from "pg";
-import { grpcServiceDefinition } from "../api/grpc-server.js";
-import { createApiKey } from "../db/api-keys.js";
-import { applyChange } from "../db/changes.js";
-import { createDb } from "../db/connect.js";
-import { migrateToLatest } from "../db/migrate.js";
-import { CreateDeploymentRequestSchema, DeploymentService } from "../gen/modeldeploy/v1/deployment_service_pb.js";
-import { createEventBus } from "../queue/event-bus.js";
-import { connectNats } from "../queue/nats.js";
-import { ensureTaskQueue } from "../queue/task-queue.js";
+import { createBenchClient } from "./client.js";
+import type { FigureContext } from "./figures/context.js";
+import { createFigure } from "./figures/create.js";
+import { dispatchFigure } from "./figures/dispatch.js";
+import { drainFigures } from "./figures/drain.js";
+import { fanoutFigure } from "./figures/fanout.js";
+import { idleRssFigures } from "./figures/idle-rss.js";
+import { lifecycleFigures } from "./figures/lifecycle.js";
+import { readFigures } from "./figures/reads.js";
+import { describeMachine, formatMachine, type Machine } from "./machine.js";
+import { writeSampleModel } from "./model-server.js";
+import { parseOptions, wants, type BenchOptions } from "./options.js";
+import { exitOnSignals, stopAll } from "./processes.js";
+import { cleanupAll, createBenchDatabase, createBenchSystem, type BenchDatabase, type BenchSystem } from "./services.js";
+import { allGoalsMet, formatTable, verdict, type ResultRow } from "./table.js";
 
-const DATABASE_URL = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const NATS_URL = process.env["NATS_URL"] ?? "nats://127.0.0.1:4222";
-const CREATE_SECONDS = Number(process.env["BENCH_SECONDS"] ?? 10);
-const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 64);
+export interface BenchReport {
+  startedAt: string;
+  seconds: number;
+  mode: "quick" | "full";
+  machine: Machine;
+  settings: Omit<BenchOptions, "only" | "jsonPath"> & { only: string[] };
+  rows: (ResultRow & { verdict: string })[];
+  allGoalsMet: boolean;
+  error?: string;
+}
 
-interface Row { figure: string; value: string; target: string; ok: boolean }
-const rows: Row[] = [];
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-};
-
-async function withBenchDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
-  const name = `mdbench_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: DATABASE_URL });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  const u = new URL(DATABASE_URL);
-  u.pathname = `/${name}`;
+/** A URL without its password, for the JSON file. */
+function redact(url: string): string {
   try {
-    return await fn(u.toString());
-  } finally {
-    await admin.query(`drop database if exists ${name} with (force)`);
-    await admin.end();
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "?";
   }
 }
 
-async function rawTransactionRate(url: string, seconds: number): Promise<number> {
-  const pool = new pg.Pool({ connectionString: url, max: 32 });
-  await pool.query("create table bench_raw (id text primary key, body jsonb); create table bench_raw2 (id text, n int)");
-  let n = 0;
-  const end = Date.now() + seconds * 1000;
-  await Promise.all(Array.from({ length: 32 }, async () => {
-    while (Date.now() < end) {
-      const c = await pool.connect();
-      try {
-        const id = randomBytes(8).toString("hex");
-        await c.query("begin");
-        await c.query("insert into bench_raw values ($1, $2)", [id, { a: 1 }]);
-        await c.query("insert into bench_raw2 values ($1, 1)", [id]);
-        await c.query("commit");
-        n++;
-      } finally {
-        c.release();
-      }
-    }
-  }));
-  await pool.end();
-  return n / seconds;
-}
-
-/** Runs `modeldeploy <role>` as its own process; resolves once it logs `ready`. */
-async function startRole(role: "api" | "worker", env: Record<string, string>, ready: RegExp | (() => Promise<boolean>)): Promise<{ stop(): Promise<void>; output(): string }> {
-  const cli = fileURLToPath(new URL("../../bin/modeldeploy.js", import.meta.url));
-  // e.g. BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile a role.
-  const nodeArgs = (process.env[`BENCH_${role.toUpperCase()}_NODE_ARGS`] ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, cli, role], { env: { LOG_LEVEL: "info", ...env }, stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      if (ready instanceof RegExp && ready.test(err)) resolve();
-      if (err.length > 1_000_000) err = err.slice(-100_000);
-    });
-    if (!(ready instanceof RegExp)) {
-      const poll = (): void => {
-        ready().then((ok) => (ok ? resolve() : setTimeout(poll, 100)), () => setTimeout(poll, 100));
-      };
-      poll();
-    }
-    child.on("exit", (code) => reject(new Error(`${role} exited with ${code}: ${err.slice(-2000)}`)));
-  });
-  return {
-    output: () => err,
-    async stop() {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
-    },
-  };
-}
-
-function h2loadAvailable(): boolean {
-  return process.env["BENCH_CLIENT"] !== "grpc-js" && spawnSync("h2load", ["--version"], { stdio: "ignore" }).status === 0;
-}
-
-/** CreateDeployment calls from h2load: gRPC framing by hand, one fixed request body. */
-async function runH2load(o: { port: number; key: string; requests: number; concurrency: number }): Promise<{ done: number; seconds: number; meanMs: number; maxMs: number }> {
-  const message = toBinary(CreateDeploymentRequestSchema, create(CreateDeploymentRequestSchema, {
-    model: { name: "bench/tiny", uri: "file:///bench/model.onnx" },
-    scaling: { minReplicas: 1, maxReplicas: 1 },
-  }));
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  const dir = mkdtempSync(path.join(tmpdir(), "md-bench-h2-"));
-  const body = path.join(dir, "create.bin");
-  writeFileSync(body, frame);
-  const connections = 4;
+/** A figure that fails is reported as a MISSED row and the run goes on. */
+async function guard(rows: ResultRow[], id: string, figure: string, fn: () => Promise<ResultRow[]>): Promise<void> {
   try {
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn("h2load", [
-        "-n", String(o.requests), "-c", String(connections), "-m", String(Math.ceil(o.concurrency / connections)),
-        "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers", "-H", `authorization: Bearer ${o.key}`,
-        `http://127.0.0.1:${o.port}/modeldeploy.v1.DeploymentService/CreateDeployment`,
-      ], { stdio: ["ignore", "pipe", "pipe"] });
-      let text = "";
-      child.stdout.on("data", (d: Buffer) => (text += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (text += d.toString()));
-      child.on("error", reject);
-      child.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`h2load exited with ${code}: ${text}`))));
-    });
-    const finished = /finished in ([\d.]+)s/.exec(out);
-    const requests = /requests: \d+ total, \d+ started, (\d+) done/.exec(out);
-    const time = /time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(out);
-    if (!finished || !requests || !time) throw new Error(`unexpected h2load output: ${out}`);
-    const ms = (v: string, unit: string) => Number(v) * (unit === "us" ? 0.001 : unit === "s" ? 1000 : 1);
-    return { seconds: Number(finished[1]), done: Number(requests[1]), maxMs: ms(time[3]!, time[4]!), meanMs: ms(time[5]!, time[6]!) };
+    rows.push(...await fn());
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log(`figure ${id} failed: ${message}`);
+    rows.push({ id, figure, measures: [], baseline: "", baselineMeasures: [], goal: { text: "runs", actual: NaN, shown: "failed", ok: false }, notes: `failed: ${message.split("\n")[0]!.slice(0, 400)}` });
+  }
+}
+
+const log = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+async function withSystem<T>(o: BenchOptions, rawDb: BenchDatabase, fn: (ctx: FigureContext) => Promise<T>): Promise<T> {
+  let system: BenchSystem | undefined;
+  try {
+    system = await createBenchSystem({ adminUrl: o.databaseUrl, natsUrl: o.natsUrl });
+    const api = await system.startApi();
+    try {
+      return await fn({ options: o, system, api, client: createBenchClient(api.grpcUrl, system.apiKey), rawDb, log });
+    } finally {
+      await api.proc.stop();
+    }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await system?.close();
+  }
+}
+
+async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
+  const rawDb = await createBenchDatabase(o.databaseUrl);
+  const model = writeSampleModel();
+  try {
+    let createRate = NaN;
+    // Stage A: API and one no-op worker. Figure 1 comes last: it leaves a
+    // backlog behind that would disturb the others.
+    if (["1", "2", "3", "5", "6"].some((id) => wants(o, id))) {
+      await withSystem(o, rawDb, async (ctx) => {
+        const worker = await ctx.system.startWorker({ runtime: "noop" });
+        try {
+          await ctx.system.waitForPulls(1);
+          if (wants(o, "2") || wants(o, "3")) await guard(rows, "2", "GetDeployment reads", () => readFigures(ctx, { grpc: wants(o, "2"), connect: wants(o, "3") }));
+          if (wants(o, "5")) await guard(rows, "5", "dispatch latency", async () => [await dispatchFigure(ctx)]);
+          if (wants(o, "6")) await guard(rows, "6", "watch fan-out", async () => [await fanoutFigure(ctx)]);
+          if (wants(o, "1")) {
+            await guard(rows, "1", "CreateDeployment", async () => {
+              const r = await createFigure(ctx);
+              createRate = r.createRate;
+              return [r.row];
+            });
+          }
+        } finally {
+          await worker.stop();
+        }
+      });
+    }
+    // Stage B: a fresh system, for a queue that starts empty.
+    if (["4", "7", "8", "9"].some((id) => wants(o, id))) {
+      await withSystem(o, rawDb, async (ctx) => {
+        if (wants(o, "4")) await guard(rows, "4", "queue → worker drain", () => drainFigures(ctx, createRate));
+        if (wants(o, "7") || wants(o, "8")) {
+          const runtime = await ctx.system.startRuntime();
+          const worker = await ctx.system.startWorker({ runtime: "local", controlUrl: runtime.controlUrl });
+          try {
+            await ctx.system.waitForPulls(1);
+            await guard(rows, "7", "create → RUNNING / delete → DELETED", () => lifecycleFigures(ctx, model, { running: wants(o, "7"), deleted: wants(o, "8") }));
+          } finally {
+            await worker.stop();
+            await runtime.proc.stop();
+          }
+        }
+        if (wants(o, "9")) await guard(rows, "9", "idle RSS", () => idleRssFigures(ctx, model));
+      });
+    }
+  } finally {
+    rmSync(model.dir, { recursive: true, force: true });
+    await rawDb.drop();
   }
 }
 
 async function main(): Promise<number> {
-  await withBenchDatabase(async (url) => {
-    // The raw limit beneath the create path, measured first on an idle machine.
-    const raw = await rawTransactionRate(url, 3);
-    const stream = `MDBENCH_${randomBytes(4).toString("hex").toUpperCase()}`;
-    const prefix = `mdbench_${randomBytes(4).toString("hex")}`;
-    const grpcPort = 50_000 + Math.floor(Math.random() * 5000);
-    const httpPort = grpcPort + 5001;
-    const env: Record<string, string> = {
-      ...(process.env as Record<string, string>),
-      DATABASE_URL: url,
-      NATS_URL,
-      DATABASE_POOL_MAX: "20",
-      MODELDEPLOY_NATS_STREAM: stream,
-      MODELDEPLOY_NATS_PREFIX: prefix,
-      MODELDEPLOY_GRPC_PORT: String(grpcPort),
-      MODELDEPLOY_HTTP_PORT: String(httpPort),
-      MODELDEPLOY_RUNTIME: "noop",
-    };
-    const db = createDb({ url, poolMax: 4, connectTimeoutMs: 5000 });
-    await migrateToLatest(db);
-    const nc = await connectNats(NATS_URL, "modeldeploy-bench");
-    await ensureTaskQueue(nc, { stream, subjectPrefix: prefix, ackWaitMs: 30_000, maxDeliver: 10 });
-    const { key } = await createApiKey(db, { workspace: "bench", principal: "bench", scopes: ["deployments:read", "deployments:write"] });
-    // Per-call access logs off: the figure is the API's work, not stderr's.
-    const api = await startRole("api", { ...env, LOG_LEVEL: "warn" }, async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok);
-    // BENCH_WORKER=0 leaves the queue undrained, to see the API alone.
-    const withWorker = process.env["BENCH_WORKER"] !== "0";
-    const worker = withWorker ? await startRole("worker", env, /worker started/) : { stop: async () => {}, output: () => "" };
-    try {
-      // 1. Commit → WatchDeployment client: latency of a progress event.
-      const transport = createConnectTransport({ baseUrl: `http://127.0.0.1:${httpPort}`, httpVersion: "1.1" });
-      const client = createClient(DeploymentService, transport);
-      const headers = { authorization: `Bearer ${key}` };
-      const created = await client.createDeployment({ model: { name: "bench/watch", uri: "file:///bench/model.onnx" }, scaling: { minReplicas: 0, maxReplicas: 0 } }, { headers });
-      const name = created.deployment!.name;
-      const uid = created.deployment!.uid;
-      // Idle first: wait until the worker has finished that deployment's task.
-      while (withWorker) {
-        const d = await client.getDeployment({ name }, { headers });
-        if (!d.activeTaskId) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const bus = createEventBus(nc, prefix);
-      const ac = new AbortController();
-      const arrivals = new Map<number, number>();
-      let notify: (() => void) | undefined;
-      const watching = (async () => {
-        try {
-          for await (const e of client.watchDeployment({ name }, { headers, signal: ac.signal })) {
-            arrivals.set(Number(e.sequence), performance.now());
-            notify?.();
-          }
-        } catch { /* aborted */ }
-      })();
-      await new Promise<void>((r) => { notify = r; if (arrivals.size > 0) r(); });
-      const watchLat: number[] = [];
-      for (let i = 0; i < 100; i++) {
-        let committedAt = 0;
-        const event = await applyChange(db, { deploymentUid: uid, type: "PROGRESS", deployment: { modifier: `bench-${i}` } });
-        committedAt = performance.now();
-        bus.publish([event]);
-        await new Promise<void>((r) => { notify = r; if (arrivals.has(event.sequence)) r(); });
-        watchLat.push(arrivals.get(event.sequence)! - committedAt);
-        await new Promise((r) => setTimeout(r, 5)); // idle between samples
-      }
-      ac.abort();
-      await watching;
-      await bus.close();
-      rows.push({ figure: "Commit → WatchDeployment client (100 progress events, idle)", value: `p50 ${pct(watchLat, 50).toFixed(1)} ms, p99 ${pct(watchLat, 99).toFixed(1)} ms, max ${Math.max(...watchLat).toFixed(1)} ms`, target: "< 100 ms", ok: Math.max(...watchLat) < 100 });
-      // 2. CreateDeployment over gRPC while the worker drains the queue.
-      const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(DeploymentService), "DeploymentService");
-      const clients = Array.from({ length: 4 }, () => new Ctor(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as unknown as Record<string, Function> & grpc.Client);
-      const md = new grpc.Metadata();
-      md.set("authorization", `Bearer ${key}`);
-      const latencies: number[] = [];
-      let errors = 0;
-      let firstError = "";
-      const call = (i: number) => new Promise<void>((resolve) => {
-        const t0 = performance.now();
-        clients[i % clients.length]!["createDeployment"]!({
-          model: { name: "bench/tiny", uri: "file:///bench/model.onnx" },
-          scaling: { minReplicas: 1, maxReplicas: 1 },
-        }, md, (err: Error | null) => {
-          if (err) {
-            errors++;
-            firstError ||= err.message;
-          } else latencies.push(performance.now() - t0);
-          resolve();
-        });
-      });
-      // Warm up connections and JIT, then measure.
-      await Promise.all(Array.from({ length: 200 }, (_, i) => call(i)));
-      const countDeployments = async () => Number((await db.selectFrom("deployments").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n);
-      let figure: string;
-      const createFigure = `CreateDeployment over gRPC (${CONCURRENCY} in flight; ${withWorker ? "api and worker processes" : "api alone, BENCH_WORKER=0"})`;
-      if (h2loadAvailable()) {
-        // Its own warm-up (2 s at the target rate), so the measured run starts hot.
-        await runH2load({ port: grpcPort, key, requests: 2000, concurrency: CONCURRENCY });
-        const before = await countDeployments();
-        // h2load (C, nghttp2) costs the shared cores ~1/20 of what a Node
-        // grpc-js client does, so the figure is the server's, not the load
-        // generator's. HTTP 200 does not mean gRPC OK: successes are counted
-        // in the database, and every other answer is an error.
-        // A fixed count (1,000/s × BENCH_SECONDS), not a duration: every call ends, so each is counted.
-        const r = await runH2load({ port: grpcPort, key, requests: 1000 * CREATE_SECONDS, concurrency: CONCURRENCY });
-        const created = (await countDeployments()) - before;
-        const errors = 1000 * CREATE_SECONDS - created;
-        figure = `${(created / r.seconds).toFixed(0)} calls/s, mean ${r.meanMs.toFixed(1)} ms, max ${r.maxMs.toFixed(1)} ms, ${errors} errors (h2load)`;
-        rows.push({ figure: createFigure, value: figure, target: "≥ 1000 calls/s", ok: created / r.seconds >= 1000 && errors === 0 });
-      } else {
-        latencies.length = 0;
-        const end = Date.now() + CREATE_SECONDS * 1000;
-        let issued = 0;
-        const started = performance.now();
-        await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-          while (Date.now() < end) await call(issued++);
-        }));
-        const elapsed = (performance.now() - started) / 1000;
-        const rate = latencies.length / elapsed;
-        rows.push({ figure: createFigure, value: `${rate.toFixed(0)} calls/s, p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, ${errors} errors${firstError ? ` (${firstError})` : ""} (grpc-js client in the bench process; install h2load for a lighter one)`, target: "≥ 1000 calls/s", ok: rate >= 1000 && errors === 0 });
-      }
-      for (const c of clients) c.close();
-      const done = await db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).where("status", "=", "COMPLETED").executeTakeFirstOrThrow();
-      rows.push({ figure: "  deploy tasks the worker completed meanwhile (no-op runtime)", value: `${done.n} of ${(await countDeployments()) - 1}`, target: "(context)", ok: true });
-      rows.push({ figure: "  raw pg two-row transaction, 32 connections, idle", value: `${raw.toFixed(0)} tx/s`, target: "(raw limit)", ok: true });
-
-    } finally {
-      await worker.stop().catch(() => {});
-      await api.stop();
-      const jsm = await jetstreamManager(nc);
-      await jsm.streams.delete(stream).catch(() => {});
-      await nc.drain();
-      await db.destroy();
-    }
+  const o = parseOptions(process.argv.slice(2));
+  exitOnSignals(async () => {
+    await stopAll();
+    await cleanupAll();
   });
-
-  // 3. Idle all-in-one process: resident memory.
-  const rss = await idleRss(false);
-  rows.push({ figure: "Idle all-in-one `modeldeploy start` RSS (local runtime; DATABASE_URL/NATS_URL set)", value: `${rss.toFixed(0)} MB`, target: "< 200 MB", ok: rss < 200 });
-
-  const width = Math.max(...rows.map((r) => r.figure.length));
-  process.stdout.write(`\nmodeldeploy bench (${new Date().toISOString()}, ${process.version}, ${cpus().length} cores)\n`);
-  for (const r of rows) process.stdout.write(`${r.ok ? "ok  " : "MISS"} ${r.figure.padEnd(width)}  ${r.value}   [target ${r.target}]\n`);
-  return rows.every((r) => r.ok) ? 0 : 1;
+  const started = Date.now();
+  const machine = await describeMachine(o.databaseUrl, o.natsUrl);
+  process.stdout.write(`modeldeploy bench, ${o.quick ? "quick" : "full"} mode, ${new Date(started).toISOString()}\n${formatMachine(machine)}\nJSON: ${o.jsonPath}\n\n`);
+  const rows: ResultRow[] = [];
+  let error: unknown;
+  try {
+    await runFigures(o, rows);
+  } catch (err) {
+    error = err;
+  } finally {
+    await stopAll();
+  }
+  const order = (id: string) => parseFloat(id) + (id.endsWith("b") ? 0.1 : id.endsWith("c") ? 0.2 : id.endsWith("d") ? 0.3 : id.endsWith("e") ? 0.4 : 0);
+  rows.sort((a, b) => order(a.id) - order(b.id));
+  const report: BenchReport = {
+    startedAt: new Date(started).toISOString(),
+    seconds: (Date.now() - started) / 1000,
+    mode: o.quick ? "quick" : "full",
+    machine,
+    settings: { ...o, databaseUrl: redact(o.databaseUrl), natsUrl: redact(o.natsUrl), only: [...o.only] },
+    rows: rows.map((r) => ({ ...r, verdict: verdict(r) })),
+    allGoalsMet: !error && allGoalsMet(rows),
+    ...(error ? { error: error instanceof Error ? (error.stack ?? error.message) : String(error) } : {}),
+  };
+  process.stdout.write(formatTable(rows) + "\n\n");
+  mkdirSync(path.dirname(o.jsonPath), { recursive: true });
+  // JSON has no ∞ (a stream that never got its event): written as the string "Infinity".
+  writeFileSync(o.jsonPath, JSON.stringify(report, (_k, v: unknown) => (v === Infinity ? "Infinity" : v), 2) + "\n");
+  process.stdout.write(`${rows.filter((r) => verdict(r) === "MISSED").length} goal(s) missed; ${report.seconds.toFixed(0)} s; JSON: ${o.jsonPath}\n`);
+  if (error) {
+    process.stderr.write(`bench failed: ${report.error}\n`);
+    return 2;
+  }
+  return o.strict && !report.allGoalsMet ? 1 : 0;
 }
 
-async function idleRss(embedded: boolean): Promise<number> {
-  return withBenchDatabase(async (url) => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), "md-bench-"));
-    const cli = fileURLToPath(new URL("../../bin/modeldeploy.js", import.meta.url));
-    const env: Record<string, string> = {
-      ...(process.env as Record<string, string>),
-      MODELDEPLOY_DATA_DIR: dataDir,
-      MODELDEPLOY_GRPC_PORT: "0", MODELDEPLOY_HTTP_PORT: "0", MODELDEPLOY_GATEWAY_PORT: "0", MODELDEPLOY_RUNTIME_CONTROL_PORT: "0",
-      MODELDEPLOY_NATS_STREAM: `MDBENCH_${randomBytes(4).toString("hex").toUpperCase()}`,
-      MODELDEPLOY_NATS_PREFIX: `mdbench_${randomBytes(4).toString("hex")}`,
-      LOG_LEVEL: "warn",
-    };
-    if (!embedded) Object.assign(env, { DATABASE_URL: url, NATS_URL });
-    else { delete env["DATABASE_URL"]; delete env["NATS_URL"]; }
-    const child = spawn(process.execPath, [cli, "start"], { env, stdio: ["ignore", "pipe", "inherit"] });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        let out = "";
-        child.stdout!.on("data", (d: Buffer) => { out += d.toString(); if (out.includes("Press Ctrl-C")) resolve(); });
-        child.on("exit", (code) => reject(new Error(`start exited with ${code}`)));
-      });
-      // Idle: let start-up garbage settle, then sample a few times and keep the highest.
-      let peak = 0;
-      for (let i = 0; i < 10; i++) {
-        await new Promise((r) => setTimeout(r, 500));
-        const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
-        const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-        peak = Math.max(peak, kb / 1024);
-      }
-      return peak;
-    } finally {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
-      rmSync(dataDir, { recursive: true, force: true });
-      if (!embedded) {
-        const nc = await connectNats(NATS_URL, "modeldeploy-bench");
-        const jsm = await jetstreamManager(nc);
-        await jsm.streams.delete(env["MODELDEPLOY_NATS_STREAM"]!).catch(() => {});
-        await nc.drain();
-      }
-    }
-  });
-}
-
-main().then((code) => process.exit(code), (err) => {
+main().then((code) => process.exit(code), (err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(2);
 });

@@ -1,6 +1,6 @@
 // Open Inference Protocol datatypes and their onnxruntime tensor types, with
 // the conversions between JSON values and typed arrays for each.
-import * as ort from "onnxruntime-node";
+import type * as ort from "onnxruntime-node";
 
 export type KserveDatatype =
   | "BOOL"

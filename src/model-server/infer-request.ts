@@ -1,8 +1,9 @@
 // Validation of an Open Inference Protocol infer request against the model's
 // signature, producing onnxruntime feeds. Every rejection says why.
-import * as ort from "onnxruntime-node";
+// onnxruntime itself is reached through the model (model.ts loads it).
+import type * as ort from "onnxruntime-node";
 import { codecFor } from "./datatypes.js";
-import type { TensorSignature } from "./model.js";
+import type { TensorFactory, TensorSignature } from "./model.js";
 
 export class BadRequestError extends Error {
   override readonly name = "BadRequestError";
@@ -21,7 +22,7 @@ export interface InferLimits {
 
 export function parseInferRequest(
   body: unknown,
-  signature: { inputs: readonly TensorSignature[]; outputs: readonly TensorSignature[] },
+  signature: { inputs: readonly TensorSignature[]; outputs: readonly TensorSignature[]; tensor: TensorFactory },
   limits: InferLimits,
 ): ParsedInferRequest {
   if (!isObject(body)) throw new BadRequestError("request body must be a JSON object");
@@ -42,7 +43,7 @@ export function parseInferRequest(
       throw new BadRequestError(`unknown input '${name}'; the model's inputs are ${names(signature.inputs)}`);
     }
     if (feeds[name]) throw new BadRequestError(`input '${name}' is given more than once`);
-    feeds[name] = toTensor(raw, expected, limits);
+    feeds[name] = toTensor(raw, expected, limits, signature.tensor);
   }
   const missing = signature.inputs.filter((s) => !feeds[s.name]);
   if (missing.length > 0) throw new BadRequestError(`missing input ${names(missing)}`);
@@ -50,7 +51,12 @@ export function parseInferRequest(
   return { ...(id !== undefined ? { id } : {}), feeds, outputNames: requestedOutputs(outputs, signature.outputs) };
 }
 
-function toTensor(raw: Record<string, unknown>, expected: TensorSignature, limits: InferLimits): ort.Tensor {
+function toTensor(
+  raw: Record<string, unknown>,
+  expected: TensorSignature,
+  limits: InferLimits,
+  tensor: TensorFactory,
+): ort.Tensor {
   const where = `input '${expected.name}'`;
   const { datatype, shape, data } = raw;
   if (datatype !== expected.datatype) {
@@ -76,7 +82,7 @@ function toTensor(raw: Record<string, unknown>, expected: TensorSignature, limit
   }
   const values = codec.fromJson(flat);
   if (typeof values === "string") throw new BadRequestError(`${where}: ${values}`);
-  return new ort.Tensor(codec.ortType, values, dims);
+  return tensor(codec.ortType, values, dims);
 }
 
 function checkShape(where: string, dims: number[], modelShape: readonly number[]): void {

@@ -1,6 +1,8 @@
 // Model server entry point: serves one ONNX model over the Open Inference
-// Protocol. Prints one line on stdout once listening:
+// Protocol. Prints one line on stdout once listening, and one once the model
+// is loaded and /v2/health/ready answers 200 (so a supervisor need not poll):
 //   {"event":"listening","port":<port>}
+//   {"event":"ready","port":<port>}
 // and logs JSON lines on stderr. Exit codes: 0 after SIGTERM/SIGINT,
 // 1 when the model cannot be loaded or the port cannot be bound, 2 on bad usage.
 import { stat } from "node:fs/promises";
@@ -8,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createLogger, type Logger } from "../log.js";
 import { parseModelServerArgs, USAGE, UsageError, type ModelServerArgs } from "./args.js";
-import { loadModel, type LoadedModel } from "./model.js";
+import type { LoadedModel } from "./model.js";
 import { createModelServer } from "./server.js";
 
 /** How long in-flight requests may take to finish after SIGTERM before connections are cut. */
@@ -23,6 +25,10 @@ async function main(): Promise<void> {
     process.stderr.write(`model-server: ${err.message}\n${USAGE}\n`);
     process.exit(2);
   }
+  // onnxruntime (a large native library) loads while the socket is bound; nothing else waits for it.
+  const modelModule = import("./model.js");
+  // Its failure is reported where it is awaited, as a failed model load.
+  modelModule.catch(() => {});
   const logger = createLogger({ base: { component: "model-server", model: args.name } });
 
   const modelPath = await resolveModelFile(args.model).catch((err: unknown) => fail(logger, (err as Error).message));
@@ -73,12 +79,14 @@ async function main(): Promise<void> {
 
   const started = Date.now();
   try {
+    const { loadModel } = await modelModule;
     model = await loadModel(modelPath, { threads: args.threads });
   } catch (err) {
     fail(logger, `failed to load model: ${(err as Error).message}`);
   }
   if (shuttingDown) return;
   setModel(model);
+  process.stdout.write(JSON.stringify({ event: "ready", port }) + "\n");
   logger.info("model loaded", {
     path: modelPath,
     ms: Date.now() - started,

@@ -1,5 +1,6 @@
 // The loaded ONNX model: an onnxruntime session plus its tensor signature in
-// Open Inference Protocol terms.
+// Open Inference Protocol terms. The one module that loads onnxruntime, so
+// the server can listen (and answer liveness) before the native library loads.
 import * as ort from "onnxruntime-node";
 import { kserveDatatypeOf } from "./datatypes.js";
 
@@ -10,9 +11,12 @@ export interface TensorSignature {
   shape: number[];
 }
 
+export type TensorFactory = (type: ort.Tensor.Type, data: ort.Tensor.DataType, dims: readonly number[]) => ort.Tensor;
+
 export interface LoadedModel {
   readonly inputs: readonly TensorSignature[];
   readonly outputs: readonly TensorSignature[];
+  readonly tensor: TensorFactory;
   run(feeds: Record<string, ort.Tensor>, outputNames: readonly string[]): Promise<Record<string, ort.Tensor>>;
   release(): Promise<void>;
 }
@@ -41,6 +45,7 @@ export async function loadModel(path: string, options: { threads: number }): Pro
     return {
       inputs,
       outputs,
+      tensor: (type, data, dims) => new ort.Tensor(type, data, dims),
       run: (feeds, outputNames) => session.run(feeds, [...outputNames]) as Promise<Record<string, ort.Tensor>>,
       release: () => session.release(),
     };

@@ -105,6 +105,18 @@ export interface RuntimeDriver {
   /** Start (or keep running) spec.replicas replicas of the revision. */
   startRevision(spec: RevisionSpec, weights: PreparedWeights): Promise<void>;
   revisionStatus(deploymentUid: string, revision: number): Promise<RevisionStatus>;
+  /**
+   * A long-poll of revisionStatus: answers as soon as the status differs from
+   * `previous` (any count, or `exited`), else with the current status after
+   * about `timeoutMs`. Aborting `signal` ends the wait on both sides and
+   * rejects with its reason. Optional: without it a caller polls revisionStatus.
+   */
+  waitRevisionStatus?(
+    deploymentUid: string,
+    revision: number,
+    previous: RevisionStatus,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<RevisionStatus>;
   /** Point the deployment's route at the revision; returns the endpoint URL. */
   switchTraffic(spec: RevisionSpec): Promise<string>;
   /** Stop a revision's replicas after draining in-flight requests. */

@@ -11,6 +11,7 @@ import { initialReplicas } from "../domain/validation.js";
 import type { Logger } from "../log.js";
 import { RuntimeError, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
 import { createAttemptWriter, failureOf, type AttemptChanges, type AttemptWriter } from "./attempt.js";
+import { waitForReplicas } from "./wait-replicas.js";
 import { loadRevision, toRevisionRecord } from "../db/revisions.js";
 import type { DeploymentRow, RevisionRow } from "../db/database.js";
 
@@ -141,20 +142,19 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   await w.progress("STARTING", { percent: 55, ...downloaded, replicasDesired: replicas, message: `${weightsReady}; starting ${replicas} replica(s)` }, { state: "DEPLOYING" });
   await deps.driver.startRevision(spec, weights);
 
-  // The first poll records HEALTH_CHECKING with the replicas' count.
-  let ready = -1;
-  for (;;) {
-    signal.throwIfAborted();
-    const status = await deps.driver.revisionStatus(deployment.uid, task.revision);
-    if (status.exited) {
-      const code = status.exited.exitCode;
-      throw new TaskFailure(failureOf("SERVER_EXITED",
-        `the model server exited while starting (${code !== null ? `exit code ${code}` : `signal ${status.exited.signal}`}); see logTail, check that the weights are a valid model for runtime "${spec.model.runtime || "onnx"}"`,
-        { exitCode: code ?? undefined, logTail: status.exited.logTail }));
-    }
-    if (status.ready !== ready) {
-      ready = status.ready;
-      instances.ready = status.ready;
+  // The first status records HEALTH_CHECKING with the replicas' count; the
+  // one that ends the wait goes with the SWITCHING_TRAFFIC write.
+  const waited = await waitForReplicas({
+    driver: deps.driver,
+    deploymentUid: deployment.uid,
+    revision: task.revision,
+    wanted: replicas,
+    deadline: () => w.current().progressDeadline ?? undefined,
+    pollMs: deps.healthPollMs,
+    signal,
+    async onReadyCount(status) {
+      const ready = status.ready;
+      instances.ready = ready;
       instances.pending = status.pending;
       await w.progress("HEALTH_CHECKING", {
         percent: 60 + (30 * Math.min(ready, replicas)) / replicas,
@@ -162,17 +162,27 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
         replicasDesired: replicas,
         message: `${ready}/${replicas} replicas ready`,
       }, { instances: json(instances) });
-    }
-    if (status.ready >= replicas) break;
-    const deadline = w.current().progressDeadline;
-    if (deadline && deadline.getTime() < Date.now()) {
-      throw new TaskFailure(failureOf("HEALTH_CHECK_TIMEOUT",
-        `only ${status.ready}/${replicas} replicas passed health checks within ${task.deadlineSeconds}s; check the model server's logs or raise progressDeadlineSeconds`));
-    }
-    await delay(deps.healthPollMs, signal);
+    },
+  });
+  if (waited.outcome === "exited" && waited.status.exited) {
+    const { exitCode: code, signal: killedBy, logTail } = waited.status.exited;
+    throw new TaskFailure(failureOf("SERVER_EXITED",
+      `the model server exited while starting (${code !== null ? `exit code ${code}` : `signal ${killedBy}`}); see logTail, check that the weights are a valid model for runtime "${spec.model.runtime || "onnx"}"`,
+      { exitCode: code ?? undefined, logTail }));
+  }
+  if (waited.outcome !== "ready") {
+    throw new TaskFailure(failureOf("HEALTH_CHECK_TIMEOUT",
+      `only ${waited.status.ready}/${replicas} replicas passed health checks within ${task.deadlineSeconds}s; check the model server's logs or raise progressDeadlineSeconds`));
   }
 
-  await w.progress("SWITCHING_TRAFFIC", { percent: 95, message: "routing traffic to the new revision" });
+  instances.ready = waited.status.ready;
+  instances.pending = waited.status.pending;
+  await w.progress("SWITCHING_TRAFFIC", {
+    percent: 95,
+    replicasReady: waited.status.ready,
+    replicasDesired: replicas,
+    message: `${waited.status.ready}/${replicas} replicas ready; routing traffic to the new revision`,
+  }, { instances: json(instances) });
   const endpointUrl = await deps.driver.switchTraffic(spec);
   await finish(w, deployment, { state: "RUNNING", endpointUrl, instances });
 }
@@ -260,18 +270,4 @@ function json(value: object): Record<string, unknown> {
 
 function deadlineFrom(task: Task): Date {
   return new Date(Date.now() + task.deadlineSeconds * 1000);
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

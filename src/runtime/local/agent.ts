@@ -20,7 +20,7 @@ export interface LocalRuntimeAgentOptions {
   controlPort?: number;
   /** argv prefix that starts a model server; default: this Node running the compiled model-server/main.js. */
   modelServerCommand?: readonly string[];
-  /** Default 500. */
+  /** Fallback readiness probe period (a ready signal is probed at once); default 2000. */
   healthIntervalMs?: number;
   /** Replicas across all revisions on this host; default 16. */
   maxReplicas?: number;
@@ -57,7 +57,7 @@ export async function createLocalRuntimeAgent(options: LocalRuntimeAgentOptions)
   const runtime: LocalRuntime = createLocalRuntime({
     dataDir: options.dataDir,
     modelServerCommand: options.modelServerCommand ?? defaultModelServerCommand(),
-    healthIntervalMs: options.healthIntervalMs ?? 500,
+    healthIntervalMs: options.healthIntervalMs ?? 2_000,
     maxReplicas: options.maxReplicas ?? 16,
     drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
     stopGraceMs: options.stopGraceMs ?? 5_000,

@@ -1,8 +1,8 @@
 // HTTP server of the control API (routes in control-protocol.ts).
 import http from "node:http";
 import type { Logger } from "../../log.js";
-import { RuntimeError, type PreparedWeights, type RevisionSpec } from "../driver.js";
-import { errorToWire } from "./control-protocol.js";
+import { RuntimeError, type PreparedWeights, type RevisionSpec, type RevisionStatus } from "../driver.js";
+import { errorToWire, MAX_STATUS_WAIT_MS, statusTag, tagOfHeader } from "./control-protocol.js";
 import { closeServer, HttpError, httpUrl, listen, readJson, sendJson } from "./http-util.js";
 import type { LocalRuntime } from "./local-runtime.js";
 
@@ -22,9 +22,12 @@ export async function startControlApi(options: {
   logger: Logger;
 }): Promise<ControlApi> {
   const { runtime, logger } = options;
+  // Closing answers every long-poll at once (with the current status).
+  const closing = new AbortController();
 
-  async function handle(req: http.IncomingMessage): Promise<unknown> {
-    const path = new URL(req.url ?? "/", "http://control").pathname;
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<unknown> {
+    const url = new URL(req.url ?? "/", "http://control");
+    const path = url.pathname;
     const method = req.method ?? "GET";
     if (path === "/v1/health" && method === "GET") return { ok: true };
     if (path === "/v1/observations" && method === "GET") return { deployments: runtime.observe() };
@@ -38,7 +41,9 @@ export async function startControlApi(options: {
       const uid = decodeURIComponent(rev[1] ?? "");
       const number = Number(rev[2]);
       if (!rev[3] && method === "GET") {
-        return { ...runtime.revisionStatus(uid, number), replicas: runtime.replicaDetails(uid, number) };
+        const status = await revisionStatus(uid, number, url, req, res);
+        res.setHeader("etag", `"${statusTag(status)}"`);
+        return { ...status, replicas: runtime.replicaDetails(uid, number) };
       }
       if (rev[3] && method === "POST") {
         await runtime.stopRevision(uid, number);
@@ -61,8 +66,33 @@ export async function startControlApi(options: {
     throw new HttpError(404, `no control endpoint ${method} ${path}`);
   }
 
+  /** At once, or as a long-poll when the caller sent If-None-Match and waitMs. */
+  function revisionStatus(
+    uid: string,
+    number: number,
+    url: URL,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<RevisionStatus> | RevisionStatus {
+    const unlessTag = tagOfHeader(req.headers["if-none-match"]);
+    const rawWait = url.searchParams.get("waitMs");
+    const waitMs = rawWait === null ? 0 : Number(rawWait);
+    if (!Number.isSafeInteger(waitMs) || waitMs < 0) throw invalid(`waitMs must be a non-negative integer, got ${rawWait}`);
+    if (unlessTag === undefined || waitMs === 0) return runtime.revisionStatus(uid, number);
+    // "close" also fires after the answer is sent; by then the wait is over.
+    const gone = new AbortController();
+    res.once("close", () => gone.abort());
+    return runtime.waitRevisionStatus(
+      uid,
+      number,
+      unlessTag,
+      Math.min(waitMs, MAX_STATUS_WAIT_MS),
+      AbortSignal.any([gone.signal, closing.signal]),
+    );
+  }
+
   const server = http.createServer((req, res) => {
-    handle(req).then(
+    handle(req, res).then(
       (body) => sendJson(res, 200, body),
       (err: unknown) => {
         if (err instanceof RuntimeError) {
@@ -81,7 +111,13 @@ export async function startControlApi(options: {
     );
   });
   const port = await listen(server, options.port, options.host);
-  return { url: httpUrl(options.host, port), close: () => closeServer(server, 1_000) };
+  return {
+    url: httpUrl(options.host, port),
+    close: () => {
+      closing.abort();
+      return closeServer(server, 1_000);
+    },
+  };
 }
 
 const invalid = (message: string) => new RuntimeError("INVALID_SPEC", message);

@@ -5,6 +5,9 @@
 //   POST   /v1/revisions             {spec, weights}    → {}               startRevision
 //   GET    /v1/deployments/{uid}/revisions/{n}          → RevisionStatus   revisionStatus
 //                                                          (+ "replicas": ReplicaDetail[] for operators)
+//          with an ETag: "<statusTag>". A long-poll: with If-None-Match: "<tag>"
+//          and ?waitMs=N (≤ 30 s), answers once the status's tag differs from
+//          <tag>, or with the current status after N ms (200 either way).
 //   POST   /v1/deployments/{uid}/revisions/{n}/stop     → {}               stopRevision (drains first)
 //   PUT    /v1/deployments/{uid}/route  {spec}          → {endpointUrl}    switchTraffic
 //   DELETE /v1/deployments/{uid}                        → {}               release
@@ -12,7 +15,7 @@
 //
 // Errors: a 4xx/5xx status with {"error": WireError}, which carries a
 // RuntimeError across the wire unchanged (reason, retryable, exitCode, logTail).
-import { RuntimeError, type RuntimeFailureReason } from "../driver.js";
+import { RuntimeError, type RevisionStatus, type RuntimeFailureReason } from "../driver.js";
 
 export interface WireError {
   reason: RuntimeFailureReason;
@@ -52,6 +55,21 @@ export const controlPaths = {
   deployment: (uid: string) => `/v1/deployments/${encodeURIComponent(uid)}`,
   observations: "/v1/observations",
 } as const;
+
+/** Longest long-poll the control API holds a request for. */
+export const MAX_STATUS_WAIT_MS = 30_000;
+
+/** A revision status's identity for long-polls: equal tags, equal counts and exit. */
+export function statusTag(s: RevisionStatus): string {
+  const exited = s.exited ? `x${s.exited.exitCode ?? ""}:${s.exited.signal ?? ""}` : "";
+  return `${s.desired}/${s.ready}/${s.pending}/${s.restarts}/${exited}`;
+}
+
+/** The tag of an If-None-Match header value (`"tag"` or `W/"tag"`), if any. */
+export function tagOfHeader(value: string | undefined): string | undefined {
+  const m = value ? /^(?:W\/)?"([^"]*)"$/.exec(value.trim()) : null;
+  return m?.[1];
+}
 
 export function errorToWire(err: RuntimeError): { status: number; body: { error: WireError } } {
   const { exitCode, logTail } = err.options;

@@ -9,7 +9,7 @@ import {
   type RevisionStatus,
   type RuntimeDriver,
 } from "../driver.js";
-import { controlPaths, errorFromWire } from "./control-protocol.js";
+import { controlPaths, errorFromWire, MAX_STATUS_WAIT_MS, statusTag } from "./control-protocol.js";
 import { createWeightsCache } from "./weights-cache.js";
 
 export interface LocalDriverOptions {
@@ -28,22 +28,35 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
   const weights = createWeightsCache({ dataDir: options.dataDir, logger });
   const closed = new AbortController();
 
-  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  interface CallOptions {
+    headers?: Record<string, string>;
+    /** The caller's: aborting it rejects the call with its reason. */
+    signal?: AbortSignal;
+    /** Added to the request timeout (a long-poll is held this long on purpose). */
+    holdMs?: number;
+  }
+
+  async function call<T>(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<T> {
+    const signals = [closed.signal, AbortSignal.timeout(timeoutMs + (o.holdMs ?? 0))];
+    if (o.signal) signals.push(o.signal);
+    const headers = { ...o.headers, ...(body !== undefined ? { "content-type": "application/json" } : {}) };
     const send = () =>
       fetch(base + path, {
         method,
-        signal: AbortSignal.any([closed.signal, AbortSignal.timeout(timeoutMs)]),
-        ...(body !== undefined ? { body: JSON.stringify(body), headers: { "content-type": "application/json" } } : {}),
+        signal: AbortSignal.any(signals),
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
     let res: Response;
     try {
       res = await send().catch((err: unknown) => {
         // Every control operation is idempotent, so one resend is safe; it covers a kept-alive
         // connection that a restarted agent closed under us.
-        if (closed.signal.aborted || (err as Error).name === "TimeoutError") throw err;
+        if (closed.signal.aborted || o.signal?.aborted || (err as Error).name === "TimeoutError") throw err;
         return send();
       });
     } catch (err) {
+      if (o.signal?.aborted && !closed.signal.aborted) throw o.signal.reason;
       throw unreachable(err, method, path);
     }
     let payload: unknown;
@@ -77,6 +90,15 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
     );
   }
 
+  // The wire answer also lists replicas (for operators): keep the status only.
+  const statusOf = (s: RevisionStatus): RevisionStatus => ({
+    desired: s.desired,
+    ready: s.ready,
+    pending: s.pending,
+    restarts: s.restarts,
+    ...(s.exited ? { exited: s.exited } : {}),
+  });
+
   return {
     name: "local",
     prepareWeights: (spec, onProgress, signal) => weights.prepare(spec.model, onProgress, signal),
@@ -84,14 +106,16 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
       await call("POST", controlPaths.revisions, { spec, weights: prepared });
     },
     async revisionStatus(uid, revision) {
-      const s = await call<RevisionStatus>("GET", controlPaths.revision(uid, revision));
-      return {
-        desired: s.desired,
-        ready: s.ready,
-        pending: s.pending,
-        restarts: s.restarts,
-        ...(s.exited ? { exited: s.exited } : {}),
-      };
+      return statusOf(await call<RevisionStatus>("GET", controlPaths.revision(uid, revision)));
+    },
+    async waitRevisionStatus(uid, revision, previous, { timeoutMs: waitMs, signal }) {
+      const holdMs = Math.max(0, Math.min(Math.round(waitMs), MAX_STATUS_WAIT_MS));
+      const s = await call<RevisionStatus>("GET", `${controlPaths.revision(uid, revision)}?waitMs=${holdMs}`, undefined, {
+        headers: { "if-none-match": `"${statusTag(previous)}"` },
+        holdMs,
+        ...(signal ? { signal } : {}),
+      });
+      return statusOf(s);
     },
     async switchTraffic(spec: RevisionSpec) {
       const { endpointUrl } = await call<{ endpointUrl: string }>("PUT", controlPaths.route(spec.deploymentUid), { spec });

@@ -12,6 +12,7 @@ import {
   type RevisionSpec,
   type RevisionStatus,
 } from "../driver.js";
+import { statusTag } from "./control-protocol.js";
 import type { Revision } from "./revision.js";
 import { RouteTable, type Route } from "./routes.js";
 import { loadState, saveState } from "./state-store.js";
@@ -42,6 +43,20 @@ export interface ReplicaDetail {
 export interface LocalRuntime {
   startRevision(spec: RevisionSpec, weights: PreparedWeights): Promise<void>;
   revisionStatus(deploymentUid: string, revision: number): RevisionStatus;
+  /**
+   * A long-poll: the revision's status as soon as its tag (statusTag) differs
+   * from `unlessTag`, else the current status after `timeoutMs` or once
+   * `signal` aborts (the caller went away).
+   */
+  waitRevisionStatus(
+    deploymentUid: string,
+    revision: number,
+    unlessTag: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<RevisionStatus>;
+  /** Long-polls waiting now (operators and tests). */
+  readonly statusWaits: number;
   replicaDetails(deploymentUid: string, revision: number): ReplicaDetail[];
   switchTraffic(spec: RevisionSpec): string;
   stopRevision(deploymentUid: string, revision: number): Promise<void>;
@@ -62,6 +77,7 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
   const supervisor = createSupervisor(options);
   const routes = new RouteTable();
   const tombstones = new Set<string>();
+  let statusWaits = 0;
 
   const persist = () =>
     saveState(statePath, {
@@ -117,6 +133,36 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
     },
 
     revisionStatus: (uid, revision) => known(uid, revision).status(),
+
+    async waitRevisionStatus(uid, revision, unlessTag, timeoutMs, signal) {
+      const r = known(uid, revision);
+      const unchanged = () => statusTag(r.status()) === unlessTag;
+      if (!unchanged() || timeoutMs <= 0 || signal?.aborted) return r.status();
+      statusWaits++;
+      await new Promise<void>((resolve) => {
+        let settled = false;
+        const done = () => {
+          if (settled) return;
+          settled = true;
+          statusWaits--;
+          clearTimeout(timer);
+          off();
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const off = r.onChange(() => {
+          if (!unchanged()) done();
+        });
+        const timer = setTimeout(done, timeoutMs);
+        signal?.addEventListener("abort", done, { once: true });
+      });
+      // Released meanwhile: the same error as a plain status read.
+      return known(uid, revision).status();
+    },
+
+    get statusWaits() {
+      return statusWaits;
+    },
 
     replicaDetails: (uid, revision) =>
       known(uid, revision).replicas.map((r) => ({

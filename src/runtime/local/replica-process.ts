@@ -1,7 +1,8 @@
 // One model-server child process: spawned with a pipe on stdin (the child
 // exits when that closes, so children never outlive a killed supervisor), its
-// port read from the first {"event":"listening"} line on stdout, its output
-// kept in a LogTail.
+// port read from the first {"event":"listening"} line on stdout, its
+// {"event":"ready"} line reported (readiness is pushed, not only polled), its
+// output kept in a LogTail.
 import { spawn } from "node:child_process";
 import type { LogTail } from "./log-tail.js";
 
@@ -14,6 +15,11 @@ export interface ReplicaProcess {
   readonly pid: number | undefined;
   /** Resolves once the child is listening; never rejects (watch `exit` instead). */
   readonly listening: Promise<number>;
+  /**
+   * Resolves (after `listening`) when the child says its model is loaded; never
+   * rejects. A model server that never says so is found ready by probes alone.
+   */
+  readonly readySignal: Promise<void>;
   readonly exit: Promise<ProcessExit>;
   readonly exited: boolean;
   /** SIGTERM, then SIGKILL after graceMs; resolves once the child is gone. */
@@ -28,15 +34,21 @@ export function spawnReplicaProcess(command: readonly string[], args: readonly s
 
   let onListening: (port: number) => void = () => {};
   const listening = new Promise<number>((resolve) => (onListening = resolve));
+  let onReady: () => void = () => {};
+  const readySignal = new Promise<void>((resolve) => (onReady = resolve));
   let sawListening = false;
+  let sawReady = false;
   tail.follow(child.stdout, (line) => {
-    if (!sawListening) {
-      const port = listeningPort(line);
-      if (port !== undefined) {
-        sawListening = true;
-        onListening(port);
-        return;
-      }
+    const event = !sawReady ? stdoutEvent(line) : undefined;
+    if (event?.event === "listening" && !sawListening) {
+      sawListening = true;
+      onListening(event.port);
+      return;
+    }
+    if (event?.event === "ready" && sawListening) {
+      sawReady = true;
+      onReady();
+      return;
     }
     tail.push(line);
   });
@@ -62,6 +74,7 @@ export function spawnReplicaProcess(command: readonly string[], args: readonly s
   return {
     pid: child.pid,
     listening,
+    readySignal,
     exit,
     get exited() {
       return exited;
@@ -79,12 +92,16 @@ export function spawnReplicaProcess(command: readonly string[], args: readonly s
   };
 }
 
-function listeningPort(line: string): number | undefined {
+/** A {"event":"listening"|"ready","port":n} line of the model server's stdout. */
+function stdoutEvent(line: string): { event: "listening" | "ready"; port: number } | undefined {
   if (!line.startsWith("{")) return undefined;
   try {
     const msg = JSON.parse(line) as { event?: unknown; port?: unknown };
-    return msg.event === "listening" && typeof msg.port === "number" ? msg.port : undefined;
+    if ((msg.event === "listening" || msg.event === "ready") && typeof msg.port === "number") {
+      return { event: msg.event, port: msg.port };
+    }
   } catch {
-    return undefined;
+    // Not one of ours: an ordinary log line.
   }
+  return undefined;
 }

@@ -1,7 +1,8 @@
 // A replica slot of a revision: keeps one model-server process running in it.
 // A process that dies before the slot was ever ready is a failed start (no
 // restart: the model or its spec is broken); one that dies after the slot has
-// been ready is a crash, restarted with exponential backoff.
+// been ready is a crash, restarted with exponential backoff. Readiness comes
+// from probes: one as soon as the process says it is ready, and periodic ones.
 import type { Logger } from "../../log.js";
 import { LogTail } from "./log-tail.js";
 import type { ProcessExit, ReplicaProcess } from "./replica-process.js";
@@ -13,6 +14,10 @@ export interface ReplicaEvents {
   onRestart(): void;
   /** The replica exited before it was ever ready. */
   onFailedStart(exit: ProcessExit & { logTail: string }): void;
+  /** The process said its model is loaded: probe it now rather than at the next period. */
+  onReadySignal(): void;
+  /** Something the revision's status counts changed (phase, readiness). */
+  onChange(): void;
 }
 
 const BACKOFF_BASE_MS = 250;
@@ -27,8 +32,10 @@ export class Replica {
   port: number | undefined;
   /** Proxied requests on this replica now. */
   inFlight = 0;
-  probing = false;
   readonly tail = new LogTail();
+  private probeTickets = 0;
+  private appliedTicket = 0;
+  private probesInFlight = 0;
   private everReady = false;
   private readySince = 0;
   private crashes = 0;
@@ -47,6 +54,10 @@ export class Replica {
     return this.process?.pid;
   }
 
+  get probing(): boolean {
+    return this.probesInFlight > 0;
+  }
+
   /** Starts a process unless one runs or is being stopped. */
   start(): void {
     if (this.phase === "running" || this.phase === "stopping") return;
@@ -61,13 +72,41 @@ export class Replica {
       this.tail.push(`cannot start model server: ${(err as Error).message}`);
       this.phase = "failed";
       this.events.onFailedStart({ exitCode: null, signal: null, logTail: this.tail.text() });
+      this.events.onChange();
       return;
     }
     this.process = proc;
     void proc.listening.then((port) => {
       if (this.process === proc) this.port = port;
     });
+    void Promise.all([proc.listening, proc.readySignal]).then(([port]) => {
+      if (this.process !== proc || this.phase !== "running") return;
+      this.port ??= port;
+      this.events.onReadySignal();
+    });
     void proc.exit.then((exit) => this.onExit(proc, exit));
+    this.events.onChange();
+  }
+
+  /**
+   * Starts a readiness probe and returns its ticket. Probes may overlap (the
+   * one after the ready signal does not wait for a periodic one in flight).
+   */
+  beginProbe(): number {
+    this.probesInFlight++;
+    return ++this.probeTickets;
+  }
+
+  /**
+   * Records a probe's result, unless the replica moved to another port
+   * meanwhile or a probe started later has already answered (results of
+   * overlapping probes must not go back in time).
+   */
+  endProbe(ticket: number, port: number, ready: boolean): void {
+    this.probesInFlight--;
+    if (port !== this.port || ticket < this.appliedTicket) return;
+    this.appliedTicket = ticket;
+    this.setReady(ready);
   }
 
   /** Records a readiness probe result. */
@@ -75,7 +114,9 @@ export class Replica {
     if (this.phase !== "running") return;
     if (ready && !this.ready) this.readySince = Date.now();
     if (ready) this.everReady = true;
+    const changed = ready !== this.ready;
     this.ready = ready;
+    if (changed) this.events.onChange();
   }
 
   acquire(): () => void {
@@ -108,15 +149,26 @@ export class Replica {
     const proc = this.process;
     if (!proc || proc.exited) {
       this.phase = "stopped";
+      this.events.onChange();
       return;
     }
     this.phase = "stopping";
+    this.events.onChange();
     await proc.terminate(graceMs);
     this.phase = "stopped";
+    this.events.onChange();
   }
 
   private onExit(proc: ReplicaProcess, exit: ProcessExit): void {
     if (this.process !== proc) return;
+    try {
+      this.afterExit(proc, exit);
+    } finally {
+      this.events.onChange();
+    }
+  }
+
+  private afterExit(proc: ReplicaProcess, exit: ProcessExit): void {
     this.ready = false;
     this.port = undefined;
     if (this.phase !== "running") return; // stopping: expected

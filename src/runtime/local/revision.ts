@@ -22,6 +22,9 @@ export interface RevisionTiming {
 
 export type LaunchReplica = (desired: RevisionDesired, tail: LogTail) => ReplicaProcess;
 
+/** Called when a replica's process says it is ready (the supervisor probes it at once). */
+export type OnReadySignal = (replica: Replica) => void;
+
 export class Revision {
   /** Replicas serving or meant to serve; replicas being removed are no longer here. */
   replicas: Replica[] = [];
@@ -31,13 +34,33 @@ export class Revision {
   private roundRobin = 0;
   /** Replicas draining or stopping, so that kill() can reach them too. */
   private readonly leaving = new Set<Replica>();
+  private readonly changeListeners = new Set<() => void>();
 
   constructor(
     public desired: RevisionDesired,
     private readonly launch: LaunchReplica,
     private readonly timing: RevisionTiming,
     private readonly logger: Logger,
+    private readonly onReadySignal: OnReadySignal = () => {},
   ) {}
+
+  /**
+   * Calls `listener` after anything status() reads may have changed (it may
+   * also be called when nothing did). Returns the function that removes it.
+   */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** Listeners now, for tests and operators. */
+  get changeListenerCount(): number {
+    return this.changeListeners.size;
+  }
+
+  private changed(): void {
+    for (const listener of [...this.changeListeners]) listener();
+  }
 
   get uid(): string {
     return this.desired.spec.deploymentUid;
@@ -91,6 +114,8 @@ export class Revision {
           onFailedStart: (exit) => {
             this.exited = exit;
           },
+          onReadySignal: () => this.onReadySignal(replica),
+          onChange: () => this.changed(),
         },
         this.logger,
       );
@@ -103,7 +128,11 @@ export class Revision {
       const byUsefulness = [...this.replicas].sort((a, b) => rank(a) - rank(b) || b.index - a.index);
       const leaving = byUsefulness.slice(0, this.replicas.length - target);
       this.replicas = this.replicas.filter((r) => !leaving.includes(r));
+      this.changed();
       await Promise.all(leaving.map((r) => this.retire(r)));
+    } else {
+      // The desired count or `exited` may have changed.
+      this.changed();
     }
   }
 
@@ -111,6 +140,7 @@ export class Revision {
   async kill(): Promise<void> {
     const all = [...this.replicas, ...this.leaving];
     this.replicas = [];
+    this.changed();
     await Promise.all(all.map((r) => r.stop(this.timing.stopGraceMs)));
   }
 

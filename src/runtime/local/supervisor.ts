@@ -1,15 +1,19 @@
 // Owns every revision's replicas on this host: starts model-server processes,
-// probes their readiness on an interval, and caps the total replica count.
+// probes their readiness as soon as a process says it is ready (and on an
+// interval, which also catches a replica that stops being ready or never
+// says so), and caps the total replica count.
 import type { Logger } from "../../log.js";
 import { RuntimeError } from "../driver.js";
 import { probeReady } from "./health-check.js";
 import type { LogTail } from "./log-tail.js";
+import type { Replica } from "./replica.js";
 import { Revision, type RevisionDesired, type RevisionTiming } from "./revision.js";
 import { spawnReplicaProcess } from "./replica-process.js";
 
 export interface SupervisorOptions extends RevisionTiming {
   /** argv prefix of the model server, e.g. [process.execPath, ".../model-server/main.js"]. */
   modelServerCommand: readonly string[];
+  /** Period of the fallback readiness probe; a ready signal is probed at once. */
   healthIntervalMs: number;
   maxReplicas: number;
   logger: Logger;
@@ -51,18 +55,15 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     );
   };
 
+  const probe = (replica: Replica) => {
+    const port = replica.port;
+    if (port === undefined || replica.phase !== "running") return;
+    const ticket = replica.beginProbe();
+    void probeReady(port, probeTimeoutMs).then((ready) => replica.endProbe(ticket, port, ready));
+  };
   const probeAll = () => {
     for (const revision of revisions.values()) {
-      for (const replica of revision.replicas) {
-        const port = replica.port;
-        if (port === undefined || replica.probing || replica.phase !== "running") continue;
-        replica.probing = true;
-        void probeReady(port, probeTimeoutMs).then((ready) => {
-          replica.probing = false;
-          // The replica may have restarted on another port meanwhile.
-          if (replica.port === port) replica.setReady(ready);
-        });
-      }
+      for (const replica of revision.replicas) if (!replica.probing) probe(replica);
     }
   };
   const timer = setInterval(probeAll, options.healthIntervalMs);
@@ -88,7 +89,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
         );
       }
       const logger = options.logger.child({ deploymentUid: desired.spec.deploymentUid, revision: desired.spec.revision });
-      const revision = existing ?? new Revision(desired, launch, options, logger);
+      const revision = existing ?? new Revision(desired, launch, options, logger, probe);
       revisions.set(k, revision);
       await revision.apply(desired);
     },
