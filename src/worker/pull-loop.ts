@@ -79,10 +79,16 @@ export function startPullLoop(o: PullLoopOptions): PullLoop {
         if (stopping || running.size >= o.concurrency) continue;
       }
       const free = o.concurrency - running.size;
+      // One loop pulls for every slot: a pull that outlives its expiry by far
+      // (a server that went away mid-pull) is ended here, never waited on.
+      const pull = new AbortController();
+      const endPull = () => pull.abort();
+      pulls.signal.addEventListener("abort", endPull, { once: true });
+      const overdue = setTimeout(endPull, 2 * o.expiresMs + 5000);
       try {
         // The queue recreates a vanished stream or consumer; every pull is a
         // new request, so one that missed its heartbeats is simply replaced.
-        for await (const msg of o.queue.pull(free, o.expiresMs, pulls.signal)) {
+        for await (const msg of o.queue.pull(free, o.expiresMs, pull.signal)) {
           if (stopping) o.refuse(msg);
           else start(msg);
         }
@@ -91,6 +97,9 @@ export function startPullLoop(o: PullLoopOptions): PullLoop {
         if (stopping) return;
         outage.failed(err);
         await sleep(1000, pulls.signal);
+      } finally {
+        clearTimeout(overdue);
+        pulls.signal.removeEventListener("abort", endPull);
       }
     }
   };
