@@ -16,10 +16,15 @@ export interface WorkerRole {
 export async function startWorkerRole(config: Config, infra: Infrastructure, driver: RuntimeDriver, logger: Logger): Promise<WorkerRole> {
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
   const sink = (events: Parameters<typeof bus.publish>[0]) => bus.publish(events);
+  const observer = startObserver({ db: infra.db, sink, driver, logger, intervalMs: Math.max(config.healthPollMs * 4, 1000) });
   const worker = await startWorker({
     db: infra.db,
     queue: infra.queue,
-    sink,
+    // What a task wrote, the observer checks against the runtime next pass.
+    sink: (events) => {
+      sink(events);
+      observer.touched(events.map((e) => e.deploymentUid));
+    },
     driver,
     logger,
     concurrency: config.workerConcurrency,
@@ -35,7 +40,6 @@ export async function startWorkerRole(config: Config, infra: Infrastructure, dri
     intervalMs: config.sweepIntervalMs,
     olderThanMs: config.sweepPendingAfterMs,
   });
-  const observer = startObserver({ db: infra.db, sink, driver, logger, intervalMs: Math.max(config.healthPollMs * 4, 1000) });
   return {
     workerId: worker.id,
     async stop(graceMs) {

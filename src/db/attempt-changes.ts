@@ -141,8 +141,9 @@ export async function applyAttemptChanges(db: Executor, changes: readonly Attemp
  * writes never hold more than one connection's share of Postgres, which the
  * API's creates share (measured by npm run bench on this 2-core machine: 2 in
  * flight drained ~30 % more tasks during the create burst, and the API
- * accepted ~20 % fewer creates meanwhile).
+ * accepted ~20 % fewer creates meanwhile). 200 rows: every task of a worker
+ * at the default concurrency (128) fits one statement.
  */
 export function createAttemptChangeWriter(db: Executor): WriteCoalescer<AttemptChange, AttemptChangeResult> {
-  return createWriteCoalescer({ writeBatch: (items) => applyAttemptChanges(db, items), maxBatch: 100, maxInFlight: 1 });
+  return createWriteCoalescer({ writeBatch: (items) => applyAttemptChanges(db, items), maxBatch: 200, maxInFlight: 1 });
 }

@@ -36,6 +36,11 @@ export interface TaskQueue extends TaskPublisher {
   ensure(): Promise<void>;
   /** One message for a worker, or null when none came within `expiresMs`; `signal` ends the wait early. */
   next(expiresMs: number, signal?: AbortSignal): Promise<JsMsg | null>;
+  /**
+   * Up to `max` messages from one pull request, each yielded as it arrives;
+   * ends when `max` came, `expiresMs` passed or `signal` aborted.
+   */
+  pull(max: number, expiresMs: number, signal?: AbortSignal): AsyncIterable<JsMsg>;
   state(): Promise<QueueState>;
   close(): void;
 }
@@ -94,37 +99,47 @@ export function createTaskQueue(nc: NatsConnection, options: TaskQueueOptions): 
     await recovering(`publishing task ${taskId}`, () => js.publish(subject, JSON.stringify(body), { msgID: msgId, timeout: PUBLISH_TIMEOUT_MS }));
   };
 
-  const pull = async (expiresMs: number, signal?: AbortSignal): Promise<JsMsg | null> => {
-    consumer ??= await recovering("finding the task consumer", () => js.consumers.get(options.stream, CONSUMER_NAME));
-    // fetch rather than consumer.next(): its iterator can be stopped, so a
-    // pull waiting on a server that went away does not hold up a shutdown.
-    const messages = await consumer.fetch({ max_messages: 1, expires: expiresMs });
-    const stop = () => messages.stop();
-    signal?.addEventListener("abort", stop, { once: true });
+  const failed = async (err: unknown): Promise<never> => {
+    consumer = undefined;
+    // A pull that fails says little (a vanished consumer shows as missed
+    // heartbeats): let ensure() ask JetStream, which answers by code.
+    if (classifyQueueError(err) !== "unreachable") await ensure().catch(() => {});
+    throw toQueueError(err, "pulling tasks");
+  };
+
+  async function* pull(max: number, expiresMs: number, signal?: AbortSignal): AsyncGenerator<JsMsg> {
+    connected("pulling tasks");
+    let messages;
     try {
-      for await (const m of messages) return m;
-      return null;
+      consumer ??= await recovering("finding the task consumer", () => js.consumers.get(options.stream, CONSUMER_NAME));
+      // fetch rather than consumer.next()/consume(): its iterator can be
+      // stopped, so a pull waiting on a server that went away does not hold
+      // up a shutdown, and it asks for no more than the caller can run.
+      messages = await consumer.fetch({ max_messages: max, expires: expiresMs });
+    } catch (err) {
+      return await failed(err);
+    }
+    const stop = () => messages.stop();
+    if (signal?.aborted === true) stop();
+    else signal?.addEventListener("abort", stop, { once: true });
+    try {
+      for await (const m of messages) yield m;
+    } catch (err) {
+      await failed(err);
     } finally {
       signal?.removeEventListener("abort", stop);
     }
-  };
+  }
 
   return {
     options,
     ensure,
     publish,
     async next(expiresMs, signal) {
-      connected("pulling a task");
-      try {
-        return await pull(expiresMs, signal);
-      } catch (err) {
-        consumer = undefined;
-        // A pull that fails says little (a vanished consumer shows as missed
-        // heartbeats): let ensure() ask JetStream, which answers by code.
-        if (classifyQueueError(err) !== "unreachable") await ensure().catch(() => {});
-        throw toQueueError(err, "pulling a task");
-      }
+      for await (const m of pull(1, expiresMs, signal)) return m;
+      return null;
     },
+    pull,
     async state() {
       const m = await jsm;
       return recovering("reading the task queue's state", async () => {

@@ -1,4 +1,5 @@
-// Pulls task messages from the durable consumer with bounded concurrency. Every
+// Runs task messages from the durable consumer, pulled in batches with bounded
+// concurrency (pull-loop.ts). Every
 // message ends in exactly one outcome — ack, nak(delay) or term — chosen at the
 // end of handle().
 import type { JsMsg } from "@nats-io/jetstream";
@@ -7,14 +8,14 @@ import type { Db } from "../db/connect.js";
 import { createAttemptChangeWriter } from "../db/attempt-changes.js";
 import { FencedError } from "../db/changes.js";
 import { toTask } from "../db/mappers.js";
-import { claimTask, releaseLease, renewLease } from "../db/tasks.js";
+import { createTaskClaimer, releaseLease, renewLease } from "../db/tasks.js";
 import type { EventSink } from "../db/transact.js";
 import { newId } from "../domain/ids.js";
 import type { Logger } from "../log.js";
-import { createOutageLog } from "../queue/outage-log.js";
 import { parseTaskMessage, type TaskQueue } from "../queue/task-queue.js";
 import { RuntimeError, type RuntimeDriver } from "../runtime/driver.js";
 import { createAttemptWriter, failureOf } from "./attempt.js";
+import { startPullLoop } from "./pull-loop.js";
 import { failTask, failureFromError, runTask } from "./run-task.js";
 
 export interface WorkerOptions {
@@ -41,17 +42,15 @@ type Outcome = { kind: "ack" } | { kind: "nak"; delayMs: number } | { kind: "ter
 export async function startWorker(o: WorkerOptions): Promise<Worker> {
   const id = `${hostname()}-${process.pid}-${newId().slice(-6)}`;
   const log = o.logger.child({ worker: id });
-  let stopping = false;
-  // Aborted when the grace period ends: a pull held up by a server that went
-  // away must not keep the worker from stopping.
-  const pulls = new AbortController();
   const running = new Set<AbortController>();
   const changes = createAttemptChangeWriter(o.db);
+  // The messages of a pull arrive together: their claims go out as one statement.
+  const claims = createTaskClaimer(o.db, id, o.leaseMs);
 
   const handle = async (msg: JsMsg): Promise<Outcome> => {
     const body = parseTaskMessage(msg);
     if (!body) return { kind: "term", reason: "malformed task message" };
-    const claim = await claimTask(o.db, body.taskId, id, o.leaseMs);
+    const claim = await claims.write(body.taskId);
     if (claim.kind === "missing") return { kind: "term", reason: `unknown task ${body.taskId}` };
     // Done already, or another live worker holds it: this copy is a duplicate.
     // If that worker dies, its lease expires and the sweeper re-enqueues the task.
@@ -124,37 +123,27 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     }
   };
 
-  const pullOutage = createOutageLog(log, "pulling tasks");
-  const loop = async () => {
-    while (!stopping) {
-      let msg: JsMsg | null;
-      try {
-        // The queue recreates a vanished stream or consumer; every pull is a
-        // new one, so one that missed its heartbeats is simply replaced.
-        msg = await o.queue.next(2000, pulls.signal);
-        pullOutage.ok();
-      } catch (err) {
-        if (stopping) return;
-        pullOutage.failed(err);
-        await sleep(1000, pulls.signal);
-        continue;
-      }
-      if (msg) await settle(msg);
-    }
-  };
-
-  const loops = Array.from({ length: o.concurrency }, () => loop());
+  const loop = startPullLoop({
+    queue: o.queue,
+    concurrency: o.concurrency,
+    minPull: Math.max(1, Math.ceil(o.concurrency / 4)),
+    gatherMs: 20,
+    expiresMs: 2000,
+    logger: log,
+    run: settle,
+    // Stopping: another worker takes it now rather than after the ack wait.
+    refuse: (msg) => msg.nak(),
+  });
   log.info("worker started", { concurrency: o.concurrency });
 
   return {
     id,
     async stop(graceMs) {
-      stopping = true;
-      const all = Promise.all(loops);
+      const all = loop.stop();
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), graceMs)));
       if ((await Promise.race([all, timedOut])) === "timeout") {
-        pulls.abort();
+        loop.abortPulls();
         for (const ac of running) ac.abort(new Error("worker shutting down"));
         await all;
       }
@@ -162,18 +151,6 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       log.info("worker stopped");
     },
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 function backoff(deliveryCount: number): number {

@@ -1,6 +1,7 @@
 // The batched writes on real Postgres: concurrent creates that land in one
 // statement, names taken inside a batch, requestIds raced inside a batch, and
 // worker writes of several tasks in one statement with per-task fencing.
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { hasReason } from "../../src/api/errors.js";
@@ -8,11 +9,11 @@ import { createDeployment } from "../../src/api/mutations.js";
 import { applyAttemptChanges } from "../../src/db/attempt-changes.js";
 import { FencedError } from "../../src/db/changes.js";
 import { eventsAfter } from "../../src/db/events.js";
-import { claimTask } from "../../src/db/tasks.js";
+import { claimTask, claimTasks } from "../../src/db/tasks.js";
 import type { DeploymentEvent, Principal } from "../../src/domain/types.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { createInput, testApiDeps } from "../helpers/api-deps.js";
-import { createTestDatabase, createTestQueue, type TestDatabase, type TestQueue } from "../helpers/services.js";
+import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
 
 let tdb: TestDatabase;
 let tq: TestQueue;
@@ -123,6 +124,36 @@ describe("batched worker writes", () => {
     expect((await eventsAfter(tdb.db, a!.deployment.uid, 0, 10)).map((e) => e.sequence)).toEqual([1, 2, 3]);
     const bEvents = await eventsAfter(tdb.db, b!.deployment.uid, 0, 10);
     expect(bEvents.map((e) => [e.sequence, e.deployment.state])).toEqual([[1, "PENDING"]]);
+  });
+
+  it("claims several tasks in one statement: each new attempt fences the one before, and a duplicate, a finished, a leased or an unknown task is not claimed", async () => {
+    const deps = testApiDeps(tdb.db, bus);
+    const [a, b, done, held] = await Promise.all([1, 2, 3, 4].map(() => createDeployment(deps, alice, createInput())));
+    // One finished, one held by another worker's live lease.
+    await claimTask(tdb.db, done!.task.id, "w0", 60_000);
+    await applyAttemptChanges(tdb.db, [{ deploymentUid: done!.deployment.uid, type: "TASK_FINISHED", taskId: done!.task.id, attempt: 1, task: { status: "COMPLETED", phase: "DONE" }, deployment: { active_task_id: null } }]);
+    await claimTask(tdb.db, held!.task.id, "w0", 60_000);
+    // a's attempt 1 is stale once the batch claims attempt 2.
+    await claimTask(tdb.db, a!.task.id, "w0", 1);
+    await waitFor("a's 1 ms lease to run out", async () => {
+      const r = await sql<{ over: boolean }>`select lease_expires_at < now() as over from tasks where id = ${a!.task.id}`.execute(tdb.db);
+      return r.rows[0]?.over === true;
+    });
+
+    const results = await claimTasks(tdb.db, [a!.task.id, b!.task.id, b!.task.id, done!.task.id, held!.task.id, "no-such-task"], "w1", 60_000);
+    expect(results.map((r) => r.kind)).toEqual(["claimed", "claimed", "leased", "terminal", "leased", "missing"]);
+    const [ca, cb] = results as Array<Extract<(typeof results)[number], { kind: "claimed" }>>;
+    expect([ca!.task.attempt, cb!.task.attempt]).toEqual([2, 1]);
+    expect(ca!.task.lease_owner).toBe("w1");
+    // The claim read each task's deployment and revision with it.
+    expect(ca!.deployment?.uid).toBe(a!.deployment.uid);
+    expect(ca!.revision?.number).toBe(1);
+    const [stale, current] = await applyAttemptChanges(tdb.db, [
+      { deploymentUid: a!.deployment.uid, type: "PROGRESS", taskId: a!.task.id, attempt: 1, task: { phase: "DOWNLOADING" }, deployment: {} },
+      { deploymentUid: b!.deployment.uid, type: "PROGRESS", taskId: b!.task.id, attempt: 1, task: { phase: "DOWNLOADING" }, deployment: {} },
+    ]);
+    expect(stale).toBeInstanceOf(FencedError);
+    expect((current as DeploymentEvent).task?.phase).toBe("DOWNLOADING");
   });
 
   it("refuses a change of a column an attempt may not touch, writing nothing", async () => {
