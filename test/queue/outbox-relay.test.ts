@@ -1,53 +1,106 @@
-// The relay's passes serve every call: one woken by a call must not stop when
-// that call is cancelled or completes (the relay's database work is done for
-// no call: it is never given one, see dbForCall).
-import { jetstreamManager } from "@nats-io/jetstream";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { createDb, type Db } from "../../src/db/connect.js";
+// The outbox relay against real Postgres and JetStream: a create wakes it
+// (its timer alone would take an hour here), a row nobody announced (a crash
+// between commit and wake) is still published by the timer, and a wake that
+// must wait for a connection still publishes.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDeployment } from "../../src/api/mutations.js";
+import { createDb } from "../../src/db/connect.js";
 import { insertOutbox } from "../../src/db/outbox.js";
+import type { Principal } from "../../src/domain/types.js";
 import { silentLogger } from "../../src/log.js";
+import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { startOutboxRelay } from "../../src/queue/outbox-relay.js";
+import { parseTaskMessage } from "../../src/queue/task-queue.js";
+import { createInput, testApiDeps } from "../helpers/api-deps.js";
 import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
+
+const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
 
 let tdb: TestDatabase;
 let tq: TestQueue;
-let db: Db;
+let bus: EventBus;
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
   tq = await createTestQueue();
-  // One connection, so that the relay's pass must wait for it.
-  db = createDb({ url: tdb.url, poolMax: 1, connectTimeoutMs: 30_000 });
+  bus = createEventBus(tq.nc, tq.prefix);
 });
 
 afterAll(async () => {
-  await db?.destroy();
+  await bus?.close();
   await tq?.drop();
   await tdb?.drop();
 });
 
-it("publishes a pass woken by a call that is cancelled while the pass waits for a connection", async () => {
-  // A long interval: only the wake can publish the row within the test.
-  const relay = startOutboxRelay({ db, publisher: tq.queue, logger: silentLogger, intervalMs: 600_000 });
-  try {
-    await waitFor("the relay's first pass", async () => (await db.selectFrom("outbox").select("id").execute()).length === 0);
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let holding!: () => void;
-    const isHeld = new Promise<void>((r) => (holding = r));
-    const holder = db.transaction().execute(async (trx) => {
-      await insertOutbox(trx, "task-1", "msg-1");
-      holding();
-      await held;
-    });
-    await isHeld;
-    relay.wake();
-    release();
-    await holder;
-    await waitFor("the outbox row published and removed", async () => (await tdb.db.selectFrom("outbox").select("id").execute()).length === 0);
-    const jsm = await jetstreamManager(tq.nc);
-    expect((await jsm.streams.info(tq.stream)).state.messages).toBe(1);
-  } finally {
-    await relay.stop();
+const outboxRows = async () => Number((await tdb.db.selectFrom("outbox").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n);
+
+/** The task ids of the next `n` messages in the queue, taken off it. */
+async function queued(n: number): Promise<string[]> {
+  const ids: string[] = [];
+  while (ids.length < n) {
+    for await (const m of tq.queue.pull(n - ids.length, 2000)) {
+      ids.push(parseTaskMessage(m)!.taskId);
+      m.ack();
+    }
   }
+  return ids;
+}
+
+describe("outbox relay", () => {
+  it("publishes a create as soon as it commits, without waiting for its timer", async () => {
+    const relay = startOutboxRelay({ db: tdb.db, publisher: tq.queue, logger: silentLogger, intervalMs: 3_600_000 });
+    try {
+      // The pass at start has found nothing; from now on only a wake publishes.
+      await waitFor("the relay's first pass", async () => (await outboxRows()) === 0);
+      const deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake() });
+      const created = await Promise.all([1, 2, 3].map(() => createDeployment(deps, alice, createInput())));
+      await waitFor("the outbox to be published", async () => (await outboxRows()) === 0);
+      expect((await queued(3)).sort()).toEqual(created.map((c) => c.task.id).sort());
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it("publishes a row nobody announced on its timer", async () => {
+    const deps = testApiDeps(tdb.db, bus); // no wake: as if the API died right after its commit
+    const { task } = await createDeployment(deps, alice, createInput());
+    expect(await outboxRows()).toBe(1);
+    const relay = startOutboxRelay({ db: tdb.db, publisher: tq.queue, logger: silentLogger, intervalMs: 50 });
+    try {
+      await waitFor("the first pass", async () => (await outboxRows()) === 0);
+      // A row written after that pass, again without a wake: only the timer can publish it.
+      const later = await createDeployment(deps, alice, createInput());
+      await waitFor("the timer's pass", async () => (await outboxRows()) === 0);
+      expect((await queued(2)).sort()).toEqual([task.id, later.task.id].sort());
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it("publishes a wake that waits for the only connection, once the connection is free", async () => {
+    // One connection: the woken pass must wait for it.
+    const db = createDb({ url: tdb.url, poolMax: 1, connectTimeoutMs: 30_000 });
+    const relay = startOutboxRelay({ db, publisher: tq.queue, logger: silentLogger, intervalMs: 3_600_000 });
+    try {
+      await waitFor("the relay's first pass", async () => (await outboxRows()) === 0);
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let holding!: () => void;
+      const isHeld = new Promise<void>((r) => (holding = r));
+      const holder = db.transaction().execute(async (trx) => {
+        await insertOutbox(trx, "task-held", "msg-held");
+        holding();
+        await held;
+      });
+      await isHeld;
+      relay.wake();
+      release();
+      await holder;
+      await waitFor("the outbox row published and removed", async () => (await outboxRows()) === 0);
+      expect(await queued(1)).toEqual(["task-held"]);
+    } finally {
+      await relay.stop();
+      await db.destroy();
+    }
+  });
 });
