@@ -7,8 +7,8 @@ import type { DeletionService } from "../gen/modeldeploy/v1/deletion_service_pb.
 import { taskToPb } from "./convert.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
 import { requireName, requireTaskId } from "./deployment-service.js";
-import { apiError } from "./errors.js";
-import { deleteDeployment, notFound } from "./mutations.js";
+import { apiError, notFound } from "./errors.js";
+import { deleteDeployment } from "./mutations.js";
 import { openOnRead } from "./watch.js";
 
 export function createDeletionService(deps: ApiDeps): ServiceImpl<typeof DeletionService> {

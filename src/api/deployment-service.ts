@@ -14,8 +14,8 @@ import {
   deploymentStateFromPb, deploymentToPb, eventToPb, modelFromPb, resourcesFromPb, taskToPb,
 } from "./convert.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
-import { apiError } from "./errors.js";
-import { createDeployment, invalid, notFound } from "./mutations.js";
+import { apiError, notFound } from "./errors.js";
+import { createDeployment, invalid } from "./mutations.js";
 import { decodePageToken, encodePageToken, parseLabelSelector } from "./paging.js";
 import { openOnRead } from "./watch.js";
 

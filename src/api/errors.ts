@@ -181,3 +181,8 @@ export function codeName(code: Code | 0): string {
   const name = Code[code];
   return name === undefined ? String(code) : name.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
+
+/** NOT_FOUND for a deployment name the caller may see. */
+export function notFound(name: string): Error {
+  return apiError(Code.NotFound, `deployment "${name}" not found`, { reason: "DEPLOYMENT_NOT_FOUND", metadata: { name } });
+}

@@ -14,7 +14,7 @@ import { newId, newSuffix } from "../domain/ids.js";
 import { emptyProgress, type Deployment, type ModelSource, type Principal, type Resources, type Scaling, type Task, type TaskKind } from "../domain/types.js";
 import { resolveName, validateLabels, validateSpec, type Violation } from "../domain/validation.js";
 import type { ApiDeps } from "./deps.js";
-import { apiError } from "./errors.js";
+import { apiError, notFound } from "./errors.js";
 
 export interface CreateInput {
   model: ModelSource;
@@ -254,8 +254,4 @@ export async function deleteDeployment(deps: ApiDeps, principal: Principal, name
   }
   deps.wakeRelay();
   return result;
-}
-
-export function notFound(name: string): Error {
-  return apiError(Code.NotFound, `deployment "${name}" not found`, { reason: "DEPLOYMENT_NOT_FOUND", metadata: { name } });
 }

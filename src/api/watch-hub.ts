@@ -14,8 +14,7 @@ import type { DeploymentEvent as PbDeploymentEvent } from "../gen/modeldeploy/v1
 import type { Logger } from "../log.js";
 import type { EventBus } from "../queue/event-bus.js";
 import { eventToPb } from "./convert.js";
-import { apiError } from "./errors.js";
-import { notFound } from "./mutations.js";
+import { apiError, notFound } from "./errors.js";
 import { WatchChannel } from "./watch-channel.js";
 import { WatchStream } from "./watch-stream.js";
 
