@@ -12,9 +12,12 @@ const suite = useFaultSuite();
 /**
  * While a probe runs, every call of the steady client is answered OK within
  * this: the bound is the feature (one client's abuse must not stall the
- * others), set generously for a busy 2-core machine.
+ * others). On two cores the probe's own client, the API, Postgres and the
+ * workers share the CPU: a flood of 3,000 reset streams alone delays the
+ * steady client's calls by up to ~3.2 s on an idle machine, so the bound
+ * is 5 s (the stalls this case was written for lasted 4–7 s and more).
  */
-const SERVED_WITHIN_MS = 3000;
+const SERVED_WITHIN_MS = 5000;
 
 it("wire probes: the API stays up and keeps serving a steady client", async () => {
   // A short idle limit, so that the idle-connections probe sees them closed.
