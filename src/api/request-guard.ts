@@ -140,6 +140,13 @@ function readBody(req: NodeRequest, inspect: (chunk: Buffer) => void): Promise<B
   });
 }
 
+/** The size limit of a body's messages, and their name in the error past it. */
+function sizeLimitOf(format: BodyFormat, limits: RequestGuardLimits): { limit: number; what: string } {
+  return format.json
+    ? { limit: limits.maxJsonBytes, what: "JSON request message" }
+    : { limit: limits.maxMessageBytes, what: "request message" };
+}
+
 /** A Connect unary body: one message, possibly compressed as a whole. */
 async function readUnary(
   req: NodeRequest,
@@ -148,8 +155,7 @@ async function readUnary(
   compression: Compression | null,
   limits: RequestGuardLimits,
 ): Promise<Uint8Array> {
-  const limit = format.json ? limits.maxJsonBytes : limits.maxMessageBytes;
-  const what = format.json ? "JSON request message" : "request message";
+  const { limit, what } = sizeLimitOf(format, limits);
   const declared = Number(req.headers["content-length"] ?? NaN);
   if (declared > limit) throw messageTooLarge(declared, limit, what);
   const scanner = format.json && compression === null ? new JsonDepthScanner(limits.maxJsonDepth) : undefined;
@@ -172,8 +178,7 @@ async function readEnveloped(
   compression: Compression | null,
   limits: RequestGuardLimits,
 ): Promise<Uint8Array> {
-  const limit = format.json ? limits.maxJsonBytes : limits.maxMessageBytes;
-  const what = format.json ? "JSON request message" : "request message";
+  const { limit, what } = sizeLimitOf(format, limits);
   const inspector = new EnvelopeInspector(limit, what, format.json, limits.maxJsonDepth);
   const body = await readBody(req, (chunk) => inspector.push(chunk));
   // Rebuilt only when a message was decompressed here.
