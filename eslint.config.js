@@ -66,6 +66,16 @@ export default defineConfig(
               message: "db, queue, runtime, model-server and onnx never import api, worker, app, bin or cli.",
             },
             {
+              target: "src/deployments",
+              from: upperLayers,
+              message: "src/deployments (the service layer) sits below api and worker: it never imports them.",
+            },
+            {
+              target: lowerLayers,
+              from: "src/deployments",
+              message: "db, queue and runtime sit below the service layer (src/deployments).",
+            },
+            {
               target: "src/api",
               from: "src/worker",
               message: "api and worker are siblings: share code through a lower layer.",

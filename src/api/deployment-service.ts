@@ -3,19 +3,18 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { dbForCall } from "../db/connect.js";
-import { findDeploymentByName, listDeployments } from "../db/deployments.js";
-import { toDeployment, toTask } from "../db/mappers.js";
-import { findTaskInWorkspace, latestTaskOfKinds } from "../db/tasks.js";
+import { createDeployment } from "../deployments/create.js";
+import { getDeployment, getTask, latestTask, listDeployments } from "../deployments/reads.js";
+import { invalidRequest } from "../domain/errors.js";
 import type { DeploymentState } from "../domain/types.js";
 import {
   CreateDeploymentResponseSchema, ListDeploymentsResponseSchema, type DeploymentService,
 } from "../gen/modeldeploy/v1/deployment_service_pb.js";
 import {
-  deploymentStateFromPb, deploymentToPb, eventToPb, modelFromPb, resourcesFromPb, taskToPb,
+  deploymentStateFromPb, deploymentToPb, modelFromPb, resourcesFromPb, taskToPb,
 } from "./convert.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
-import { apiError, notFound } from "./errors.js";
-import { createDeployment, invalid } from "./mutations.js";
+import { apiError } from "./errors.js";
 import { decodePageToken, encodePageToken, parseLabelSelector } from "./paging.js";
 import { openOnRead } from "./watch.js";
 
@@ -25,14 +24,14 @@ function unimplemented(method: string): never {
 
 export function requireName(name: string, field = "name"): string {
   const trimmed = name.trim();
-  if (!trimmed) throw invalid([{ field, description: `${field} is required`, reason: "NAME_INVALID", metadata: {} }]);
-  if (trimmed.length > 63) throw invalid([{ field, description: `${field} is longer than 63 characters`, reason: "NAME_INVALID", metadata: { name: trimmed.slice(0, 80) } }]);
+  if (!trimmed) throw invalidRequest([{ field, description: `${field} is required`, reason: "NAME_INVALID", metadata: {} }]);
+  if (trimmed.length > 63) throw invalidRequest([{ field, description: `${field} is longer than 63 characters`, reason: "NAME_INVALID", metadata: { name: trimmed.slice(0, 80) } }]);
   return trimmed;
 }
 
 export function requireTaskId(id: string): string {
   const trimmed = id.trim();
-  if (!trimmed || trimmed.length > 64) throw invalid([{ field: "task_id", description: "taskId is required (at most 64 characters)", reason: "TASK_ID_INVALID", metadata: {} }]);
+  if (!trimmed || trimmed.length > 64) throw invalidRequest([{ field: "task_id", description: "taskId is required (at most 64 characters)", reason: "TASK_ID_INVALID", metadata: {} }]);
   return trimmed;
 }
 
@@ -58,48 +57,35 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
 
     async getDeployment(req, ctx) {
       const principal = await read(ctx);
-      const name = requireName(req.name);
-      const row = await findDeploymentByName(dbForCall(deps.db, ctx), principal.workspace, name);
-      if (!row) throw notFound(name);
-      return deploymentToPb(toDeployment(row));
+      return deploymentToPb(await getDeployment(dbForCall(deps.db, ctx), principal.workspace, requireName(req.name)));
     },
 
     async listDeployments(req, ctx) {
       const principal = await read(ctx);
       const pageSize = req.pageSize === 0 ? 50 : req.pageSize;
-      if (pageSize < 0 || pageSize > 500) throw invalid([{ field: "page_size", description: "pageSize must be from 1 to 500 (0 means 50)", reason: "PAGE_SIZE_INVALID", metadata: { pageSize: String(req.pageSize) } }]);
+      if (pageSize < 0 || pageSize > 500) throw invalidRequest([{ field: "page_size", description: "pageSize must be from 1 to 500 (0 means 50)", reason: "PAGE_SIZE_INVALID", metadata: { pageSize: String(req.pageSize) } }]);
       const states: DeploymentState[] = [];
       for (const s of req.states) {
         const state = deploymentStateFromPb(s);
-        if (!state) throw invalid([{ field: "states", description: `unknown deployment state ${s}`, reason: "STATE_INVALID", metadata: {} }]);
+        if (!state) throw invalidRequest([{ field: "states", description: `unknown deployment state ${s}`, reason: "STATE_INVALID", metadata: {} }]);
         states.push(state);
       }
       const labels = parseLabelSelector(req.labelSelector);
       const filter = JSON.stringify({ states: [...states].sort(), labels });
       const afterUid = req.pageToken ? decodePageToken(req.pageToken, filter) : undefined;
-      const rows = await listDeployments(dbForCall(deps.db, ctx), { workspace: principal.workspace, states, labels, afterUid, limit: pageSize + 1 });
-      const page = rows.slice(0, pageSize);
-      const nextPageToken = rows.length > pageSize ? encodePageToken(page[page.length - 1]!.uid, filter) : "";
-      return create(ListDeploymentsResponseSchema, { deployments: page.map((r) => deploymentToPb(toDeployment(r))), nextPageToken });
+      const page = await listDeployments(dbForCall(deps.db, ctx), { workspace: principal.workspace, states, labels, afterUid, pageSize });
+      const nextPageToken = page.nextAfterUid === undefined ? "" : encodePageToken(page.nextAfterUid, filter);
+      return create(ListDeploymentsResponseSchema, { deployments: page.deployments.map(deploymentToPb), nextPageToken });
     },
 
     async getDeploymentTask(req, ctx) {
       const principal = await read(ctx);
-      const id = requireTaskId(req.taskId);
-      const row = await findTaskInWorkspace(dbForCall(deps.db, ctx), principal.workspace, id);
-      if (!row) throw apiError(Code.NotFound, `task "${id}" not found`, { reason: "TASK_NOT_FOUND", metadata: { taskId: id } });
-      return taskToPb(toTask(row));
+      return taskToPb(await getTask(dbForCall(deps.db, ctx), principal.workspace, requireTaskId(req.taskId)));
     },
 
     async getDeploymentStatus(req, ctx) {
       const principal = await read(ctx);
-      const name = requireName(req.name);
-      const db = dbForCall(deps.db, ctx);
-      const dep = await findDeploymentByName(db, principal.workspace, name);
-      if (!dep) throw notFound(name);
-      const row = await latestTaskOfKinds(db, dep.uid, ["DEPLOY", "UPDATE", "SCALE", "ROLLBACK"]);
-      if (!row) throw apiError(Code.NotFound, `deployment "${name}" has no deploy task`, { reason: "TASK_NOT_FOUND", metadata: { name } });
-      return taskToPb(toTask(row));
+      return taskToPb(await latestTask(dbForCall(deps.db, ctx), principal.workspace, requireName(req.name), ["DEPLOY", "UPDATE", "SCALE", "ROLLBACK"], "deploy"));
     },
 
     watchDeployment(req, ctx) {

@@ -2,7 +2,7 @@
 // the errors handlers return (with google.rpc details) and translates anything
 // else that escapes a handler, so that internal causes never reach a client.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { DependencyUnavailableError, WriteConflictError, type Dependency } from "../domain/errors.js";
+import { DependencyUnavailableError, deploymentNotFound, RefusedError, WriteConflictError, type Dependency, type RefusalKind } from "../domain/errors.js";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -158,6 +158,7 @@ function unavailableMessage(dep: UnavailableDependency, err: unknown): string {
  */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
+  if (err instanceof RefusedError) return refusalToConnectError(err);
   const dep = unavailableDependency(err);
   if (dep !== undefined) {
     return apiError(Code.Unavailable, unavailableMessage(dep, err), {
@@ -175,6 +176,23 @@ export function toConnectError(err: unknown): ConnectError {
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
 
+const refusalCodes: Record<RefusalKind, Code> = {
+  invalid: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+  resource_exhausted: Code.ResourceExhausted,
+};
+
+/** A domain refusal as the client sees it: its code, message, ErrorInfo and field violations. */
+export function refusalToConnectError(err: RefusedError): ConnectError {
+  return apiError(refusalCodes[err.kind], err.message, {
+    reason: err.reason,
+    metadata: err.metadata,
+    fieldViolations: err.problems.map((p) => ({ field: p.field, description: p.description, reason: p.reason })),
+  });
+}
+
 /** The canonical lower_snake_case name of a code ("not_found"), as in Connect JSON. */
 export function codeName(code: Code | 0): string {
   if (code === 0) return "ok";
@@ -184,5 +202,5 @@ export function codeName(code: Code | 0): string {
 
 /** NOT_FOUND for a deployment name the caller may see. */
 export function notFound(name: string): Error {
-  return apiError(Code.NotFound, `deployment "${name}" not found`, { reason: "DEPLOYMENT_NOT_FOUND", metadata: { name } });
+  return refusalToConnectError(deploymentNotFound(name));
 }

@@ -1,5 +1,9 @@
 // Table types for Kysely: one interface per table, gathered in Database.
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
+import type {
+  DeploymentState, EventType, Failure, Instances, ModelSource, Resources, Scaling,
+  TaskKind, TaskPhase, TaskProgress, TaskResult, TaskStatus,
+} from "../domain/types.js";
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 /** jsonb: objects in, parsed objects out. */
@@ -19,12 +23,12 @@ export interface DeploymentsTable {
   uid: string;
   workspace: string;
   name: string;
-  state: string;
-  model: Json<Record<string, unknown>>;
-  resources: Json<Record<string, unknown>>;
-  scaling: Json<Record<string, unknown>>;
-  failure: Json<Record<string, unknown>> | null;
-  instances: Json<Record<string, unknown>>;
+  state: DeploymentState;
+  model: Json<ModelSource>;
+  resources: Json<Resources>;
+  scaling: Json<Scaling>;
+  failure: Json<Failure> | null;
+  instances: Json<Instances>;
   endpoint_url: string;
   serving_revision: number;
   target_revision: number;
@@ -40,8 +44,8 @@ export interface DeploymentsTable {
 export interface RevisionsTable {
   deployment_uid: string;
   number: number;
-  model: Json<Record<string, unknown>>;
-  resources: Json<Record<string, unknown>>;
+  model: Json<ModelSource>;
+  resources: Json<Resources>;
   task_id: string;
   create_time: Timestamp;
 }
@@ -51,13 +55,13 @@ export interface TasksTable {
   workspace: string;
   deployment_uid: string;
   deployment_name: string;
-  kind: string;
+  kind: TaskKind;
   revision: number;
-  status: string;
-  phase: string;
-  progress: Json<Record<string, unknown>>;
-  result: Json<Record<string, unknown>> | null;
-  failure: Json<Record<string, unknown>> | null;
+  status: TaskStatus;
+  phase: TaskPhase;
+  progress: Json<TaskProgress>;
+  result: Json<TaskResult> | null;
+  failure: Json<Failure> | null;
   rolled_back: boolean;
   attempt: number;
   lease_owner: string | null;
@@ -80,7 +84,7 @@ export interface EventsTable {
   sequence: number;
   workspace: string;
   time: Timestamp;
-  type: string;
+  type: EventType;
   deployment: Json<Record<string, unknown>>;
   task: Json<Record<string, unknown>> | null;
 }

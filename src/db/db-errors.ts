@@ -50,3 +50,8 @@ export function classifyQueryError(err: unknown, connectionLost: boolean): unkno
   }
   return err;
 }
+
+/** 23505 unique_violation on this constraint (or index). */
+export function isUniqueViolation(err: unknown, constraint: string): boolean {
+  return codeOf(err) === "23505" && (err as { constraint?: unknown }).constraint === constraint;
+}

@@ -2,7 +2,7 @@ import { sql } from "kysely";
 import type { DeploymentState } from "../domain/types.js";
 import { executePreparedSql, type Db } from "./connect.js";
 import type { DeploymentRow } from "./database.js";
-import type { Executor } from "./executor.js";
+import type { Executor, Trx } from "./executor.js";
 
 // The hottest read (every GetDeployment): fixed text, so no query is built
 // or compiled per call, run as a prepared statement.
@@ -25,8 +25,9 @@ export async function findDeploymentsByUids(db: Executor, uids: readonly string[
   return db.selectFrom("deployments").selectAll().where("uid", "=", sql<string>`any(${[...uids]}::text[])`).execute();
 }
 
-export async function lockDeployment(db: Executor, uid: string): Promise<DeploymentRow | undefined> {
-  return db.selectFrom("deployments").selectAll().where("uid", "=", uid).forUpdate().executeTakeFirst();
+/** The row, locked until the transaction ends. */
+export async function lockDeployment(trx: Trx, uid: string): Promise<DeploymentRow | undefined> {
+  return trx.selectFrom("deployments").selectAll().where("uid", "=", uid).forUpdate().executeTakeFirst();
 }
 
 export interface ListDeploymentsQuery {
@@ -45,4 +46,15 @@ export async function listDeployments(db: Db, q: ListDeploymentsQuery): Promise<
   if (Object.keys(q.labels).length > 0) query = query.where(sql<boolean>`labels @> ${JSON.stringify(q.labels)}::jsonb`);
   if (q.afterUid !== undefined) query = query.where("uid", ">", q.afterUid);
   return query.orderBy("uid").limit(q.limit).execute();
+}
+
+/** Accelerators of this type held by live deployments (count × max replicas). */
+export async function acceleratorsInUse(db: Executor, acceleratorType: string): Promise<number> {
+  const row = await db
+    .selectFrom("deployments")
+    .select(sql<string>`coalesce(sum((resources->>'acceleratorCount')::int * greatest((scaling->>'maxReplicas')::int, 1)), 0)`.as("used"))
+    .where("state", "not in", ["DELETED", "FAILED"])
+    .where(sql<boolean>`resources->>'acceleratorType' = ${acceleratorType}`)
+    .executeTakeFirst();
+  return Number(row?.used ?? 0);
 }

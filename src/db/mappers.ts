@@ -1,8 +1,5 @@
 // Rows ↔ domain objects. jsonb columns hold the domain's own shapes.
-import type {
-  Deployment, DeploymentEvent, DeploymentState, EventType, Failure, Instances, ModelSource,
-  Resources, Scaling, Task, TaskKind, TaskPhase, TaskProgress, TaskResult, TaskStatus,
-} from "../domain/types.js";
+import type { Deployment, DeploymentEvent, Task } from "../domain/types.js";
 import type { DeploymentRow, EventRow, NewDeploymentRow, NewTaskRow, TaskRow } from "./database.js";
 
 const asDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
@@ -13,12 +10,12 @@ export function toDeployment(row: DeploymentRow): Deployment {
     uid: row.uid,
     workspace: row.workspace,
     name: row.name,
-    state: row.state as DeploymentState,
-    model: row.model as unknown as ModelSource,
-    resources: row.resources as unknown as Resources,
-    scaling: row.scaling as unknown as Scaling,
-    failure: (row.failure as unknown as Failure | null) ?? null,
-    instances: row.instances as unknown as Instances,
+    state: row.state,
+    model: row.model,
+    resources: row.resources,
+    scaling: row.scaling,
+    failure: row.failure ?? null,
+    instances: row.instances,
     endpointUrl: row.endpoint_url,
     servingRevision: row.serving_revision,
     targetRevision: row.target_revision,
@@ -38,13 +35,13 @@ export function toTask(row: TaskRow): Task {
     workspace: row.workspace,
     deploymentUid: row.deployment_uid,
     deploymentName: row.deployment_name,
-    kind: row.kind as TaskKind,
+    kind: row.kind,
     revision: row.revision,
-    status: row.status as TaskStatus,
-    phase: row.phase as TaskPhase,
-    progress: row.progress as unknown as TaskProgress,
-    result: (row.result as unknown as TaskResult | null) ?? null,
-    failure: (row.failure as unknown as Failure | null) ?? null,
+    status: row.status,
+    phase: row.phase,
+    progress: row.progress,
+    result: row.result ?? null,
+    failure: row.failure ?? null,
     rolledBack: row.rolled_back,
     attempt: row.attempt,
     requestId: row.request_id,
@@ -65,7 +62,7 @@ export function toEvent(row: EventRow): DeploymentEvent {
     sequence: row.sequence,
     cursor: String(row.cursor),
     time: asDate(row.time),
-    type: row.type as EventType,
+    type: row.type,
     deployment: toDeployment(row.deployment as unknown as DeploymentRow),
     task: row.task ? toTask(row.task as unknown as TaskRow) : null,
   };
@@ -88,7 +85,6 @@ export function eventFromJson(text: string): DeploymentEvent {
 
 // jsonb values go to pg as objects (pg serializes them), and to
 // jsonb_populate_recordset as JSON values, never as JSON text.
-const asJson = (v: object): Record<string, unknown> => v as Record<string, unknown>;
 
 export function deploymentToRow(d: Deployment): NewDeploymentRow {
   return {
@@ -96,11 +92,11 @@ export function deploymentToRow(d: Deployment): NewDeploymentRow {
     workspace: d.workspace,
     name: d.name,
     state: d.state,
-    model: asJson(d.model),
-    resources: asJson(d.resources),
-    scaling: asJson(d.scaling),
-    failure: d.failure ? asJson(d.failure) : null,
-    instances: asJson(d.instances),
+    model: d.model,
+    resources: d.resources,
+    scaling: d.scaling,
+    failure: d.failure ? d.failure : null,
+    instances: d.instances,
     endpoint_url: d.endpointUrl,
     serving_revision: d.servingRevision,
     target_revision: d.targetRevision,
@@ -124,9 +120,9 @@ export function taskToRow(t: Task, extra: { requestHash: string; enqueuedAt: Dat
     revision: t.revision,
     status: t.status,
     phase: t.phase,
-    progress: asJson(t.progress),
-    result: t.result ? asJson(t.result) : null,
-    failure: t.failure ? asJson(t.failure) : null,
+    progress: t.progress,
+    result: t.result ? t.result : null,
+    failure: t.failure ? t.failure : null,
     rolled_back: t.rolledBack,
     attempt: t.attempt,
     lease_owner: null,

@@ -24,8 +24,8 @@ export async function loadRevision(db: Executor, deploymentUid: string, number: 
 export function toRevisionRecord(row: RevisionRow): RevisionRecord {
   return {
     number: row.number,
-    model: row.model as unknown as ModelSource,
-    resources: row.resources as unknown as Resources,
+    model: row.model,
+    resources: row.resources,
     taskId: row.task_id,
     createTime: new Date(row.create_time),
   };

@@ -6,14 +6,14 @@
 import type { DeploymentEvent } from "../domain/types.js";
 import { retryWriteConflicts } from "./conflict-retry.js";
 import type { Db } from "./connect.js";
-import type { Executor } from "./executor.js";
+import type { Trx } from "./executor.js";
 
 export type EventSink = (events: readonly DeploymentEvent[]) => void;
 
 export async function transact<T>(
   db: Db,
   sink: EventSink,
-  fn: (trx: Executor, emit: (e: DeploymentEvent) => void) => Promise<T>,
+  fn: (trx: Trx, emit: (e: DeploymentEvent) => void) => Promise<T>,
 ): Promise<T> {
   let events: DeploymentEvent[] = [];
   const result = await retryWriteConflicts("a transaction", () => {

@@ -1,16 +1,12 @@
 // Checks a deployment spec before anything is queued. Pure: the catalog and
 // limits come in as parameters.
+import type { FieldProblem } from "./errors.js";
 import { deploymentName, isDnsLabel, MAX_NAME_LENGTH } from "./names.js";
 import { parseMemory } from "./quantities.js";
 import type { ModelSource, Resources, Scaling } from "./types.js";
 
-export interface Violation {
-  field: string;
-  description: string;
-  /** ErrorInfo reason, e.g. REPLICAS_INVALID. */
-  reason: string;
-  metadata: Record<string, string>;
-}
+/** A spec problem: a FieldProblem (domain/errors.ts). */
+export type Violation = FieldProblem;
 
 export interface CatalogEntry {
   name: string;

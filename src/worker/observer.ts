@@ -6,13 +6,13 @@
 // read them all, every second, cost more with every deployment ever run, and
 // with it every task's dispatch latency.
 import type { Db } from "../db/connect.js";
-import { applyChange } from "../db/changes.js";
-import { findDeploymentsByUids, lockDeployment } from "../db/deployments.js";
+import { findDeploymentsByUids } from "../db/deployments.js";
 import { toDeployment } from "../db/mappers.js";
-import { transact, type EventSink } from "../db/transact.js";
+import type { EventSink } from "../db/transact.js";
+import { correctObserved, needsCorrection } from "../deployments/observed.js";
 import type { Deployment } from "../domain/types.js";
 import type { Logger } from "../log.js";
-import type { DeploymentObservation, RuntimeDriver } from "../runtime/driver.js";
+import type { RuntimeDriver } from "../runtime/driver.js";
 import { createObservationTracker } from "./observation-tracker.js";
 
 export interface ObserverPass {
@@ -39,14 +39,6 @@ export interface ObserverOptions {
   revisitPasses?: number;
 }
 
-/** What the observer tends, as the database has it and as observed; false while a task owns it. */
-export function needsCorrection(d: Deployment, obs: DeploymentObservation): boolean {
-  // A task in flight owns these fields; the observer only tends steady states.
-  if (d.activeTaskId !== null || d.state !== "RUNNING" || obs.servingRevision !== d.servingRevision) return false;
-  const i = obs.instances;
-  return !(i.desired === d.instances.desired && i.ready === d.instances.ready && i.pending === d.instances.pending && i.restarts === d.instances.restarts && obs.endpointUrl === d.endpointUrl);
-}
-
 /** A row that will change without the runtime changing: the task that owns it will write it. */
 function unsettled(d: Deployment): boolean {
   return d.activeTaskId !== null;
@@ -54,19 +46,6 @@ function unsettled(d: Deployment): boolean {
 
 export function startObserver(o: ObserverOptions): Observer {
   const tracker = createObservationTracker({ revisitPasses: o.revisitPasses ?? 60 });
-  const reconcile = async (obs: DeploymentObservation): Promise<boolean> =>
-    transact(o.db, o.sink, async (trx, emit) => {
-      // Checked again under the row lock: a task may have started meanwhile.
-      const row = await lockDeployment(trx, obs.deploymentUid);
-      if (!row || !needsCorrection(toDeployment(row), obs)) return false;
-      emit(await applyChange(trx, {
-        deploymentUid: row.uid,
-        type: "STATE_CHANGED",
-        deployment: { instances: { ...obs.instances }, endpoint_url: obs.endpointUrl },
-      }));
-      return true;
-    });
-
   const observeOnce = async (): Promise<ObserverPass> => {
     const due = tracker.pass(await o.driver.observe());
     // One unlocked read for those due; a locked write only where something changed.
@@ -75,7 +54,7 @@ export function startObserver(o: ObserverOptions): Observer {
     for (const obs of due) {
       const d = rows.get(obs.deploymentUid);
       try {
-        if (d && needsCorrection(d, obs) && (await reconcile(obs))) corrected++;
+        if (d && needsCorrection(d, obs) && (await correctObserved(o.db, o.sink, obs))) corrected++;
         tracker.checked(obs, d !== undefined && unsettled(d));
       } catch (err) {
         // Left due: the next pass tries it again.

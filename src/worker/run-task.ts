@@ -10,7 +10,8 @@ import type { Deployment, Failure, Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
 import type { Logger } from "../log.js";
 import { RuntimeError, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
-import { createAttemptWriter, failureOf, type AttemptChanges, type AttemptWriter } from "./attempt.js";
+import { createAttemptWriter, failureOf, type AttemptChanges, type AttemptWriter } from "../deployments/attempt.js";
+import * as phases from "../deployments/task-phases.js";
 import { waitForReplicas } from "./wait-replicas.js";
 import { loadRevision, toRevisionRecord } from "../db/revisions.js";
 import type { DeploymentRow, RevisionRow } from "../db/database.js";
@@ -91,12 +92,8 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   };
   const instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
 
-  await w.write("STATE_CHANGED", {
-    task: { status: "RUNNING", phase: "VALIDATING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: json({ ...task.progress, message: `validating (attempt ${task.attempt})` }) },
-    deployment: { state: "INITIALIZING", target_revision: task.revision, instances: json(instances) },
-  });
-
-  await w.progress("DOWNLOADING", { percent: 5, message: `fetching ${spec.model.uri}` }, { state: "DOWNLOADING" });
+  await phases.deployStarted(w, instances);
+  await phases.downloadStarted(w, spec.model.uri);
   let lastWrite = 0;
   // The write above already says nothing is downloaded yet: a report of 0
   // bytes would only repeat it.
@@ -111,9 +108,8 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
     if (p.bytesDone === lastDone || (now - lastWrite < 200 && p.bytesDone !== p.bytesTotal)) return;
     lastWrite = now;
     lastDone = p.bytesDone;
-    const percent = p.bytesTotal > 0 ? 5 + (45 * p.bytesDone) / p.bytesTotal : 5;
     pending = pending
-      .then(() => (progressError === undefined ? w.progress("DOWNLOADING", { percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, message: "downloading weights" }) : undefined))
+      .then(() => (progressError === undefined ? phases.downloadProgressed(w, p) : undefined))
       .catch((err: unknown) => {
         progressError ??= err;
       });
@@ -129,17 +125,15 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   const downloaded = { bytesDone: weights.bytes, bytesTotal: weights.bytes };
 
   if (replicas === 0) {
-    await w.progress("DOWNLOADING", { percent: 50, ...downloaded, message: weightsReady });
+    await phases.weightsReady(w, downloaded, weightsReady);
     // Registered with no replicas: the route exists and answers 503 (stopped).
     await deps.driver.startRevision(spec, weights);
     await deps.driver.switchTraffic(spec);
-    await finish(w, deployment, { state: "STOPPED", endpointUrl: "", instances });
+    await phases.deployFinished(w, deployment, { state: "STOPPED", endpointUrl: "", instances });
     return;
   }
 
-  // Nothing happens between the end of the download and the start of the
-  // replicas: one write says both.
-  await w.progress("STARTING", { percent: 55, ...downloaded, replicasDesired: replicas, message: `${weightsReady}; starting ${replicas} replica(s)` }, { state: "DEPLOYING" });
+  await phases.startingReplicas(w, downloaded, replicas, weightsReady);
   await deps.driver.startRevision(spec, weights);
 
   // The first status records HEALTH_CHECKING with the replicas' count; the
@@ -153,15 +147,9 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
     pollMs: deps.healthPollMs,
     signal,
     async onReadyCount(status) {
-      const ready = status.ready;
-      instances.ready = ready;
+      instances.ready = status.ready;
       instances.pending = status.pending;
-      await w.progress("HEALTH_CHECKING", {
-        percent: 60 + (30 * Math.min(ready, replicas)) / replicas,
-        replicasReady: ready,
-        replicasDesired: replicas,
-        message: `${ready}/${replicas} replicas ready`,
-      }, { instances: json(instances) });
+      await phases.healthChecking(w, instances, replicas);
     },
   });
   if (waited.outcome === "exited" && waited.status.exited) {
@@ -177,79 +165,16 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
 
   instances.ready = waited.status.ready;
   instances.pending = waited.status.pending;
-  await w.progress("SWITCHING_TRAFFIC", {
-    percent: 95,
-    replicasReady: waited.status.ready,
-    replicasDesired: replicas,
-    message: `${waited.status.ready}/${replicas} replicas ready; routing traffic to the new revision`,
-  }, { instances: json(instances) });
+  await phases.switchingTraffic(w, instances, replicas);
   const endpointUrl = await deps.driver.switchTraffic(spec);
-  await finish(w, deployment, { state: "RUNNING", endpointUrl, instances });
-}
-
-async function finish(
-  w: AttemptWriter,
-  deployment: Deployment,
-  end: { state: "RUNNING" | "STOPPED"; endpointUrl: string; instances: Deployment["instances"] },
-): Promise<void> {
-  const task = w.current();
-  await w.write("TASK_FINISHED", {
-    task: {
-      status: "COMPLETED",
-      phase: "DONE",
-      end_time: new Date(),
-      progress: json({ ...task.progress, percent: 100, message: end.state === "RUNNING" ? "serving" : "stopped (0 replicas)" }),
-      result: json({ deploymentId: deployment.uid, endpointUrl: end.endpointUrl, revision: task.revision }),
-    },
-    deployment: {
-      state: end.state,
-      serving_revision: task.revision,
-      target_revision: task.revision,
-      endpoint_url: end.endpointUrl,
-      instances: json(end.instances),
-      active_task_id: null,
-      failure: null,
-    },
-  });
+  await phases.deployFinished(w, deployment, { state: "RUNNING", endpointUrl, instances });
 }
 
 async function remove(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment): Promise<void> {
-  const task = w.task;
-  await w.write("STATE_CHANGED", {
-    task: { status: "RUNNING", phase: "DRAINING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: json({ ...task.progress, percent: Math.max(task.progress.percent, 10), message: "draining in-flight requests" }) },
-    deployment: { state: "DELETING" },
-  });
+  await phases.deleteStarted(w);
   await deps.driver.release(deployment.uid);
-  await w.progress("RELEASING", { percent: 80, message: "replicas stopped, route removed" });
-  const current = w.current();
-  await w.write("DELETED", {
-    task: {
-      status: "COMPLETED",
-      phase: "DONE",
-      end_time: new Date(),
-      progress: json({ ...current.progress, percent: 100, message: "deleted" }),
-      result: json({ deploymentId: deployment.uid, endpointUrl: "", revision: deployment.servingRevision }),
-    },
-    deployment: {
-      state: "DELETED",
-      endpoint_url: "",
-      instances: json({ desired: 0, ready: 0, pending: 0, restarts: 0 }),
-      active_task_id: null,
-    },
-  });
-}
-
-/** Ends a task as FAILED, and the deployment as FAILED when no earlier revision serves. */
-export async function failTask(w: AttemptWriter, failure: Failure): Promise<void> {
-  const task = w.current();
-  // A failed first deploy or delete leaves nothing serving; the user can delete (again).
-  const endsDeployment = task.kind === "DEPLOY" || task.kind === "DELETE";
-  await w.write("TASK_FINISHED", {
-    task: { status: "FAILED", end_time: new Date(), failure: json(failure) },
-    deployment: endsDeployment
-      ? { state: "FAILED", failure: json(failure), active_task_id: null, endpoint_url: "", instances: json({ desired: 0, ready: 0, pending: 0, restarts: 0 }) }
-      : { active_task_id: null },
-  });
+  await phases.replicasReleased(w);
+  await phases.deleteFinished(w, deployment);
 }
 
 export function failureFromError(err: unknown): Failure | undefined {
@@ -261,13 +186,4 @@ export function failureFromError(err: unknown): Failure | undefined {
     });
   }
   return undefined;
-}
-
-/** A jsonb column's value: the object itself (pg and jsonb_populate_record take it as JSON). */
-function json(value: object): Record<string, unknown> {
-  return { ...value };
-}
-
-function deadlineFrom(task: Task): Date {
-  return new Date(Date.now() + task.deadlineSeconds * 1000);
 }

@@ -14,9 +14,10 @@ import { newId } from "../domain/ids.js";
 import type { Logger } from "../log.js";
 import { parseTaskMessage, type TaskQueue } from "../queue/task-queue.js";
 import { RuntimeError, type RuntimeDriver } from "../runtime/driver.js";
-import { createAttemptWriter, failureOf } from "./attempt.js";
+import { createAttemptWriter, failureOf } from "../deployments/attempt.js";
+import { taskFailed } from "../deployments/task-phases.js";
 import { startPullLoop } from "./pull-loop.js";
-import { failTask, failureFromError, runTask } from "./run-task.js";
+import { failureFromError, runTask } from "./run-task.js";
 
 export interface WorkerOptions {
   db: Db;
@@ -87,7 +88,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
         // failed for running out of deliveries must leave none behind either.
         if (!failure && task.kind === "DEPLOY") await o.driver.stopRevision(task.deploymentUid, task.revision).catch(() => {});
         try {
-          await failTask(createAttemptWriter(changes, o.sink, task), final);
+          await taskFailed(createAttemptWriter(changes, o.sink, task), final);
         } catch (writeErr) {
           if (writeErr instanceof FencedError) return { kind: "ack" };
           throw writeErr;

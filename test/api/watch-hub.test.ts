@@ -9,7 +9,7 @@ import { bindService } from "../../src/api/call-wrapper.js";
 import { createDeploymentService } from "../../src/api/deployment-service.js";
 import type { ApiDeps } from "../../src/api/deps.js";
 import { createGrpcServer, type GrpcServer } from "../../src/api/grpc-server.js";
-import { createDeployment } from "../../src/api/mutations.js";
+import { createDeployment } from "../../src/deployments/create.js";
 import { createSharedSerializer } from "../../src/api/shared-serializer.js";
 import { createWatchHub, type WatchHub } from "../../src/api/watch-hub.js";
 import { createApiKey } from "../../src/db/api-keys.js";

@@ -3,7 +3,7 @@
 import { createAuthenticator } from "../../src/api/auth.js";
 import type { ApiDeps } from "../../src/api/deps.js";
 import { createWatchHub } from "../../src/api/watch-hub.js";
-import type { CreateInput } from "../../src/api/mutations.js";
+import type { CreateInput } from "../../src/deployments/create.js";
 import type { Db } from "../../src/db/connect.js";
 import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
 import { DEFAULT_LIMITS } from "../../src/domain/validation.js";

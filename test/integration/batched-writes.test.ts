@@ -3,14 +3,13 @@
 // worker writes of several tasks in one statement with per-task fencing.
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { hasReason } from "../../src/api/errors.js";
-import { createDeployment } from "../../src/api/mutations.js";
+import { createDeployment } from "../../src/deployments/create.js";
 import { applyAttemptChanges } from "../../src/db/attempt-changes.js";
 import { FencedError } from "../../src/db/changes.js";
 import { eventsAfter } from "../../src/db/events.js";
 import { claimTask, claimTasks } from "../../src/db/tasks.js";
-import type { DeploymentEvent, Principal } from "../../src/domain/types.js";
+import { RefusedError } from "../../src/domain/errors.js";
+import { emptyProgress, type DeploymentEvent, type Principal } from "../../src/domain/types.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { createInput, testApiDeps } from "../helpers/api-deps.js";
 import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
@@ -61,13 +60,10 @@ describe("batched creates", () => {
     const results = await Promise.all(Array.from({ length: 10 }, () =>
       createDeployment(deps, alice, createInput({ suffix: "same" })).then((r) => r, (e: unknown) => e)));
     const won = results.filter((r) => !(r instanceof Error));
-    const lost = results.filter((r) => r instanceof ConnectError);
+    const lost = results.filter((r) => r instanceof RefusedError);
     expect(won).toHaveLength(1);
     expect(lost).toHaveLength(9);
-    for (const e of lost) {
-      expect(e.code).toBe(Code.AlreadyExists);
-      expect(hasReason(e, "NAME_TAKEN")).toBe(true);
-    }
+    for (const e of lost) expect(e).toMatchObject({ kind: "already_exists", reason: "NAME_TAKEN" });
     expect(await count("deployments")).toBe(before.d + 1);
     expect(await count("tasks")).toBe(before.t + 1);
     expect(await count("outbox")).toBe(before.o + 1);
@@ -92,8 +88,8 @@ describe("batched creates", () => {
     expect(await count("deployments")).toBe(before + 1);
     // Another request for the taken name is still refused.
     const other = await createDeployment(deps, alice, createInput({ suffix: "retried", requestId: "batch-req-3" })).catch((e: unknown) => e);
-    expect(other).toBeInstanceOf(ConnectError);
-    expect((other as ConnectError).code).toBe(Code.AlreadyExists);
+    expect(other).toBeInstanceOf(RefusedError);
+    expect(other).toMatchObject({ kind: "already_exists", reason: "NAME_TAKEN" });
   });
 });
 
@@ -110,7 +106,7 @@ describe("batched worker writes", () => {
       // A stale attempt of b: fenced, and b's deployment is left untouched.
       { deploymentUid: b!.deployment.uid, type: "PROGRESS", taskId: b!.task.id, attempt: 0, task: { phase: "DOWNLOADING" }, deployment: { state: "DOWNLOADING" } },
       // Two changes of a in one call: applied one after the other, in order.
-      { deploymentUid: a!.deployment.uid, type: "PROGRESS", taskId: a!.task.id, attempt: 1, task: { phase: "DOWNLOADING", progress: { percent: 5, message: "fetching" } }, deployment: { state: "DOWNLOADING" } },
+      { deploymentUid: a!.deployment.uid, type: "PROGRESS", taskId: a!.task.id, attempt: 1, task: { phase: "DOWNLOADING", progress: { ...emptyProgress(), percent: 5, message: "fetching" } }, deployment: { state: "DOWNLOADING" } },
     ]);
     const [first, stale, second] = results as [DeploymentEvent, FencedError, DeploymentEvent];
     expect(first.sequence).toBe(2);

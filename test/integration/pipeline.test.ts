@@ -1,11 +1,12 @@
 // Create → queue → worker → events → delete, on real Postgres and JetStream,
 // with the no-op runtime driver (the runtime is tested on its own).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { createAuthenticator } from "../../src/api/auth.js";
 import type { ApiDeps } from "../../src/api/deps.js";
-import { hasReason } from "../../src/api/errors.js";
-import { createDeployment, deleteDeployment, type CreateInput } from "../../src/api/mutations.js";
+import { RefusedError } from "../../src/domain/errors.js";
+import { createDeployment, type CreateInput } from "../../src/deployments/create.js";
+import { deleteDeployment } from "../../src/deployments/delete.js";
 import { createApiKey } from "../../src/db/api-keys.js";
 import { applyChange, FencedError } from "../../src/db/changes.js";
 import { findDeploymentByName } from "../../src/db/deployments.js";
@@ -86,7 +87,7 @@ describe("deploy and delete through the queue", () => {
     expect(after.at(-1)).toMatchObject({ type: "DELETED", deployment: { state: "DELETED", endpointUrl: "" } });
     expect(after.map((e) => e.sequence)).toEqual(after.map((_, i) => i + 1));
     // Deleting a deleted deployment is NOT_FOUND.
-    await expect(deleteDeployment(deps, alice, deployment.name, "")).rejects.toMatchObject({ code: Code.NotFound });
+    await expect(deleteDeployment(deps, alice, deployment.name, "")).rejects.toMatchObject({ kind: "not_found", reason: "DEPLOYMENT_NOT_FOUND" });
   });
 
   it("keeps names unique per workspace and replays requestIds", async () => {
@@ -95,12 +96,11 @@ describe("deploy and delete through the queue", () => {
     expect(again.task.id).toBe(a.task.id);
     expect(again.deployment.uid).toBe(a.deployment.uid);
     const reused = await createDeployment(deps, alice, input({ suffix: "other", requestId: "req-1" })).catch((e: unknown) => e);
-    expect(reused).toBeInstanceOf(ConnectError);
-    expect((reused as ConnectError).code).toBe(Code.InvalidArgument);
-    expect(hasReason(reused, "REQUEST_ID_REUSED")).toBe(true);
+    expect(reused).toBeInstanceOf(RefusedError);
+    expect(reused).toMatchObject({ kind: "invalid", reason: "REQUEST_ID_REUSED" });
     const taken = await createDeployment(deps, alice, input({ suffix: "prod" })).catch((e: unknown) => e);
-    expect((taken as ConnectError).code).toBe(Code.AlreadyExists);
-    expect((taken as ConnectError).message).toContain("specify another suffix");
+    expect(taken).toMatchObject({ kind: "already_exists", reason: "NAME_TAKEN" });
+    expect((taken as RefusedError).message).toContain("specify another suffix");
     // Another workspace may use the same name.
     const bob: Principal = { workspace: "other", name: "bob", scopes: alice.scopes };
     const b = await createDeployment(deps, bob, input({ suffix: "prod" }));
@@ -110,8 +110,10 @@ describe("deploy and delete through the queue", () => {
   it("rejects bad specs before anything is written", async () => {
     const before = await tdb.db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow();
     const err = await createDeployment(deps, alice, input({ scaling: { minReplicas: 5, maxReplicas: 1 }, suffix: "Bad_Suffix" })).catch((e: unknown) => e);
-    expect((err as ConnectError).code).toBe(Code.InvalidArgument);
-    expect(hasReason(err, "REPLICAS_INVALID")).toBe(true);
+    expect(err).toBeInstanceOf(RefusedError);
+    expect(err).toMatchObject({ kind: "invalid", reason: "REPLICAS_INVALID" });
+    // Every bad field is listed, not only the first.
+    expect((err as RefusedError).problems.map((p) => p.field)).toEqual(["scaling.min_replicas", "suffix"]);
     const after = await tdb.db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow();
     expect(after.n).toBe(before.n);
   });

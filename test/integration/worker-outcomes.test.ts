@@ -12,7 +12,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ApiDeps } from "../../src/api/deps.js";
-import { createDeployment } from "../../src/api/mutations.js";
+import { createDeployment } from "../../src/deployments/create.js";
 import { findDeploymentByUid } from "../../src/db/deployments.js";
 import { eventsAfter } from "../../src/db/events.js";
 import { toDeployment, toTask } from "../../src/db/mappers.js";

@@ -3,7 +3,7 @@
 // between commit and wake) is still published by the timer, and a wake that
 // must wait for a connection still publishes.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDeployment } from "../../src/api/mutations.js";
+import { createDeployment } from "../../src/deployments/create.js";
 import { createDb } from "../../src/db/connect.js";
 import { insertOutbox } from "../../src/db/outbox.js";
 import type { Principal } from "../../src/domain/types.js";

@@ -3,7 +3,7 @@
 // NATS connection as separate processes would be, over a real Postgres
 // database and a real nats-server, with the no-op runtime driver. A gate can
 // hold the driver so that tasks stay open while a test breaks the queue.
-import { createDeployment } from "../../src/api/mutations.js";
+import { createDeployment } from "../../src/deployments/create.js";
 import type { ApiDeps } from "../../src/api/deps.js";
 import type { Principal } from "../../src/domain/types.js";
 import { silentLogger, type Logger } from "../../src/log.js";

@@ -4,7 +4,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDeployment } from "../../src/api/mutations.js";
+import { createDeployment } from "../../src/deployments/create.js";
 import type { ApiDeps } from "../../src/api/deps.js";
 import { DependencyUnavailableError } from "../../src/domain/errors.js";
 import { silentLogger } from "../../src/log.js";

@@ -4,7 +4,7 @@
 // ended with counts the runtime no longer has). Only the runtime is a test
 // double: a driver whose observations the test sets.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDeployment } from "../../src/api/mutations.js";
+import { createDeployment } from "../../src/deployments/create.js";
 import { applyChange } from "../../src/db/changes.js";
 import { findDeploymentByUid } from "../../src/db/deployments.js";
 import { toDeployment } from "../../src/db/mappers.js";

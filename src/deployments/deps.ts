@@ -1,0 +1,19 @@
+// What the deployment service needs, passed in (no globals).
+import type { Db } from "../db/connect.js";
+import type { NewDeployment, NewDeploymentResult } from "../db/create-deployment.js";
+import type { EventSink } from "../db/transact.js";
+import type { WriteCoalescer } from "../db/write-coalescer.js";
+import type { CatalogEntry, ValidationLimits } from "../domain/validation.js";
+
+export interface DeploymentsDeps {
+  db: Db;
+  /** Writes new deployments, concurrent ones together (see createNewDeploymentWriter). */
+  newDeployments: WriteCoalescer<NewDeployment, NewDeploymentResult>;
+  /** Publishes committed events live. */
+  sink: EventSink;
+  /** Nudges the outbox relay after a task is committed. */
+  wakeRelay: () => void;
+  catalog: readonly CatalogEntry[];
+  limits: ValidationLimits;
+  defaultProgressDeadlineSeconds: number;
+}

@@ -1,0 +1,50 @@
+// What a client may read of its workspace's deployments and tasks; a name or
+// task of another workspace is simply not found.
+import { findDeploymentByName, listDeployments as listDeploymentRows } from "../db/deployments.js";
+import type { Executor } from "../db/executor.js";
+import { toDeployment, toTask } from "../db/mappers.js";
+import { findTaskInWorkspace, latestTaskOfKinds } from "../db/tasks.js";
+import type { Db } from "../db/connect.js";
+import { deploymentNotFound, RefusedError } from "../domain/errors.js";
+import type { Deployment, DeploymentState, Task, TaskKind } from "../domain/types.js";
+
+/** The live deployment of that name, else the most recent deleted one. */
+export async function getDeployment(db: Executor, workspace: string, name: string): Promise<Deployment> {
+  const row = await findDeploymentByName(db, workspace, name);
+  if (!row) throw deploymentNotFound(name);
+  return toDeployment(row);
+}
+
+export interface DeploymentPageQuery {
+  workspace: string;
+  /** Empty: every state but DELETED. */
+  states: DeploymentState[];
+  labels: Record<string, string>;
+  afterUid: string | undefined;
+  pageSize: number;
+}
+
+/** One page in uid order, and the uid to continue after when there is more. */
+export async function listDeployments(db: Db, q: DeploymentPageQuery): Promise<{ deployments: Deployment[]; nextAfterUid: string | undefined }> {
+  const rows = await listDeploymentRows(db, { workspace: q.workspace, states: q.states, labels: q.labels, afterUid: q.afterUid, limit: q.pageSize + 1 });
+  const page = rows.slice(0, q.pageSize).map(toDeployment);
+  return { deployments: page, nextAfterUid: rows.length > q.pageSize ? page[page.length - 1]!.uid : undefined };
+}
+
+/** A task of the workspace; `kind`: only a task of that kind counts (GetDeletionTask). */
+export async function getTask(db: Executor, workspace: string, id: string, kind?: TaskKind): Promise<Task> {
+  const row = await findTaskInWorkspace(db, workspace, id);
+  if (!row || (kind !== undefined && row.kind !== kind)) {
+    throw new RefusedError("not_found", `${kind === "DELETE" ? "deletion task" : "task"} "${id}" not found`, "TASK_NOT_FOUND", { taskId: id });
+  }
+  return toTask(row);
+}
+
+/** The deployment's latest task of these kinds (GetDeploymentStatus, GetDeletionStatus). */
+export async function latestTask(db: Executor, workspace: string, name: string, kinds: TaskKind[], what: string): Promise<Task> {
+  const dep = await findDeploymentByName(db, workspace, name);
+  if (!dep) throw deploymentNotFound(name);
+  const row = await latestTaskOfKinds(db, dep.uid, kinds);
+  if (!row) throw new RefusedError("not_found", `deployment "${name}" has no ${what} task`, "TASK_NOT_FOUND", { name });
+  return toTask(row);
+}

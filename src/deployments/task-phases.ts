@@ -1,0 +1,141 @@
+// What each phase of a task writes: the task's status, phase and progress and
+// the deployment's state, together with their event (one fenced statement
+// each, see attempt.ts). The worker runs the runtime's steps and names the
+// phase it reached; only this module decides what that means for the rows.
+import type { Deployment, Failure, Task, TaskProgress } from "../domain/types.js";
+import type { AttemptWriter } from "./attempt.js";
+
+type Instances = Deployment["instances"];
+type Downloaded = Pick<TaskProgress, "bytesDone" | "bytesTotal">;
+
+/** A jsonb column's value: the object itself (pg and jsonb_populate_record take it as JSON). */
+function json<T extends object>(value: T): T {
+  return { ...value };
+}
+
+function deadlineFrom(task: Task): Date {
+  return new Date(Date.now() + task.deadlineSeconds * 1000);
+}
+
+const noInstances: Instances = { desired: 0, ready: 0, pending: 0, restarts: 0 };
+
+/** DEPLOY picked up: task RUNNING (VALIDATING), deployment INITIALIZING toward the task's revision. */
+export async function deployStarted(w: AttemptWriter, instances: Instances): Promise<void> {
+  const task = w.task;
+  await w.write("STATE_CHANGED", {
+    task: { status: "RUNNING", phase: "VALIDATING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: json({ ...task.progress, message: `validating (attempt ${task.attempt})` }) },
+    deployment: { state: "INITIALIZING", target_revision: task.revision, instances: json(instances) },
+  });
+}
+
+export async function downloadStarted(w: AttemptWriter, uri: string): Promise<void> {
+  await w.progress("DOWNLOADING", { percent: 5, message: `fetching ${uri}` }, { state: "DOWNLOADING" });
+}
+
+/** Download progress: 5 % to 50 % of the task. */
+export async function downloadProgressed(w: AttemptWriter, p: { bytesDone: number; bytesTotal: number }): Promise<void> {
+  const percent = p.bytesTotal > 0 ? 5 + (45 * p.bytesDone) / p.bytesTotal : 5;
+  await w.progress("DOWNLOADING", { percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, message: "downloading weights" });
+}
+
+/** Weights in place and nothing to start (0 replicas). */
+export async function weightsReady(w: AttemptWriter, downloaded: Downloaded, message: string): Promise<void> {
+  await w.progress("DOWNLOADING", { percent: 50, ...downloaded, message });
+}
+
+/** Nothing happens between the end of the download and the start of the replicas: one write says both. */
+export async function startingReplicas(w: AttemptWriter, downloaded: Downloaded, replicas: number, weightsMessage: string): Promise<void> {
+  await w.progress("STARTING", { percent: 55, ...downloaded, replicasDesired: replicas, message: `${weightsMessage}; starting ${replicas} replica(s)` }, { state: "DEPLOYING" });
+}
+
+/** Replicas passing health checks: 60 % to 90 %. */
+export async function healthChecking(w: AttemptWriter, instances: Instances, replicas: number): Promise<void> {
+  const ready = instances.ready;
+  await w.progress("HEALTH_CHECKING", {
+    percent: 60 + (30 * Math.min(ready, replicas)) / replicas,
+    replicasReady: ready,
+    replicasDesired: replicas,
+    message: `${ready}/${replicas} replicas ready`,
+  }, { instances: json(instances) });
+}
+
+export async function switchingTraffic(w: AttemptWriter, instances: Instances, replicas: number): Promise<void> {
+  await w.progress("SWITCHING_TRAFFIC", {
+    percent: 95,
+    replicasReady: instances.ready,
+    replicasDesired: replicas,
+    message: `${instances.ready}/${replicas} replicas ready; routing traffic to the new revision`,
+  }, { instances: json(instances) });
+}
+
+/** The revision serves (RUNNING) or is registered with no replicas (STOPPED); the task COMPLETED. */
+export async function deployFinished(
+  w: AttemptWriter,
+  deployment: Deployment,
+  end: { state: "RUNNING" | "STOPPED"; endpointUrl: string; instances: Instances },
+): Promise<void> {
+  const task = w.current();
+  await w.write("TASK_FINISHED", {
+    task: {
+      status: "COMPLETED",
+      phase: "DONE",
+      end_time: new Date(),
+      progress: json({ ...task.progress, percent: 100, message: end.state === "RUNNING" ? "serving" : "stopped (0 replicas)" }),
+      result: json({ deploymentId: deployment.uid, endpointUrl: end.endpointUrl, revision: task.revision }),
+    },
+    deployment: {
+      state: end.state,
+      serving_revision: task.revision,
+      target_revision: task.revision,
+      endpoint_url: end.endpointUrl,
+      instances: json(end.instances),
+      active_task_id: null,
+      failure: null,
+    },
+  });
+}
+
+/** DELETE picked up: in-flight requests drain. */
+export async function deleteStarted(w: AttemptWriter): Promise<void> {
+  const task = w.task;
+  await w.write("STATE_CHANGED", {
+    task: { status: "RUNNING", phase: "DRAINING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: json({ ...task.progress, percent: Math.max(task.progress.percent, 10), message: "draining in-flight requests" }) },
+    deployment: { state: "DELETING" },
+  });
+}
+
+export async function replicasReleased(w: AttemptWriter): Promise<void> {
+  await w.progress("RELEASING", { percent: 80, message: "replicas stopped, route removed" });
+}
+
+export async function deleteFinished(w: AttemptWriter, deployment: Deployment): Promise<void> {
+  const current = w.current();
+  await w.write("DELETED", {
+    task: {
+      status: "COMPLETED",
+      phase: "DONE",
+      end_time: new Date(),
+      progress: json({ ...current.progress, percent: 100, message: "deleted" }),
+      result: json({ deploymentId: deployment.uid, endpointUrl: "", revision: deployment.servingRevision }),
+    },
+    deployment: {
+      state: "DELETED",
+      endpoint_url: "",
+      instances: json(noInstances),
+      active_task_id: null,
+    },
+  });
+}
+
+/** Ends a task as FAILED, and the deployment as FAILED when no earlier revision serves. */
+export async function taskFailed(w: AttemptWriter, failure: Failure): Promise<void> {
+  const task = w.current();
+  // A failed first deploy or delete leaves nothing serving; the user can delete (again).
+  const endsDeployment = task.kind === "DEPLOY" || task.kind === "DELETE";
+  await w.write("TASK_FINISHED", {
+    task: { status: "FAILED", end_time: new Date(), failure: json(failure) },
+    deployment: endsDeployment
+      ? { state: "FAILED", failure: json(failure), active_task_id: null, endpoint_url: "", instances: json(noInstances) }
+      : { active_task_id: null },
+  });
+}
