@@ -2,12 +2,15 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
-  DeploymentEventSchema, DeploymentSchema, DeploymentState as PbDeploymentState, EventType as PbEventType,
+  AcceleratorTypeSchema, DeploymentEventSchema, DeploymentRevisionSchema, DeploymentSchema, DeploymentState as PbDeploymentState, EventType as PbEventType,
   FailureReason as PbFailureReason, FailureSchema, ModelType as PbModelType, TaskKind as PbTaskKind,
   TaskPhase as PbTaskPhase, TaskSchema, TaskStatus as PbTaskStatus,
-  type Deployment as PbDeployment, type DeploymentEvent as PbDeploymentEvent, type Failure as PbFailure,
+  type AcceleratorType as PbAcceleratorType, type Deployment as PbDeployment, type DeploymentEvent as PbDeploymentEvent,
+  type DeploymentRevision as PbDeploymentRevision, type Failure as PbFailure,
   type ModelSource as PbModelSource, type Resources as PbResources, type Task as PbTask,
 } from "../gen/modeldeploy/v1/resources_pb.js";
+import type { AcceleratorAvailability } from "../deployments/capacity.js";
+import type { RevisionRecord } from "../db/revisions.js";
 import type {
   Deployment, DeploymentEvent, DeploymentState, Failure, ModelSource, ModelType, Resources, Task, TaskStatus,
 } from "../domain/types.js";
@@ -132,4 +135,12 @@ export function eventToPb(e: DeploymentEvent): PbDeploymentEvent {
     deployment: deploymentToPb(e.deployment),
     task: e.task ? taskToPb(e.task) : undefined,
   });
+}
+
+export function revisionToPb(r: RevisionRecord): PbDeploymentRevision {
+  return create(DeploymentRevisionSchema, { number: r.number, model: modelToPb(r.model), resources: r.resources, createTime: ts(r.createTime), taskId: r.taskId });
+}
+
+export function acceleratorTypeToPb(a: AcceleratorAvailability): PbAcceleratorType {
+  return create(AcceleratorTypeSchema, { name: a.name, memory: a.memory, maxPerReplica: a.maxPerReplica, available: a.available });
 }

@@ -4,14 +4,16 @@ import { create } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { dbForCall } from "../db/connect.js";
 import { createDeployment } from "../deployments/create.js";
-import { getDeployment, getTask, latestTask, listDeployments } from "../deployments/reads.js";
+import { acceleratorCatalog } from "../deployments/capacity.js";
+import { getDeployment, getTask, latestTask, listDeployments, listRevisions, listTasks } from "../deployments/reads.js";
 import { invalidRequest } from "../domain/errors.js";
-import type { DeploymentState } from "../domain/types.js";
+import type { DeploymentState, TaskStatus } from "../domain/types.js";
 import {
-  CreateDeploymentResponseSchema, ListDeploymentsResponseSchema, type DeploymentService,
+  CreateDeploymentResponseSchema, ListAcceleratorTypesResponseSchema, ListDeploymentRevisionsResponseSchema,
+  ListDeploymentsResponseSchema, ListDeploymentTasksResponseSchema, type DeploymentService,
 } from "../gen/modeldeploy/v1/deployment_service_pb.js";
 import {
-  deploymentStateFromPb, deploymentToPb, modelFromPb, resourcesFromPb, taskToPb,
+  acceleratorTypeToPb, deploymentStateFromPb, deploymentToPb, modelFromPb, resourcesFromPb, revisionToPb, taskStatusFromPb, taskToPb,
 } from "./convert.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
 import { apiError } from "./errors.js";
@@ -33,6 +35,12 @@ export function requireTaskId(id: string): string {
   const trimmed = id.trim();
   if (!trimmed || trimmed.length > 64) throw invalidRequest([{ field: "task_id", description: "taskId is required (at most 64 characters)", reason: "TASK_ID_INVALID", metadata: {} }]);
   return trimmed;
+}
+
+function requirePageSize(requested: number): number {
+  const pageSize = requested === 0 ? 50 : requested;
+  if (pageSize < 0 || pageSize > 500) throw invalidRequest([{ field: "page_size", description: "pageSize must be from 1 to 500 (0 means 50)", reason: "PAGE_SIZE_INVALID", metadata: { pageSize: String(requested) } }]);
+  return pageSize;
 }
 
 export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof DeploymentService> {
@@ -62,8 +70,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
 
     async listDeployments(req, ctx) {
       const principal = await read(ctx);
-      const pageSize = req.pageSize === 0 ? 50 : req.pageSize;
-      if (pageSize < 0 || pageSize > 500) throw invalidRequest([{ field: "page_size", description: "pageSize must be from 1 to 500 (0 means 50)", reason: "PAGE_SIZE_INVALID", metadata: { pageSize: String(req.pageSize) } }]);
+      const pageSize = requirePageSize(req.pageSize);
       const states: DeploymentState[] = [];
       for (const s of req.states) {
         const state = deploymentStateFromPb(s);
@@ -110,13 +117,26 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
       await write(ctx);
       unimplemented("RollbackDeployment");
     },
-    async listDeploymentRevisions(_req, ctx) {
-      await read(ctx);
-      unimplemented("ListDeploymentRevisions");
+    async listDeploymentRevisions(req, ctx) {
+      const principal = await read(ctx);
+      const revisions = await listRevisions(dbForCall(deps.db, ctx), principal.workspace, requireName(req.name));
+      return create(ListDeploymentRevisionsResponseSchema, { revisions: revisions.map(revisionToPb) });
     },
-    async listDeploymentTasks(_req, ctx) {
-      await read(ctx);
-      unimplemented("ListDeploymentTasks");
+    async listDeploymentTasks(req, ctx) {
+      const principal = await read(ctx);
+      const name = requireName(req.name);
+      const pageSize = requirePageSize(req.pageSize);
+      const statuses: TaskStatus[] = [];
+      for (const s of req.statuses) {
+        const status = taskStatusFromPb(s);
+        if (!status) throw invalidRequest([{ field: "statuses", description: `unknown task status ${s}`, reason: "STATUS_INVALID", metadata: {} }]);
+        statuses.push(status);
+      }
+      const filter = JSON.stringify({ name, statuses: [...statuses].sort() });
+      const beforeId = req.pageToken ? decodePageToken(req.pageToken, filter) : undefined;
+      const page = await listTasks(dbForCall(deps.db, ctx), { workspace: principal.workspace, name, statuses, beforeId, pageSize });
+      const nextPageToken = page.nextBeforeId === undefined ? "" : encodePageToken(page.nextBeforeId, filter);
+      return create(ListDeploymentTasksResponseSchema, { tasks: page.tasks.map(taskToPb), nextPageToken });
     },
     async cancelDeploymentTask(_req, ctx) {
       await write(ctx);
@@ -129,7 +149,8 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
     },
     async listAcceleratorTypes(_req, ctx) {
       await read(ctx);
-      unimplemented("ListAcceleratorTypes");
+      const catalog = await acceleratorCatalog({ db: dbForCall(deps.db, ctx), catalog: deps.catalog });
+      return create(ListAcceleratorTypesResponseSchema, { acceleratorTypes: catalog.map(acceleratorTypeToPb) });
     },
   };
 }

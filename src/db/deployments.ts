@@ -58,3 +58,16 @@ export async function acceleratorsInUse(db: Executor, acceleratorType: string): 
     .executeTakeFirst();
   return Number(row?.used ?? 0);
 }
+
+/** Accelerators held by live deployments, by type (types nobody holds are absent). */
+export async function acceleratorsInUseByType(db: Executor): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom("deployments")
+    .select(sql<string>`resources->>'acceleratorType'`.as("type"))
+    .select(sql<string>`sum((resources->>'acceleratorCount')::int * greatest((scaling->>'maxReplicas')::int, 1))`.as("used"))
+    .where("state", "not in", ["DELETED", "FAILED"])
+    .where(sql<boolean>`resources->>'acceleratorType' <> ''`)
+    .groupBy(sql`resources->>'acceleratorType'`)
+    .execute();
+  return new Map(rows.map((r) => [r.type, Number(r.used)]));
+}

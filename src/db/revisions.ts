@@ -30,3 +30,9 @@ export function toRevisionRecord(row: RevisionRow): RevisionRecord {
     createTime: new Date(row.create_time),
   };
 }
+
+/** Every revision of the deployment, oldest first. */
+export async function listRevisions(db: Executor, deploymentUid: string): Promise<RevisionRecord[]> {
+  const rows = await db.selectFrom("revisions").selectAll().where("deployment_uid", "=", deploymentUid).orderBy("number").execute();
+  return rows.map(toRevisionRecord);
+}

@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import type { TaskKind } from "../domain/types.js";
+import type { TaskKind, TaskStatus } from "../domain/types.js";
 import { retryWriteConflicts } from "./conflict-retry.js";
 import { executePrepared, executePreparedSql, prepared } from "./connect.js";
 import type { DeploymentRow, NewTaskRow, RevisionRow, TaskRow } from "./database.js";
@@ -152,4 +152,21 @@ export async function releaseLease(db: Executor, id: string, attempt: number): P
     .where("id", "=", id)
     .where("attempt", "=", attempt)
     .execute();
+}
+
+export interface TaskPageQuery {
+  deploymentUid: string;
+  /** Empty: any status. */
+  statuses: TaskStatus[];
+  /** Keyset: ids are time-ordered, so newest first is id order, and pages neither repeat nor skip. */
+  beforeId: string | undefined;
+  limit: number;
+}
+
+/** A deployment's tasks, newest first. */
+export async function listTasksOfDeployment(db: Executor, q: TaskPageQuery): Promise<TaskRow[]> {
+  let query = db.selectFrom("tasks").selectAll().where("deployment_uid", "=", q.deploymentUid);
+  if (q.statuses.length > 0) query = query.where("status", "in", q.statuses);
+  if (q.beforeId !== undefined) query = query.where("id", "<", q.beforeId);
+  return query.orderBy("id", "desc").limit(q.limit).execute();
 }

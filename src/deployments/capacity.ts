@@ -1,6 +1,7 @@
-import { acceleratorsInUse } from "../db/deployments.js";
+import { acceleratorsInUse, acceleratorsInUseByType } from "../db/deployments.js";
 import { RefusedError } from "../domain/errors.js";
 import type { Resources, Scaling } from "../domain/types.js";
+import type { CatalogEntry } from "../domain/validation.js";
 import type { DeploymentsDeps } from "./deps.js";
 
 /** Refused (resource_exhausted) when the catalog has too few accelerators of the type left. */
@@ -18,4 +19,15 @@ export async function checkCapacity(deps: Pick<DeploymentsDeps, "db" | "catalog"
       availableAcceleratorCount: String(available),
     });
   }
+}
+
+export interface AcceleratorAvailability extends CatalogEntry {
+  /** Free now: the total less what live deployments hold. */
+  available: number;
+}
+
+/** The catalog validation uses, with what is free of each type now. */
+export async function acceleratorCatalog(deps: Pick<DeploymentsDeps, "db" | "catalog">): Promise<AcceleratorAvailability[]> {
+  const used = await acceleratorsInUseByType(deps.db);
+  return deps.catalog.map((entry) => ({ ...entry, available: Math.max(entry.total - (used.get(entry.name) ?? 0), 0) }));
 }

@@ -3,10 +3,11 @@
 import { findDeploymentByName, listDeployments as listDeploymentRows } from "../db/deployments.js";
 import type { Executor } from "../db/executor.js";
 import { toDeployment, toTask } from "../db/mappers.js";
-import { findTaskInWorkspace, latestTaskOfKinds } from "../db/tasks.js";
+import { listRevisions as listRevisionRows, type RevisionRecord } from "../db/revisions.js";
+import { findTaskInWorkspace, latestTaskOfKinds, listTasksOfDeployment } from "../db/tasks.js";
 import type { Db } from "../db/connect.js";
 import { deploymentNotFound, RefusedError } from "../domain/errors.js";
-import type { Deployment, DeploymentState, Task, TaskKind } from "../domain/types.js";
+import type { Deployment, DeploymentState, Task, TaskKind, TaskStatus } from "../domain/types.js";
 
 /** The live deployment of that name, else the most recent deleted one. */
 export async function getDeployment(db: Executor, workspace: string, name: string): Promise<Deployment> {
@@ -47,4 +48,29 @@ export async function latestTask(db: Executor, workspace: string, name: string, 
   const row = await latestTaskOfKinds(db, dep.uid, kinds);
   if (!row) throw new RefusedError("not_found", `deployment "${name}" has no ${what} task`, "TASK_NOT_FOUND", { name });
   return toTask(row);
+}
+
+/** The deployment's revisions, oldest first, each with the task that made it. */
+export async function listRevisions(db: Executor, workspace: string, name: string): Promise<RevisionRecord[]> {
+  const dep = await findDeploymentByName(db, workspace, name);
+  if (!dep) throw deploymentNotFound(name);
+  return listRevisionRows(db, dep.uid);
+}
+
+export interface TaskPageQuery {
+  workspace: string;
+  name: string;
+  /** Empty: any status. */
+  statuses: TaskStatus[];
+  beforeId: string | undefined;
+  pageSize: number;
+}
+
+/** One page of the deployment's tasks, newest first, and the id to continue before when there is more. */
+export async function listTasks(db: Executor, q: TaskPageQuery): Promise<{ tasks: Task[]; nextBeforeId: string | undefined }> {
+  const dep = await findDeploymentByName(db, q.workspace, q.name);
+  if (!dep) throw deploymentNotFound(q.name);
+  const rows = await listTasksOfDeployment(db, { deploymentUid: dep.uid, statuses: q.statuses, beforeId: q.beforeId, limit: q.pageSize + 1 });
+  const page = rows.slice(0, q.pageSize).map(toTask);
+  return { tasks: page, nextBeforeId: rows.length > q.pageSize ? page[page.length - 1]!.id : undefined };
 }
