@@ -3,14 +3,18 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { dbForCall } from "../db/connect.js";
+import { cancelTask } from "../deployments/cancel.js";
 import { createDeployment } from "../deployments/create.js";
+import { rollbackDeployment } from "../deployments/rollback.js";
+import { updateDeployment } from "../deployments/update.js";
 import { acceleratorCatalog } from "../deployments/capacity.js";
 import { getDeployment, getTask, latestTask, listDeployments, listRevisions, listTasks } from "../deployments/reads.js";
 import { invalidRequest } from "../domain/errors.js";
 import type { DeploymentState, TaskStatus } from "../domain/types.js";
 import {
   CreateDeploymentResponseSchema, ListAcceleratorTypesResponseSchema, ListDeploymentRevisionsResponseSchema,
-  ListDeploymentsResponseSchema, ListDeploymentTasksResponseSchema, type DeploymentService,
+  ListDeploymentsResponseSchema, ListDeploymentTasksResponseSchema, RollbackDeploymentResponseSchema,
+  UpdateDeploymentResponseSchema, type DeploymentService,
 } from "../gen/modeldeploy/v1/deployment_service_pb.js";
 import {
   acceleratorTypeToPb, deploymentStateFromPb, deploymentToPb, modelFromPb, resourcesFromPb, revisionToPb, taskStatusFromPb, taskToPb,
@@ -109,13 +113,26 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
 
     // Not implemented yet, but authenticated first like every other call: without
     // a valid key (and the scope the method will need) a caller learns nothing.
-    async updateDeployment(_req, ctx) {
-      await write(ctx);
-      unimplemented("UpdateDeployment");
+    async updateDeployment(req, ctx) {
+      const principal = await write(ctx);
+      const { deployment, task } = await updateDeployment(depsForCall(deps, ctx), principal, {
+        name: requireName(req.name),
+        model: req.model ? modelFromPb(req.model) : undefined,
+        resources: req.resources ? resourcesFromPb(req.resources) : undefined,
+        scaling: req.scaling ? { minReplicas: req.scaling.minReplicas, maxReplicas: req.scaling.maxReplicas } : undefined,
+        progressDeadlineSeconds: req.progressDeadlineSeconds,
+        requestId: req.requestId.trim(),
+      });
+      return create(UpdateDeploymentResponseSchema, { deployment: deploymentToPb(deployment), task: taskToPb(task) });
     },
-    async rollbackDeployment(_req, ctx) {
-      await write(ctx);
-      unimplemented("RollbackDeployment");
+    async rollbackDeployment(req, ctx) {
+      const principal = await write(ctx);
+      const { deployment, task } = await rollbackDeployment(depsForCall(deps, ctx), principal, {
+        name: requireName(req.name),
+        revision: req.revision,
+        requestId: req.requestId.trim(),
+      });
+      return create(RollbackDeploymentResponseSchema, { deployment: deploymentToPb(deployment), task: taskToPb(task) });
     },
     async listDeploymentRevisions(req, ctx) {
       const principal = await read(ctx);
@@ -138,9 +155,9 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
       const nextPageToken = page.nextBeforeId === undefined ? "" : encodePageToken(page.nextBeforeId, filter);
       return create(ListDeploymentTasksResponseSchema, { tasks: page.tasks.map(taskToPb), nextPageToken });
     },
-    async cancelDeploymentTask(_req, ctx) {
-      await write(ctx);
-      unimplemented("CancelDeploymentTask");
+    async cancelDeploymentTask(req, ctx) {
+      const principal = await write(ctx);
+      return taskToPb(await cancelTask(depsForCall(deps, ctx), principal, requireTaskId(req.taskId)));
     },
     // eslint-disable-next-line require-yield
     async *watchDeployments(_req, ctx) {

@@ -45,6 +45,7 @@ export type AttemptChangeResult = DeploymentEvent | FencedError | Error;
 const TASK_COLUMNS = ["status", "phase", "progress", "result", "failure", "rolled_back", "start_time", "end_time", "progress_deadline"] as const;
 const DEPLOYMENT_COLUMNS = [
   "state", "failure", "instances", "endpoint_url", "serving_revision", "target_revision", "active_task_id", "modifier",
+  "model", "resources", "scaling",
 ] as const;
 
 const list = (columns: readonly string[], prefix = "") => columns.map((c) => prefix + c).join(", ");

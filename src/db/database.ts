@@ -76,6 +76,8 @@ export interface TasksTable {
   progress_deadline: Timestamp | null;
   enqueue_count: number;
   enqueued_at: Timestamp;
+  /** The scaling the task puts in force; null: unchanged. */
+  scaling: Json<Scaling> | null;
 }
 
 export interface EventsTable {

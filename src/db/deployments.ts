@@ -48,13 +48,14 @@ export async function listDeployments(db: Db, q: ListDeploymentsQuery): Promise<
   return query.orderBy("uid").limit(q.limit).execute();
 }
 
-/** Accelerators of this type held by live deployments (count × max replicas). */
-export async function acceleratorsInUse(db: Executor, acceleratorType: string): Promise<number> {
+/** Accelerators of this type held by live deployments (count × max replicas), but for `exceptUid`'s. */
+export async function acceleratorsInUse(db: Executor, acceleratorType: string, exceptUid = ""): Promise<number> {
   const row = await db
     .selectFrom("deployments")
     .select(sql<string>`coalesce(sum((resources->>'acceleratorCount')::int * greatest((scaling->>'maxReplicas')::int, 1)), 0)`.as("used"))
     .where("state", "not in", ["DELETED", "FAILED"])
     .where(sql<boolean>`resources->>'acceleratorType' = ${acceleratorType}`)
+    .where("uid", "<>", exceptUid)
     .executeTakeFirst();
   return Number(row?.used ?? 0);
 }

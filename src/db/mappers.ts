@@ -51,6 +51,7 @@ export function toTask(row: TaskRow): Task {
     endTime: asDateOrNull(row.end_time),
     progressDeadline: asDateOrNull(row.progress_deadline),
     deadlineSeconds: row.deadline_seconds,
+    scaling: row.scaling ?? null,
   };
 }
 
@@ -137,6 +138,7 @@ export function taskToRow(t: Task, extra: { requestHash: string; enqueuedAt: Dat
     progress_deadline: t.progressDeadline,
     enqueue_count: 0,
     enqueued_at: extra.enqueuedAt,
+    scaling: t.scaling,
   };
 }
 

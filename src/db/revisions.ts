@@ -36,3 +36,40 @@ export async function listRevisions(db: Executor, deploymentUid: string): Promis
   const rows = await db.selectFrom("revisions").selectAll().where("deployment_uid", "=", deploymentUid).orderBy("number").execute();
   return rows.map(toRevisionRecord);
 }
+
+export async function insertRevision(db: Executor, deploymentUid: string, r: RevisionRecord): Promise<void> {
+  await db.insertInto("revisions").values({
+    deployment_uid: deploymentUid,
+    number: r.number,
+    model: r.model,
+    resources: r.resources,
+    task_id: r.taskId,
+    create_time: r.createTime,
+  }).execute();
+}
+
+/** The number the next revision gets (revisions are never deleted, so numbers are never reused). */
+export async function nextRevisionNumber(db: Executor, deploymentUid: string): Promise<number> {
+  const row = await db.selectFrom("revisions").select((eb) => eb.fn.max("number").as("last")).where("deployment_uid", "=", deploymentUid).executeTakeFirst();
+  return Number(row?.last ?? 0) + 1;
+}
+
+/** The newest revision before `before` whose task completed: the one that served before it. */
+export async function previousServedRevision(db: Executor, deploymentUid: string, before: number): Promise<RevisionRecord | undefined> {
+  const row = await db
+    .selectFrom("revisions")
+    .innerJoin("tasks", "tasks.id", "revisions.task_id")
+    .selectAll("revisions")
+    .where("revisions.deployment_uid", "=", deploymentUid)
+    .where("revisions.number", "<", before)
+    .where("tasks.status", "=", "COMPLETED")
+    .orderBy("revisions.number", "desc")
+    .limit(1)
+    .executeTakeFirst();
+  return row ? toRevisionRecord(row) : undefined;
+}
+
+export async function findRevision(db: Executor, deploymentUid: string, number: number): Promise<RevisionRecord | undefined> {
+  const row = await db.selectFrom("revisions").selectAll().where("deployment_uid", "=", deploymentUid).where("number", "=", number).executeTakeFirst();
+  return row ? toRevisionRecord(row) : undefined;
+}

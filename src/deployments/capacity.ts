@@ -4,12 +4,16 @@ import type { Resources, Scaling } from "../domain/types.js";
 import type { CatalogEntry } from "../domain/validation.js";
 import type { DeploymentsDeps } from "./deps.js";
 
-/** Refused (resource_exhausted) when the catalog has too few accelerators of the type left. */
-export async function checkCapacity(deps: Pick<DeploymentsDeps, "db" | "catalog">, resources: Resources, scaling: Scaling): Promise<void> {
+/**
+ * Refused (resource_exhausted) when the catalog has too few accelerators of
+ * the type left; `exceptUid`: a deployment being changed, whose own holding
+ * the change replaces.
+ */
+export async function checkCapacity(deps: Pick<DeploymentsDeps, "db" | "catalog">, resources: Resources, scaling: Scaling, exceptUid = ""): Promise<void> {
   if (!resources.acceleratorType) return;
   const entry = deps.catalog.find((c) => c.name === resources.acceleratorType);
   if (!entry) return;
-  const used = await acceleratorsInUse(deps.db, entry.name);
+  const used = await acceleratorsInUse(deps.db, entry.name, exceptUid);
   const wanted = resources.acceleratorCount * Math.max(scaling.maxReplicas, 1);
   const available = Math.max(entry.total - used, 0);
   if (used + wanted > entry.total) {

@@ -9,7 +9,7 @@ import { resolveName, validateLabels, validateSpec } from "../domain/validation.
 import { checkCapacity } from "./capacity.js";
 import type { DeploymentsDeps } from "./deps.js";
 import { newTask } from "./new-task.js";
-import { replayIfSeen, requestHash, requestIdProblems } from "./requests.js";
+import { progressDeadlineProblems, replayIfSeen, requestHash, requestIdProblems } from "./requests.js";
 
 export interface CreateInput {
   model: ModelSource;
@@ -21,14 +21,14 @@ export interface CreateInput {
   progressDeadlineSeconds: number;
 }
 
-const MAX_PROGRESS_DEADLINE_SECONDS = 86_400;
-
 /** `call`: whose abort takes a waiting write out of the batch queue. */
 export async function createDeployment(deps: DeploymentsDeps, principal: Principal, input: CreateInput, call?: CallScope): Promise<{ deployment: Deployment; task: Task }> {
-  const problems = [...validateSpec(input, deps.catalog, deps.limits), ...validateLabels(input.labels, deps.limits), ...requestIdProblems(input.requestId)];
-  if (input.progressDeadlineSeconds < 0 || input.progressDeadlineSeconds > MAX_PROGRESS_DEADLINE_SECONDS) {
-    problems.push({ field: "progress_deadline_seconds", description: `progressDeadlineSeconds must be from 0 (default) to ${MAX_PROGRESS_DEADLINE_SECONDS}`, reason: "PROGRESS_DEADLINE_INVALID", metadata: {} });
-  }
+  const problems = [
+    ...validateSpec(input, deps.catalog, deps.limits),
+    ...validateLabels(input.labels, deps.limits),
+    ...requestIdProblems(input.requestId),
+    ...progressDeadlineProblems(input.progressDeadlineSeconds),
+  ];
   const named = resolveName(input.model.name, input.suffix || "x");
   if ("violation" in named && input.model.name) problems.push(named.violation);
   if (problems.length > 0) throw invalidRequest(problems);

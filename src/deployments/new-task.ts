@@ -1,7 +1,7 @@
-import { emptyProgress, type Principal, type Task, type TaskKind } from "../domain/types.js";
+import { emptyProgress, type Principal, type Scaling, type Task, type TaskKind } from "../domain/types.js";
 
 /** A task as it is queued: PENDING, phase QUEUED, no attempt yet. */
-export function newTask(t: { id: string; kind: TaskKind; principal: Principal; uid: string; name: string; revision: number; requestId: string; deadlineSeconds: number; now: Date }): Task {
+export function newTask(t: { id: string; kind: TaskKind; principal: Principal; uid: string; name: string; revision: number; requestId: string; deadlineSeconds: number; now: Date; scaling?: Scaling; message?: string }): Task {
   return {
     id: t.id,
     workspace: t.principal.workspace,
@@ -11,7 +11,7 @@ export function newTask(t: { id: string; kind: TaskKind; principal: Principal; u
     revision: t.revision,
     status: "PENDING",
     phase: "QUEUED",
-    progress: { ...emptyProgress(), message: "queued" },
+    progress: { ...emptyProgress(), message: t.message ?? "queued" },
     result: null,
     failure: null,
     rolledBack: false,
@@ -24,5 +24,6 @@ export function newTask(t: { id: string; kind: TaskKind; principal: Principal; u
     // Set at creation too, so a task no worker ever picks up still ends.
     progressDeadline: new Date(t.now.getTime() + t.deadlineSeconds * 1000),
     deadlineSeconds: t.deadlineSeconds,
+    scaling: t.scaling ?? null,
   };
 }

@@ -15,6 +15,13 @@ export function requestIdProblems(requestId: string): FieldProblem[] {
   return [{ field: "request_id", description: `requestId is longer than ${MAX_REQUEST_ID_LENGTH} characters`, reason: "REQUEST_ID_INVALID", metadata: {} }];
 }
 
+const MAX_PROGRESS_DEADLINE_SECONDS = 86_400;
+
+export function progressDeadlineProblems(seconds: number): FieldProblem[] {
+  if (seconds >= 0 && seconds <= MAX_PROGRESS_DEADLINE_SECONDS) return [];
+  return [{ field: "progress_deadline_seconds", description: `progressDeadlineSeconds must be from 0 (default) to ${MAX_PROGRESS_DEADLINE_SECONDS}`, reason: "PROGRESS_DEADLINE_INVALID", metadata: {} }];
+}
+
 /** Compared only on a repeated requestId, so computed only when there is one. */
 export function requestHash(kind: string, requestId: string, body: unknown): string {
   if (!requestId) return "";

@@ -2,7 +2,8 @@
 // the deployment's state, together with their event (one fenced statement
 // each, see attempt.ts). The worker runs the runtime's steps and names the
 // phase it reached; only this module decides what that means for the rows.
-import type { Deployment, Failure, Task, TaskProgress } from "../domain/types.js";
+import type { Deployment, Failure, ModelSource, Resources, Task, TaskProgress } from "../domain/types.js";
+import type { DeploymentPatch } from "../db/database.js";
 import type { AttemptWriter } from "./attempt.js";
 
 type Instances = Deployment["instances"];
@@ -28,8 +29,17 @@ export async function deployStarted(w: AttemptWriter, instances: Instances): Pro
   });
 }
 
-export async function downloadStarted(w: AttemptWriter, uri: string): Promise<void> {
-  await w.progress("DOWNLOADING", { percent: 5, message: `fetching ${uri}` }, { state: "DOWNLOADING" });
+/** An UPDATE, ROLLBACK or SCALE picked up: the task runs; the deployment keeps its state (UPDATING, ROLLING_BACK) and serves meanwhile. */
+export async function changeStarted(w: AttemptWriter, message: string): Promise<void> {
+  const task = w.task;
+  await w.write("STATE_CHANGED", {
+    task: { status: "RUNNING", phase: "VALIDATING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: json({ ...task.progress, message: `${message} (attempt ${task.attempt})` }) },
+  });
+}
+
+/** `first`: a first deploy, whose deployment shows DOWNLOADING; a change keeps its state. */
+export async function downloadStarted(w: AttemptWriter, uri: string, first = true): Promise<void> {
+  await w.progress("DOWNLOADING", { percent: 5, message: `fetching ${uri}` }, first ? { state: "DOWNLOADING" } : undefined);
 }
 
 /** Download progress: 5 % to 50 % of the task. */
@@ -44,28 +54,50 @@ export async function weightsReady(w: AttemptWriter, downloaded: Downloaded, mes
 }
 
 /** Nothing happens between the end of the download and the start of the replicas: one write says both. */
-export async function startingReplicas(w: AttemptWriter, downloaded: Downloaded, replicas: number, weightsMessage: string): Promise<void> {
-  await w.progress("STARTING", { percent: 55, ...downloaded, replicasDesired: replicas, message: `${weightsMessage}; starting ${replicas} replica(s)` }, { state: "DEPLOYING" });
+export async function startingReplicas(w: AttemptWriter, downloaded: Downloaded, replicas: number, weightsMessage: string, first = true): Promise<void> {
+  await w.progress("STARTING", { percent: 55, ...downloaded, replicasDesired: replicas, message: `${weightsMessage}; starting ${replicas} replica(s)` }, first ? { state: "DEPLOYING" } : undefined);
 }
 
-/** Replicas passing health checks: 60 % to 90 %. */
-export async function healthChecking(w: AttemptWriter, instances: Instances, replicas: number): Promise<void> {
+/**
+ * Replicas passing health checks: 60 % to 90 %. `serving`: they are the
+ * serving revision's (a deploy, a scale), so the deployment's instances
+ * follow; a new revision beside the serving one shows in the task only.
+ */
+export async function healthChecking(w: AttemptWriter, instances: Instances, replicas: number, serving = true): Promise<void> {
   const ready = instances.ready;
   await w.progress("HEALTH_CHECKING", {
-    percent: 60 + (30 * Math.min(ready, replicas)) / replicas,
+    percent: 60 + (30 * Math.min(ready, replicas)) / Math.max(replicas, 1),
     replicasReady: ready,
     replicasDesired: replicas,
     message: `${ready}/${replicas} replicas ready`,
-  }, { instances: json(instances) });
+  }, serving ? { instances: json(instances) } : undefined);
 }
 
-export async function switchingTraffic(w: AttemptWriter, instances: Instances, replicas: number): Promise<void> {
+export async function switchingTraffic(w: AttemptWriter, instances: Instances, replicas: number, serving = true): Promise<void> {
   await w.progress("SWITCHING_TRAFFIC", {
     percent: 95,
     replicasReady: instances.ready,
     replicasDesired: replicas,
-    message: `${instances.ready}/${replicas} replicas ready; routing traffic to the new revision`,
-  }, { instances: json(instances) });
+    message: `${instances.ready}/${replicas} replicas ready; routing traffic to revision ${w.task.revision}`,
+  }, serving ? { instances: json(instances) } : undefined);
+}
+
+/** The route now sends every request to the new revision: it is the serving one; the old one drains. */
+export async function trafficSwitched(
+  w: AttemptWriter,
+  revision: { model: ModelSource; resources: Resources },
+  end: { instances: Instances; endpointUrl: string; previous: number },
+): Promise<void> {
+  await w.progress("DRAINING", {
+    percent: 97,
+    message: end.previous > 0 ? `revision ${w.task.revision} serves; draining revision ${end.previous}` : `revision ${w.task.revision} serves`,
+  }, {
+    serving_revision: w.task.revision,
+    model: json(revision.model),
+    resources: json(revision.resources),
+    instances: json(end.instances),
+    endpoint_url: end.endpointUrl,
+  });
 }
 
 /** The revision serves (RUNNING) or is registered with no replicas (STOPPED); the task COMPLETED. */
@@ -75,12 +107,13 @@ export async function deployFinished(
   end: { state: "RUNNING" | "STOPPED"; endpointUrl: string; instances: Instances },
 ): Promise<void> {
   const task = w.current();
+  const messages = { DEPLOY: "serving", UPDATE: `revision ${task.revision} serving`, ROLLBACK: `revision ${task.revision} serving`, SCALE: "scaled", DELETE: "" };
   await w.write("TASK_FINISHED", {
     task: {
       status: "COMPLETED",
       phase: "DONE",
       end_time: new Date(),
-      progress: json({ ...task.progress, percent: 100, message: end.state === "RUNNING" ? "serving" : "stopped (0 replicas)" }),
+      progress: json({ ...task.progress, percent: 100, message: end.state === "RUNNING" ? messages[task.kind] : "stopped (0 replicas)" }),
       result: json({ deploymentId: deployment.uid, endpointUrl: end.endpointUrl, revision: task.revision }),
     },
     deployment: {
@@ -91,6 +124,8 @@ export async function deployFinished(
       instances: json(end.instances),
       active_task_id: null,
       failure: null,
+      // The scaling the task asked for is in force from now on.
+      ...(task.scaling ? { scaling: json(task.scaling) } : {}),
     },
   });
 }
@@ -127,15 +162,31 @@ export async function deleteFinished(w: AttemptWriter, deployment: Deployment): 
   });
 }
 
-/** Ends a task as FAILED, and the deployment as FAILED when no earlier revision serves. */
-export async function taskFailed(w: AttemptWriter, failure: Failure): Promise<void> {
+/**
+ * What a deployment goes back to when the task changing it fails or is
+ * cancelled: the serving revision keeps serving (RUNNING, or STOPPED when its
+ * scaling is 0), or, when nothing served yet, FAILED.
+ */
+export function revertedDeployment(d: Pick<Deployment, "servingRevision" | "scaling">, failure: Failure): { patch: DeploymentPatch; rolledBack: boolean } {
+  if (d.servingRevision > 0) {
+    return {
+      patch: { state: d.scaling.maxReplicas === 0 ? "STOPPED" : "RUNNING", target_revision: d.servingRevision, active_task_id: null },
+      rolledBack: true,
+    };
+  }
+  return { patch: { state: "FAILED", failure: json(failure), active_task_id: null, endpoint_url: "", instances: json(noInstances) }, rolledBack: false };
+}
+
+/**
+ * Ends a task as FAILED. A failed first deploy or delete leaves nothing
+ * serving (FAILED; the user can delete, again); a failed update, scale or
+ * rollback leaves the serving revision serving.
+ */
+export async function taskFailed(w: AttemptWriter, failure: Failure, deployment: Pick<Deployment, "servingRevision" | "scaling">): Promise<void> {
   const task = w.current();
-  // A failed first deploy or delete leaves nothing serving; the user can delete (again).
-  const endsDeployment = task.kind === "DEPLOY" || task.kind === "DELETE";
+  const back = task.kind === "DELETE" || task.kind === "DEPLOY" ? revertedDeployment({ ...deployment, servingRevision: 0 }, failure) : revertedDeployment(deployment, failure);
   await w.write("TASK_FINISHED", {
-    task: { status: "FAILED", end_time: new Date(), failure: json(failure) },
-    deployment: endsDeployment
-      ? { state: "FAILED", failure: json(failure), active_task_id: null, endpoint_url: "", instances: json(noInstances) }
-      : { active_task_id: null },
+    task: { status: "FAILED", end_time: new Date(), failure: json(failure), rolled_back: back.rolledBack },
+    deployment: back.patch,
   });
 }

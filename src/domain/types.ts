@@ -136,6 +136,8 @@ export interface Task {
   endTime: Date | null;
   progressDeadline: Date | null;
   deadlineSeconds: number;
+  /** The scaling the task puts in force when it completes; null: unchanged. */
+  scaling: Scaling | null;
 }
 
 export interface DeploymentEvent {

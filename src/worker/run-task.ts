@@ -6,14 +6,14 @@ import { findDeploymentByUid } from "../db/deployments.js";
 import { toDeployment } from "../db/mappers.js";
 import type { EventSink } from "../db/transact.js";
 import { parseMemory } from "../domain/quantities.js";
-import type { Deployment, Failure, Task } from "../domain/types.js";
+import type { Deployment, Failure, Instances, Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
 import type { Logger } from "../log.js";
-import { RuntimeError, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
+import { RuntimeError, type PreparedWeights, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
 import { createAttemptWriter, failureOf, type AttemptChanges, type AttemptWriter } from "../deployments/attempt.js";
 import * as phases from "../deployments/task-phases.js";
 import { waitForReplicas } from "./wait-replicas.js";
-import { loadRevision, toRevisionRecord } from "../db/revisions.js";
+import { loadRevision, toRevisionRecord, type RevisionRecord } from "../db/revisions.js";
 import type { DeploymentRow, RevisionRow } from "../db/database.js";
 
 export interface RunTaskDeps {
@@ -61,39 +61,42 @@ export async function runTask(deps: RunTaskDeps, task: Task, outer: AbortSignal,
     switch (task.kind) {
       case "DEPLOY":
         return await deploy(deps, w, deployment, ac.signal, preloaded?.revision);
+      case "UPDATE":
+      case "ROLLBACK":
+        return await rollout(deps, w, deployment, ac.signal, preloaded?.revision);
+      case "SCALE":
+        return await scale(deps, w, deployment, ac.signal, preloaded?.revision);
       case "DELETE":
         return await remove(deps, w, deployment);
-      default:
-        throw new TaskFailure(failureOf("INTERNAL", `task kind ${task.kind} is not supported by this worker yet`));
     }
   } catch (err) {
-    const final = ac.signal.reason instanceof TaskFailure ? ac.signal.reason : err;
-    // A deploy that ends in failure leaves no replicas behind.
-    if (task.kind === "DEPLOY" && failureFromError(final)) await deps.driver.stopRevision(deployment.uid, task.revision).catch(() => {});
-    throw final;
+    // The runtime is put back as the deployment says by the caller (settle-runtime.ts).
+    throw ac.signal.reason instanceof TaskFailure ? ac.signal.reason : err;
   } finally {
     clearInterval(watchdog);
     outer.removeEventListener("abort", forward);
   }
 }
 
-async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment, signal: AbortSignal, revisionRow: RevisionRow | undefined): Promise<void> {
-  const task = w.task;
-  const revision = revisionRow && revisionRow.number === task.revision ? toRevisionRecord(revisionRow) : await loadRevision(deps.db, deployment.uid, task.revision);
-  const replicas = initialReplicas(deployment.scaling);
-  const spec: RevisionSpec = {
+function revisionSpec(deployment: Deployment, number: number, revision: RevisionRecord, replicas: number): RevisionSpec {
+  return {
     deploymentUid: deployment.uid,
     workspace: deployment.workspace,
     deploymentName: deployment.name,
-    revision: task.revision,
+    revision: number,
     model: revision.model,
     resources: { ...revision.resources, memoryBytes: parseMemory(revision.resources.memory) ?? 0 },
     replicas,
   };
-  const instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
+}
 
-  await phases.deployStarted(w, instances);
-  await phases.downloadStarted(w, spec.model.uri);
+async function taskRevision(deps: RunTaskDeps, deployment: Deployment, number: number, preloaded: RevisionRow | undefined): Promise<RevisionRecord> {
+  return preloaded && preloaded.number === number ? toRevisionRecord(preloaded) : loadRevision(deps.db, deployment.uid, number);
+}
+
+/** The weights into the runtime's cache, with throttled progress writes. */
+async function downloadWeights(deps: RunTaskDeps, w: AttemptWriter, spec: RevisionSpec, signal: AbortSignal, first: boolean): Promise<PreparedWeights> {
+  await phases.downloadStarted(w, spec.model.uri, first);
   let lastWrite = 0;
   // The write above already says nothing is downloaded yet: a report of 0
   // bytes would only repeat it.
@@ -121,27 +124,20 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
     await pending;
   }
   if (progressError !== undefined) throw progressError;
-  const weightsReady = `weights ready (sha256 ${weights.sha256.slice(0, 12)}…)`;
-  const downloaded = { bytesDone: weights.bytes, bytesTotal: weights.bytes };
+  return weights;
+}
 
-  if (replicas === 0) {
-    await phases.weightsReady(w, downloaded, weightsReady);
-    // Registered with no replicas: the route exists and answers 503 (stopped).
-    await deps.driver.startRevision(spec, weights);
-    await deps.driver.switchTraffic(spec);
-    await phases.deployFinished(w, deployment, { state: "STOPPED", endpointUrl: "", instances });
-    return;
-  }
-
-  await phases.startingReplicas(w, downloaded, replicas, weightsReady);
+/** Starts the revision's replicas and waits until all pass their health checks; the instances they reached. */
+async function startReplicas(deps: RunTaskDeps, w: AttemptWriter, spec: RevisionSpec, weights: PreparedWeights, signal: AbortSignal, serving: boolean): Promise<Instances> {
+  const replicas = spec.replicas;
+  const instances: Instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
   await deps.driver.startRevision(spec, weights);
-
   // The first status records HEALTH_CHECKING with the replicas' count; the
   // one that ends the wait goes with the SWITCHING_TRAFFIC write.
   const waited = await waitForReplicas({
     driver: deps.driver,
-    deploymentUid: deployment.uid,
-    revision: task.revision,
+    deploymentUid: spec.deploymentUid,
+    revision: spec.revision,
     wanted: replicas,
     deadline: () => w.current().progressDeadline ?? undefined,
     pollMs: deps.healthPollMs,
@@ -149,7 +145,7 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
     async onReadyCount(status) {
       instances.ready = status.ready;
       instances.pending = status.pending;
-      await phases.healthChecking(w, instances, replicas);
+      await phases.healthChecking(w, instances, replicas, serving);
     },
   });
   if (waited.outcome === "exited" && waited.status.exited) {
@@ -160,11 +156,87 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   }
   if (waited.outcome !== "ready") {
     throw new TaskFailure(failureOf("HEALTH_CHECK_TIMEOUT",
-      `only ${waited.status.ready}/${replicas} replicas passed health checks within ${task.deadlineSeconds}s; check the model server's logs or raise progressDeadlineSeconds`));
+      `only ${waited.status.ready}/${replicas} replicas passed health checks within ${w.task.deadlineSeconds}s; check the model server's logs or raise progressDeadlineSeconds`));
   }
-
   instances.ready = waited.status.ready;
   instances.pending = waited.status.pending;
+  return instances;
+}
+
+const weightsMessage = (weights: PreparedWeights) => `weights ready (sha256 ${weights.sha256.slice(0, 12)}…)`;
+const downloadedOf = (weights: PreparedWeights) => ({ bytesDone: weights.bytes, bytesTotal: weights.bytes });
+
+async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment, signal: AbortSignal, revisionRow: RevisionRow | undefined): Promise<void> {
+  const task = w.task;
+  const replicas = initialReplicas(deployment.scaling);
+  const spec = revisionSpec(deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas);
+  const none: Instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
+  await phases.deployStarted(w, none);
+  const weights = await downloadWeights(deps, w, spec, signal, true);
+
+  if (replicas === 0) {
+    await phases.weightsReady(w, downloadedOf(weights), weightsMessage(weights));
+    // Registered with no replicas: the route exists and answers 503 (stopped).
+    await deps.driver.startRevision(spec, weights);
+    await deps.driver.switchTraffic(spec);
+    await phases.deployFinished(w, deployment, { state: "STOPPED", endpointUrl: "", instances: none });
+    return;
+  }
+  // Nothing happens between the end of the download and the start of the
+  // replicas: one write says both.
+  await phases.startingReplicas(w, downloadedOf(weights), replicas, weightsMessage(weights));
+  const instances = await startReplicas(deps, w, spec, weights, signal, true);
+  await phases.switchingTraffic(w, instances, replicas);
+  const endpointUrl = await deps.driver.switchTraffic(spec);
+  await phases.deployFinished(w, deployment, { state: "RUNNING", endpointUrl, instances });
+}
+
+/**
+ * UPDATE and ROLLBACK: a green rollout. The new revision starts beside the
+ * serving one, which serves until the new one is healthy; the route then
+ * switches in one step and the old revision drains. Any failure before the
+ * switch leaves the old revision serving (worker.ts settles the runtime).
+ */
+async function rollout(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment, signal: AbortSignal, revisionRow: RevisionRow | undefined): Promise<void> {
+  const task = w.task;
+  const previous = deployment.servingRevision;
+  const revision = await taskRevision(deps, deployment, task.revision, revisionRow);
+  const replicas = initialReplicas(task.scaling ?? deployment.scaling);
+  const spec = revisionSpec(deployment, task.revision, revision, replicas);
+  await phases.changeStarted(w, previous > 0 ? `rolling out revision ${task.revision} beside revision ${previous}` : `deploying revision ${task.revision}`);
+  const weights = await downloadWeights(deps, w, spec, signal, false);
+  let instances: Instances = { desired: 0, ready: 0, pending: 0, restarts: 0 };
+  if (replicas === 0) {
+    await phases.weightsReady(w, downloadedOf(weights), weightsMessage(weights));
+    await deps.driver.startRevision(spec, weights);
+  } else {
+    await phases.startingReplicas(w, downloadedOf(weights), replicas, weightsMessage(weights), false);
+    instances = await startReplicas(deps, w, spec, weights, signal, false);
+    await phases.switchingTraffic(w, instances, replicas, false);
+  }
+  const switched = await deps.driver.switchTraffic(spec);
+  const endpointUrl = replicas === 0 ? "" : switched;
+  await phases.trafficSwitched(w, revision, { instances, endpointUrl, previous });
+  if (previous > 0 && previous !== task.revision) await deps.driver.stopRevision(deployment.uid, previous);
+  await phases.deployFinished(w, deployment, { state: replicas === 0 ? "STOPPED" : "RUNNING", endpointUrl, instances });
+}
+
+/** SCALE: the serving revision's replicas to the new scaling; 0 stops it (the route stays and answers 503), more resumes it. */
+async function scale(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment, signal: AbortSignal, revisionRow: RevisionRow | undefined): Promise<void> {
+  const task = w.task;
+  const scaling = task.scaling ?? deployment.scaling;
+  const replicas = initialReplicas(scaling);
+  await phases.changeStarted(w, replicas === 0 ? `stopping revision ${task.revision}` : `scaling revision ${task.revision} to ${replicas} replica(s)`);
+  if (replicas === 0) {
+    await deps.driver.stopRevision(deployment.uid, task.revision);
+    await phases.deployFinished(w, deployment, { state: "STOPPED", endpointUrl: "", instances: { desired: 0, ready: 0, pending: 0, restarts: 0 } });
+    return;
+  }
+  const spec = revisionSpec(deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas);
+  // A cache hit after a stop: the weights are not downloaded again.
+  const weights = await downloadWeights(deps, w, spec, signal, false);
+  await phases.startingReplicas(w, downloadedOf(weights), replicas, weightsMessage(weights), false);
+  const instances = await startReplicas(deps, w, spec, weights, signal, true);
   await phases.switchingTraffic(w, instances, replicas);
   const endpointUrl = await deps.driver.switchTraffic(spec);
   await phases.deployFinished(w, deployment, { state: "RUNNING", endpointUrl, instances });

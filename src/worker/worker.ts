@@ -7,17 +7,20 @@ import { hostname } from "node:os";
 import type { Db } from "../db/connect.js";
 import { createAttemptChangeWriter } from "../db/attempt-changes.js";
 import { FencedError } from "../db/changes.js";
-import { toTask } from "../db/mappers.js";
-import { createTaskClaimer, releaseLease, renewLease } from "../db/tasks.js";
+import { findDeploymentByUid } from "../db/deployments.js";
+import { toDeployment, toTask } from "../db/mappers.js";
+import { createTaskClaimer, findTask, releaseLease, renewLease } from "../db/tasks.js";
 import type { EventSink } from "../db/transact.js";
 import { newId } from "../domain/ids.js";
 import type { Logger } from "../log.js";
+import type { Task } from "../domain/types.js";
 import { parseTaskMessage, type TaskQueue } from "../queue/task-queue.js";
 import { RuntimeError, type RuntimeDriver } from "../runtime/driver.js";
 import { createAttemptWriter, failureOf } from "../deployments/attempt.js";
 import { taskFailed } from "../deployments/task-phases.js";
 import { startPullLoop } from "./pull-loop.js";
 import { failureFromError, runTask } from "./run-task.js";
+import { settleRuntime } from "./settle-runtime.js";
 
 export interface WorkerOptions {
   db: Db;
@@ -48,6 +51,12 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
   // The messages of a pull arrive together: their claims go out as one statement.
   const claims = createTaskClaimer(o.db, id, o.leaseMs);
 
+  /** A task cancelled under this attempt: the runtime goes back to what the deployment row says. */
+  const settleIfCancelled = async (task: Task, tlog: Logger) => {
+    const [now, row] = await Promise.all([findTask(o.db, task.id), findDeploymentByUid(o.db, task.deploymentUid)]).catch(() => [undefined, undefined] as const);
+    if (now?.status === "CANCELLED" && row) await settleRuntime({ db: o.db, driver: o.driver, logger: tlog }, task, toDeployment(row));
+  };
+
   const handle = async (msg: JsMsg): Promise<Outcome> => {
     const body = parseTaskMessage(msg);
     if (!body) return { kind: "term", reason: "malformed task message" };
@@ -77,6 +86,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     } catch (err) {
       if (err instanceof FencedError || ac.signal.reason instanceof FencedError) {
         tlog.info("task taken over or cancelled; stopping this attempt");
+        await settleIfCancelled(task, tlog);
         return { kind: "ack" };
       }
       const failure = failureFromError(err);
@@ -84,11 +94,13 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       if (failure || lastChance) {
         const final = failure ?? failureOf("INTERNAL", `task failed after ${msg.info.deliveryCount} attempts: ${describe(err)}`, { retryable: true });
         tlog.warn("task failed", { reason: final.reason, message: final.message });
-        // run-task stops the replicas of a deploy that failed for good; one
-        // failed for running out of deliveries must leave none behind either.
-        if (!failure && task.kind === "DEPLOY") await o.driver.stopRevision(task.deploymentUid, task.revision).catch(() => {});
+        const row = await findDeploymentByUid(o.db, task.deploymentUid);
+        if (!row) return { kind: "ack" };
+        const deployment = toDeployment(row);
+        // A failed deploy leaves no replicas behind; a failed change leaves the serving revision serving.
+        await settleRuntime({ db: o.db, driver: o.driver, logger: tlog }, task, deployment);
         try {
-          await taskFailed(createAttemptWriter(changes, o.sink, task), final);
+          await taskFailed(createAttemptWriter(changes, o.sink, task), final, deployment);
         } catch (writeErr) {
           if (writeErr instanceof FencedError) return { kind: "ack" };
           throw writeErr;

@@ -97,16 +97,18 @@ function streamError(method: string, request: unknown, apiKey?: string): Promise
   });
 }
 
-describe("methods not implemented yet", () => {
-  // method → the scope it needs; each answers UNIMPLEMENTED only to a caller allowed to call it.
+describe("every method authenticates first", () => {
+  // method → the scope it needs; a caller without it learns nothing, not even whether the name exists.
   const unaryMethods = [
-    ["updateDeployment", { name: "x" }, "write"],
-    ["rollbackDeployment", { name: "x" }, "write"],
-    ["cancelDeploymentTask", { taskId: "t" }, "write"],
+    ["updateDeployment", { name: "x", scaling: { minReplicas: 1, maxReplicas: 1 } }, "write", grpc.status.NOT_FOUND],
+    ["rollbackDeployment", { name: "x" }, "write", grpc.status.NOT_FOUND],
+    ["cancelDeploymentTask", { taskId: "t" }, "write", grpc.status.NOT_FOUND],
+    ["listDeploymentRevisions", { name: "x" }, "read", grpc.status.NOT_FOUND],
+    ["listDeploymentTasks", { name: "x" }, "read", grpc.status.NOT_FOUND],
   ] as const;
 
-  for (const [method, request, scope] of unaryMethods) {
-    it(`${method}: UNAUTHENTICATED without a key, ${scope === "write" ? "PERMISSION_DENIED without write scope, " : ""}UNIMPLEMENTED with one`, async () => {
+  for (const [method, request, scope, allowedCode] of unaryMethods) {
+    it(`${method}: UNAUTHENTICATED without a key, ${scope === "write" ? "PERMISSION_DENIED without write scope, " : ""}then an answer`, async () => {
       const none = grpcError(await unary(grpcDeployments, method, request).catch((e: unknown) => e));
       expect(none.code).toBe(grpc.status.UNAUTHENTICATED);
       expect(grpcDetails(none).info?.reason).toBe("API_KEY_MISSING");
@@ -116,20 +118,19 @@ describe("methods not implemented yet", () => {
       expect(wrong.code).toBe(grpc.status.UNAUTHENTICATED);
       expect(grpcDetails(wrong).info?.reason).toBe("API_KEY_INVALID");
 
-      const asReader = grpcError(await unary(grpcDeployments, method, request, readerKey).catch((e: unknown) => e));
       if (scope === "write") {
+        const asReader = grpcError(await unary(grpcDeployments, method, request, readerKey).catch((e: unknown) => e));
         expect(asReader.code).toBe(grpc.status.PERMISSION_DENIED);
         expect(grpcDetails(asReader).info?.metadata["requiredScope"]).toBe("deployments:write");
-      } else {
-        expect(asReader.code).toBe(grpc.status.UNIMPLEMENTED);
       }
 
       const allowed = grpcError(await unary(grpcDeployments, method, request, writerKey).catch((e: unknown) => e));
-      expect(allowed.code).toBe(grpc.status.UNIMPLEMENTED);
-      expect(grpcDetails(allowed).info?.reason).toBe("NOT_IMPLEMENTED");
+      expect(allowed.code).toBe(allowedCode);
     });
   }
+});
 
+describe("methods not implemented yet", () => {
   it("watchDeployments (server streaming): UNAUTHENTICATED without a key, UNIMPLEMENTED with one", async () => {
     const none = await streamError("watchDeployments", {});
     expect(none.code).toBe(grpc.status.UNAUTHENTICATED);
@@ -144,7 +145,7 @@ describe("methods not implemented yet", () => {
     await expect(connect.updateDeployment({ name: "x" })).rejects.toMatchObject({ code: Code.Unauthenticated });
     await expect(connect.listAcceleratorTypes({})).rejects.toMatchObject({ code: Code.Unauthenticated });
     await expect(connect.cancelDeploymentTask({ taskId: "t" }, auth(readerKey))).rejects.toMatchObject({ code: Code.PermissionDenied });
-    await expect(connect.updateDeployment({ name: "x" }, auth(writerKey))).rejects.toMatchObject({ code: Code.Unimplemented });
+    await expect(connect.updateDeployment({ name: "x" }, auth(writerKey))).rejects.toMatchObject({ code: Code.InvalidArgument });
     let streamErr: unknown;
     try {
       for await (const _ of connect.watchDeployments({})) {

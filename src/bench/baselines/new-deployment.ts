@@ -26,7 +26,7 @@ export function newDeploymentRows(o: { workspace: string; modelName: string; rep
     id: taskId, workspace: o.workspace, deploymentUid: uid, deploymentName: name, kind: "DEPLOY", revision: 1,
     status: "PENDING", phase: "QUEUED", progress: { ...emptyProgress(), message: "queued" }, result: null, failure: null,
     rolledBack: false, attempt: 0, requestId: "", creator: "bench", createTime: now, startTime: null, endTime: null,
-    progressDeadline: new Date(now.getTime() + 600_000), deadlineSeconds: 600,
+    progressDeadline: new Date(now.getTime() + 600_000), deadlineSeconds: 600, scaling: null,
   };
   return { deployment, revision: { number: 1, model, resources, taskId, createTime: now }, task, requestHash: "" };
 }

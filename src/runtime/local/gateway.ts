@@ -33,6 +33,9 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** On every response a replica served: the revision it belongs to. */
+export const revisionHeader = "x-modeldeploy-revision";
+
 const ENDPOINT_PATH = /^\/([^/]+)\/v2\/models\/([^/]+)(\/.*)?$/;
 const HOP_BY_HOP = new Set([
   "connection",
@@ -141,7 +144,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       res.once("close", onClientClose);
       upstream.on("response", (upstreamRes) => {
         responded = true;
-        res.writeHead(upstreamRes.statusCode ?? 502, responseHeaders(upstreamRes.headers));
+        // Which revision served it: a client can see a rollout switch happen.
+        res.writeHead(upstreamRes.statusCode ?? 502, { ...responseHeaders(upstreamRes.headers), [revisionHeader]: String(revision.number) });
         pipeline(upstreamRes, res).catch(() => res.destroy());
       });
       upstream.on("error", (err: NodeJS.ErrnoException) => {

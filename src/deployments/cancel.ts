@@ -1,0 +1,55 @@
+// CancelDeploymentTask: a PENDING or RUNNING task ends CANCELLED at once, and
+// its deployment returns to what it was before the task: the serving
+// revision keeps serving (rolledBack), or, when nothing served yet, FAILED
+// with reason CANCELLED. Bumping the attempt fences the worker running it,
+// which then puts the runtime back as the deployment says (run-task).
+import { sql } from "kysely";
+import { applyChange } from "../db/changes.js";
+import { lockDeployment } from "../db/deployments.js";
+import { toDeployment } from "../db/mappers.js";
+import { findTask, findTaskInWorkspace } from "../db/tasks.js";
+import { transact } from "../db/transact.js";
+import { RefusedError } from "../domain/errors.js";
+import type { Failure, Principal, Task } from "../domain/types.js";
+import type { DeploymentsDeps } from "./deps.js";
+import { revertedDeployment } from "./task-phases.js";
+
+export async function cancelTask(deps: DeploymentsDeps, principal: Principal, taskId: string): Promise<Task> {
+  const found = await findTaskInWorkspace(deps.db, principal.workspace, taskId);
+  if (!found) throw new RefusedError("not_found", `task "${taskId}" not found`, "TASK_NOT_FOUND", { taskId });
+  return transact(deps.db, deps.sink, async (trx, emit) => {
+    // Lock order: the deployment, then its task.
+    const dep = await lockDeployment(trx, found.deployment_uid);
+    const task = await findTask(trx, taskId);
+    if (!dep || !task) throw new RefusedError("not_found", `task "${taskId}" not found`, "TASK_NOT_FOUND", { taskId });
+    if (task.status !== "PENDING" && task.status !== "RUNNING") {
+      throw new RefusedError("failed_precondition", `task ${taskId} is already ${task.status}: only a PENDING or RUNNING task can be cancelled`, "TASK_NOT_CANCELLABLE", { taskId, status: task.status });
+    }
+    if (task.kind === "DELETE") {
+      throw new RefusedError("failed_precondition", `task ${taskId} deletes "${task.deployment_name}": a deletion cannot be cancelled`, "TASK_NOT_CANCELLABLE", { taskId, kind: task.kind });
+    }
+    const now = new Date();
+    const failure: Failure = { reason: "CANCELLED", message: `cancelled by ${principal.name}`, retryable: false, time: now.toISOString() };
+    const back = revertedDeployment(task.kind === "DEPLOY" ? { ...toDeployment(dep), servingRevision: 0 } : toDeployment(dep), failure);
+    const event = await applyChange(trx, {
+      deploymentUid: dep.uid,
+      type: "TASK_FINISHED",
+      task: {
+        id: task.id,
+        patch: {
+          status: "CANCELLED",
+          end_time: now,
+          attempt: sql<number>`attempt + 1`,
+          lease_owner: null,
+          lease_expires_at: null,
+          failure,
+          rolled_back: back.rolledBack,
+          progress: { ...task.progress, message: back.rolledBack ? `cancelled; revision ${dep.serving_revision} keeps serving` : "cancelled" },
+        },
+      },
+      deployment: { ...back.patch, modifier: principal.name },
+    });
+    emit(event);
+    return event.task!;
+  });
+}

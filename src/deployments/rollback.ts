@@ -1,0 +1,52 @@
+// RollbackDeployment: a green rollout to an earlier revision's model and
+// resources. Like `helm rollback`, it makes a new revision (a copy), so
+// revision numbers only grow and the history says which task made each one.
+import { findRevision, previousServedRevision } from "../db/revisions.js";
+import { invalidRequest, RefusedError } from "../domain/errors.js";
+import type { Deployment, Principal, Task } from "../domain/types.js";
+import type { DeploymentsDeps } from "./deps.js";
+import { queueChange } from "./queue-change.js";
+import { requestHash, requestIdProblems } from "./requests.js";
+
+export interface RollbackInput {
+  name: string;
+  /** 0: the revision that served before the serving one. */
+  revision: number;
+  requestId: string;
+}
+
+export async function rollbackDeployment(deps: DeploymentsDeps, principal: Principal, input: RollbackInput): Promise<{ deployment: Deployment; task: Task }> {
+  const problems = requestIdProblems(input.requestId);
+  if (input.revision < 0) problems.push({ field: "revision", description: "revision must be 0 (the previous one) or a revision number", reason: "REVISION_INVALID", metadata: { revision: String(input.revision) } });
+  if (problems.length > 0) throw invalidRequest(problems);
+  return queueChange(deps, principal, {
+    name: input.name,
+    requestId: input.requestId,
+    requestHash: requestHash("rollback", input.requestId, { name: input.name, revision: input.revision }),
+    deadlineSeconds: deps.defaultProgressDeadlineSeconds,
+    async plan(current, trx) {
+      if (current.servingRevision === 0) {
+        throw new RefusedError("failed_precondition", `deployment "${current.name}" has never served: there is no revision to roll back to; update it to deploy again`, "NO_PREVIOUS_REVISION", { name: current.name });
+      }
+      const target = input.revision === 0
+        ? await previousServedRevision(trx, current.uid, current.servingRevision)
+        : await findRevision(trx, current.uid, input.revision);
+      if (!target) {
+        if (input.revision === 0) {
+          throw new RefusedError("failed_precondition", `deployment "${current.name}" has no revision that served before revision ${current.servingRevision}`, "NO_PREVIOUS_REVISION", { name: current.name });
+        }
+        throw new RefusedError("not_found", `deployment "${current.name}" has no revision ${input.revision}`, "REVISION_NOT_FOUND", { name: current.name, revision: String(input.revision) });
+      }
+      if (target.number === current.servingRevision) {
+        throw new RefusedError("failed_precondition", `revision ${target.number} of "${current.name}" is the one serving`, "REVISION_ALREADY_SERVING", { name: current.name, revision: String(target.number) });
+      }
+      return {
+        kind: "ROLLBACK",
+        state: "ROLLING_BACK",
+        revision: { model: target.model, resources: target.resources },
+        scaling: null,
+        message: `queued: roll back to revision ${target.number}'s model and resources`,
+      };
+    },
+  });
+}

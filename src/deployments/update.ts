@@ -1,0 +1,65 @@
+// UpdateDeployment: a new model and/or resources is a new revision, rolled
+// out green (UPDATE); a scaling alone changes the serving revision's replicas
+// (SCALE; min = max = 0 stops the deployment, more resumes it). A deployment
+// whose first deploy failed is deployed again by any update.
+import type { Executor } from "../db/executor.js";
+import { invalidRequest, RefusedError } from "../domain/errors.js";
+import type { Deployment, ModelSource, Principal, Resources, Scaling, Task } from "../domain/types.js";
+import { validateSpec } from "../domain/validation.js";
+import { checkCapacity } from "./capacity.js";
+import type { DeploymentsDeps } from "./deps.js";
+import { queueChange, type ChangePlan } from "./queue-change.js";
+import { progressDeadlineProblems, requestHash, requestIdProblems } from "./requests.js";
+import { sameValue } from "./same-value.js";
+
+export interface UpdateInput {
+  name: string;
+  /** Each absent part stays as it is. */
+  model: ModelSource | undefined;
+  resources: Resources | undefined;
+  scaling: Scaling | undefined;
+  progressDeadlineSeconds: number;
+  requestId: string;
+}
+
+export async function updateDeployment(deps: DeploymentsDeps, principal: Principal, input: UpdateInput): Promise<{ deployment: Deployment; task: Task }> {
+  const problems = [...requestIdProblems(input.requestId), ...progressDeadlineProblems(input.progressDeadlineSeconds)];
+  if (!input.model && !input.resources && !input.scaling) {
+    problems.push({ field: "model", description: "nothing to update: give a model, resources and/or scaling", reason: "UPDATE_EMPTY", metadata: {} });
+  }
+  if (problems.length > 0) throw invalidRequest(problems);
+  const { requestId, ...body } = input;
+  return queueChange(deps, principal, {
+    name: input.name,
+    requestId,
+    requestHash: requestHash("update", requestId, body),
+    deadlineSeconds: input.progressDeadlineSeconds || deps.defaultProgressDeadlineSeconds,
+    plan: (current, trx) => planUpdate(deps, trx, current, input),
+  });
+}
+
+async function planUpdate(deps: DeploymentsDeps, trx: Executor, current: Deployment, input: UpdateInput): Promise<ChangePlan> {
+  const model = input.model ?? current.model;
+  const resources = input.resources ?? current.resources;
+  const scaling = input.scaling ?? current.scaling;
+  const problems = validateSpec({ model, resources, scaling }, deps.catalog, deps.limits);
+  if (problems.length > 0) throw invalidRequest(problems);
+  // Nothing serves after a failed first deploy: any update deploys again.
+  const newRevision = current.servingRevision === 0 || !sameValue(model, current.model) || !sameValue(resources, current.resources);
+  const newScaling = !sameValue(scaling, current.scaling);
+  if (!newRevision && !newScaling) {
+    throw new RefusedError("failed_precondition", `deployment "${current.name}" already runs this model, resources and scaling: nothing to change`, "NO_CHANGE", { name: current.name });
+  }
+  if (!sameValue(resources, current.resources) || newScaling) await checkCapacity({ db: trx, catalog: deps.catalog }, resources, scaling, current.uid);
+  if (newRevision) {
+    return {
+      kind: "UPDATE",
+      state: "UPDATING",
+      revision: { model, resources },
+      scaling: newScaling ? scaling : null,
+      message: current.servingRevision === 0 ? "queued: deploy again" : `queued: roll out a new revision beside revision ${current.servingRevision}`,
+    };
+  }
+  const verb = scaling.maxReplicas === 0 ? "stop" : current.scaling.maxReplicas === 0 ? "resume" : "scale";
+  return { kind: "SCALE", state: "UPDATING", revision: null, scaling, message: `queued: ${verb} (replicas ${scaling.minReplicas}–${scaling.maxReplicas})` };
+}

@@ -1,0 +1,251 @@
+// A deployment's whole life on the service layer, through the real queue and
+// a worker on the no-op runtime, against real Postgres and NATS: update (a new
+// revision), scale, stop and resume, rollback, cancel, and every refusal on
+// the way, with the events gapless and the percent never going down.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ApiDeps } from "../../src/api/deps.js";
+import { findDeploymentByName } from "../../src/db/deployments.js";
+import { eventsAfter } from "../../src/db/events.js";
+import { toDeployment } from "../../src/db/mappers.js";
+import { listRevisions } from "../../src/db/revisions.js";
+import { findTask } from "../../src/db/tasks.js";
+import { cancelTask } from "../../src/deployments/cancel.js";
+import { createDeployment } from "../../src/deployments/create.js";
+import { deleteDeployment } from "../../src/deployments/delete.js";
+import { rollbackDeployment } from "../../src/deployments/rollback.js";
+import { updateDeployment, type UpdateInput } from "../../src/deployments/update.js";
+import { RefusedError } from "../../src/domain/errors.js";
+import type { Deployment, Principal, Task } from "../../src/domain/types.js";
+import { silentLogger } from "../../src/log.js";
+import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
+import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
+import { createNoopDriver } from "../../src/runtime/noop-driver.js";
+import { startWorker, type Worker } from "../../src/worker/worker.js";
+import { createInput, testApiDeps } from "../helpers/api-deps.js";
+import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
+
+let tdb: TestDatabase;
+let tq: TestQueue;
+let bus: EventBus;
+let relay: OutboxRelay;
+let worker: Worker | undefined;
+let deps: ApiDeps;
+const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
+
+const startTheWorker = async () => {
+  worker = await startWorker({
+    db: tdb.db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
+    concurrency: 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
+  });
+};
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  tq = await createTestQueue();
+  bus = createEventBus(tq.nc, tq.prefix);
+  relay = startOutboxRelay({ db: tdb.db, publisher: tq.queue, logger: silentLogger, intervalMs: 200 });
+  deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake() });
+  await startTheWorker();
+});
+
+afterAll(async () => {
+  await worker?.stop(5000);
+  await relay?.stop();
+  await bus?.close();
+  await tq?.drop();
+  await tdb?.drop();
+});
+
+async function settled(task: Task): Promise<Task["status"]> {
+  const row = await waitFor(`task ${task.kind} ${task.id} to end`, async () => {
+    const t = await findTask(tdb.db, task.id);
+    return t && ["COMPLETED", "FAILED", "CANCELLED"].includes(t.status) ? t : undefined;
+  });
+  return row.status;
+}
+
+async function current(name: string): Promise<Deployment> {
+  return toDeployment((await findDeploymentByName(tdb.db, "acme", name))!);
+}
+
+async function refused(work: Promise<unknown>): Promise<RefusedError> {
+  const err = await work.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(RefusedError);
+  return err as RefusedError;
+}
+
+const update = (name: string, over: Partial<UpdateInput>) =>
+  updateDeployment(deps, alice, { name, model: undefined, resources: undefined, scaling: undefined, progressDeadlineSeconds: 0, requestId: "", ...over });
+
+async function running(suffix: string): Promise<Deployment> {
+  const { deployment, task } = await createDeployment(deps, alice, createInput({ suffix }));
+  expect(await settled(task)).toBe("COMPLETED");
+  return current(deployment.name);
+}
+
+describe("UpdateDeployment", () => {
+  it("rolls out a new model as revision 2: UPDATING while it runs, then RUNNING on the new revision", async () => {
+    const d = await running("upd");
+    const model = { ...d.model, revision: "2", uri: "file:///nonexistent/noop-v2.onnx" };
+    const { deployment, task } = await update(d.name, { model });
+    expect(task).toMatchObject({ kind: "UPDATE", revision: 2, status: "PENDING" });
+    expect(deployment).toMatchObject({ state: "UPDATING", servingRevision: 1, targetRevision: 2, activeTaskId: task.id });
+    // Serving revision 1 is unchanged until the switch.
+    expect(deployment.model.revision).toBe("1");
+    expect(await settled(task)).toBe("COMPLETED");
+    const after = await current(d.name);
+    expect(after).toMatchObject({ state: "RUNNING", servingRevision: 2, targetRevision: 2, activeTaskId: null, model: { revision: "2", uri: model.uri } });
+    expect(after.endpointUrl).not.toBe("");
+    const revisions = await listRevisions(tdb.db, d.uid);
+    expect(revisions.map((r) => [r.number, r.model.revision, r.taskId])).toEqual([[1, "1", expect.any(String)], [2, "2", task.id]]);
+
+    const events = await eventsAfter(tdb.db, d.uid, 0, 1000);
+    expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
+    const mine = events.filter((e) => e.task?.id === task.id);
+    const percents = mine.map((e) => e.task!.progress.percent);
+    expect([...percents].sort((a, b) => a - b)).toEqual(percents);
+    // The serving revision moves once, at the switch, and never back.
+    const serving = mine.map((e) => e.deployment.servingRevision);
+    expect(serving.indexOf(2)).toBeGreaterThan(0);
+    expect(serving.slice(serving.indexOf(2)).every((r) => r === 2)).toBe(true);
+    expect(mine.find((e) => e.deployment.servingRevision === 2)!.task!.phase).toBe("DRAINING");
+  });
+
+  it("scales without a new revision, stops at 0 replicas and resumes", async () => {
+    const d = await running("scale");
+    const up = await update(d.name, { scaling: { minReplicas: 3, maxReplicas: 3 } });
+    expect(up.task).toMatchObject({ kind: "SCALE", revision: 1 });
+    expect(await settled(up.task)).toBe("COMPLETED");
+    expect(await current(d.name)).toMatchObject({ state: "RUNNING", servingRevision: 1, scaling: { minReplicas: 3, maxReplicas: 3 }, instances: { desired: 3, ready: 3 } });
+
+    const stop = await update(d.name, { scaling: { minReplicas: 0, maxReplicas: 0 } });
+    expect(await settled(stop.task)).toBe("COMPLETED");
+    expect(await current(d.name)).toMatchObject({ state: "STOPPED", endpointUrl: "", instances: { desired: 0, ready: 0 }, scaling: { maxReplicas: 0 } });
+
+    const resume = await update(d.name, { scaling: { minReplicas: 1, maxReplicas: 1 } });
+    expect(await settled(resume.task)).toBe("COMPLETED");
+    const after = await current(d.name);
+    expect(after).toMatchObject({ state: "RUNNING", servingRevision: 1, instances: { desired: 1, ready: 1 } });
+    expect(after.endpointUrl).not.toBe("");
+    expect((await listRevisions(tdb.db, d.uid)).map((r) => r.number)).toEqual([1]);
+  });
+
+  it("refuses an empty update, an unchanged spec, a bad spec and a second change while one runs, changing nothing", async () => {
+    const d = await running("refuse");
+    expect(await refused(update(d.name, {}))).toMatchObject({ kind: "invalid", reason: "UPDATE_EMPTY" });
+    expect(await refused(update(d.name, { scaling: d.scaling, model: d.model }))).toMatchObject({ kind: "failed_precondition", reason: "NO_CHANGE" });
+    const bad = await refused(update(d.name, { scaling: { minReplicas: 3, maxReplicas: 1 } }));
+    expect(bad).toMatchObject({ kind: "invalid", reason: "REPLICAS_INVALID" });
+    expect(await refused(update("no-such-deployment", { scaling: d.scaling }))).toMatchObject({ kind: "not_found", reason: "DEPLOYMENT_NOT_FOUND" });
+
+    // With no worker, the first change stays PENDING: the second is refused with its id.
+    await worker!.stop(5000);
+    worker = undefined;
+    try {
+      const first = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 } });
+      const second = await refused(update(d.name, { scaling: { minReplicas: 4, maxReplicas: 4 } }));
+      expect(second).toMatchObject({ kind: "failed_precondition", reason: "TASK_IN_PROGRESS", metadata: { activeTaskId: first.task.id } });
+      expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: 0, requestId: "" }))).toMatchObject({ reason: "TASK_IN_PROGRESS" });
+      // The same requestId answers the same task; another body with it is refused.
+      const a = await cancelTask(deps, alice, first.task.id);
+      expect(a.status).toBe("CANCELLED");
+      const r1 = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 }, requestId: "upd-req-1" });
+      const r2 = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 }, requestId: "upd-req-1" });
+      expect(r2.task.id).toBe(r1.task.id);
+      expect(await refused(update(d.name, { scaling: { minReplicas: 5, maxReplicas: 5 }, requestId: "upd-req-1" }))).toMatchObject({ reason: "REQUEST_ID_REUSED" });
+      await cancelTask(deps, alice, r1.task.id);
+    } finally {
+      await startTheWorker();
+    }
+    expect(await current(d.name)).toMatchObject({ state: "RUNNING", scaling: d.scaling, activeTaskId: null });
+  });
+
+  it("deploys again a deployment whose first deploy failed", async () => {
+    const { deployment, task } = await createDeployment(deps, alice, createInput({ suffix: "redeploy" }));
+    // Cancelled before any worker ran it: nothing ever served.
+    await worker!.stop(5000);
+    worker = undefined;
+    try {
+      const cancelled = await createDeployment(deps, alice, createInput({ suffix: "redeploy2" }));
+      const c = await cancelTask(deps, alice, cancelled.task.id);
+      expect(c).toMatchObject({ status: "CANCELLED", rolledBack: false, failure: { reason: "CANCELLED" } });
+      expect(await current(cancelled.deployment.name)).toMatchObject({ state: "FAILED", servingRevision: 0, activeTaskId: null, failure: { reason: "CANCELLED" } });
+      expect(await refused(rollbackDeployment(deps, alice, { name: cancelled.deployment.name, revision: 0, requestId: "" }))).toMatchObject({ reason: "NO_PREVIOUS_REVISION" });
+      const again = await update(cancelled.deployment.name, { scaling: { minReplicas: 1, maxReplicas: 1 } });
+      expect(again.task).toMatchObject({ kind: "UPDATE", revision: 2 });
+      await startTheWorker();
+      expect(await settled(again.task)).toBe("COMPLETED");
+      expect(await current(cancelled.deployment.name)).toMatchObject({ state: "RUNNING", servingRevision: 2, failure: null });
+    } finally {
+      if (!worker) await startTheWorker();
+    }
+    expect(await settled(task)).toBe("COMPLETED");
+    expect((await current(deployment.name)).state).toBe("RUNNING");
+  });
+});
+
+describe("RollbackDeployment", () => {
+  it("rolls back to the previous revision's model as a new revision, or to a chosen one", async () => {
+    const d = await running("rb");
+    const v2 = await update(d.name, { model: { ...d.model, revision: "2" } });
+    expect(await settled(v2.task)).toBe("COMPLETED");
+    const back = await rollbackDeployment(deps, alice, { name: d.name, revision: 0, requestId: "" });
+    expect(back.task).toMatchObject({ kind: "ROLLBACK", revision: 3 });
+    expect(back.deployment.state).toBe("ROLLING_BACK");
+    expect(await settled(back.task)).toBe("COMPLETED");
+    expect(await current(d.name)).toMatchObject({ state: "RUNNING", servingRevision: 3, model: { revision: "1" } });
+    // Previous of 3 is 2 (it served); to 2 explicitly works the same.
+    const toTwo = await rollbackDeployment(deps, alice, { name: d.name, revision: 2, requestId: "" });
+    expect(await settled(toTwo.task)).toBe("COMPLETED");
+    expect(await current(d.name)).toMatchObject({ servingRevision: 4, model: { revision: "2" } });
+    const revisions = await listRevisions(tdb.db, d.uid);
+    expect(revisions.map((r) => [r.number, r.model.revision])).toEqual([[1, "1"], [2, "2"], [3, "1"], [4, "2"]]);
+
+    expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: 4, requestId: "" }))).toMatchObject({ kind: "failed_precondition", reason: "REVISION_ALREADY_SERVING" });
+    expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: 9, requestId: "" }))).toMatchObject({ kind: "not_found", reason: "REVISION_NOT_FOUND" });
+    expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: -1, requestId: "" }))).toMatchObject({ kind: "invalid", reason: "REVISION_INVALID" });
+  });
+});
+
+describe("CancelDeploymentTask", () => {
+  it("cancels a pending update: the serving revision keeps serving, and the cancelled revision never does", async () => {
+    const d = await running("cancel");
+    await worker!.stop(5000);
+    worker = undefined;
+    let updateTask: Task;
+    try {
+      updateTask = (await update(d.name, { model: { ...d.model, revision: "2" } })).task;
+      const cancelled = await cancelTask(deps, alice, updateTask.id);
+      expect(cancelled).toMatchObject({ status: "CANCELLED", rolledBack: true, failure: { reason: "CANCELLED", message: "cancelled by alice" } });
+      expect(cancelled.endTime).not.toBeNull();
+      expect(await current(d.name)).toMatchObject({ state: "RUNNING", servingRevision: 1, targetRevision: 1, activeTaskId: null, failure: null });
+      expect(await refused(cancelTask(deps, alice, updateTask.id))).toMatchObject({ kind: "failed_precondition", reason: "TASK_NOT_CANCELLABLE" });
+    } finally {
+      await startTheWorker();
+    }
+    // Redelivered to the worker, the cancelled task's message changes nothing.
+    const again = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 } });
+    expect(await settled(again.task)).toBe("COMPLETED");
+    expect(await current(d.name)).toMatchObject({ servingRevision: 1, state: "RUNNING" });
+    expect((await findTask(tdb.db, updateTask.id))!.status).toBe("CANCELLED");
+  });
+
+  it("refuses to cancel a deletion, a finished task, or another workspace's task", async () => {
+    const d = await running("cancel2");
+    const other: Principal = { workspace: "other", name: "bob", scopes: alice.scopes };
+    expect(await refused(cancelTask(deps, other, d.activeTaskId ?? "x"))).toMatchObject({ kind: "not_found" });
+    const created = (await findTask(tdb.db, (await listRevisions(tdb.db, d.uid))[0]!.taskId))!;
+    expect(await refused(cancelTask(deps, alice, created.id))).toMatchObject({ reason: "TASK_NOT_CANCELLABLE", metadata: { status: "COMPLETED" } });
+    expect(await refused(cancelTask(deps, other, created.id))).toMatchObject({ kind: "not_found", reason: "TASK_NOT_FOUND" });
+    await worker!.stop(5000);
+    worker = undefined;
+    try {
+      const del = await deleteDeployment(deps, alice, d.name, "");
+      expect(await refused(cancelTask(deps, alice, del.id))).toMatchObject({ reason: "TASK_NOT_CANCELLABLE", metadata: { kind: "DELETE" } });
+      // A deleting deployment takes no other change.
+      expect(await refused(update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 } }))).toMatchObject({ reason: "DEPLOYMENT_DELETING" });
+    } finally {
+      await startTheWorker();
+    }
+  });
+});
