@@ -334,8 +334,8 @@ describe("bad input gets its code and changes nothing", () => {
     }
   });
 
-  it("answers UNIMPLEMENTED for methods of a later release", async () => {
-    await expect(connect.updateDeployment({ name: "x" }, auth(sys.apiKey))).rejects.toMatchObject({ code: Code.Unimplemented });
-    await expect(connect.listAcceleratorTypes({}, auth(sys.apiKey))).rejects.toMatchObject({ code: Code.Unimplemented });
+  it("lists the hardware catalog it validates against (none configured: CPU only)", async () => {
+    expect((await connect.listAcceleratorTypes({}, auth(sys.apiKey))).acceleratorTypes).toEqual([]);
+    await expect(connect.updateDeployment({ name: "x" }, auth(sys.apiKey))).rejects.toMatchObject({ code: Code.InvalidArgument });
   });
 });

@@ -1,0 +1,193 @@
+// The lifecycle for real: the all-in-one process on real Postgres and NATS,
+// real model-server processes, and a steady stream of inference requests
+// through the gateway while the deployment is updated, fails an update,
+// rolls back, scales, stops, resumes and has a hanging update cancelled.
+// No request may fail while a revision serves.
+import http from "node:http";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
+import { DeploymentState, FailureReason, TaskKind, TaskStatus, type Deployment, type Task } from "../../src/gen/modeldeploy/v1/resources_pb.js";
+import { buildSampleModel } from "../../src/onnx/sample-model.js";
+import { createTestDatabase, NATS_URL, waitFor, type TestDatabase } from "../helpers/services.js";
+import { startSystem, type RunningSystem } from "../helpers/system.js";
+
+let tdb: TestDatabase;
+let sys: RunningSystem;
+let dir: string;
+let client: Client<typeof DeploymentService>;
+let hanging: http.Server;
+let hangingUrl: string;
+const hangingSockets = new Set<Socket>();
+const uri = (file: string) => pathToFileURL(path.join(dir, file)).href;
+const auth = () => ({ headers: { authorization: `Bearer ${sys.apiKey}` } });
+
+beforeAll(async () => {
+  tdb = await createTestDatabase({ migrate: false });
+  dir = mkdtempSync(path.join(tmpdir(), "md-rollout-"));
+  const bytes = buildSampleModel();
+  writeFileSync(path.join(dir, "v1.onnx"), bytes);
+  writeFileSync(path.join(dir, "v2.onnx"), bytes);
+  writeFileSync(path.join(dir, "broken.onnx"), "this is not an onnx file");
+  // Weights that never finish downloading: a rollout that hangs until cancelled.
+  hanging = http.createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "1000000" });
+    res.write(Buffer.alloc(1000));
+  });
+  hanging.on("connection", (s: Socket) => {
+    hangingSockets.add(s);
+    s.on("close", () => hangingSockets.delete(s));
+  });
+  await new Promise<void>((r) => hanging.listen(0, "127.0.0.1", r));
+  hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/slow.onnx`;
+  sys = await startSystem({ databaseUrl: tdb.url, natsUrl: NATS_URL });
+  client = createClient(DeploymentService, createConnectTransport({ baseUrl: sys.httpUrl, httpVersion: "1.1" }));
+});
+
+afterAll(async () => {
+  const output = sys?.output() ?? "";
+  const code = await sys?.stop();
+  for (const s of hangingSockets) s.destroy();
+  await new Promise<void>((r) => (hanging ? hanging.close(() => r()) : r()));
+  rmSync(dir, { recursive: true, force: true });
+  await tdb?.drop();
+  expect(output).not.toContain("unhandled rejection");
+  expect(code).toBe(0);
+});
+
+interface Answer {
+  status: number;
+  revision: string | null;
+  startedAt: number;
+}
+
+/** Inference requests, `concurrency` at a time, back to back, until stopped. */
+function steadyLoad(endpointUrl: string, concurrency = 3) {
+  const answers: Answer[] = [];
+  let running = true;
+  const body = JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }, { name: "ids", shape: [1], datatype: "INT64", data: [7] }] });
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      const startedAt = performance.now();
+      try {
+        const res = await fetch(`${endpointUrl}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body });
+        await res.arrayBuffer();
+        answers.push({ status: res.status, revision: res.headers.get("x-modeldeploy-revision"), startedAt });
+      } catch {
+        answers.push({ status: 0, revision: null, startedAt });
+      }
+    }
+  });
+  return {
+    answers,
+    async stop(): Promise<Answer[]> {
+      running = false;
+      await Promise.all(loops);
+      return answers;
+    },
+  };
+}
+
+async function finished(task: Task): Promise<Task> {
+  return waitFor(`task ${TaskKind[task.kind]} ${task.id} to end`, async () => {
+    const t = await client.getDeploymentTask({ taskId: task.id }, auth());
+    return [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED].includes(t.status) ? t : undefined;
+  }, 90_000, 100);
+}
+
+const get = (name: string): Promise<Deployment> => client.getDeployment({ name }, auth());
+
+async function replicasOf(uid: string, revision: number): Promise<{ desired: number; ready: number }> {
+  const res = await fetch(`${sys.controlUrl}/v1/deployments/${encodeURIComponent(uid)}/revisions/${revision}`);
+  return (await res.json()) as { desired: number; ready: number };
+}
+
+describe("green rollouts under a steady stream of requests", () => {
+  it("updates, survives a failing update, rolls back, scales, stops, resumes and cancels, never failing a request while a revision serves", async () => {
+    const created = await client.createDeployment({
+      model: { name: "acme/tiny-linear", revision: "1", uri: uri("v1.onnx"), task: "regression" },
+      resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
+      scaling: { minReplicas: 1, maxReplicas: 1 },
+    }, auth());
+    const name = created.deployment!.name;
+    const uid = created.deployment!.uid;
+    expect((await finished(created.task!)).status).toBe(TaskStatus.COMPLETED);
+    const endpoint = (await get(name)).endpointUrl;
+
+    // 1. A new model: revision 2 starts beside 1, traffic switches, 1 drains.
+    let load = steadyLoad(endpoint);
+    await waitFor("the first answers", async () => (load.answers.length >= 5 ? true : undefined), 30_000, 20);
+    const v2 = await client.updateDeployment({ name, model: { name: "acme/tiny-linear", revision: "2", uri: uri("v2.onnx"), task: "regression" } }, auth());
+    expect(v2.task).toMatchObject({ kind: TaskKind.UPDATE, revision: 2 });
+    expect(v2.deployment!.state).toBe(DeploymentState.UPDATING);
+    expect((await finished(v2.task!)).status).toBe(TaskStatus.COMPLETED);
+    const switchedAt = performance.now();
+    await waitFor("answers after the switch", async () => (load.answers.filter((a) => a.startedAt > switchedAt).length >= 5 ? true : undefined), 30_000, 20);
+    let answers = await load.stop();
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    expect(new Set(answers.map((a) => a.revision))).toEqual(new Set(["1", "2"]));
+    expect(answers.filter((a) => a.startedAt > switchedAt).every((a) => a.revision === "2")).toBe(true);
+    expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 2, targetRevision: 2, model: { revision: "2" } });
+    await waitFor("revision 1 stopped", async () => ((await replicasOf(uid, 1)).desired === 0 ? true : undefined), 30_000, 50);
+
+    // 2. A revision whose server cannot start: revision 2 keeps serving, the task says why.
+    load = steadyLoad(endpoint);
+    const broken = await client.updateDeployment({ name, model: { name: "acme/tiny-linear", revision: "3", uri: uri("broken.onnx"), task: "regression" } }, auth());
+    const failed = await finished(broken.task!);
+    answers = await load.stop();
+    expect(failed).toMatchObject({ status: TaskStatus.FAILED, rolledBack: true, failure: { reason: FailureReason.SERVER_EXITED } });
+    expect(failed.failure!.logTail).not.toBe("");
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    expect(answers.every((a) => a.revision === "2")).toBe(true);
+    expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 2, targetRevision: 2, activeTaskId: "" });
+    expect((await replicasOf(uid, 3)).desired).toBe(0);
+
+    // 3. Roll back to the revision that served before 2 (1; 3 never served): a new revision 4.
+    load = steadyLoad(endpoint);
+    const back = await client.rollbackDeployment({ name }, auth());
+    expect(back.task).toMatchObject({ kind: TaskKind.ROLLBACK, revision: 4 });
+    expect((await finished(back.task!)).status).toBe(TaskStatus.COMPLETED);
+    answers = await load.stop();
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    expect(await get(name)).toMatchObject({ servingRevision: 4, model: { revision: "1", uri: uri("v1.onnx") } });
+    const revisions = await client.listDeploymentRevisions({ name }, auth());
+    expect(revisions.revisions.map((r) => [r.number, r.model!.revision])).toEqual([[1, "1"], [2, "2"], [3, "3"], [4, "1"]]);
+
+    // 4. Scale to 2 replicas of the same revision, then stop and resume.
+    const scaled = await client.updateDeployment({ name, scaling: { minReplicas: 2, maxReplicas: 2 } }, auth());
+    expect(scaled.task!.kind).toBe(TaskKind.SCALE);
+    expect((await finished(scaled.task!)).status).toBe(TaskStatus.COMPLETED);
+    expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 4, instances: { desired: 2, ready: 2 } });
+    const stopped = await client.updateDeployment({ name, scaling: { minReplicas: 0, maxReplicas: 0 } }, auth());
+    expect((await finished(stopped.task!)).status).toBe(TaskStatus.COMPLETED);
+    expect(await get(name)).toMatchObject({ state: DeploymentState.STOPPED, endpointUrl: "" });
+    const whileStopped = await fetch(`${endpoint}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(whileStopped.status).toBe(503);
+    const resumed = await client.updateDeployment({ name, scaling: { minReplicas: 1, maxReplicas: 1 } }, auth());
+    expect((await finished(resumed.task!)).status).toBe(TaskStatus.COMPLETED);
+    expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, endpointUrl: endpoint, instances: { ready: 1 } });
+
+    // 5. An update whose weights never finish downloading, cancelled while it runs.
+    load = steadyLoad(endpoint);
+    const stuck = await client.updateDeployment({ name, model: { name: "acme/tiny-linear", revision: "5", uri: hangingUrl, task: "regression" } }, auth());
+    await waitFor("the hanging download to start", async () => {
+      const t = await client.getDeploymentTask({ taskId: stuck.task!.id }, auth());
+      return t.status === TaskStatus.RUNNING ? t : undefined;
+    }, 30_000, 50);
+    const cancelled = await client.cancelDeploymentTask({ taskId: stuck.task!.id }, auth());
+    expect(cancelled).toMatchObject({ status: TaskStatus.CANCELLED, rolledBack: true, failure: { reason: FailureReason.CANCELLED } });
+    expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 4, activeTaskId: "" });
+    // The next change is accepted at once and runs.
+    const after = await client.updateDeployment({ name, scaling: { minReplicas: 2, maxReplicas: 2 } }, auth());
+    expect((await finished(after.task!)).status).toBe(TaskStatus.COMPLETED);
+    answers = await load.stop();
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    expect(answers.every((a) => a.revision === "4")).toBe(true);
+  });
+});
