@@ -32,6 +32,7 @@ export async function startWorkerRole(config: Config, infra: Infrastructure, dri
     ackWaitMs: config.taskAckWaitMs,
     maxDeliver: config.taskMaxDeliver,
     healthPollMs: config.healthPollMs,
+    followDeployment: (uid, listener) => bus.followDeployment(uid, listener),
   });
   const sweeper = startSweeper({
     db: infra.db,

@@ -1,4 +1,5 @@
-// CancelDeploymentTask: a PENDING or RUNNING task ends CANCELLED at once, and
+// CancelDeploymentTask: a PENDING or RUNNING task ends CANCELLED at once (a
+// cancelled one is answered as it is), and
 // its deployment returns to what it was before the task: the serving
 // revision keeps serving (rolledBack), or, when nothing served yet, FAILED
 // with reason CANCELLED. Bumping the attempt fences the worker running it,
@@ -6,7 +7,7 @@
 import { sql } from "kysely";
 import { applyChange } from "../db/changes.js";
 import { lockDeployment } from "../db/deployments.js";
-import { toDeployment } from "../db/mappers.js";
+import { toDeployment, toTask } from "../db/mappers.js";
 import { findTask, findTaskInWorkspace } from "../db/tasks.js";
 import { transact } from "../db/transact.js";
 import { RefusedError } from "../domain/errors.js";
@@ -22,6 +23,8 @@ export async function cancelTask(deps: DeploymentsDeps, principal: Principal, ta
     const dep = await lockDeployment(trx, found.deployment_uid);
     const task = await findTask(trx, taskId);
     if (!dep || !task) throw new RefusedError("not_found", `task "${taskId}" not found`, "TASK_NOT_FOUND", { taskId });
+    // Cancelling twice answers the cancellation (a retried call must not fail).
+    if (task.status === "CANCELLED") return toTask(task);
     if (task.status !== "PENDING" && task.status !== "RUNNING") {
       throw new RefusedError("failed_precondition", `task ${taskId} is already ${task.status}: only a PENDING or RUNNING task can be cancelled`, "TASK_NOT_CANCELLABLE", { taskId, status: task.status });
     }

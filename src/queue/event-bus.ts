@@ -13,6 +13,12 @@ export interface EventBus {
   publish(events: readonly DeploymentEvent[]): void;
   /** Listens to one deployment's events; returns the unsubscribe function. */
   onDeployment(deploymentUid: string, listener: EventListener): () => void;
+  /**
+   * One deployment's events on a subscription of its own, filtered by the
+   * server (not the shared one, which would receive and parse every event of
+   * the cluster): for a worker following the few tasks that run long.
+   */
+  followDeployment(deploymentUid: string, listener: EventListener): () => void;
   /** Listens to every deployment's events (one dispatcher of its own, e.g. the watch hub). */
   onEvent(listener: EventListener): () => void;
   /**
@@ -68,6 +74,21 @@ export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
     }
   };
   return {
+    followDeployment(deploymentUid, listener) {
+      const own = nc.subscribe(`${prefix}.events.*.${deploymentUid}`, {
+        callback: (err, msg) => {
+          if (err) return;
+          let event: DeploymentEvent;
+          try {
+            event = eventFromJson(msg.string());
+          } catch {
+            return;
+          }
+          listener(event);
+        },
+      });
+      return () => own.unsubscribe();
+    },
     publish(events) {
       for (const e of events) {
         try {

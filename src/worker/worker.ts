@@ -13,7 +13,7 @@ import { createTaskClaimer, findTask, releaseLease, renewLease } from "../db/tas
 import type { EventSink } from "../db/transact.js";
 import { newId } from "../domain/ids.js";
 import type { Logger } from "../log.js";
-import type { Task } from "../domain/types.js";
+import { isTerminalStatus, type DeploymentEvent, type Task } from "../domain/types.js";
 import { parseTaskMessage, type TaskQueue } from "../queue/task-queue.js";
 import { RuntimeError, type RuntimeDriver } from "../runtime/driver.js";
 import { createAttemptWriter, failureOf } from "../deployments/attempt.js";
@@ -33,7 +33,16 @@ export interface WorkerOptions {
   ackWaitMs: number;
   maxDeliver: number;
   healthPollMs: number;
+  /**
+   * A deployment's live events, for a task that runs long: a cancel (or a
+   * delete) of it then stops the attempt at once, not at the next lease
+   * renewal. Optional: without it, the renewal notices.
+   */
+  followDeployment?: (deploymentUid: string, listener: (event: DeploymentEvent) => void) => () => void;
 }
+
+/** A task still running after this long follows its deployment's events (a quick task never pays for a subscription). */
+const followAfterMs = 1000;
 
 export interface Worker {
   readonly id: string;
@@ -78,6 +87,14 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
         () => {},
       );
     }, Math.max(200, Math.min(o.leaseMs, o.ackWaitMs) / 3));
+    // The task was cancelled, or taken by another attempt: stop now.
+    let unfollow: (() => void) | undefined;
+    const follow = o.followDeployment && setTimeout(() => {
+      unfollow = o.followDeployment!(task.deploymentUid, (event) => {
+        const t = event.task;
+        if (t?.id === task.id && (t.attempt !== task.attempt || isTerminalStatus(t.status))) ac.abort(new FencedError(task.id, task.attempt));
+      });
+    }, followAfterMs);
     try {
       tlog.info("task started");
       await runTask({ db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs }, task, ac.signal, claim);
@@ -113,6 +130,8 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       return { kind: "nak", delayMs: backoff(msg.info.deliveryCount) };
     } finally {
       clearInterval(beat);
+      clearTimeout(follow || undefined);
+      unfollow?.();
       running.delete(ac);
     }
   };

@@ -128,6 +128,12 @@ describe("UpdateDeployment", () => {
     expect(after).toMatchObject({ state: "RUNNING", servingRevision: 1, instances: { desired: 1, ready: 1 } });
     expect(after.endpointUrl).not.toBe("");
     expect((await listRevisions(tdb.db, d.uid)).map((r) => r.number)).toEqual([1]);
+
+    // A new model while stopped: recorded as the serving revision, still stopped.
+    await settled((await update(d.name, { scaling: { minReplicas: 0, maxReplicas: 0 } })).task);
+    const v2 = await update(d.name, { model: { ...d.model, revision: "2" } });
+    expect(await settled(v2.task)).toBe("COMPLETED");
+    expect(await current(d.name)).toMatchObject({ state: "STOPPED", servingRevision: 2, endpointUrl: "", model: { revision: "2" }, instances: { desired: 0 } });
   });
 
   it("refuses an empty update, an unchanged spec, a bad spec and a second change while one runs, changing nothing", async () => {
@@ -219,7 +225,10 @@ describe("CancelDeploymentTask", () => {
       expect(cancelled).toMatchObject({ status: "CANCELLED", rolledBack: true, failure: { reason: "CANCELLED", message: "cancelled by alice" } });
       expect(cancelled.endTime).not.toBeNull();
       expect(await current(d.name)).toMatchObject({ state: "RUNNING", servingRevision: 1, targetRevision: 1, activeTaskId: null, failure: null });
-      expect(await refused(cancelTask(deps, alice, updateTask.id))).toMatchObject({ kind: "failed_precondition", reason: "TASK_NOT_CANCELLABLE" });
+      // Cancelling again answers the same cancellation and changes nothing.
+      const sequence = (await current(d.name)).sequence;
+      expect(await cancelTask(deps, alice, updateTask.id)).toMatchObject({ id: updateTask.id, status: "CANCELLED", endTime: cancelled.endTime });
+      expect((await current(d.name)).sequence).toBe(sequence);
     } finally {
       await startTheWorker();
     }

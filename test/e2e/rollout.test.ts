@@ -183,11 +183,32 @@ describe("green rollouts under a steady stream of requests", () => {
     const cancelled = await client.cancelDeploymentTask({ taskId: stuck.task!.id }, auth());
     expect(cancelled).toMatchObject({ status: TaskStatus.CANCELLED, rolledBack: true, failure: { reason: FailureReason.CANCELLED } });
     expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 4, activeTaskId: "" });
+    // The worker running it stops the download it was stuck in (not at the end of a step that never ends).
+    await waitFor("the cancelled download to be dropped", async () => (hangingSockets.size === 0 ? true : undefined), 60_000, 50);
     // The next change is accepted at once and runs.
     const after = await client.updateDeployment({ name, scaling: { minReplicas: 2, maxReplicas: 2 } }, auth());
     expect((await finished(after.task!)).status).toBe(TaskStatus.COMPLETED);
     answers = await load.stop();
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
     expect(answers.every((a) => a.revision === "4")).toBe(true);
+
+    // 6. A stalled download on its progress deadline: the update fails, revision 4 keeps serving.
+    const stalled = await client.updateDeployment({ name, model: { name: "acme/tiny-linear", revision: "6", uri: hangingUrl, task: "regression" }, progressDeadlineSeconds: 3 }, auth());
+    const timedOut = await finished(stalled.task!);
+    expect(timedOut).toMatchObject({ status: TaskStatus.FAILED, rolledBack: true, failure: { reason: FailureReason.PROGRESS_DEADLINE_EXCEEDED } });
+    expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 4, activeTaskId: "" });
+  });
+
+  it("fails a first deploy whose download stalls at its deadline, leaving nothing running", async () => {
+    const created = await client.createDeployment({
+      model: { name: "acme/tiny-linear", revision: "1", uri: hangingUrl, task: "regression" },
+      resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
+      scaling: { minReplicas: 1, maxReplicas: 1 },
+      progressDeadlineSeconds: 3,
+    }, auth());
+    const task = await finished(created.task!);
+    expect(task).toMatchObject({ status: TaskStatus.FAILED, rolledBack: false, failure: { reason: FailureReason.PROGRESS_DEADLINE_EXCEEDED } });
+    expect(task.failure!.message).toContain("progressDeadlineSeconds");
+    expect(await get(created.deployment!.name)).toMatchObject({ state: DeploymentState.FAILED, endpointUrl: "", activeTaskId: "" });
   });
 });

@@ -207,6 +207,7 @@ beforeAll(async () => {
   deps = testApiDeps(tdb.db, {
     publish: (events) => bus!.publish(events),
     onDeployment: (uid, listener) => bus!.onDeployment(uid, listener),
+    followDeployment: (uid, listener) => bus!.followDeployment(uid, listener),
     onEvent: (listener) => bus!.onEvent(listener),
     subscribed: () => bus!.subscribed(),
     onReconnect: (listener) => bus!.onReconnect(listener),
