@@ -31,6 +31,12 @@ export async function cancelTask(deps: DeploymentsDeps, principal: Principal, ta
     if (task.kind === "DELETE") {
       throw new RefusedError("failed_precondition", `task ${taskId} deletes "${task.deployment_name}": a deletion cannot be cancelled`, "TASK_NOT_CANCELLABLE", { taskId, kind: task.kind });
     }
+    if ((task.kind === "UPDATE" || task.kind === "ROLLBACK") && dep.serving_revision === task.revision) {
+      // Past the switch the rollout has happened; what is left is draining the old revision.
+      throw new RefusedError("failed_precondition",
+        `task ${taskId} already switched traffic to revision ${task.revision} and is finishing; roll back to go to the previous revision`,
+        "TASK_NOT_CANCELLABLE", { taskId, revision: String(task.revision) });
+    }
     const now = new Date();
     const failure: Failure = { reason: "CANCELLED", message: `cancelled by ${principal.name}`, retryable: false, time: now.toISOString() };
     const back = revertedDeployment(task.kind === "DEPLOY" ? { ...toDeployment(dep), servingRevision: 0 } : toDeployment(dep), failure);

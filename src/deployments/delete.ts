@@ -65,7 +65,8 @@ export async function deleteDeployment(deps: DeploymentsDeps, principal: Princip
       const event = await applyChange(trx, {
         deploymentUid: locked.uid,
         type: "STATE_CHANGED",
-        deployment: { state: "DELETING", active_task_id: taskId, modifier: principal.name },
+        // A cancelled change's target goes with it.
+        deployment: { state: "DELETING", active_task_id: taskId, target_revision: locked.serving_revision, modifier: principal.name },
         taskId,
       });
       emit(event);
