@@ -11,8 +11,8 @@ import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import type * as net from "node:net";
-import type { DescService } from "@bufbuild/protobuf";
-import { createContextValues, type ServiceImpl } from "@connectrpc/connect";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { createContextValues, type ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import {
   acceptRequestId,
@@ -26,6 +26,7 @@ import {
 } from "./call-wrapper.js";
 import { createConnectAdapter, stopReading } from "./connect-adapter.js";
 import { createCappedListener } from "./connection-cap.js";
+import { createUnaryFastPath } from "./connect-unary-fast.js";
 import { createConnectionRefuser } from "./connection-refuser.js";
 import { corsHandler, headerValue, type CorsOptions } from "./cors.js";
 import type { NodeRequest, NodeResponse } from "./node-http.js";
@@ -58,6 +59,12 @@ export interface ConnectServerOptions {
   cors?: CorsOptions | false;
   /** Clients asking for a longer timeout get this (ms). Default: no limit. */
   maxTimeoutMs?: number;
+  /**
+   * Unary Connect POSTs over HTTP/1.1 skip connect-node's handler
+   * (connect-unary-fast.ts). Default true; false sends everything through
+   * connect-node (tests compare the two).
+   */
+  unaryFastPath?: boolean;
 }
 
 export interface ConnectServer {
@@ -101,34 +108,53 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
   const requestIdOfReq = (req: object) => requests.get(req)?.id ?? "";
   let closing = false;
 
+  // Wrapped once: connect-node's router and the unary fast path run the same implementation.
+  const services = opts.services.map(({ service, impl }) => ({
+    service,
+    impl: wrapServiceImpl(service, impl, { logger, shutdownSignal: streamShutdown.signal }),
+  }));
+  const limitsOfBodies = {
+    maxMessageBytes: readMaxBytes,
+    maxJsonBytes: Math.min(opts.maxJsonBytes ?? defaultMaxJsonBytes, readMaxBytes),
+    maxJsonDepth: opts.maxJsonDepth ?? defaultMaxJsonDepth,
+  };
+  // The same id the HTTP layer put on the response header.
+  const contextValues = (req: NodeRequest) => createContextValues().set(requestIdKey, requestIdOfReq(req));
+  const rejected = (req: NodeRequest, method: DescMethod, protocol: string, err: ConnectError) => {
+    const requestId = requestIdOfReq(req);
+    const out = finishError(err, requestId);
+    logRejectedCall(logger, method, protocol, requestId, requests.get(req)?.started ?? performance.now(), out);
+    return out;
+  };
+  const maxTimeout = opts.maxTimeoutMs !== undefined ? { maxTimeoutMs: opts.maxTimeoutMs } : {};
   const adapter = createConnectAdapter({
     routes(router) {
-      for (const { service, impl } of opts.services) {
-        const wrapped = wrapServiceImpl(service, impl, { logger, shutdownSignal: streamShutdown.signal });
-        router.service(service, wrapped as unknown as ServiceImpl<DescService>);
-      }
+      for (const { service, impl } of services) router.service(service, impl as unknown as ServiceImpl<DescService>);
     },
     readMaxBytes,
-    limits: {
-      maxMessageBytes: readMaxBytes,
-      maxJsonBytes: Math.min(opts.maxJsonBytes ?? defaultMaxJsonBytes, readMaxBytes),
-      maxJsonDepth: opts.maxJsonDepth ?? defaultMaxJsonDepth,
-    },
+    limits: limitsOfBodies,
     logger,
-    ...(opts.maxTimeoutMs !== undefined ? { maxTimeoutMs: opts.maxTimeoutMs } : {}),
+    ...maxTimeout,
     shutdownSignal: hardShutdown.signal,
-    // The same id the HTTP layer put on the response header.
-    contextValues: (req) => createContextValues().set(requestIdKey, requestIdOfReq(req)),
+    contextValues,
     fallback(req, res) {
       sendJson(res as NodeResponse, 404, { code: "not_found", message: "no such path" }, req.method);
     },
-    rejected(req, method, protocol, err) {
-      const requestId = requestIdOfReq(req);
-      const out = finishError(err, requestId);
-      logRejectedCall(logger, method, protocol, requestId, requests.get(req)?.started ?? performance.now(), out);
-      return out;
-    },
+    rejected,
   });
+  const fast =
+    opts.unaryFastPath === false
+      ? undefined
+      : createUnaryFastPath({
+          services,
+          readMaxBytes,
+          limits: limitsOfBodies,
+          logger,
+          ...maxTimeout,
+          shutdownSignal: hardShutdown.signal,
+          contextValues,
+          rejected,
+        });
 
   // HTTP/1.1 connections and how many requests each has in flight.
   const h1Active = new Map<net.Socket, number>();
@@ -169,6 +195,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
       else sendJson(res, 200, { status: "ok" }, req.method);
       return;
     }
+    if (fast?.serve(req, res) === true) return;
     adapter(req, res);
   };
 
