@@ -16,11 +16,12 @@
 // Connect error JSON with their details. Whatever it does not take (GET,
 // streaming, gRPC, gRPC-Web, HTTP/2, compressed requests, a bad timeout
 // header) is left to connect-node: `serve` returns false.
-import { create, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { create, toJsonString, type DescMessage, type DescMethod, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import {
   compressionNegotiate,
   createMethodSerializationLookup,
+  getJsonOptions,
   mergeNonProtocolHeaders,
   validateReadWriteMaxBytes,
 } from "@connectrpc/connect/protocol";
@@ -60,6 +61,7 @@ interface Route {
 /** connect-node's unary content types: JSON (optionally charset utf-8) or protobuf. */
 const unaryContentType = /^application\/(?:(json)(?:; ?charset=utf-?8)?|proto)$/i;
 const acceptCompression = [compressionGzip, compressionBrotli];
+const noop = () => {};
 const deadlineExceeded = () => new ConnectError("the operation timed out", Code.DeadlineExceeded);
 
 /**
@@ -76,6 +78,7 @@ export class FastCallContext implements HandlerContext {
   private controller: AbortController | undefined;
   private abortedWith: { reason: unknown } | undefined;
   private trailer: Headers | undefined;
+  private listeners: Set<(reason: unknown) => void> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -120,12 +123,36 @@ export class FastCallContext implements HandlerContext {
     return new URL(this.req.url ?? "", `${encrypted ? "https" : "http"}://${this.req.headers.host ?? ""}`).toString();
   }
 
+  /** CallScope.onAbort: a database wait listens here without making the signal. */
+  onAbort(listener: (reason: unknown) => void): () => void {
+    if (this.abortedWith !== undefined) {
+      listener(this.abortedWith.reason);
+      return noop;
+    }
+    (this.listeners ??= new Set()).add(listener);
+    return () => this.listeners?.delete(listener);
+  }
+
   /** The first reason wins, as with an AbortController. */
   abort(reason: unknown): void {
     if (this.abortedWith !== undefined) return;
     this.abortedWith = { reason };
     clearTimeout(this.timer);
     this.controller?.abort(reason);
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners !== undefined) for (const listener of listeners) listener(reason);
+  }
+}
+
+const jsonOptions = getJsonOptions(undefined);
+
+/** connect-node's JSON serialization of a response message, as text (it encodes it to UTF-8 at once). */
+function jsonText(desc: DescMessage, message: MessageShape<DescMessage>): string {
+  try {
+    return toJsonString(desc, message, jsonOptions);
+  } catch (e) {
+    throw ConnectError.from(e, Code.Internal);
   }
 }
 
@@ -173,7 +200,8 @@ export function createUnaryFastPath(opts: UnaryFastPathOptions): UnaryFastPath {
 
   const run = async (req: NodeRequest, res: NodeResponse, route: Route, ctx: FastCallContext, binary: boolean) => {
     let status = 200;
-    let body: Uint8Array;
+    // JSON stays a string: Node writes it behind the header block in one piece, as the bare server does.
+    let body: Uint8Array | string;
     try {
       let bytes: Uint8Array;
       try {
@@ -183,7 +211,7 @@ export function createUnaryFastPath(opts: UnaryFastPathOptions): UnaryFastPath {
       }
       const input = route.serialization.getI(binary).parse(bytes);
       const output = create(route.method.output as DescMessage, (await route.impl(input, ctx)) as never);
-      body = route.serialization.getO(binary).serialize(output);
+      body = binary ? route.serialization.getO(true).serialize(output) : jsonText(route.method.output, output);
     } catch (e) {
       ctx.abort(e);
       const error = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
@@ -197,12 +225,14 @@ export function createUnaryFastPath(opts: UnaryFastPathOptions): UnaryFastPath {
       active.delete(ctx);
     }
     const compression = compressionNegotiate(acceptCompression, null, headerValue(req.headers["accept-encoding"]) ?? null, "accept-encoding").response;
-    if (compression !== null && body.byteLength >= compressMinBytes) {
-      body = await compression.compress(body);
+    let length = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
+    if (compression !== null && length >= compressMinBytes) {
+      body = await compression.compress(typeof body === "string" ? Buffer.from(body) : body);
+      length = body.byteLength;
       ctx.responseHeader.set("content-encoding", compression.name);
     }
     const headers = nodeHeaders(ctx.responseHeader, ctx.trailerIfAny);
-    headers["content-length"] = String(body.byteLength);
+    headers["content-length"] = String(length);
     res.writeHead(status, headers);
     res.end(body);
   };

@@ -12,6 +12,7 @@ import { createConnectServer, type ConnectServer } from "../../src/api/connect-s
 import { FastCallContext } from "../../src/api/connect-unary-fast.js";
 import { createDeploymentService } from "../../src/api/deployment-service.js";
 import { createApiKey } from "../../src/db/api-keys.js";
+import { watchAbort } from "../../src/db/call-scope.js";
 import { DeploymentService, GetDeploymentRequestSchema } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import { DeploymentSchema } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import { silentLogger } from "../../src/log.js";
@@ -50,11 +51,20 @@ function observed(impl: ServiceImpl<typeof DeploymentService>): ServiceImpl<type
       if (k === "getDeployment" && req.name?.startsWith("hold-") === true) {
         return new Promise((resolve) => {
           const done = () => {
-            heldReasons.set(ctx.requestHeader.get("x-request-id") ?? "", ctx.signal.reason);
+            heldReasons.set(id, ctx.signal.reason);
             resolve({ name: req.name });
           };
           if (ctx.signal.aborted) done();
           else ctx.signal.addEventListener("abort", done, { once: true });
+        });
+      }
+      // Waits as a database wait does (CallScope.onAbort where the context has it).
+      if (k === "getDeployment" && req.name?.startsWith("wait-") === true) {
+        return new Promise((resolve) => {
+          watchAbort(ctx, (reason) => {
+            heldReasons.set(id, reason);
+            resolve({ name: req.name });
+          });
         });
       }
       return fn.call(impl, req, ctx);
@@ -249,6 +259,21 @@ describe("unary Connect fast path", () => {
     expect(reason).toBeInstanceOf(ConnectError);
     expect((reason as ConnectError).code).toBe(Code.DeadlineExceeded);
     expect(lastPaths()).toEqual([true, false]);
+  });
+
+  it("tells a wait through CallScope.onAbort of the deadline and of a client that went away", async () => {
+    const [f] = await both(getPath, JSON.stringify({ name: "wait-deadline" }), { "connect-timeout-ms": "50" });
+    expect(f.status).toBe(504);
+    expect((heldReasons.get(`fast-test-${seq}`) as ConnectError).code).toBe(Code.DeadlineExceeded);
+    expect(lastPaths()).toEqual([true, false]);
+    const id = "gone-onabort";
+    const req = request({ host: "127.0.0.1", port: fastPort, path: getPath, method: "POST", agent: false, headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": id } });
+    req.on("error", () => {});
+    req.end(JSON.stringify({ name: "wait-gone" }));
+    await waitFor("the call to start", () => servedFast.has(id));
+    req.destroy();
+    const reason = await waitFor("the wait to end", () => heldReasons.get(id));
+    expect((reason as ConnectError).code).toBe(Code.Canceled);
   });
 
   it("aborts the call's signal when the client goes away", async () => {

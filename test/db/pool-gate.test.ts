@@ -68,6 +68,34 @@ describe("pool gate", () => {
     expect(gate.stats()).toEqual({ active: 0, waiting: 0 });
   });
 
+  it("listens through a call's onAbort, when it has one, without making its signal", async () => {
+    const { db, gate } = gated({ size: 1 });
+    const held = await holdAll(db, gate, 1);
+    let listener: ((reason: unknown) => void) | undefined;
+    let stopped = 0;
+    const call = {
+      get signal(): AbortSignal {
+        throw new Error("the signal was read");
+      },
+      onAbort(l: (reason: unknown) => void) {
+        listener = l;
+        return () => stopped++;
+      },
+    };
+    const waiting = insert(dbForCall(db, call), "onabort-1").catch((e: unknown) => e);
+    await waitFor("queued", () => gate.stats().waiting === 1);
+    const reason = new Error("deadline");
+    listener!(reason);
+    expect(await waiting).toBe(reason);
+    expect(gate.stats().waiting).toBe(0);
+    expect(stopped).toBe(1);
+    // Already aborted: refused with its reason, never queued.
+    const gone = { get signal(): AbortSignal { throw new Error("the signal was read"); }, onAbort: (l: (reason: unknown) => void) => (l(reason), () => {}) };
+    expect(await insert(dbForCall(db, gone), "onabort-2").catch((e: unknown) => e)).toBe(reason);
+    await held.release();
+    expect(await ranBy("onabort-")).toBe("0");
+  });
+
   it("ends a caller's wait at its deadline", async () => {
     const { db, gate } = gated({ size: 1 });
     const held = await holdAll(db, gate, 1);
