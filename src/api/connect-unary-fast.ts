@@ -79,6 +79,9 @@ export class FastCallContext implements HandlerContext {
   private abortedWith: { reason: unknown } | undefined;
   private trailer: Headers | undefined;
   private listeners: Set<(reason: unknown) => void> | undefined;
+  /** Neighbours in ActiveCalls. */
+  prev: FastCallContext | undefined;
+  next: FastCallContext | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -156,6 +159,29 @@ function jsonText(desc: DescMessage, message: MessageShape<DescMessage>): string
   }
 }
 
+/** Calls in progress: a list through the contexts themselves (no hashing per call, as a Set would). */
+class ActiveCalls {
+  private head: FastCallContext | undefined;
+
+  add(ctx: FastCallContext): void {
+    ctx.next = this.head;
+    if (this.head !== undefined) this.head.prev = ctx;
+    this.head = ctx;
+  }
+
+  delete(ctx: FastCallContext): void {
+    if (ctx.prev !== undefined) ctx.prev.next = ctx.next;
+    else if (this.head === ctx) this.head = ctx.next;
+    else return;
+    if (ctx.next !== undefined) ctx.next.prev = ctx.prev;
+    ctx.prev = ctx.next = undefined;
+  }
+
+  abortAll(reason: unknown): void {
+    for (let ctx = this.head; ctx !== undefined; ctx = ctx.next) ctx.abort(reason);
+  }
+}
+
 /** Response headers (trailers prefixed "trailer-") as Node takes them, as connect-node writes them. */
 function nodeHeaders(header: Headers, trailer: Headers | undefined): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
@@ -171,8 +197,8 @@ function nodeHeaders(header: Headers, trailer: Headers | undefined): Record<stri
 }
 
 export interface UnaryFastPath {
-  /** Serves the request and returns true, or returns false and leaves it untouched for connect-node. */
-  serve(req: NodeRequest, res: NodeResponse): boolean;
+  /** Serves the request and returns true, or returns false and leaves it untouched for connect-node. `path`: the URL's, without query. */
+  serve(req: NodeRequest, res: NodeResponse, path: string): boolean;
 }
 
 export function createUnaryFastPath(opts: UnaryFastPathOptions): UnaryFastPath {
@@ -193,10 +219,8 @@ export function createUnaryFastPath(opts: UnaryFastPathOptions): UnaryFastPath {
     }
   }
   // Calls in progress, for the end of the grace period (one listener, not one per call).
-  const active = new Set<FastCallContext>();
-  opts.shutdownSignal.addEventListener("abort", () => {
-    for (const ctx of active) ctx.abort(opts.shutdownSignal.reason);
-  }, { once: true });
+  const active = new ActiveCalls();
+  opts.shutdownSignal.addEventListener("abort", () => active.abortAll(opts.shutdownSignal.reason), { once: true });
 
   const run = async (req: NodeRequest, res: NodeResponse, route: Route, ctx: FastCallContext, binary: boolean) => {
     let status = 200;
@@ -238,9 +262,9 @@ export function createUnaryFastPath(opts: UnaryFastPathOptions): UnaryFastPath {
   };
 
   return {
-    serve(req, res) {
+    serve(req, res, path) {
       if (req.method !== "POST" || req.httpVersionMajor !== 1) return false;
-      const route = routes.get((req.url ?? "").split("?", 1)[0] ?? "");
+      const route = routes.get(path);
       if (route === undefined) return false;
       const h = req.headers;
       const type = unaryContentType.exec(h["content-type"] ?? "");

@@ -276,6 +276,30 @@ describe("unary Connect fast path", () => {
     expect((reason as ConnectError).code).toBe(Code.Canceled);
   });
 
+  it("aborts the signals of calls still running when the grace period of close() is over", async () => {
+    const deps = testApiDeps(tdb.db, bus);
+    const services = [bindService(DeploymentService, observed(createDeploymentService(deps)))];
+    const reasons: unknown[] = [];
+    for (const unaryFastPath of [true, false]) {
+      const server = createConnectServer({ services, logger: silentLogger, unaryFastPath });
+      const port = await server.listen("127.0.0.1", 0);
+      const ids = [`closing-${unaryFastPath}-1`, `closing-${unaryFastPath}-2`];
+      for (const id of ids) {
+        const req = request({ host: "127.0.0.1", port, path: getPath, method: "POST", agent: false, headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": id } });
+        req.on("error", () => {});
+        req.end(JSON.stringify({ name: "hold-closing" }));
+      }
+      await waitFor("the calls to start", () => ids.every((id) => servedFast.has(id)));
+      await server.close(50);
+      for (const id of ids) {
+        expect(servedFast.get(id)).toEqual([unaryFastPath]);
+        reasons.push(await waitFor("the call's signal to abort", () => heldReasons.get(id)));
+      }
+    }
+    // The same reason either way: the server's shutdown signal's.
+    expect(new Set(reasons.map((r) => (r as Error).name)).size).toBe(1);
+  });
+
   it("aborts the call's signal when the client goes away", async () => {
     for (const port of [fastPort, slowPort]) {
       const id = `gone-${port}`;
