@@ -38,7 +38,8 @@ import { refuseRequest, type ConnectAdapterOptions } from "./connect-adapter.js"
 import { headerValue } from "./cors.js";
 import type { NodeRequest, NodeResponse } from "./node-http.js";
 import { readPlainUnary } from "./request-guard.js";
-import { clientClosed, responseCompleted, webHeaders } from "./universal-request.js";
+import { nodeRequestHeaders } from "./node-request-headers.js";
+import { clientClosed, responseCompleted } from "./universal-request.js";
 
 type UnaryFn = (req: unknown, ctx: HandlerContext) => unknown;
 
@@ -276,7 +277,7 @@ export function createUnaryFastPath(opts: UnaryFastPathOptions): UnaryFastPath {
       const binary = type[1] === undefined;
       const ctx = new FastCallContext(
         route.method,
-        webHeaders(h),
+        nodeRequestHeaders(h),
         opts.contextValues(req),
         binary ? contentTypeUnaryProto : contentTypeUnaryJson,
         timeout.timeoutMs,
