@@ -63,6 +63,7 @@ interface Route {
 const unaryContentType = /^application\/(?:(json)(?:; ?charset=utf-?8)?|proto)$/i;
 const acceptCompression = [compressionGzip, compressionBrotli];
 const noop = () => {};
+const noTimeout = (): number | undefined => undefined;
 const deadlineExceeded = () => new ConnectError("the operation timed out", Code.DeadlineExceeded);
 
 /**
@@ -94,9 +95,11 @@ export class FastCallContext implements HandlerContext {
     private readonly req: NodeRequest,
   ) {
     this.service = method.parent;
-    this.responseHeader = new Headers({ "content-type": contentType });
+    // set(), not an init record: no webidl record conversion per call.
+    this.responseHeader = new Headers();
+    this.responseHeader.set("content-type", contentType);
     if (timeoutMs === undefined) {
-      this.timeoutMs = () => undefined;
+      this.timeoutMs = noTimeout;
     } else {
       const deadline = Date.now() + timeoutMs;
       this.timeoutMs = () => deadline - Date.now();
@@ -249,7 +252,9 @@ export function createUnaryFastPath(opts: UnaryFastPathOptions): UnaryFastPath {
       ctx.abort(responseCompleted);
       active.delete(ctx);
     }
-    const compression = compressionNegotiate(acceptCompression, null, headerValue(req.headers["accept-encoding"]) ?? null, "accept-encoding").response;
+    const accept = headerValue(req.headers["accept-encoding"]);
+    // No accept-encoding, no compression (what compressionNegotiate says too, for an uncompressed request).
+    const compression = accept === undefined ? null : compressionNegotiate(acceptCompression, null, accept, "accept-encoding").response;
     let length = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
     if (compression !== null && length >= compressMinBytes) {
       body = await compression.compress(typeof body === "string" ? Buffer.from(body) : body);
