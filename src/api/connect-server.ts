@@ -6,7 +6,8 @@
 // The port holds up against careless and hostile clients: a connection cap,
 // streams per HTTP/2 session, request header bytes, idle and keepalive
 // limits (wire-limits.ts), and request bodies checked before connect-node
-// parses them (request-guard.ts).
+// parses them (request-guard.ts). Unary Connect POSTs over HTTP/1.1 skip
+// connect-node's handler (connect-unary-fast.ts), with the same answers.
 import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";

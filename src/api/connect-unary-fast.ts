@@ -16,6 +16,9 @@
 // Connect error JSON with their details. Whatever it does not take (GET,
 // streaming, gRPC, gRPC-Web, HTTP/2, compressed requests, a bad timeout
 // header) is left to connect-node: `serve` returns false.
+// It leans on connect's "private" protocol exports (as protocol-error.ts
+// does): on an upgrade of @connectrpc/connect, test/api/connect-unary-fast
+// compares its answers with connect-node's again.
 import { create, toJsonString, type DescMessage, type DescMethod, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import {
