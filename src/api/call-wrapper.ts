@@ -158,6 +158,9 @@ function logCall(
   extra?: Record<string, unknown>,
 ): void {
   const code = err?.code ?? 0;
+  const level = code === Code.Internal || code === Code.Unknown || code === Code.DataLoss ? "error" : code === Code.Unavailable ? "warn" : "info";
+  // One line per call: at 2,000 calls/s its fields are worth not building when the level is off.
+  if (logger.enabled?.(level) === false) return;
   const fields: Record<string, unknown> = {
     service: method.parent.typeName,
     method: method.name,
@@ -168,18 +171,8 @@ function logCall(
     ...extra,
   };
   if (err !== undefined) fields["error"] = err.rawMessage;
-  switch (code) {
-    case Code.Internal:
-    case Code.Unknown:
-    case Code.DataLoss:
-      logger.error("rpc", { ...fields, err: err?.cause });
-      break;
-    case Code.Unavailable:
-      logger.warn("rpc", { ...fields, err: err?.cause });
-      break;
-    default:
-      logger.info("rpc", fields);
-  }
+  if (level === "info") logger.info("rpc", fields);
+  else logger[level]("rpc", { ...fields, err: err?.cause });
 }
 
 /** Log a call that failed before reaching an impl (e.g. a malformed request). */

@@ -90,6 +90,26 @@ export function stopReading(req: NodeRequest, res: NodeResponse, drainBytes: num
   });
 }
 
+/**
+ * The error to answer a request the guard refused with, once the rest of its
+ * body may be ignored: logged and given the request id (opts.rejected).
+ */
+export async function refuseRequest(
+  opts: Pick<ConnectAdapterOptions, "rejected" | "limits">,
+  req: NodeRequest,
+  res: NodeResponse,
+  method: DescMethod,
+  protocol: string,
+  e: unknown,
+): Promise<ConnectError> {
+  const err = ConnectError.from(e, Code.InvalidArgument);
+  // The client is gone: there is no one to answer.
+  if (err.code === Code.Canceled) return err;
+  const out = opts.rejected(req, method, protocol, err);
+  await stopReading(req, res, opts.limits.maxMessageBytes);
+  return out;
+}
+
 export function createConnectAdapter(opts: ConnectAdapterOptions): NodeHandler {
   const { limits, logger } = opts;
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...opts });
@@ -106,15 +126,8 @@ export function createConnectAdapter(opts: ConnectAdapterOptions): NodeHandler {
       });
   };
 
-  /** The error to answer a refused request with, once the rest of its body may be ignored. */
-  const refuse = async (req: NodeRequest, res: NodeResponse, method: DescMethod, protocol: string, e: unknown) => {
-    const err = ConnectError.from(e, Code.InvalidArgument);
-    // The client is gone: there is no one to answer.
-    if (err.code === Code.Canceled) return err;
-    const out = opts.rejected(req, method, protocol, err);
-    await stopReading(req, res, limits.maxMessageBytes);
-    return out;
-  };
+  const refuse = (req: NodeRequest, res: NodeResponse, method: DescMethod, protocol: string, e: unknown) =>
+    refuseRequest(opts, req, res, method, protocol, e);
 
   return (req, res) => {
     const handler = handlers.get((req.url ?? "").split("?", 1)[0] ?? "");

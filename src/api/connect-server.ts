@@ -6,13 +6,14 @@
 // The port holds up against careless and hostile clients: a connection cap,
 // streams per HTTP/2 session, request header bytes, idle and keepalive
 // limits (wire-limits.ts), and request bodies checked before connect-node
-// parses them (request-guard.ts).
+// parses them (request-guard.ts). Unary Connect POSTs over HTTP/1.1 skip
+// connect-node's handler (connect-unary-fast.ts), with the same answers.
 import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import type * as net from "node:net";
-import type { DescService } from "@bufbuild/protobuf";
-import { createContextValues, type ServiceImpl } from "@connectrpc/connect";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { createContextValues, type ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import {
   acceptRequestId,
@@ -26,9 +27,10 @@ import {
 } from "./call-wrapper.js";
 import { createConnectAdapter, stopReading } from "./connect-adapter.js";
 import { createCappedListener } from "./connection-cap.js";
+import { createUnaryFastPath } from "./connect-unary-fast.js";
 import { createConnectionRefuser } from "./connection-refuser.js";
 import { corsHandler, headerValue, type CorsOptions } from "./cors.js";
-import type { NodeRequest, NodeResponse } from "./node-http.js";
+import { pathOf, type NodeRequest, type NodeResponse } from "./node-http.js";
 import { applySessionLimits } from "./http2-session-limits.js";
 import { writeProtocolError } from "./protocol-error.js";
 import { sniffProtocol } from "./protocol-sniff.js";
@@ -58,6 +60,12 @@ export interface ConnectServerOptions {
   cors?: CorsOptions | false;
   /** Clients asking for a longer timeout get this (ms). Default: no limit. */
   maxTimeoutMs?: number;
+  /**
+   * Unary Connect POSTs over HTTP/1.1 skip connect-node's handler
+   * (connect-unary-fast.ts). Default true; false sends everything through
+   * connect-node (tests compare the two).
+   */
+  unaryFastPath?: boolean;
 }
 
 export interface ConnectServer {
@@ -70,6 +78,13 @@ export interface ConnectServer {
    */
   close(graceMs: number): Promise<void>;
 }
+
+interface RequestInfo {
+  id: string;
+  started: number;
+}
+const requestInfo = Symbol("modeldeploy.requestInfo");
+type TaggedRequest = { [requestInfo]?: RequestInfo };
 
 /** A connection must send its first bytes within this time (or the idle limit, if shorter). */
 const firstBytesTimeoutMs = 30_000;
@@ -97,38 +112,61 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
   // connect links every request's signal to it: no leak warning at 11 requests.
   setMaxListeners(0, hardShutdown.signal, streamShutdown.signal);
   /** Each request's id and start, for the handler context and for rejections logged before a handler runs. */
-  const requests = new WeakMap<object, { id: string; started: number }>();
+  const requests = {
+    // A property on the request, not a WeakMap: a WeakMap insert per request was the hottest line of onRequest.
+    set: (req: object, info: RequestInfo) => ((req as TaggedRequest)[requestInfo] = info),
+    get: (req: object) => (req as TaggedRequest)[requestInfo],
+  };
   const requestIdOfReq = (req: object) => requests.get(req)?.id ?? "";
   let closing = false;
 
+  // Wrapped once: connect-node's router and the unary fast path run the same implementation.
+  const services = opts.services.map(({ service, impl }) => ({
+    service,
+    impl: wrapServiceImpl(service, impl, { logger, shutdownSignal: streamShutdown.signal }),
+  }));
+  const limitsOfBodies = {
+    maxMessageBytes: readMaxBytes,
+    maxJsonBytes: Math.min(opts.maxJsonBytes ?? defaultMaxJsonBytes, readMaxBytes),
+    maxJsonDepth: opts.maxJsonDepth ?? defaultMaxJsonDepth,
+  };
+  // The same id the HTTP layer put on the response header.
+  const contextValues = (req: NodeRequest) => createContextValues().set(requestIdKey, requestIdOfReq(req));
+  const rejected = (req: NodeRequest, method: DescMethod, protocol: string, err: ConnectError) => {
+    const requestId = requestIdOfReq(req);
+    const out = finishError(err, requestId);
+    logRejectedCall(logger, method, protocol, requestId, requests.get(req)?.started ?? performance.now(), out);
+    return out;
+  };
+  const maxTimeout = opts.maxTimeoutMs !== undefined ? { maxTimeoutMs: opts.maxTimeoutMs } : {};
   const adapter = createConnectAdapter({
     routes(router) {
-      for (const { service, impl } of opts.services) {
-        const wrapped = wrapServiceImpl(service, impl, { logger, shutdownSignal: streamShutdown.signal });
-        router.service(service, wrapped as unknown as ServiceImpl<DescService>);
-      }
+      for (const { service, impl } of services) router.service(service, impl as unknown as ServiceImpl<DescService>);
     },
     readMaxBytes,
-    limits: {
-      maxMessageBytes: readMaxBytes,
-      maxJsonBytes: Math.min(opts.maxJsonBytes ?? defaultMaxJsonBytes, readMaxBytes),
-      maxJsonDepth: opts.maxJsonDepth ?? defaultMaxJsonDepth,
-    },
+    limits: limitsOfBodies,
     logger,
-    ...(opts.maxTimeoutMs !== undefined ? { maxTimeoutMs: opts.maxTimeoutMs } : {}),
+    ...maxTimeout,
     shutdownSignal: hardShutdown.signal,
-    // The same id the HTTP layer put on the response header.
-    contextValues: (req) => createContextValues().set(requestIdKey, requestIdOfReq(req)),
+    contextValues,
     fallback(req, res) {
       sendJson(res as NodeResponse, 404, { code: "not_found", message: "no such path" }, req.method);
     },
-    rejected(req, method, protocol, err) {
-      const requestId = requestIdOfReq(req);
-      const out = finishError(err, requestId);
-      logRejectedCall(logger, method, protocol, requestId, requests.get(req)?.started ?? performance.now(), out);
-      return out;
-    },
+    rejected,
   });
+  const fast =
+    opts.unaryFastPath === false
+      ? undefined
+      : createUnaryFastPath({
+          services,
+          readMaxBytes,
+          limits: limitsOfBodies,
+          logger,
+          ...maxTimeout,
+          shutdownSignal: hardShutdown.signal,
+          contextValues,
+          rejected,
+        });
 
   // HTTP/1.1 connections and how many requests each has in flight.
   const h1Active = new Map<net.Socket, number>();
@@ -163,12 +201,13 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
     }
     if (cors !== undefined && cors(req, res)) return;
     if (refuseLargeHeaders(req, res, id)) return;
-    const path = (req.url ?? "").split("?", 1)[0];
+    const path = pathOf(req.url);
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       if (closing) sendJson(res, 503, { status: "shutting down" }, req.method);
       else sendJson(res, 200, { status: "ok" }, req.method);
       return;
     }
+    if (fast?.serve(req, res, path) === true) return;
     adapter(req, res);
   };
 

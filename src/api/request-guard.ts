@@ -170,6 +170,19 @@ async function readUnary(
   return message;
 }
 
+const plainUnary = {
+  json: bodyFormatOf("application/json") as BodyFormat,
+  proto: bodyFormatOf("application/proto") as BodyFormat,
+};
+
+/**
+ * An uncompressed Connect unary body, read and checked exactly as guardBody
+ * would (connect-unary-fast.ts reads its bodies with it).
+ */
+export function readPlainUnary(req: NodeRequest, method: DescMethod, json: boolean, limits: RequestGuardLimits): Promise<Uint8Array> {
+  return readUnary(req, method, json ? plainUnary.json : plainUnary.proto, null, limits);
+}
+
 /** gRPC, gRPC-Web or Connect streaming body: length-prefixed messages. */
 async function readEnveloped(
   req: NodeRequest,

@@ -50,7 +50,8 @@ function socketError(e: unknown): ConnectError {
   return ce;
 }
 
-function webHeaders(nodeHeaders: NodeRequest["headers"]): Headers {
+/** Node request headers as fetch Headers (pseudo-headers left out), as connect-node builds them. */
+export function webHeaders(nodeHeaders: NodeRequest["headers"]): Headers {
   const header = new Headers();
   for (const k in nodeHeaders) {
     if (k.charCodeAt(0) === 58 /* ":" pseudo-header */) continue;

@@ -7,7 +7,7 @@
 // `maxWaiting` waiters a call fails at once: under overload, fast refusals
 // (UNAVAILABLE, retry elsewhere or later) beat everyone waiting long.
 import type pg from "pg";
-import type { CallScope } from "./call-scope.js";
+import { watchAbort, type CallScope } from "./call-scope.js";
 import { databaseUnavailable } from "./db-errors.js";
 import { GuardedClient } from "./guarded-client.js";
 
@@ -35,8 +35,8 @@ interface Waiter {
   reject(err: unknown): void;
   /** performance.now() past which the wait fails. */
   deadline: number;
-  signal: AbortSignal | undefined;
-  onAbort: () => void;
+  /** Stops listening for the call's abort. */
+  stop: (() => void) | undefined;
 }
 
 export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
@@ -61,7 +61,7 @@ export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
 
   const leave = (w: Waiter) => {
     waiters.delete(w);
-    w.signal?.removeEventListener("abort", w.onAbort);
+    w.stop?.();
   };
 
   const expire = () => {
@@ -112,19 +112,24 @@ export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
       });
     });
 
-  const wait = (signal: AbortSignal | undefined) =>
+  const wait = (call: CallScope | undefined) =>
     new Promise<GuardedClient>((resolve, reject) => {
-      const w: Waiter = {
-        resolve,
-        reject,
-        signal,
-        deadline: performance.now() + o.waitTimeoutMs,
-        onAbort: () => {
+      const w: Waiter = { resolve, reject, deadline: performance.now() + o.waitTimeoutMs, stop: undefined };
+      if (call !== undefined) {
+        // Only a caller that must wait looks at its call (its signal may be created on first read).
+        let gone = false;
+        w.stop = watchAbort(call, (reason) => {
+          gone = true;
           leave(w);
-          reject(signal!.reason);
-        },
-      };
-      signal?.addEventListener("abort", w.onAbort, { once: true });
+          reject(reason);
+        });
+        if (gone) return;
+      }
+      if (o.maxWaiting !== undefined && waiters.size >= o.maxWaiting) {
+        w.stop?.();
+        reject(databaseUnavailable(`database busy: ${waiters.size} calls waiting`));
+        return;
+      }
       waiters.add(w);
       armTimer();
     });
@@ -136,13 +141,7 @@ export function createPoolGate(pool: pg.Pool, o: PoolGateOptions): PoolGate {
         active++;
         return checkout();
       }
-      // Only a caller that must wait looks at its call (the signal may be created on first read).
-      const signal = call?.signal;
-      if (signal?.aborted === true) return Promise.reject(signal.reason);
-      if (o.maxWaiting !== undefined && waiters.size >= o.maxWaiting) {
-        return Promise.reject(databaseUnavailable(`database busy: ${waiters.size} calls waiting`));
-      }
-      return wait(signal);
+      return wait(call);
     },
     async end() {
       ended = true;

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql, type Kysely } from "kysely";
 import pg from "pg";
-import { createGatedDb, dbForCall } from "../../src/db/connect.js";
+import { createGatedDb, dbForCall, executePreparedSql } from "../../src/db/connect.js";
 import type { Database } from "../../src/db/database.js";
 import { createPoolGate, type PoolGate } from "../../src/db/pool-gate.js";
 import { DependencyUnavailableError } from "../../src/domain/errors.js";
@@ -65,6 +65,54 @@ describe("pool gate", () => {
     await kept;
     expect(await ranBy("cancelled-")).toBe("0");
     expect(await ranBy("kept-")).toBe("1");
+    expect(gate.stats()).toEqual({ active: 0, waiting: 0 });
+  });
+
+  it("listens through a call's onAbort, when it has one, without making its signal", async () => {
+    const { db, gate } = gated({ size: 1 });
+    const held = await holdAll(db, gate, 1);
+    let listener: ((reason: unknown) => void) | undefined;
+    let stopped = 0;
+    const call = {
+      get signal(): AbortSignal {
+        throw new Error("the signal was read");
+      },
+      onAbort(l: (reason: unknown) => void) {
+        listener = l;
+        return () => stopped++;
+      },
+    };
+    const waiting = insert(dbForCall(db, call), "onabort-1").catch((e: unknown) => e);
+    await waitFor("queued", () => gate.stats().waiting === 1);
+    const reason = new Error("deadline");
+    listener!(reason);
+    expect(await waiting).toBe(reason);
+    expect(gate.stats().waiting).toBe(0);
+    expect(stopped).toBe(1);
+    // Already aborted: refused with its reason, never queued.
+    const gone = { get signal(): AbortSignal { throw new Error("the signal was read"); }, onAbort: (l: (reason: unknown) => void) => (l(reason), () => {}) };
+    expect(await insert(dbForCall(db, gone), "onabort-2").catch((e: unknown) => e)).toBe(reason);
+    await held.release();
+    expect(await ranBy("onabort-")).toBe("0");
+  });
+
+  it("runs prepared SQL on the gate for a call (its abort ends the wait), and a transaction's on the transaction's connection", async () => {
+    const { db, gate } = gated({ size: 1 });
+    // The transaction holds the only connection: a statement that went to the gate would wait forever.
+    await db.transaction().execute(async (trx) => {
+      const [a] = await executePreparedSql<{ pid: number }>(trx, "select pg_backend_pid() as pid", []);
+      const [b] = await executePreparedSql<{ pid: number }>(trx, "select pg_backend_pid() as pid", []);
+      expect(a!.pid).toBe(b!.pid);
+    });
+    const held = await holdAll(db, gate, 1);
+    const reason = new Error("client went away");
+    const ac = new AbortController();
+    const waiting = executePreparedSql(dbForCall(db, { signal: ac.signal }), "select 1 as n", []).catch((e: unknown) => e);
+    await waitFor("queued", () => gate.stats().waiting === 1);
+    ac.abort(reason);
+    expect(await waiting).toBe(reason);
+    await held.release();
+    expect(await executePreparedSql<{ n: number }>(db, "select 1 as n", [])).toEqual([{ n: 1 }]);
     expect(gate.stats()).toEqual({ active: 0, waiting: 0 });
   });
 
