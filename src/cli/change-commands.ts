@@ -33,13 +33,13 @@ async function update(api: ApiClients, argv: string[]): Promise<number> {
     options: { ...modelOptions, ...resourceOptions, ...scalingOptions, "progress-deadline": { type: "string" }, ...common },
   });
   const name = need(positionals[0], "NAME");
-  const partial = givesModel(values) || givesResources(values) || givesScaling(values);
+  const partial = givesModel(values) || givesResources(values) || (givesScaling(values) && values.replicas === undefined);
   const current = partial ? await api.deployments.getDeployment({ name }) : undefined;
   const res = await api.deployments.updateDeployment({
     name,
-    model: current && givesModel(values) ? modelFrom(values, current.model!) : undefined,
-    resources: current && givesResources(values) ? resourcesFrom(values, current.resources!) : undefined,
-    scaling: current && givesScaling(values) ? scalingFrom(values, current.scaling!) : undefined,
+    model: givesModel(values) ? modelFrom(values, current!.model!) : undefined,
+    resources: givesResources(values) ? resourcesFrom(values, current!.resources!) : undefined,
+    scaling: givesScaling(values) ? scalingFrom(values, current?.scaling ?? create(ScalingSchema)) : undefined,
     progressDeadlineSeconds: progressDeadline(values),
     requestId: values["request-id"] ?? "",
   });
