@@ -1,8 +1,15 @@
 import { toJsonString } from "@bufbuild/protobuf";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import {
-  DeploymentState, TaskPhase, TaskStatus, type Deployment, type DeploymentEvent, type Task,
+  DeploymentState, FailureReason, TaskKind, TaskPhase, TaskStatus,
+  type AcceleratorType, type Deployment, type DeploymentEvent, type DeploymentRevision, type Task,
 } from "../gen/modeldeploy/v1/resources_pb.js";
+
+/** One line on stdout. */
+export const out = (line: string): void => {
+  process.stdout.write(line + "\n");
+};
 
 export function json<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): string {
   return toJsonString(schema, message, { prettySpaces: 2 });
@@ -32,6 +39,39 @@ export function eventLine(e: DeploymentEvent): string {
   const state = e.deployment ? DeploymentState[e.deployment.state] : "";
   const task = e.task ? `  ${TaskPhase[e.task.phase]} ${e.task.progress?.percent ?? 0}% ${e.task.progress?.message ?? ""}` : "";
   return `#${e.sequence} ${state}${task}`;
+}
+
+/** How a task ended, for `--wait`: the failure's reason and whether the previous revision kept serving. */
+export function taskOutcomeLine(t: Task): string {
+  const f = t.failure;
+  const failure = f ? `: ${FailureReason[f.reason]}: ${f.message}` : "";
+  const back = t.rolledBack ? " (rolled back: the previous revision keeps serving)" : "";
+  return `task ${t.id} ${TaskKind[t.kind]} ${TaskStatus[t.status]}${failure}${back}`;
+}
+
+/** A task in a list: which kind, of which revision, how it stands. */
+export function taskRowLine(t: Task): string {
+  const parts = [t.id, TaskKind[t.kind], `rev ${t.revision}`, TaskStatus[t.status], TaskPhase[t.phase], `${t.progress?.percent ?? 0}%`, time(t.createTime)];
+  if (t.failure) parts.push(`failure: ${FailureReason[t.failure.reason]}: ${t.failure.message}`);
+  if (t.rolledBack) parts.push("rolled back");
+  return parts.join("  ");
+}
+
+export function revisionLine(r: DeploymentRevision, serving: number): string {
+  const m = r.model;
+  const res = r.resources;
+  const hw = [res?.cpu ? `cpu ${res.cpu}` : "", res?.memory ? `memory ${res.memory}` : "",
+    res?.acceleratorType ? `${res.acceleratorCount}× ${res.acceleratorType}` : ""].filter(Boolean).join(" ");
+  return [`${r.number === serving ? "*" : " "} rev ${r.number}`, `${m?.name ?? ""}${m?.revision ? `@${m.revision}` : ""}`, m?.uri ?? "",
+    hw || "default resources", time(r.createTime), `task ${r.taskId}`].join("  ");
+}
+
+export function acceleratorLine(a: AcceleratorType): string {
+  return `${a.name}  memory ${a.memory}  max ${a.maxPerReplica}/replica  ${a.available} available`;
+}
+
+function time(t: Timestamp | undefined): string {
+  return t ? new Date(Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6)).toISOString() : "";
 }
 
 function fmtBytes(n: number): string {
