@@ -233,8 +233,9 @@ async function scale(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment
     return;
   }
   const spec = revisionSpec(deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas);
-  // A cache hit after a stop: the weights are not downloaded again.
-  const weights = await downloadWeights(deps, w, spec, signal, false);
+  // The serving revision's weights are in the cache (a stop keeps them):
+  // no download phase to show; were they evicted, the bytes still count.
+  const weights = await deps.driver.prepareWeights(spec, () => {}, signal);
   await phases.startingReplicas(w, downloadedOf(weights), replicas, weightsMessage(weights), false);
   const instances = await startReplicas(deps, w, spec, weights, signal, true);
   await phases.switchingTraffic(w, instances, replicas);

@@ -174,12 +174,17 @@ describe("modeldeploy lifecycle commands", () => {
     expect(unknown.stdout).toBe("");
     expect(unknown.stderr).toBe('error: [not_found] deployment "no-such-deployment" not found\n  reason: DEPLOYMENT_NOT_FOUND  name=no-such-deployment\n');
 
-    const finished = JSON.parse((await cli("status", name, "--json")).stdout) as { id: string };
+    // Cancelling the cancelled task again answers it; cancelling a finished one is refused.
+    const cancelled = JSON.parse((await cli("status", name, "--json")).stdout) as { id: string; status: string };
+    expect(cancelled.status).toBe("TASK_STATUS_CANCELLED");
+    expect((await cli("cancel", cancelled.id)).code).toBe(0);
+    const revisions = JSON.parse((await cli("revisions", name, "--json")).stdout) as { revisions: { number: number; taskId: string }[] };
+    const finished = { id: revisions.revisions[0]!.taskId };
     const cancel = await cli("cancel", finished.id);
     expect(cancel.code).toBe(1);
     expect(cancel.stderr).toBe(
-      `error: [failed_precondition] task ${finished.id} is already CANCELLED: only a PENDING or RUNNING task can be cancelled\n` +
-      `  reason: TASK_NOT_CANCELLABLE  taskId=${finished.id} status=CANCELLED\n`,
+      `error: [failed_precondition] task ${finished.id} is already COMPLETED: only a PENDING or RUNNING task can be cancelled\n` +
+      `  reason: TASK_NOT_CANCELLABLE  taskId=${finished.id} status=COMPLETED\n`,
     );
 
     const bad = await cli("scale", name, "--min", "3", "--max", "1");
