@@ -1,7 +1,7 @@
 // DeploymentService, written once against connect-es and served by both the
 // grpc-js and the connect-node transports.
 import { create } from "@bufbuild/protobuf";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { dbForCall } from "../db/connect.js";
 import { cancelTask } from "../deployments/cancel.js";
 import { createDeployment } from "../deployments/create.js";
@@ -20,13 +20,9 @@ import {
   acceleratorTypeToPb, deploymentStateFromPb, deploymentToPb, modelFromPb, resourcesFromPb, revisionToPb, taskStatusFromPb, taskToPb,
 } from "./convert.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
-import { apiError } from "./errors.js";
 import { decodePageToken, encodePageToken, parseLabelSelector } from "./paging.js";
 import { openOnRead } from "./watch.js";
-
-function unimplemented(method: string): never {
-  throw apiError(Code.Unimplemented, `${method} is not implemented in this release of modeldeploy yet`, { reason: "NOT_IMPLEMENTED", metadata: { method } });
-}
+import { openWorkspaceWatch } from "./workspace-watch.js";
 
 export function requireName(name: string, field = "name"): string {
   const trimmed = name.trim();
@@ -159,10 +155,17 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
       const principal = await write(ctx);
       return taskToPb(await cancelTask(depsForCall(deps, ctx), principal, requireTaskId(req.taskId)));
     },
-    // eslint-disable-next-line require-yield
-    async *watchDeployments(_req, ctx) {
-      await read(ctx);
-      unimplemented("WatchDeployments");
+    watchDeployments(req, ctx) {
+      return openOnRead(async () => {
+        const principal = await read(ctx);
+        const states: DeploymentState[] = [];
+        for (const s of req.states) {
+          const state = deploymentStateFromPb(s);
+          if (!state) throw invalidRequest([{ field: "states", description: `unknown deployment state ${s}`, reason: "STATE_INVALID", metadata: {} }]);
+          states.push(state);
+        }
+        return openWorkspaceWatch({ db: deps.db, bus: deps.bus }, { workspace: principal.workspace, states, afterCursor: req.afterCursor.trim() });
+      });
     },
     async listAcceleratorTypes(_req, ctx) {
       await read(ctx);

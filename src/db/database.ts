@@ -89,6 +89,8 @@ export interface EventsTable {
   type: EventType;
   deployment: Json<Record<string, unknown>>;
   task: Json<Record<string, unknown>> | null;
+  /** The writing transaction (xid8, as text); set by the database. */
+  txid: ColumnType<string, never, never>;
 }
 
 export interface OutboxTable {

@@ -3,10 +3,12 @@ import { Migrator, type Migration, type MigrationProvider } from "kysely";
 import type { Db } from "./connect.js";
 import * as initial from "./migrations/2026-11-25-0001-initial.js";
 import * as taskScaling from "./migrations/2026-11-30-0001-task-scaling.js";
+import * as eventTxid from "./migrations/2026-11-30-0002-event-txid.js";
 
 const migrations: Record<string, Migration> = {
   "2026-11-25-0001-initial": initial,
   "2026-11-30-0001-task-scaling": taskScaling,
+  "2026-11-30-0002-event-txid": eventTxid,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

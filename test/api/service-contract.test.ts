@@ -130,15 +130,15 @@ describe("every method authenticates first", () => {
   }
 });
 
-describe("methods not implemented yet", () => {
-  it("watchDeployments (server streaming): UNAUTHENTICATED without a key, UNIMPLEMENTED with one", async () => {
+describe("server streams authenticate first", () => {
+  it("watchDeployments: UNAUTHENTICATED without a key, a refusal of a bad cursor with one", async () => {
     const none = await streamError("watchDeployments", {});
     expect(none.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(none.metadata.get("x-request-id")).toHaveLength(1);
     expect((await streamError("watchDeployments", {}, "mdk_not-a-key")).code).toBe(grpc.status.UNAUTHENTICATED);
-    const allowed = await streamError("watchDeployments", {}, readerKey);
-    expect(allowed.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect(grpcDetails(allowed).info?.reason).toBe("NOT_IMPLEMENTED");
+    const allowed = await streamError("watchDeployments", { afterCursor: "x" }, readerKey);
+    expect(allowed.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(grpcDetails(allowed).info?.reason).toBe("CURSOR_INVALID");
   });
 
   it("answers the same over Connect", async () => {
