@@ -42,10 +42,24 @@ export async function downloadStarted(w: AttemptWriter, uri: string, first = tru
   await w.progress("DOWNLOADING", { percent: 5, message: `fetching ${uri}` }, first ? { state: "DOWNLOADING" } : undefined);
 }
 
-/** Download progress: 5 % to 50 % of the task. */
-export async function downloadProgressed(w: AttemptWriter, p: { bytesDone: number; bytesTotal: number }): Promise<void> {
+/**
+ * Download progress: 5 % to 50 % of the task. `progressed`: more bytes than
+ * any try of this attempt had before, which is what extends the progress
+ * deadline (a retry downloading the same bytes again does not).
+ */
+export async function downloadProgressed(w: AttemptWriter, p: { bytesDone: number; bytesTotal: number }, progressed = true): Promise<void> {
   const percent = p.bytesTotal > 0 ? 5 + (45 * p.bytesDone) / p.bytesTotal : 5;
-  await w.progress("DOWNLOADING", { percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, message: "downloading weights" });
+  await w.progress("DOWNLOADING", { percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, message: "downloading weights" }, undefined, progressed);
+}
+
+/**
+ * A try of the download failed and another follows after `delayMs`: the cause
+ * and the next try are shown; no state changes, and the progress deadline is
+ * not extended (a failure is not progress), so the retries end by it.
+ */
+export async function downloadRetrying(w: AttemptWriter, r: { cause: string; tries: number; delayMs: number }): Promise<void> {
+  const seconds = Math.max(1, Math.round(r.delayMs / 1000));
+  await w.progress("DOWNLOADING", { message: `download failed (try ${r.tries}): ${r.cause}; retrying in ${seconds} s` }, undefined, false);
 }
 
 /** Weights in place and nothing to start (0 replicas). */
