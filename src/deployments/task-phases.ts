@@ -200,7 +200,8 @@ export async function taskFailed(w: AttemptWriter, failure: Failure, deployment:
   const task = w.current();
   const back = task.kind === "DELETE" || task.kind === "DEPLOY" ? revertedDeployment({ ...deployment, servingRevision: 0 }, failure) : revertedDeployment(deployment, failure);
   await w.write("TASK_FINISHED", {
-    task: { status: "FAILED", end_time: new Date(), failure: json(failure), rolled_back: back.rolledBack },
+    // The last progress message may promise a retry that will not come.
+    task: { status: "FAILED", end_time: new Date(), failure: json(failure), rolled_back: back.rolledBack, progress: json({ ...task.progress, message: `failed (${failure.reason}); see the task's failure` }) },
     deployment: back.patch,
   });
 }

@@ -25,20 +25,24 @@ export async function downloadWeights(o: DownloadOptions, w: AttemptWriter, spec
   const started = Date.now();
   const progress = createProgressWriter(w);
   let lastFailure: RuntimeError | undefined;
-  // The watchdog ended the task at its deadline after a failure: that failure is the cause.
+  let bestAtFailure = 0;
+  // The watchdog ended the task at its deadline after a failure and with no
+  // byte gained since: that failure is the cause (else a stall is, as the watchdog says).
   const cutOff = (err: unknown, tries: number) =>
-    lastFailure && signal.aborted && signal.reason instanceof TaskFailure ? gaveUp(lastFailure, tries, started) : err;
+    lastFailure && signal.aborted && signal.reason instanceof TaskFailure && progress.best() === bestAtFailure ? gaveUp(lastFailure, tries, started) : err;
   for (let tries = 1; ; tries++) {
     try {
       return await progress.during(o.driver.prepareWeights(spec, progress.report, signal));
     } catch (err) {
       if (signal.aborted || !retriedInTask(err)) throw cutOff(err, tries);
       lastFailure = err;
+      bestAtFailure = progress.best();
     }
     const delayMs = retryDelayMs(tries, policy);
     const deadline = w.current().progressDeadline;
     // The next try would start past the deadline: stop now, with the cause.
-    if (tries >= policy.maxTries || (deadline && Date.now() + delayMs >= deadline.getTime())) throw gaveUp(lastFailure, tries, started);
+    const exhausted = deadline ? Date.now() + delayMs >= deadline.getTime() : tries >= policy.maxTries;
+    if (exhausted) throw gaveUp(lastFailure, tries, started);
     await phases.downloadRetrying(w, { cause: lastFailure.message, tries, delayMs });
     await pause(delayMs, signal).catch((err: unknown) => {
       throw cutOff(err, tries);
@@ -96,6 +100,8 @@ function createProgressWriter(w: AttemptWriter) {
   };
   return {
     report,
+    /** The most bytes any try reached. */
+    best: () => best,
     async during<T>(step: Promise<T>): Promise<T> {
       let result: T;
       try {

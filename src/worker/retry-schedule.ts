@@ -9,7 +9,7 @@ export interface RetryPolicy {
   factor: number;
   /** Each delay is spread uniformly over ±jitter of itself (0 ≤ jitter < 1). */
   jitter: number;
-  /** Tries in all when nothing else (a deadline) ends the retries first. */
+  /** Tries in all, for a step with no deadline to end its retries. */
   maxTries: number;
 }
 

@@ -83,6 +83,8 @@ describe("weights that cannot be downloaded", () => {
     expect(task.failure!.reason).toBe(FailureReason.WEIGHTS_DOWNLOAD_FAILED);
     expect(task.failure!.message).toContain(`cannot reach ${uri}: connection refused (ECONNREFUSED)`);
     expect(task.failure!.message).toContain("check that the model uri is right and reachable from the runtime host");
+    // The last progress message promised a retry; the failure says it will not come.
+    expect(task.progress!.message).toBe("failed (WEIGHTS_DOWNLOAD_FAILED); see the task's failure");
     // It ended by the deadline, which the failed tries did not extend.
     expect(task.endTime!.seconds).toBeLessThanOrEqual(task.progressDeadline!.seconds);
 

@@ -333,6 +333,7 @@ describe("worker message outcomes", () => {
     expect(failed.failure!.message).toContain("connection refused (ECONNREFUSED)");
     expect(failed.failure!.message).toMatch(/after \d+ tries/);
     expect(failed.failure!.message).toContain("check that the model uri is right and reachable");
+    expect(failed.progress.message).toBe("failed (WEIGHTS_DOWNLOAD_FAILED); see the task's failure");
     // Failures do not extend the deadline, and the retries stop before it.
     expect(failed.endTime!.getTime()).toBeLessThanOrEqual(failed.progressDeadline!.getTime());
     const tries = callsOf(deployment.uid, "prepareWeights");
