@@ -12,6 +12,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ApiDeps } from "../../src/api/deps.js";
+import { cancelTask } from "../../src/deployments/cancel.js";
 import { createDeployment } from "../../src/deployments/create.js";
 import { findDeploymentByUid } from "../../src/db/deployments.js";
 import { eventsAfter } from "../../src/db/events.js";
@@ -19,7 +20,7 @@ import { toDeployment, toTask } from "../../src/db/mappers.js";
 import { findTask } from "../../src/db/tasks.js";
 import type { Principal } from "../../src/domain/types.js";
 import { createInput, testApiDeps } from "../helpers/api-deps.js";
-import { silentLogger } from "../../src/log.js";
+import { createLogger, silentLogger, type Logger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { connectNats, type NatsConnection } from "../../src/queue/nats.js";
 import { CONSUMER_NAME, taskSubject } from "../../src/queue/task-queue.js";
@@ -177,12 +178,12 @@ const unreachable = () => new RuntimeError("WEIGHTS_DOWNLOAD_FAILED", "cannot re
  * worker for one test. `ackWaitMs` bounds how soon a message left unacknowledged
  * is redelivered.
  */
-async function startQueue(ackWaitMs: number): Promise<void> {
+async function startQueue(ackWaitMs: number, logger: Logger = silentLogger): Promise<void> {
   tq = await createTestQueue({ maxDeliver: MAX_DELIVER, ackWaitMs });
   jsm = await jetstreamManager(tq.nc);
   bus = createEventBus(tq.nc, tq.prefix);
   worker = await startWorker({
-    db: tdb.db, queue: tq.queue, sink: (events) => bus!.publish(events), driver, logger: silentLogger,
+    db: tdb.db, queue: tq.queue, sink: (events) => bus!.publish(events), driver, logger,
     concurrency: 2, leaseMs: 30_000, ackWaitMs, maxDeliver: MAX_DELIVER, healthPollMs: 20,
   });
 }
@@ -361,6 +362,21 @@ describe("worker message outcomes", () => {
     const messages = (await eventsAfter(tdb.db, deployment.uid, 0, 1000)).map((e) => e.task?.progress.message ?? "");
     expect(messages.filter((m) => m.startsWith("download failed"))).toHaveLength(2);
     expect(toDeployment((await findDeploymentByUid(tdb.db, deployment.uid))!).state).toBe("RUNNING");
+  });
+
+  it("ends the attempt on a cancel during the download's retries, long before the deadline", async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    await startQueue(30_000, createLogger({ level: "info", write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) }));
+    const { deployment, task, seq } = await deployWith((method) => (method === "prepareWeights" ? unreachable() : undefined), 300);
+    await waitFor("a retried download", async () =>
+      (await eventsAfter(tdb.db, deployment.uid, 0, 1000)).some((e) => e.task?.progress.message.startsWith("download failed (try 1)")));
+    await cancelTask(deps, alice, task.id);
+    await waitFor("the worker to stop the cancelled attempt", () =>
+      logs.some((l) => l["taskId"] === task.id && l["msg"] === "task taken over or cancelled; stopping this attempt"));
+    expect(summary(await settled(seq))).toEqual([[1, "ACK"]]);
+    const cancelled = toTask((await findTask(tdb.db, task.id))!);
+    expect(cancelled.status).toBe("CANCELLED");
+    expect(toDeployment((await findDeploymentByUid(tdb.db, deployment.uid))!).failure).toMatchObject({ reason: "CANCELLED" });
   });
 
   it("fails at once, with the driver's reason, on a permanent error", async () => {
