@@ -42,10 +42,24 @@ export async function downloadStarted(w: AttemptWriter, uri: string, first = tru
   await w.progress("DOWNLOADING", { percent: 5, message: `fetching ${uri}` }, first ? { state: "DOWNLOADING" } : undefined);
 }
 
-/** Download progress: 5 % to 50 % of the task. */
-export async function downloadProgressed(w: AttemptWriter, p: { bytesDone: number; bytesTotal: number }): Promise<void> {
+/**
+ * Download progress: 5 % to 50 % of the task. `progressed`: more bytes than
+ * any try of this attempt had before, which is what extends the progress
+ * deadline (a retry downloading the same bytes again does not).
+ */
+export async function downloadProgressed(w: AttemptWriter, p: { bytesDone: number; bytesTotal: number }, progressed = true): Promise<void> {
   const percent = p.bytesTotal > 0 ? 5 + (45 * p.bytesDone) / p.bytesTotal : 5;
-  await w.progress("DOWNLOADING", { percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, message: "downloading weights" });
+  await w.progress("DOWNLOADING", { percent, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, message: "downloading weights" }, undefined, progressed);
+}
+
+/**
+ * A try of the download failed and another follows after `delayMs`: the cause
+ * and the next try are shown; no state changes, and the progress deadline is
+ * not extended (a failure is not progress), so the retries end by it.
+ */
+export async function downloadRetrying(w: AttemptWriter, r: { cause: string; tries: number; delayMs: number }): Promise<void> {
+  const seconds = Math.max(1, Math.round(r.delayMs / 1000));
+  await w.progress("DOWNLOADING", { message: `download failed (try ${r.tries}): ${r.cause}; retrying in ${seconds} s` }, undefined, false);
 }
 
 /** Weights in place and nothing to start (0 replicas). */
@@ -186,7 +200,8 @@ export async function taskFailed(w: AttemptWriter, failure: Failure, deployment:
   const task = w.current();
   const back = task.kind === "DELETE" || task.kind === "DEPLOY" ? revertedDeployment({ ...deployment, servingRevision: 0 }, failure) : revertedDeployment(deployment, failure);
   await w.write("TASK_FINISHED", {
-    task: { status: "FAILED", end_time: new Date(), failure: json(failure), rolled_back: back.rolledBack },
+    // The last progress message may promise a retry that will not come.
+    task: { status: "FAILED", end_time: new Date(), failure: json(failure), rolled_back: back.rolledBack, progress: json({ ...task.progress, message: `failed (${failure.reason}); see the task's failure` }) },
     deployment: back.patch,
   });
 }

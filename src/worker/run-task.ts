@@ -10,8 +10,11 @@ import type { Deployment, Failure, Instances, Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
 import type { Logger } from "../log.js";
 import { RuntimeError, type PreparedWeights, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
+import type { RetryPolicy } from "./retry-schedule.js";
 import { createAttemptWriter, failureOf, type AttemptChanges, type AttemptWriter } from "../deployments/attempt.js";
 import * as phases from "../deployments/task-phases.js";
+import { downloadWeights } from "./download-weights.js";
+import { TaskFailure } from "./task-failure.js";
 import { waitForReplicas } from "./wait-replicas.js";
 import { loadRevision, toRevisionRecord, type RevisionRecord } from "../db/revisions.js";
 import type { DeploymentRow, RevisionRow } from "../db/database.js";
@@ -23,14 +26,8 @@ export interface RunTaskDeps {
   driver: RuntimeDriver;
   logger: Logger;
   healthPollMs: number;
-}
-
-/** A failure that ends the task (as opposed to a retryable hiccup). */
-export class TaskFailure extends Error {
-  override readonly name = "TaskFailure";
-  constructor(readonly failure: Failure) {
-    super(failure.message);
-  }
+  /** How downloads that fail for a passing reason are retried in the task; default DOWNLOAD_RETRY. */
+  downloadRetry?: RetryPolicy | undefined;
 }
 
 /** Rows the claim already read with the task (saves their round trips). */
@@ -71,7 +68,8 @@ export async function runTask(deps: RunTaskDeps, task: Task, outer: AbortSignal,
     }
   } catch (err) {
     // The runtime is put back as the deployment says by the caller (settle-runtime.ts).
-    throw ac.signal.reason instanceof TaskFailure ? ac.signal.reason : err;
+    // A step's own failure (the download's cause, say) says more than the watchdog's.
+    throw err instanceof TaskFailure || !(ac.signal.reason instanceof TaskFailure) ? err : ac.signal.reason;
   } finally {
     clearInterval(watchdog);
     outer.removeEventListener("abort", forward);
@@ -92,39 +90,6 @@ function revisionSpec(deployment: Deployment, number: number, revision: Revision
 
 async function taskRevision(deps: RunTaskDeps, deployment: Deployment, number: number, preloaded: RevisionRow | undefined): Promise<RevisionRecord> {
   return preloaded && preloaded.number === number ? toRevisionRecord(preloaded) : loadRevision(deps.db, deployment.uid, number);
-}
-
-/** The weights into the runtime's cache, with throttled progress writes. */
-async function downloadWeights(deps: RunTaskDeps, w: AttemptWriter, spec: RevisionSpec, signal: AbortSignal, first: boolean): Promise<PreparedWeights> {
-  await phases.downloadStarted(w, spec.model.uri, first);
-  let lastWrite = 0;
-  // The write above already says nothing is downloaded yet: a report of 0
-  // bytes would only repeat it.
-  let lastDone = 0;
-  // Progress writes are chained so they land in order; their first error
-  // (a fenced write, say) is kept and surfaces after the download.
-  let pending: Promise<void> = Promise.resolve();
-  let progressError: unknown;
-  const onProgress = (p: { bytesDone: number; bytesTotal: number }) => {
-    const now = Date.now();
-    // Throttled: one row and event per 200 ms at most, and always the last one.
-    if (p.bytesDone === lastDone || (now - lastWrite < 200 && p.bytesDone !== p.bytesTotal)) return;
-    lastWrite = now;
-    lastDone = p.bytesDone;
-    pending = pending
-      .then(() => (progressError === undefined ? phases.downloadProgressed(w, p) : undefined))
-      .catch((err: unknown) => {
-        progressError ??= err;
-      });
-  };
-  let weights;
-  try {
-    weights = await deps.driver.prepareWeights(spec, onProgress, signal);
-  } finally {
-    await pending;
-  }
-  if (progressError !== undefined) throw progressError;
-  return weights;
 }
 
 /** Starts the revision's replicas and waits until all pass their health checks; the instances they reached. */
@@ -249,6 +214,8 @@ async function remove(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   await phases.replicasReleased(w);
   await phases.deleteFinished(w, deployment);
 }
+
+export { TaskFailure };
 
 export function failureFromError(err: unknown): Failure | undefined {
   if (err instanceof TaskFailure) return err.failure;

@@ -19,6 +19,7 @@ import { RuntimeError, type RuntimeDriver } from "../runtime/driver.js";
 import { createAttemptWriter, failureOf } from "../deployments/attempt.js";
 import { taskFailed } from "../deployments/task-phases.js";
 import { startPullLoop } from "./pull-loop.js";
+import type { RetryPolicy } from "./retry-schedule.js";
 import { failureFromError, runTask } from "./run-task.js";
 import { settleRuntime } from "./settle-runtime.js";
 
@@ -39,6 +40,8 @@ export interface WorkerOptions {
    * renewal. Optional: without it, the renewal notices.
    */
   followDeployment?: (deploymentUid: string, listener: (event: DeploymentEvent) => void) => () => void;
+  /** How a task retries a download that fails for a passing reason; default DOWNLOAD_RETRY. */
+  downloadRetry?: RetryPolicy;
 }
 
 /** A task still running after this long follows its deployment's events (a quick task never pays for a subscription). */
@@ -97,7 +100,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     }, followAfterMs);
     try {
       tlog.info("task started");
-      await runTask({ db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs }, task, ac.signal, claim);
+      await runTask({ db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs, downloadRetry: o.downloadRetry }, task, ac.signal, claim);
       tlog.info("task finished");
       return { kind: "ack" };
     } catch (err) {

@@ -12,6 +12,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ApiDeps } from "../../src/api/deps.js";
+import { cancelTask } from "../../src/deployments/cancel.js";
 import { createDeployment } from "../../src/deployments/create.js";
 import { findDeploymentByUid } from "../../src/db/deployments.js";
 import { eventsAfter } from "../../src/db/events.js";
@@ -19,7 +20,7 @@ import { toDeployment, toTask } from "../../src/db/mappers.js";
 import { findTask } from "../../src/db/tasks.js";
 import type { Principal } from "../../src/domain/types.js";
 import { createInput, testApiDeps } from "../helpers/api-deps.js";
-import { silentLogger } from "../../src/log.js";
+import { createLogger, silentLogger, type Logger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { connectNats, type NatsConnection } from "../../src/queue/nats.js";
 import { CONSUMER_NAME, taskSubject } from "../../src/queue/task-queue.js";
@@ -160,26 +161,29 @@ async function publishRaw(body: string, msgID?: string): Promise<number> {
 }
 
 /** A new deployment whose driver calls fail as `fault` says; its task message is published. */
-async function deployWith(fault: Fault) {
-  const { deployment, task } = await createDeployment(deps, alice, createInput());
+async function deployWith(fault: Fault, progressDeadlineSeconds = 0) {
+  const { deployment, task } = await createDeployment(deps, alice, createInput({ progressDeadlineSeconds }));
   faults.set(deployment.uid, fault);
   const seq = await publishRaw(JSON.stringify({ taskId: task.id }), task.id);
   return { deployment, task, seq };
 }
 
-const retryable = (what: string) => new RuntimeError("WEIGHTS_DOWNLOAD_FAILED", `${what}: connection reset by peer`, { retryable: true });
+// An infrastructure fault (the runtime itself cannot be reached): the task goes back to the queue.
+const retryable = (what: string) => new RuntimeError("INTERNAL", `${what}: connection reset by peer`, { retryable: true });
+// A download that fails for a passing reason: retried inside the task.
+const unreachable = () => new RuntimeError("WEIGHTS_DOWNLOAD_FAILED", "cannot reach http://127.0.0.1:9/model.onnx: connection refused (ECONNREFUSED)", { retryable: true });
 
 /**
  * A fresh work queue (stream + durable consumer, max_deliver 3), event bus and
  * worker for one test. `ackWaitMs` bounds how soon a message left unacknowledged
  * is redelivered.
  */
-async function startQueue(ackWaitMs: number): Promise<void> {
+async function startQueue(ackWaitMs: number, logger: Logger = silentLogger): Promise<void> {
   tq = await createTestQueue({ maxDeliver: MAX_DELIVER, ackWaitMs });
   jsm = await jetstreamManager(tq.nc);
   bus = createEventBus(tq.nc, tq.prefix);
   worker = await startWorker({
-    db: tdb.db, queue: tq.queue, sink: (events) => bus!.publish(events), driver, logger: silentLogger,
+    db: tdb.db, queue: tq.queue, sink: (events) => bus!.publish(events), driver, logger,
     concurrency: 2, leaseMs: 30_000, ackWaitMs, maxDeliver: MAX_DELIVER, healthPollMs: 20,
   });
 }
@@ -318,6 +322,61 @@ describe("worker message outcomes", () => {
     expect(ci.num_redelivered).toBe(0);
     expect(ci.delivered).toMatchObject({ stream_seq: seq, consumer_seq: MAX_DELIVER });
     expect(await messageGone(seq)).toBe(true);
+  });
+
+  it("retries a failing download inside the task, one delivery, and fails it by its progress deadline with the cause", async () => {
+    await startQueue(30_000);
+    const { deployment, task, seq } = await deployWith((method) => (method === "prepareWeights" ? unreachable() : undefined), 3);
+    expect(summary(await settled(seq))).toEqual([[1, "ACK"]]);
+
+    const failed = toTask((await findTask(tdb.db, task.id))!);
+    expect(failed).toMatchObject({ status: "FAILED", attempt: 1, failure: { reason: "WEIGHTS_DOWNLOAD_FAILED" } });
+    expect(failed.failure!.message).toContain("connection refused (ECONNREFUSED)");
+    expect(failed.failure!.message).toMatch(/after \d+ tries/);
+    expect(failed.failure!.message).toContain("check that the model uri is right and reachable");
+    expect(failed.progress.message).toBe("failed (WEIGHTS_DOWNLOAD_FAILED); see the task's failure");
+    // Failures do not extend the deadline, and the retries stop before it.
+    expect(failed.endTime!.getTime()).toBeLessThanOrEqual(failed.progressDeadline!.getTime());
+    const tries = callsOf(deployment.uid, "prepareWeights");
+    expect(tries).toBeGreaterThanOrEqual(2);
+    expect(tries).toBeLessThanOrEqual(3);
+
+    const events = await eventsAfter(tdb.db, deployment.uid, 0, 1000);
+    const messages = events.map((e) => e.task?.progress.message ?? "");
+    expect(messages).toContain("download failed (try 1): cannot reach http://127.0.0.1:9/model.onnx: connection refused (ECONNREFUSED); retrying in 1 s");
+    expect(messages.filter((m) => m.startsWith("validating"))).toEqual(["validating (attempt 1)"]);
+    // Created, started, fetching, one per retry, failed.
+    expect(events.length).toBeLessThanOrEqual(4 + tries);
+    expect(toDeployment((await findDeploymentByUid(tdb.db, deployment.uid))!)).toMatchObject({ state: "FAILED", failure: { reason: "WEIGHTS_DOWNLOAD_FAILED" } });
+    const { ci } = await queueDrained();
+    expect(ci.delivered).toMatchObject({ stream_seq: seq, consumer_seq: 1 });
+  });
+
+  it("retries a failing download inside the task until it succeeds, in one delivery", async () => {
+    await startQueue(30_000);
+    const { deployment, task, seq } = await deployWith((method, n) => (method === "prepareWeights" && n <= 2 ? unreachable() : undefined), 30);
+    expect(summary(await settled(seq))).toEqual([[1, "ACK"]]);
+    const done = toTask((await findTask(tdb.db, task.id))!);
+    expect(done).toMatchObject({ status: "COMPLETED", attempt: 1, failure: null });
+    expect(callsOf(deployment.uid, "prepareWeights")).toBe(3);
+    const messages = (await eventsAfter(tdb.db, deployment.uid, 0, 1000)).map((e) => e.task?.progress.message ?? "");
+    expect(messages.filter((m) => m.startsWith("download failed"))).toHaveLength(2);
+    expect(toDeployment((await findDeploymentByUid(tdb.db, deployment.uid))!).state).toBe("RUNNING");
+  });
+
+  it("ends the attempt on a cancel during the download's retries, long before the deadline", async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    await startQueue(30_000, createLogger({ level: "info", write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) }));
+    const { deployment, task, seq } = await deployWith((method) => (method === "prepareWeights" ? unreachable() : undefined), 300);
+    await waitFor("a retried download", async () =>
+      (await eventsAfter(tdb.db, deployment.uid, 0, 1000)).some((e) => e.task?.progress.message.startsWith("download failed (try 1)")));
+    await cancelTask(deps, alice, task.id);
+    await waitFor("the worker to stop the cancelled attempt", () =>
+      logs.some((l) => l["taskId"] === task.id && l["msg"] === "task taken over or cancelled; stopping this attempt"));
+    expect(summary(await settled(seq))).toEqual([[1, "ACK"]]);
+    const cancelled = toTask((await findTask(tdb.db, task.id))!);
+    expect(cancelled.status).toBe("CANCELLED");
+    expect(toDeployment((await findDeploymentByUid(tdb.db, deployment.uid))!).failure).toMatchObject({ reason: "CANCELLED" });
   });
 
   it("fails at once, with the driver's reason, on a permanent error", async () => {

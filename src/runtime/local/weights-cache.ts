@@ -232,9 +232,25 @@ function toRuntimeError(err: unknown, uri: string, signal?: AbortSignal): Runtim
   });
 }
 
-/** fetch hides the useful part (ECONNREFUSED, …) in the cause. */
+/** What the usual network error codes mean, for a message a user can act on. */
+const NETWORK_CAUSES: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset",
+  ETIMEDOUT: "connection timed out",
+  UND_ERR_CONNECT_TIMEOUT: "connection timed out",
+  UND_ERR_SOCKET: "connection closed by the server",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host name lookup failed",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+};
+
+/** fetch hides the useful part (ECONNREFUSED, a TLS error, …) in the cause. */
 function describe(err: unknown): string {
   const e = err as Error & { cause?: { code?: string; message?: string } };
-  const cause = e.cause?.code ?? e.cause?.message;
-  return cause ? `${e.message} (${cause})` : e.message;
+  const code = e.cause?.code;
+  const known = code !== undefined ? NETWORK_CAUSES[code] : undefined;
+  if (known) return `${known} (${code})`;
+  if (e.cause?.message) return code ? `${e.cause.message} (${code})` : e.cause.message;
+  return code ? `${e.message} (${code})` : e.message;
 }
