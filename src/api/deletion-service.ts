@@ -4,6 +4,7 @@ import { findDeploymentByName } from "../db/deployments.js";
 import { toTask } from "../db/mappers.js";
 import { findTaskInWorkspace, latestTaskOfKinds } from "../db/tasks.js";
 import type { DeletionService } from "../gen/modeldeploy/v1/deletion_service_pb.js";
+import { directWriterOf } from "./direct-writer.js";
 import { taskToPb } from "./convert.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
 import { requireName, requireTaskId } from "./deployment-service.js";
@@ -46,6 +47,7 @@ export function createDeletionService(deps: ApiDeps): ServiceImpl<typeof Deletio
           name: requireName(req.name),
           afterSequence: req.afterSequence === undefined ? undefined : Number(req.afterSequence),
           untilDeleted: true,
+          writer: directWriterOf(ctx),
         });
       });
     },

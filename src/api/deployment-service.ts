@@ -13,6 +13,7 @@ import {
 import {
   deploymentStateFromPb, deploymentToPb, eventToPb, modelFromPb, resourcesFromPb, taskToPb,
 } from "./convert.js";
+import { directWriterOf } from "./direct-writer.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
 import { apiError, notFound } from "./errors.js";
 import { createDeployment, invalid } from "./mutations.js";
@@ -110,6 +111,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
           name: requireName(req.name),
           afterSequence: req.afterSequence === undefined ? undefined : Number(req.afterSequence),
           untilDeleted: false,
+          writer: directWriterOf(ctx),
         });
       });
     },
