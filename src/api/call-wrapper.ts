@@ -15,6 +15,7 @@ import {
 } from "@connectrpc/connect";
 import { RequestInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../log.js";
+import { directWriterOf } from "./direct-writer.js";
 import { codeName, toConnectError } from "./errors.js";
 
 export const requestIdHeader = "x-request-id";
@@ -328,7 +329,7 @@ function wrapServerStreaming(method: DescMethod, fn: AnyFn, opts: WrapOptions): 
         // Do not await: an impl blocked on a live feed may only notice ctx.signal.
         it.return().catch(() => {});
       }
-      logCall(logger, method, ctx, requestId, started, err, { messages });
+      logCall(logger, method, ctx, requestId, started, err, { messages: messages + (directWriterOf(ctx)?.written ?? 0) });
     }
   };
 }

@@ -3,6 +3,7 @@ import { dbForCall } from "../db/connect.js";
 import { deleteDeployment } from "../deployments/delete.js";
 import { getTask, latestTask } from "../deployments/reads.js";
 import type { DeletionService } from "../gen/modeldeploy/v1/deletion_service_pb.js";
+import { directWriterOf } from "./direct-writer.js";
 import { taskToPb } from "./convert.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
 import { requireName, requireTaskId } from "./deployment-service.js";
@@ -33,6 +34,7 @@ export function createDeletionService(deps: ApiDeps): ServiceImpl<typeof Deletio
           name: requireName(req.name),
           afterSequence: req.afterSequence === undefined ? undefined : Number(req.afterSequence),
           untilDeleted: true,
+          writer: directWriterOf(ctx),
         });
       });
     },

@@ -19,6 +19,7 @@ import {
 import {
   acceleratorTypeToPb, deploymentStateFromPb, deploymentToPb, modelFromPb, resourcesFromPb, revisionToPb, taskStatusFromPb, taskToPb,
 } from "./convert.js";
+import { directWriterOf } from "./direct-writer.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
 import { decodePageToken, encodePageToken, parseLabelSelector } from "./paging.js";
 import { openOnRead } from "./watch.js";
@@ -103,6 +104,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
           name: requireName(req.name),
           afterSequence: req.afterSequence === undefined ? undefined : Number(req.afterSequence),
           untilDeleted: false,
+          writer: directWriterOf(ctx),
         });
       });
     },

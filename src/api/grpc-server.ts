@@ -25,6 +25,8 @@ import {
   wrapServiceImpl,
   type ServiceBinding,
 } from "./call-wrapper.js";
+import { directWriterKey } from "./direct-writer.js";
+import { GrpcDirectWriter } from "./grpc-direct-writer.js";
 import { createGrpcListener, grpcLimitOptions, type GrpcTlsOptions } from "./grpc-listener.js";
 import { addReflection } from "./reflection.js";
 import { createSharedSerializer, type SharedSerializer } from "./shared-serializer.js";
@@ -442,6 +444,12 @@ function serverStreamingHandler(
       headerSent = true;
       call.sendMetadata(headersToMetadata(ctx.responseHeader));
     };
+    // Impls that can push their messages (WatchStream) write through this, in
+    // their own loop; the rest come through the loop below.
+    ctx.values.set(
+      directWriterKey,
+      new GrpcDirectWriter(call, (m) => serializeResponse(method, m, ctx, logger, serializer), sendHeader),
+    );
     const run = async () => {
       try {
         const iterable = fn(parsed.value, ctx) as AsyncIterable<unknown>;

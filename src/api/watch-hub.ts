@@ -14,6 +14,7 @@ import type { DeploymentEvent as PbDeploymentEvent } from "../gen/modeldeploy/v1
 import type { Logger } from "../log.js";
 import type { EventBus } from "../queue/event-bus.js";
 import { eventToPb } from "./convert.js";
+import type { DirectWriter } from "./direct-writer.js";
 import { apiError, notFound } from "./errors.js";
 import { WatchChannel } from "./watch-channel.js";
 import { WatchStream } from "./watch-stream.js";
@@ -24,6 +25,8 @@ export interface WatchRequest {
   afterSequence: number | undefined;
   /** End the stream after the DELETED event (WatchDeletion). */
   untilDeleted: boolean;
+  /** The call's direct writer (native gRPC): the stream then pushes its messages to it (watch-stream.ts). */
+  writer?: DirectWriter | undefined;
 }
 
 export interface WatchHub {
@@ -182,7 +185,7 @@ export function createWatchHub(o: WatchHubOptions): WatchHub {
             deployment,
             task: snap.task ? toTask(snap.task) : null,
           });
-          const s = attach(op, deployment.uid, deployment.sequence, (ch) => new WatchStream(ch, deployment.sequence, req.untilDeleted, first));
+          const s = attach(op, deployment.uid, deployment.sequence, (ch) => new WatchStream(ch, deployment.sequence, req.untilDeleted, first, req.writer));
           if (req.untilDeleted && deployment.state === "DELETED") s.endAfterQueued();
           return s;
         }
@@ -200,7 +203,7 @@ export function createWatchHub(o: WatchHubOptions): WatchHub {
             },
           );
         }
-        return attach(op, pos.uid, pos.sequence, (ch) => new WatchStream(ch, afterSequence, req.untilDeleted, undefined));
+        return attach(op, pos.uid, pos.sequence, (ch) => new WatchStream(ch, afterSequence, req.untilDeleted, undefined, req.writer));
       } finally {
         end();
       }

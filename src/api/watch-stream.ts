@@ -4,7 +4,15 @@
 // was slow and its queue full) catches up from the channel's recent frames or
 // from Postgres, then is in step again. A plain iterator, not a generator: it
 // is one of thousands, each message a promise fewer.
+//
+// Push mode: when its transport offers a direct writer (native gRPC), the
+// stream writes each frame to it as soon as it has it, in the channel's one
+// loop over its members, and next() only reports the end (or an error). A
+// transport that is full blocks the stream: frames are skipped while it is,
+// and caught up (recent frames, else Postgres) once it drains, so a slow
+// client costs the transport's own buffer and no more.
 import type { DeploymentEvent as PbDeploymentEvent } from "../gen/modeldeploy/v1/resources_pb.js";
+import type { DirectWriter } from "./direct-writer.js";
 import type { ChannelMember, WatchChannel, WatchFrame } from "./watch-channel.js";
 
 /** Messages queued for a reader that does not keep up; past this it skips and catches up later. */
@@ -20,6 +28,17 @@ export class WatchStream implements ChannelMember, AsyncIterableIterator<PbDeplo
   private ended = false;
   private error: unknown;
   private failed = false;
+  /** Push mode: the reader has started, messages go to the writer. */
+  private pushing = false;
+  /** Push mode: the writer is full until it drains. */
+  private blocked = false;
+  private readonly onDrain = () => {
+    this.blocked = false;
+    this.flush();
+    if (this.blocked) return;
+    if (this.ended) this.settle();
+    else if (this.last < this.channel.head) void this.catchUp();
+  };
 
   constructor(
     private readonly channel: WatchChannel,
@@ -27,6 +46,8 @@ export class WatchStream implements ChannelMember, AsyncIterableIterator<PbDeplo
     private last: number,
     private readonly untilDeleted: boolean,
     first: PbDeploymentEvent | undefined,
+    /** The transport's direct writer (push mode), if it offers one. */
+    private readonly writer?: DirectWriter,
   ) {
     if (first !== undefined) this.queue.push(first);
   }
@@ -38,12 +59,13 @@ export class WatchStream implements ChannelMember, AsyncIterableIterator<PbDeplo
 
   offer(frame: WatchFrame): void {
     if (this.ended || this.catchingUp || frame.sequence <= this.last) return;
-    if (frame.sequence === this.last + 1 && this.queue.length < maxQueued) this.give(frame);
-    // Else it is behind: it catches up when its reader asks for more.
-    else if (this.waiter !== undefined) void this.catchUp();
+    if (frame.sequence === this.last + 1 && this.canTake()) this.give(frame);
+    // Else it is behind: it catches up when its reader asks for more (or its writer drains).
+    else if (this.waiter !== undefined && !this.blocked) void this.catchUp();
   }
 
   next(): Promise<IteratorResult<PbDeploymentEvent>> {
+    if (this.writer !== undefined) return this.startPushing();
     const value = this.queue.shift();
     if (value !== undefined) return Promise.resolve({ value, done: false });
     if (this.failed) return Promise.reject(this.error);
@@ -64,10 +86,55 @@ export class WatchStream implements ChannelMember, AsyncIterableIterator<PbDeplo
     return this;
   }
 
+  /** Push mode: write what is queued, then every frame as it comes; the promise settles at the end. */
+  private startPushing(): Promise<IteratorResult<PbDeploymentEvent>> {
+    if (this.pushing) return Promise.reject(new Error("WatchStream: next() again in push mode"));
+    this.pushing = true;
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.flush();
+      if (this.ended) this.settle();
+      else if (!this.blocked && this.last < this.channel.head) void this.catchUp();
+    });
+  }
+
+  private canTake(): boolean {
+    return this.pushing ? !this.blocked : this.queue.length < maxQueued;
+  }
+
+  /** Push mode: queued messages to the writer while it takes them. */
+  private flush(): void {
+    for (let m = this.queue.shift(); m !== undefined; m = this.queue.shift()) {
+      this.write(m);
+      if (this.blocked) return;
+    }
+  }
+
+  private write(m: PbDeploymentEvent): void {
+    try {
+      if (!this.writer!.write(m)) {
+        this.blocked = true;
+        this.writer!.onDrain(this.onDrain);
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Push mode: the end (or the error) once everything queued is written. */
+  private settle(): void {
+    const w = this.waiter;
+    if (w === undefined || this.queue.length > 0) return;
+    this.waiter = undefined;
+    if (this.failed) w.reject(this.error);
+    else w.resolve({ value: undefined, done: true });
+  }
+
   private give(frame: WatchFrame): void {
     this.last = frame.sequence;
     const w = this.waiter;
-    if (w !== undefined) {
+    if (this.pushing) this.write(frame.message);
+    else if (w !== undefined) {
       this.waiter = undefined;
       w.resolve({ value: frame.message, done: false });
     } else this.queue.push(frame.message);
@@ -78,11 +145,11 @@ export class WatchStream implements ChannelMember, AsyncIterableIterator<PbDeplo
     if (this.catchingUp || this.ended) return;
     this.catchingUp = true;
     try {
-      while (!this.ended && this.last < this.channel.head && this.queue.length < maxQueued) {
+      while (!this.ended && this.last < this.channel.head && this.canTake()) {
         const frames = this.channel.recentAfter(this.last) ?? (await this.channel.readAfter(this.last));
         const before = this.last;
         for (const f of frames) {
-          if (this.ended || this.queue.length >= maxQueued) break;
+          if (this.ended || !this.canTake()) break;
           if (f.sequence === this.last + 1) this.give(f);
         }
         if (this.last === before) break; // nothing usable: never spin
@@ -100,6 +167,12 @@ export class WatchStream implements ChannelMember, AsyncIterableIterator<PbDeplo
     if (this.ended) return;
     this.failed = true;
     this.error = err;
+    if (this.pushing) {
+      // The waiter reports the error once the queue is written (settle).
+      this.stop();
+      this.settle();
+      return;
+    }
     const w = this.waiter;
     this.waiter = undefined;
     this.stop();

@@ -27,7 +27,7 @@ export interface BenchOptions {
   idleMs: number;
 }
 
-export const USAGE = "usage: npm run bench -- [--quick] [--strict] [--json PATH] [--only 1,2,…]";
+export const USAGE = "usage: npm run bench -- [--quick] [--strict] [--json PATH] [--only 1,2,…] [--pairs N]";
 
 export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): BenchOptions {
   const { values } = parseArgs({
@@ -37,6 +37,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
       strict: { type: "boolean", default: false },
       json: { type: "string" },
       only: { type: "string" },
+      pairs: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -45,6 +46,8 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const only = new Set((values.only ?? "").split(",").map((s) => s.trim()).filter(Boolean));
   for (const id of only) if (!/^[1-9]$/.test(id)) throw new Error(`--only: figure ids 1 to 9, got "${id}"\n${USAGE}`);
+  const pairs = values.pairs === undefined ? (quick ? 2 : 3) : Number(values.pairs);
+  if (!Number.isInteger(pairs) || pairs < 1) throw new Error(`--pairs: a whole number of 1 or more, got "${values.pairs}"\n${USAGE}`);
   return {
     quick,
     strict: values.strict ?? false,
@@ -52,7 +55,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
     databaseUrl: env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres",
     natsUrl: env["NATS_URL"] ?? "nats://127.0.0.1:4222",
     only,
-    pairs: quick ? 2 : 3,
+    pairs,
     unaryMs: quick ? 1500 : 4000,
     warmupMs: quick ? 300 : 1000,
     concurrency: 64,

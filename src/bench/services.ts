@@ -92,6 +92,11 @@ export interface Runtime {
 }
 
 /** One system: a database, a stream, an API key; its processes are started on demand. */
+/** Extra node flags for the API process only (e.g. BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it). */
+function apiNodeArgs(): string[] {
+  return (process.env["BENCH_API_NODE_ARGS"] ?? "").split(" ").filter(Boolean);
+}
+
 export interface BenchSystem {
   readonly database: BenchDatabase;
   readonly natsUrl: string;
@@ -132,7 +137,7 @@ export async function createBenchSystem(o: { adminUrl: string; natsUrl: string }
     env,
     async startApi() {
       const [grpcPort, httpPort] = [await freePort(), await freePort()];
-      const proc = startProcess("api", process.execPath, [CLI, "api"], env({ MODELDEPLOY_GRPC_PORT: String(grpcPort), MODELDEPLOY_HTTP_PORT: String(httpPort) }));
+      const proc = startProcess("api", process.execPath, [...apiNodeArgs(), CLI, "api"], env({ MODELDEPLOY_GRPC_PORT: String(grpcPort), MODELDEPLOY_HTTP_PORT: String(httpPort) }));
       const httpUrl = `http://127.0.0.1:${httpPort}`;
       for (;;) {
         if (proc.child.exitCode !== null) throw new Error(`api exited (${proc.child.exitCode}):\n${proc.output()}`);

@@ -221,19 +221,20 @@ describe("watch hub", () => {
 describe("WatchDeployment over native gRPC", () => {
   let server: GrpcServer;
   let apiKey: string;
+  let port: number;
   const serializer = createSharedSerializer();
 
   beforeAll(async () => {
     const deps = testApiDeps(tdb.db, apiBus, { watches: hubWith(tdb.db) });
     server = createGrpcServer({ services: [bindService(DeploymentService, createDeploymentService(deps))], logger: silentLogger, streamSerializer: serializer });
     ({ key: apiKey } = await createApiKey(tdb.db, { workspace: "acme", principal: "watcher", scopes: ["deployments:read", "deployments:write"] }));
+    port = await server.listen("127.0.0.1", 0);
   });
   afterAll(async () => {
     await server?.shutdown(1000);
   });
 
   it("serializes one event once for all its streams", async () => {
-    const port = await server.listen("127.0.0.1", 0);
     const client = grpcClient(DeploymentService, `127.0.0.1:${port}`);
     cleanups.push(() => client.close());
     const d = await newDeployment(testApiDeps(tdb.db, publisher));
@@ -254,5 +255,78 @@ describe("WatchDeployment over native gRPC", () => {
       expect(s.seen).toEqual([1, 2]);
       s.call.cancel();
     }
+  });
+
+  it("pushes every event to many streams, each gapless and in order, live and resumed", async () => {
+    const client = grpcClient(DeploymentService, `127.0.0.1:${port}`);
+    cleanups.push(() => client.close());
+    const d = await newDeployment(testApiDeps(tdb.db, publisher));
+    const watch = (request: { name: string; afterSequence?: bigint }) => {
+      const call = serverStream<{ sequence: bigint }>(client, "watchDeployment", request, apiKey);
+      const seen: number[] = [];
+      call.on("data", (e) => seen.push(Number(e.sequence)));
+      call.on("error", () => {});
+      return { call, seen };
+    };
+    const streams = Array.from({ length: 300 }, () => watch({ name: d.name }));
+    await waitFor("every snapshot", () => streams.every((s) => s.seen.length === 1));
+    // Published in bursts and partly out of order: the channel orders, the streams follow.
+    for (let i = 0; i < 20; i += 2) {
+      const a = await applyChange(tdb.db, { deploymentUid: d.uid, type: "PROGRESS", deployment: { modifier: `m${i}` } });
+      const b = await applyChange(tdb.db, { deploymentUid: d.uid, type: "PROGRESS", deployment: { modifier: `m${i + 1}` } });
+      publisher.publish([b, a]);
+    }
+    const resumed = watch({ name: d.name, afterSequence: 5n });
+    publisher.publish([await applyChange(tdb.db, { deploymentUid: d.uid, type: "PROGRESS", deployment: { modifier: "last" } })]);
+    await waitFor("sequence 22 on every stream", () => [...streams, resumed].every((s) => s.seen.includes(22)));
+    for (const s of streams) expect(s.seen).toEqual(range(1, 22));
+    expect(resumed.seen).toEqual(range(6, 22));
+    for (const s of [...streams, resumed]) s.call.cancel();
+  });
+
+  it("lets a client that stops reading fall behind without holding its events, then catches it up from Postgres", async () => {
+    const counter = queryCounter();
+    const hub = hubWith(tdb.db.withPlugin(counter));
+    const own = createGrpcServer({
+      services: [bindService(DeploymentService, createDeploymentService(testApiDeps(tdb.db, apiBus, { watches: hub })))],
+      logger: silentLogger,
+    });
+    cleanups.push(() => own.shutdown(1000));
+    const ownPort = await own.listen("127.0.0.1", 0);
+    // Two connections (two targets): the stalled stream must not stall the other's connection window.
+    const fastClient = grpcClient(DeploymentService, `127.0.0.1:${ownPort}`);
+    const slowClient = grpcClient(DeploymentService, `localhost:${ownPort}`);
+    cleanups.push(() => fastClient.close(), () => slowClient.close());
+    const d = await newDeployment(testApiDeps(tdb.db, publisher));
+    const watch = (client: typeof fastClient) => {
+      const call = serverStream<{ sequence: bigint }>(client, "watchDeployment", { name: d.name }, apiKey);
+      const seen: number[] = [];
+      call.on("data", (e) => seen.push(Number(e.sequence)));
+      call.on("error", () => {});
+      return { call, seen };
+    };
+    const fast = watch(fastClient);
+    const slow = watch(slowClient);
+    await waitFor("both snapshots", () => fast.seen.length === 1 && slow.seen.length === 1);
+    slow.call.pause();
+    const before = counter.count;
+    // Far more than HTTP/2 flow control, grpc-js's buffer and the channel's recent frames hold (64).
+    const total = 200;
+    const bulk = "x".repeat(4000);
+    for (let i = 0; i < total; i++) {
+      publisher.publish([await applyChange(tdb.db, { deploymentUid: d.uid, type: "PROGRESS", deployment: { modifier: `${bulk}${i}` } })]);
+    }
+    await waitFor("every event on the reading stream", () => fast.seen.length === total + 1, 30_000);
+    expect(fast.seen).toEqual(range(1, total + 1));
+    expect(slow.seen.length).toBeLessThan(total + 1);
+    // Live frames went only to the stream in step: nothing was read for it.
+    expect(counter.count).toBe(before);
+    slow.call.resume();
+    await waitFor("every event on the stream that stopped reading", () => slow.seen.length === total + 1, 30_000);
+    expect(slow.seen).toEqual(range(1, total + 1));
+    // What it missed while blocked came from Postgres, not from a queue of its own.
+    expect(counter.count).toBeGreaterThan(before);
+    fast.call.cancel();
+    slow.call.cancel();
   });
 });
