@@ -61,12 +61,18 @@ function lazyBody(read: () => Promise<Uint8Array>): AsyncIterable<Uint8Array> {
  * rest. HTTP/2 resets the stream (NO_ERROR, RFC 9113 §8.1) once the response
  * has gone out, its trailers included (Node's compatibility layer sends them
  * on "wantTrailers"). HTTP/1.1 reads and drops the rest of a body of known
- * length up to drainBytes, and the promise resolves once it has arrived: a
+ * length up to drainBytes (far above any message limit: dropping bytes costs
+ * no parsing), and the promise resolves once it has arrived: a
  * client still sending would otherwise have its connection closed (Connection:
  * close, or agent-less clients) and see a reset before it reads the answer.
  * Anything larger closes the connection after the response.
  */
-export function stopReading(req: NodeRequest, res: NodeResponse, drainBytes: number): Promise<void> {
+/** Bodies up to this size are read and dropped before a refusal is answered (beyond, the connection closes). */
+export const refusedBodyDrainBytes = 32 * 1024 * 1024;
+/** A refusal waits this long at most for the rest of the body. */
+const refusedBodyDrainMs = 10_000;
+
+export function stopReading(req: NodeRequest, res: NodeResponse, drainBytes = refusedBodyDrainBytes): Promise<void> {
   if (req.complete) return Promise.resolve();
   if ("stream" in req) {
     const stream = req.stream;
@@ -85,8 +91,17 @@ export function stopReading(req: NodeRequest, res: NodeResponse, drainBytes: num
     return Promise.resolve();
   }
   return new Promise((resolve) => {
-    req.once("end", resolve);
-    req.once("close", resolve);
+    // A client that stalls mid-body gets its answer anyway, and the connection closes.
+    const timer = setTimeout(() => {
+      res.setHeader("connection", "close");
+      resolve();
+    }, refusedBodyDrainMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    req.once("end", done);
+    req.once("close", done);
   });
 }
 
@@ -106,7 +121,7 @@ export async function refuseRequest(
   // The client is gone: there is no one to answer.
   if (err.code === Code.Canceled) return err;
   const out = opts.rejected(req, method, protocol, err);
-  await stopReading(req, res, opts.limits.maxMessageBytes);
+  await stopReading(req, res);
   return out;
 }
 

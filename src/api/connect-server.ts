@@ -179,7 +179,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
     if (bytes <= limits.maxHeaderBytes) return false;
     const err = finishError(headersTooLarge(bytes, limits.maxHeaderBytes), id);
     logger.info("request refused", { path: req.url?.split("?", 1)[0], requestId: id, error: err.rawMessage });
-    void stopReading(req, res, readMaxBytes).then(() => writeProtocolError(res, headerValue(req.headers["content-type"]), err));
+    void stopReading(req, res).then(() => writeProtocolError(res, headerValue(req.headers["content-type"]), err));
     return true;
   };
 
