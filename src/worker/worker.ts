@@ -82,13 +82,16 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     const tlog = log.child({ taskId: task.id, attempt: task.attempt, kind: task.kind });
     const ac = new AbortController();
     running.add(ac);
-    // Keep the lease and the message alive while a long step runs.
-    const beat = setInterval(() => {
-      msg.working();
+    // Keep the lease and the message alive while a long step runs; a lease
+    // this attempt no longer holds stops it.
+    const renew = () =>
       renewLease(o.db, task.id, task.attempt, o.leaseMs).then(
         (held) => { if (!held) ac.abort(new FencedError(task.id, task.attempt)); },
         () => {},
       );
+    const beat = setInterval(() => {
+      msg.working();
+      void renew();
     }, Math.max(200, Math.min(o.leaseMs, o.ackWaitMs) / 3));
     // The task was cancelled, or taken by another attempt: stop now.
     let unfollow: (() => void) | undefined;
@@ -97,6 +100,8 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
         const t = event.task;
         if (t?.id === task.id && (t.attempt !== task.attempt || isTerminalStatus(t.status))) ac.abort(new FencedError(task.id, task.attempt));
       });
+      // A cancel committed before the subscription: the lease says so now.
+      void renew();
     }, followAfterMs);
     try {
       tlog.info("task started");

@@ -12,8 +12,9 @@ import { pathToFileURL } from "node:url";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeletionService } from "../../src/gen/modeldeploy/v1/deletion_service_pb.js";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
-import { DeploymentState, FailureReason, TaskKind, TaskStatus, type Deployment, type Task } from "../../src/gen/modeldeploy/v1/resources_pb.js";
+import { DeploymentState, EventType, FailureReason, TaskKind, TaskStatus, type Deployment, type DeploymentEvent, type Task } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import { buildSampleModel } from "../../src/onnx/sample-model.js";
 import { createTestDatabase, NATS_URL, waitFor, type TestDatabase } from "../helpers/services.js";
 import { startSystem, type RunningSystem } from "../helpers/system.js";
@@ -22,6 +23,7 @@ let tdb: TestDatabase;
 let sys: RunningSystem;
 let dir: string;
 let client: Client<typeof DeploymentService>;
+let deletions: Client<typeof DeletionService>;
 let hanging: http.Server;
 let hangingUrl: string;
 const hangingSockets = new Set<Socket>();
@@ -47,7 +49,9 @@ beforeAll(async () => {
   await new Promise<void>((r) => hanging.listen(0, "127.0.0.1", r));
   hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/slow.onnx`;
   sys = await startSystem({ databaseUrl: tdb.url, natsUrl: NATS_URL });
-  client = createClient(DeploymentService, createConnectTransport({ baseUrl: sys.httpUrl, httpVersion: "1.1" }));
+  const transport = createConnectTransport({ baseUrl: sys.httpUrl, httpVersion: "1.1" });
+  client = createClient(DeploymentService, transport);
+  deletions = createClient(DeletionService, transport);
 });
 
 afterAll(async () => {
@@ -110,6 +114,12 @@ async function replicasOf(uid: string, revision: number): Promise<{ desired: num
 
 describe("green rollouts under a steady stream of requests", () => {
   it("updates, survives a failing update, rolls back, scales, stops, resumes and cancels, never failing a request while a revision serves", async () => {
+    // The workspace watch follows all of it.
+    const watchAbort = new AbortController();
+    const seen: DeploymentEvent[] = [];
+    const watching = (async () => {
+      for await (const e of client.watchDeployments({}, { ...auth(), signal: watchAbort.signal })) seen.push(e);
+    })().catch(() => {});
     const created = await client.createDeployment({
       model: { name: "acme/tiny-linear", revision: "1", uri: uri("v1.onnx"), task: "regression" },
       resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
@@ -196,7 +206,46 @@ describe("green rollouts under a steady stream of requests", () => {
     const stalled = await client.updateDeployment({ name, model: { name: "acme/tiny-linear", revision: "6", uri: hangingUrl, task: "regression" }, progressDeadlineSeconds: 3 }, auth());
     const timedOut = await finished(stalled.task!);
     expect(timedOut).toMatchObject({ status: TaskStatus.FAILED, rolledBack: true, failure: { reason: FailureReason.PROGRESS_DEADLINE_EXCEEDED } });
-    expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 4, activeTaskId: "" });
+    const final = await get(name);
+    expect(final).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 4, activeTaskId: "" });
+
+    // The workspace watch saw every change of it, in order, and every task end.
+    await waitFor("the workspace watch to catch up", async () => (seen.some((e) => e.deployment?.uid === uid && e.sequence === final.sequence) ? true : undefined), 30_000, 50);
+    watchAbort.abort();
+    await watching;
+    const mine = seen.filter((e) => e.deployment?.uid === uid);
+    const sequences = mine.map((e) => Number(e.sequence));
+    expect(sequences).toEqual(sequences.map((_, i) => sequences[0]! + i));
+    const ended = new Set(mine.filter((e) => e.type === EventType.TASK_FINISHED).map((e) => e.task!.id));
+    for (const t of [created.task!, v2.task!, broken.task!, back.task!, scaled.task!, stopped.task!, resumed.task!, stuck.task!, after.task!, stalled.task!]) expect(ended.has(t.id)).toBe(true);
+    const states = new Set(mine.map((e) => e.deployment!.state));
+    for (const st of [DeploymentState.UPDATING, DeploymentState.ROLLING_BACK, DeploymentState.STOPPED, DeploymentState.RUNNING]) expect(states.has(st)).toBe(true);
+    // Resumed from the middle, it gives the same tail.
+    const middle = mine[Math.floor(mine.length / 2)]!;
+    const tail: DeploymentEvent[] = [];
+    const resumeAbort = new AbortController();
+    for await (const e of client.watchDeployments({ afterCursor: middle.cursor }, { ...auth(), signal: resumeAbort.signal })) {
+      if (e.deployment?.uid === uid) tail.push(e);
+      if (e.deployment?.uid === uid && e.sequence === final.sequence) break;
+    }
+    expect(tail.map((e) => Number(e.sequence))).toEqual(sequences.slice(sequences.indexOf(Number(middle.sequence)) + 1));
+  });
+
+  it("deletes a deployment while its first deploy is still downloading: the deploy is cancelled, the download dropped", async () => {
+    const created = await client.createDeployment({
+      model: { name: "acme/tiny-linear", revision: "1", uri: hangingUrl, task: "regression" },
+      resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
+      scaling: { minReplicas: 1, maxReplicas: 1 },
+    }, auth());
+    await waitFor("the download to start", async () => {
+      const t = await client.getDeploymentTask({ taskId: created.task!.id }, auth());
+      return t.status === TaskStatus.RUNNING && hangingSockets.size > 0 ? t : undefined;
+    }, 30_000, 50);
+    const deletion = await deletions.deleteDeployment({ name: created.deployment!.name }, auth());
+    expect((await finished(deletion)).status).toBe(TaskStatus.COMPLETED);
+    expect((await client.getDeploymentTask({ taskId: created.task!.id }, auth())).status).toBe(TaskStatus.CANCELLED);
+    expect((await get(created.deployment!.name)).state).toBe(DeploymentState.DELETED);
+    await waitFor("the deploy's download to be dropped", async () => (hangingSockets.size === 0 ? true : undefined), 60_000, 50);
   });
 
   it("fails a first deploy whose download stalls at its deadline, leaving nothing running", async () => {
