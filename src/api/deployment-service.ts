@@ -16,6 +16,7 @@ import {
   ListDeploymentsResponseSchema, ListDeploymentTasksResponseSchema, RollbackDeploymentResponseSchema,
   UpdateDeploymentResponseSchema, type DeploymentService,
 } from "../gen/modeldeploy/v1/deployment_service_pb.js";
+import type { DeploymentState as PbDeploymentState } from "../gen/modeldeploy/v1/resources_pb.js";
 import {
   acceleratorTypeToPb, deploymentStateFromPb, deploymentToPb, modelFromPb, resourcesFromPb, revisionToPb, taskStatusFromPb, taskToPb,
 } from "./convert.js";
@@ -36,6 +37,14 @@ export function requireTaskId(id: string): string {
   const trimmed = id.trim();
   if (!trimmed || trimmed.length > 64) throw invalidRequest([{ field: "task_id", description: "taskId is required (at most 64 characters)", reason: "TASK_ID_INVALID", metadata: {} }]);
   return trimmed;
+}
+
+function requireStates(requested: readonly PbDeploymentState[]): DeploymentState[] {
+  return requested.map((s) => {
+    const state = deploymentStateFromPb(s);
+    if (!state) throw invalidRequest([{ field: "states", description: `unknown deployment state ${s}`, reason: "STATE_INVALID", metadata: {} }]);
+    return state;
+  });
 }
 
 function requirePageSize(requested: number): number {
@@ -72,12 +81,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
     async listDeployments(req, ctx) {
       const principal = await read(ctx);
       const pageSize = requirePageSize(req.pageSize);
-      const states: DeploymentState[] = [];
-      for (const s of req.states) {
-        const state = deploymentStateFromPb(s);
-        if (!state) throw invalidRequest([{ field: "states", description: `unknown deployment state ${s}`, reason: "STATE_INVALID", metadata: {} }]);
-        states.push(state);
-      }
+      const states = requireStates(req.states);
       const labels = parseLabelSelector(req.labelSelector);
       const filter = JSON.stringify({ states: [...states].sort(), labels });
       const afterUid = req.pageToken ? decodePageToken(req.pageToken, filter) : undefined;
@@ -160,13 +164,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
     watchDeployments(req, ctx) {
       return openOnRead(async () => {
         const principal = await read(ctx);
-        const states: DeploymentState[] = [];
-        for (const s of req.states) {
-          const state = deploymentStateFromPb(s);
-          if (!state) throw invalidRequest([{ field: "states", description: `unknown deployment state ${s}`, reason: "STATE_INVALID", metadata: {} }]);
-          states.push(state);
-        }
-        return openWorkspaceWatch({ db: deps.db, bus: deps.bus }, { workspace: principal.workspace, states, afterCursor: req.afterCursor.trim() });
+        return openWorkspaceWatch({ db: deps.db, bus: deps.bus }, { workspace: principal.workspace, states: requireStates(req.states), afterCursor: req.afterCursor.trim() });
       });
     },
     async listAcceleratorTypes(_req, ctx) {

@@ -4,7 +4,6 @@
 // revision keeps serving (rolledBack), or, when nothing served yet, FAILED
 // with reason CANCELLED. Bumping the attempt fences the worker running it,
 // which then puts the runtime back as the deployment says (run-task).
-import { sql } from "kysely";
 import { applyChange } from "../db/changes.js";
 import { lockDeployment } from "../db/deployments.js";
 import { toDeployment, toTask } from "../db/mappers.js";
@@ -13,7 +12,7 @@ import { transact } from "../db/transact.js";
 import { RefusedError } from "../domain/errors.js";
 import type { Failure, Principal, Task } from "../domain/types.js";
 import type { DeploymentsDeps } from "./deps.js";
-import { revertedDeployment } from "./task-phases.js";
+import { cancelledTaskPatch, revertedDeployment } from "./task-phases.js";
 
 export async function cancelTask(deps: DeploymentsDeps, principal: Principal, taskId: string): Promise<Task> {
   const found = await findTaskInWorkspace(deps.db, principal.workspace, taskId);
@@ -45,16 +44,10 @@ export async function cancelTask(deps: DeploymentsDeps, principal: Principal, ta
       type: "TASK_FINISHED",
       task: {
         id: task.id,
-        patch: {
-          status: "CANCELLED",
-          end_time: now,
-          attempt: sql<number>`attempt + 1`,
-          lease_owner: null,
-          lease_expires_at: null,
-          failure,
+        patch: cancelledTaskPatch(now, failure, {
           rolled_back: back.rolledBack,
           progress: { ...task.progress, message: back.rolledBack ? `cancelled; revision ${dep.serving_revision} keeps serving` : "cancelled" },
-        },
+        }),
       },
       deployment: { ...back.patch, modifier: principal.name },
     });

@@ -1,7 +1,6 @@
 // DeleteDeployment: a DELETE task, queued behind nothing. A task still in
 // flight for the deployment is cancelled first (its attempt is bumped, which
 // fences the worker that runs it).
-import { sql } from "kysely";
 import { applyChange } from "../db/changes.js";
 import { isUniqueViolation } from "../db/db-errors.js";
 import { findDeploymentByName, lockDeployment } from "../db/deployments.js";
@@ -14,6 +13,7 @@ import { newId } from "../domain/ids.js";
 import type { Principal, Task } from "../domain/types.js";
 import type { DeploymentsDeps } from "./deps.js";
 import { newTask } from "./new-task.js";
+import { cancelledTaskPatch } from "./task-phases.js";
 import { replayIfSeen, requestHash, requestIdProblems } from "./requests.js";
 
 const inFlight = (status: string) => status === "PENDING" || status === "RUNNING";
@@ -44,14 +44,7 @@ export async function deleteDeployment(deps: DeploymentsDeps, principal: Princip
             type: "TASK_FINISHED",
             task: {
               id: active.id,
-              patch: {
-                status: "CANCELLED",
-                end_time: now,
-                attempt: sql<number>`attempt + 1`,
-                lease_owner: null,
-                lease_expires_at: null,
-                failure: JSON.stringify({ reason: "CANCELLED", message: "cancelled because the deployment is being deleted", retryable: false, time: now.toISOString() }),
-              },
+              patch: cancelledTaskPatch(now, { reason: "CANCELLED", message: "cancelled because the deployment is being deleted", retryable: false, time: now.toISOString() }),
             },
           }));
         }

@@ -3,7 +3,8 @@
 // each, see attempt.ts). The worker runs the runtime's steps and names the
 // phase it reached; only this module decides what that means for the rows.
 import type { Deployment, Failure, ModelSource, Resources, Task, TaskProgress } from "../domain/types.js";
-import type { DeploymentPatch } from "../db/database.js";
+import { sql, type UpdateObject } from "kysely";
+import type { Database, DeploymentPatch, TaskPatch } from "../db/database.js";
 import type { AttemptWriter } from "./attempt.js";
 
 type Instances = Deployment["instances"];
@@ -174,6 +175,22 @@ export async function deleteFinished(w: AttemptWriter, deployment: Deployment): 
       active_task_id: null,
     },
   });
+}
+
+/**
+ * A task ended by a cancel (CancelDeploymentTask, or a delete cancelling it
+ * first): its attempt is bumped, which fences the worker running it.
+ */
+export function cancelledTaskPatch(now: Date, failure: Failure, extra: TaskPatch = {}): UpdateObject<Database, "tasks"> {
+  return {
+    status: "CANCELLED",
+    end_time: now,
+    attempt: sql<number>`attempt + 1`,
+    lease_owner: null,
+    lease_expires_at: null,
+    failure: json(failure),
+    ...extra,
+  };
 }
 
 /**

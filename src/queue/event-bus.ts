@@ -2,7 +2,7 @@
 // a watcher that misses a live message finds the gap by sequence and reads it
 // from the events table. nats.js resubscribes by itself after a reconnect;
 // events published meanwhile are not replayed, hence onReconnect.
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { eventFromJson, eventToJson } from "../db/mappers.js";
 import type { DeploymentEvent } from "../domain/types.js";
 import { watchConnection } from "./connection-state.js";
@@ -40,6 +40,20 @@ export function eventSubject(prefix: string, event: { workspace: string; deploym
   return `${prefix}.events.${event.workspace}.${event.deploymentUid}`;
 }
 
+/** A subscription callback that hands each event to `listener`; a message that is not one is dropped. */
+function eventCallback(listener: EventListener): (err: Error | null, msg: Msg) => void {
+  return (err, msg) => {
+    if (err) return;
+    let event: DeploymentEvent;
+    try {
+      event = eventFromJson(msg.string());
+    } catch {
+      return;
+    }
+    listener(event);
+  };
+}
+
 /** One shared subscription per process, dispatched by deployment uid. */
 export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
   const listeners = new Map<string, Set<EventListener>>();
@@ -51,18 +65,11 @@ export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
     if (sub) return;
     flushed = undefined;
     sub = nc.subscribe(`${prefix}.events.>`, {
-      callback: (err, msg) => {
-        if (err) return;
-        let event: DeploymentEvent;
-        try {
-          event = eventFromJson(msg.string());
-        } catch {
-          return;
-        }
+      callback: eventCallback((event) => {
         for (const l of everything) l(event);
         const set = listeners.get(event.deploymentUid);
         if (set) for (const l of [...set]) l(event);
-      },
+      }),
     });
   };
   const unsubscribeIfUnused = () => {
@@ -75,18 +82,7 @@ export function createEventBus(nc: NatsConnection, prefix: string): EventBus {
   };
   return {
     followDeployment(deploymentUid, listener) {
-      const own = nc.subscribe(`${prefix}.events.*.${deploymentUid}`, {
-        callback: (err, msg) => {
-          if (err) return;
-          let event: DeploymentEvent;
-          try {
-            event = eventFromJson(msg.string());
-          } catch {
-            return;
-          }
-          listener(event);
-        },
-      });
+      const own = nc.subscribe(`${prefix}.events.*.${deploymentUid}`, { callback: eventCallback(listener) });
       return () => own.unsubscribe();
     },
     publish(events) {

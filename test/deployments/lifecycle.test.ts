@@ -16,45 +16,33 @@ import { rollbackDeployment } from "../../src/deployments/rollback.js";
 import { updateDeployment, type UpdateInput } from "../../src/deployments/update.js";
 import { RefusedError } from "../../src/domain/errors.js";
 import type { Deployment, Principal, Task } from "../../src/domain/types.js";
-import { silentLogger } from "../../src/log.js";
-import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
-import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
-import { createNoopDriver } from "../../src/runtime/noop-driver.js";
-import { startWorker, type Worker } from "../../src/worker/worker.js";
-import { createInput, testApiDeps } from "../helpers/api-deps.js";
-import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
+import { createInput } from "../helpers/api-deps.js";
+import { startTestPipeline, type TestPipeline } from "../helpers/pipeline.js";
+import { waitFor, type TestDatabase } from "../helpers/services.js";
 
+let pipeline: TestPipeline;
 let tdb: TestDatabase;
-let tq: TestQueue;
-let bus: EventBus;
-let relay: OutboxRelay;
-let worker: Worker | undefined;
 let deps: ApiDeps;
 const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
 
-const startTheWorker = async () => {
-  worker = await startWorker({
-    db: tdb.db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
-    concurrency: 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
-  });
-};
-
 beforeAll(async () => {
-  tdb = await createTestDatabase();
-  tq = await createTestQueue();
-  bus = createEventBus(tq.nc, tq.prefix);
-  relay = startOutboxRelay({ db: tdb.db, publisher: tq.queue, logger: silentLogger, intervalMs: 200 });
-  deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake() });
-  await startTheWorker();
+  pipeline = await startTestPipeline();
+  ({ tdb, deps } = pipeline);
 });
 
 afterAll(async () => {
-  await worker?.stop(5000);
-  await relay?.stop();
-  await bus?.close();
-  await tq?.drop();
-  await tdb?.drop();
+  await pipeline?.close();
 });
+
+/** With no worker, a new task stays PENDING. */
+async function withoutWorker(work: () => Promise<void>): Promise<void> {
+  await pipeline.stopWorker();
+  try {
+    await work();
+  } finally {
+    await pipeline.startWorker();
+  }
+}
 
 async function settled(task: Task): Promise<Task["status"]> {
   const row = await waitFor(`task ${task.kind} ${task.id} to end`, async () => {
@@ -145,9 +133,7 @@ describe("UpdateDeployment", () => {
     expect(await refused(update("no-such-deployment", { scaling: d.scaling }))).toMatchObject({ kind: "not_found", reason: "DEPLOYMENT_NOT_FOUND" });
 
     // With no worker, the first change stays PENDING: the second is refused with its id.
-    await worker!.stop(5000);
-    worker = undefined;
-    try {
+    await withoutWorker(async () => {
       const first = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 } });
       const second = await refused(update(d.name, { scaling: { minReplicas: 4, maxReplicas: 4 } }));
       expect(second).toMatchObject({ kind: "failed_precondition", reason: "TASK_IN_PROGRESS", metadata: { activeTaskId: first.task.id } });
@@ -160,17 +146,14 @@ describe("UpdateDeployment", () => {
       expect(r2.task.id).toBe(r1.task.id);
       expect(await refused(update(d.name, { scaling: { minReplicas: 5, maxReplicas: 5 }, requestId: "upd-req-1" }))).toMatchObject({ reason: "REQUEST_ID_REUSED" });
       await cancelTask(deps, alice, r1.task.id);
-    } finally {
-      await startTheWorker();
-    }
+    });
     expect(await current(d.name)).toMatchObject({ state: "RUNNING", scaling: d.scaling, activeTaskId: null });
   });
 
   it("deploys again a deployment whose first deploy failed", async () => {
     const { deployment, task } = await createDeployment(deps, alice, createInput({ suffix: "redeploy" }));
     // Cancelled before any worker ran it: nothing ever served.
-    await worker!.stop(5000);
-    worker = undefined;
+    await pipeline.stopWorker();
     try {
       const cancelled = await createDeployment(deps, alice, createInput({ suffix: "redeploy2" }));
       const c = await cancelTask(deps, alice, cancelled.task.id);
@@ -179,11 +162,11 @@ describe("UpdateDeployment", () => {
       expect(await refused(rollbackDeployment(deps, alice, { name: cancelled.deployment.name, revision: 0, requestId: "" }))).toMatchObject({ reason: "NO_PREVIOUS_REVISION" });
       const again = await update(cancelled.deployment.name, { scaling: { minReplicas: 1, maxReplicas: 1 } });
       expect(again.task).toMatchObject({ kind: "UPDATE", revision: 2 });
-      await startTheWorker();
+      await pipeline.startWorker();
       expect(await settled(again.task)).toBe("COMPLETED");
       expect(await current(cancelled.deployment.name)).toMatchObject({ state: "RUNNING", servingRevision: 2, failure: null });
     } finally {
-      if (!worker) await startTheWorker();
+      await pipeline.startWorker();
     }
     expect(await settled(task)).toBe("COMPLETED");
     expect((await current(deployment.name)).state).toBe("RUNNING");
@@ -216,10 +199,8 @@ describe("RollbackDeployment", () => {
 describe("CancelDeploymentTask", () => {
   it("cancels a pending update: the serving revision keeps serving, and the cancelled revision never does", async () => {
     const d = await running("cancel");
-    await worker!.stop(5000);
-    worker = undefined;
-    let updateTask: Task;
-    try {
+    let updateTask!: Task;
+    await withoutWorker(async () => {
       updateTask = (await update(d.name, { model: { ...d.model, revision: "2" } })).task;
       const cancelled = await cancelTask(deps, alice, updateTask.id);
       expect(cancelled).toMatchObject({ status: "CANCELLED", rolledBack: true, failure: { reason: "CANCELLED", message: "cancelled by alice" } });
@@ -229,9 +210,7 @@ describe("CancelDeploymentTask", () => {
       const sequence = (await current(d.name)).sequence;
       expect(await cancelTask(deps, alice, updateTask.id)).toMatchObject({ id: updateTask.id, status: "CANCELLED", endTime: cancelled.endTime });
       expect((await current(d.name)).sequence).toBe(sequence);
-    } finally {
-      await startTheWorker();
-    }
+    });
     // Redelivered to the worker, the cancelled task's message changes nothing.
     const again = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 } });
     expect(await settled(again.task)).toBe("COMPLETED");
@@ -246,15 +225,11 @@ describe("CancelDeploymentTask", () => {
     const created = (await findTask(tdb.db, (await listRevisions(tdb.db, d.uid))[0]!.taskId))!;
     expect(await refused(cancelTask(deps, alice, created.id))).toMatchObject({ reason: "TASK_NOT_CANCELLABLE", metadata: { status: "COMPLETED" } });
     expect(await refused(cancelTask(deps, other, created.id))).toMatchObject({ kind: "not_found", reason: "TASK_NOT_FOUND" });
-    await worker!.stop(5000);
-    worker = undefined;
-    try {
+    await withoutWorker(async () => {
       const del = await deleteDeployment(deps, alice, d.name, "");
       expect(await refused(cancelTask(deps, alice, del.id))).toMatchObject({ reason: "TASK_NOT_CANCELLABLE", metadata: { kind: "DELETE" } });
       // A deleting deployment takes no other change.
       expect(await refused(update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 } }))).toMatchObject({ reason: "DEPLOYMENT_DELETING" });
-    } finally {
-      await startTheWorker();
-    }
+    });
   });
 });

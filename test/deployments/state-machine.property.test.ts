@@ -18,13 +18,9 @@ import { updateDeployment } from "../../src/deployments/update.js";
 import { RefusedError } from "../../src/domain/errors.js";
 import type { ModelSource, Principal } from "../../src/domain/types.js";
 import { DEFAULT_LIMITS, resolveName, validateLabels, validateSpec } from "../../src/domain/validation.js";
-import { silentLogger } from "../../src/log.js";
-import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
-import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
-import { createNoopDriver } from "../../src/runtime/noop-driver.js";
-import { startWorker, type Worker } from "../../src/worker/worker.js";
-import { createInput, testApiDeps } from "../helpers/api-deps.js";
-import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
+import { createInput } from "../helpers/api-deps.js";
+import { startTestPipeline, type TestPipeline } from "../helpers/pipeline.js";
+import { waitFor, type TestDatabase } from "../helpers/services.js";
 
 const catalog = [{ name: "L4-24GB", memory: "24GiB", maxPerReplica: 4, total: 8 }];
 
@@ -54,32 +50,18 @@ describe("validation, over random requests", () => {
 });
 
 describe("the task state machine, over random sequences of calls", () => {
+  let pipeline: TestPipeline;
   let tdb: TestDatabase;
-  let tq: TestQueue;
-  let bus: EventBus;
-  let relay: OutboxRelay;
-  let worker: Worker;
   let deps: ApiDeps;
   const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
 
   beforeAll(async () => {
-    tdb = await createTestDatabase();
-    tq = await createTestQueue();
-    bus = createEventBus(tq.nc, tq.prefix);
-    relay = startOutboxRelay({ db: tdb.db, publisher: tq.queue, logger: silentLogger, intervalMs: 100 });
-    deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake(), catalog });
-    worker = await startWorker({
-      db: tdb.db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
-      concurrency: 8, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
-    });
+    pipeline = await startTestPipeline({ catalog, concurrency: 8 });
+    ({ tdb, deps } = pipeline);
   });
 
   afterAll(async () => {
-    await worker?.stop(5000);
-    await relay?.stop();
-    await bus?.close();
-    await tq?.drop();
-    await tdb?.drop();
+    await pipeline?.close();
   });
 
   type Call =
