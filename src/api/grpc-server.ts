@@ -6,13 +6,13 @@
 // Connections come through our own listener (a connection cap, connection-
 // cap.ts) and are injected into grpc-js; idle, keepalive, stream and header
 // limits are grpc-js and HTTP/2 settings (wire-limits.ts).
-import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
-import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, anyPack } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { HealthImplementation, service as healthServiceDefinition, type ServingStatus } from "grpc-health-check";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import type { Logger } from "../log.js";
 import {
   acceptRequestId,
@@ -27,13 +27,16 @@ import {
 } from "./call-wrapper.js";
 import { directWriterKey } from "./direct-writer.js";
 import { GrpcDirectWriter } from "./grpc-direct-writer.js";
+import { createHealthService, ServingStatus, type HealthService } from "./grpc-health.js";
 import { createGrpcListener, grpcLimitOptions, type GrpcTlsOptions } from "./grpc-listener.js";
+import { serializeMessage as serialize } from "./grpc-service-definition.js";
 import { addReflection } from "./reflection.js";
 import { createSharedSerializer, type SharedSerializer } from "./shared-serializer.js";
 import { headersTooLarge, malformedMessage, messageTooLarge } from "./request-rejections.js";
 import { wireLimits, type WireLimits } from "./wire-limits.js";
 
 export type { GrpcTlsOptions } from "./grpc-listener.js";
+export { grpcServiceDefinition } from "./grpc-service-definition.js";
 
 export const defaultMaxMessageBytes = 4 * 1024 * 1024;
 
@@ -67,8 +70,8 @@ export interface GrpcServerOptions {
 
 export interface GrpcServer {
   readonly server: grpc.Server;
-  /** grpc.health.v1 implementation ("" and every service name). */
-  readonly health: HealthImplementation;
+  /** grpc.health.v1 ("" and every service name). */
+  readonly health: HealthService;
   /** Bind and start; resolves with the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number>;
   /** Set "" and every served service SERVING or NOT_SERVING. */
@@ -78,35 +81,6 @@ export interface GrpcServer {
    * let in-flight calls finish for up to graceMs, then cut the rest.
    */
   shutdown(graceMs: number): Promise<void>;
-}
-
-/**
- * A grpc-js ServiceDefinition for a protobuf-es service descriptor, with
- * protobuf-es (de)serializers on both sides: use it for grpc-js clients
- * (`grpc.makeGenericClientConstructor(grpcServiceDefinition(S), S.name)`).
- * Clients may pass message init objects; they receive protobuf-es messages.
- */
-export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
-  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-  for (const method of service.methods) {
-    def[method.localName] = {
-      path: `/${service.typeName}/${method.name}`,
-      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
-      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-      requestSerialize: (value) => serialize(method.input, value),
-      requestDeserialize: (bytes) => fromBinary(method.input, bytes),
-      responseSerialize: (value) => serialize(method.output, value),
-      responseDeserialize: (bytes) => fromBinary(method.output, bytes),
-      originalName: method.name,
-    };
-  }
-  return def;
-}
-
-function serialize(schema: DescMessage, value: unknown): Buffer {
-  const msg = isMessage(value, schema) ? value : create(schema, value as never);
-  const bytes = toBinary(schema, msg as MessageShape<DescMessage>);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 const identity = (b: Buffer): Buffer => b;
@@ -497,9 +471,6 @@ function withRequestIdHeader(server: grpc.Server): Pick<grpc.Server, "addService
   };
 }
 
-const allStatus = (names: readonly string[], status: ServingStatus) =>
-  Object.fromEntries(["", ...names].map((n) => [n, status]));
-
 export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const { logger } = opts;
   const maxReceive = opts.maxReceiveMessageBytes ?? defaultMaxMessageBytes;
@@ -543,21 +514,16 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     server.addService(rawServiceDefinition(service), handlers);
   }
 
-  const serviceNames = opts.services.map((s) => s.service.typeName);
-  const health = new HealthImplementation(allStatus(serviceNames, "SERVING"));
+  const serviceNames = ["", ...opts.services.map((s) => s.service.typeName)];
+  const health = createHealthService(serviceNames.map((n) => [n, ServingStatus.SERVING] as const));
   const withIds = withRequestIdHeader(server);
   health.addToServer(withIds);
   // Describe grpc.health.v1 too, so reflection clients can call it.
-  const healthCheck = (healthServiceDefinition as unknown as Record<string, { requestType?: { fileDescriptorProtos?: Buffer[] } }>)["Check"];
-  addReflection(
-    withIds,
-    opts.services.map((s) => s.service),
-    healthCheck?.requestType?.fileDescriptorProtos ?? [],
-  );
+  addReflection(withIds, [...opts.services.map((s) => s.service), Health], { shutdownSignal: shutdown.signal });
 
   const setServing = (serving: boolean) => {
-    const status: ServingStatus = serving ? "SERVING" : "NOT_SERVING";
-    for (const name of ["", ...serviceNames]) health.setStatus(name, status);
+    const status = serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+    for (const name of serviceNames) health.setStatus(name, status);
   };
 
   let closing: Promise<void> | undefined;
@@ -572,6 +538,9 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     shutdown(graceMs) {
       closing ??= new Promise<void>((resolve) => {
         setServing(false);
+        // Health watchers have seen NOT_SERVING; end their calls (and
+        // reflection's) so that the graceful shutdown does not wait for them.
+        health.close();
         shutdown.abort();
         listener.close();
         const timer = setTimeout(() => {
