@@ -41,10 +41,10 @@ async function listen(server: http.Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-/** Every event of the deployment, from its first, until its task finishes (all kept in `shown`). */
-async function watchUntilFinished(name: string): Promise<void> {
+/** Every event of the deployment after `afterSequence`, until a task finishes (all kept in `shown`). */
+async function watchUntilFinished(name: string, afterSequence = 0n): Promise<void> {
   const ac = new AbortController();
-  for await (const e of client.watchDeployment({ name, afterSequence: 0n }, { ...auth(), signal: ac.signal, timeoutMs: 90_000 })) {
+  for await (const e of client.watchDeployment({ name, afterSequence }, { ...auth(), signal: ac.signal, timeoutMs: 90_000 })) {
     shown.push(toJsonString(DeploymentEventSchema, e));
     if (e.type === EventType.TASK_FINISHED) break;
   }
@@ -121,6 +121,25 @@ describe("private weights (ModelSource.token)", () => {
       .rejects.toMatchObject({ code: Code.FailedPrecondition });
   });
 
+  it("an update's model replaces the old one whole: without a token it has none, and the old revision keeps serving", async () => {
+    const { d } = await deploy({ name: "acme/replaced", uri: `${privateUrl}/model.onnx`, token: TOKEN });
+    expect(d.state).toBe(DeploymentState.RUNNING);
+    const updated = await client.updateDeployment({ name: d.name, model: { name: "acme/replaced", uri: `${privateUrl}/model.onnx`, revision: "2" } }, auth());
+    // The deployment shows the serving revision's model (with its token) until a rollout completes.
+    expect(updated.deployment!.model!.tokenSet).toBe(true);
+    await watchUntilFinished(d.name, updated.deployment!.sequence);
+    const task = await client.getDeploymentTask({ taskId: updated.task!.id }, auth());
+    expect(task.status).toBe(TaskStatus.FAILED);
+    expect(task.failure!.message).toContain("answered 401: access denied; give the model a token (model.token)");
+    const after = await client.getDeployment({ name: d.name }, auth());
+    shown.push(toJsonString(DeploymentSchema, after));
+    expect(after.state).toBe(DeploymentState.RUNNING);
+    expect(after.servingRevision).toBe(1);
+    const { revisions } = await client.listDeploymentRevisions({ name: d.name }, auth());
+    shown.push(...revisions.map((r) => toJsonString(DeploymentRevisionSchema, r)));
+    expect(revisions.map((r) => r.model!.tokenSet)).toEqual([true, false]);
+  });
+
   it("does not send the token to another origin a redirect points at", async () => {
     const { d } = await deploy({ name: "acme/moved", uri: `${privateUrl}/moved.onnx`, token: TOKEN });
     expect(d.state).toBe(DeploymentState.RUNNING);
@@ -162,8 +181,9 @@ describe("private weights (ModelSource.token)", () => {
         expect(row).not.toContain(WRONG);
       }
     }
-    // The sealed form is what is stored.
+    // The sealed form is what is stored (every revision but the one updated without a token has one).
     const { rows } = await sql<{ sealed: string }>`select model->>'tokenSealed' as sealed from revisions`.execute(tdb.db);
-    expect(rows.every((r) => r.sealed.startsWith("v1:"))).toBe(true);
+    expect(rows.filter((r) => r.sealed !== "")).toHaveLength(rows.length - 1);
+    expect(rows.filter((r) => r.sealed !== "").every((r) => r.sealed.startsWith("v1:"))).toBe(true);
   });
 });
