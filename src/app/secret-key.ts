@@ -19,7 +19,7 @@ export function tokenSealerFor(config: Config, role: string): TokenSealer {
   }
   if (role === "start" && config.databaseUrl === undefined) return createTokenSealer(embeddedKey(config));
   throw new ConfigError([
-    `MODELDEPLOY_SECRET_KEY is required for the ${role} role with DATABASE_URL: it seals the model tokens stored in the database. ` +
+    `MODELDEPLOY_SECRET_KEY is required for the ${role} role${role === "start" ? " with DATABASE_URL" : ""}: it seals the model tokens stored in the database. ` +
       "Set it to base64 of 32 random bytes (e.g. `openssl rand -base64 32`), the same on every api and worker process.",
   ]);
 }
