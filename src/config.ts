@@ -27,6 +27,12 @@ export interface Config {
   natsStream: string;
   natsSubjectPrefix: string;
   dataDir: string;
+  /**
+   * MODELDEPLOY_SECRET_KEY: base64 of 32 bytes that seal model tokens (the same
+   * on every api and worker). Unset: only the embedded default (`start`
+   * without DATABASE_URL) runs, with a key it keeps in its data folder.
+   */
+  secretKey: string | undefined;
   grpcHost: string;
   grpcPort: number;
   httpHost: string;
@@ -144,6 +150,11 @@ export function loadConfig(env: Env = process.env): Config {
   const natsSubjectPrefix = r.str("MODELDEPLOY_NATS_PREFIX", "modeldeploy");
   if (!NAME_TOKEN.test(natsStream)) problems.push(`MODELDEPLOY_NATS_STREAM=${natsStream}: letters, digits, - and _ only`);
   if (!NAME_TOKEN.test(natsSubjectPrefix)) problems.push(`MODELDEPLOY_NATS_PREFIX=${natsSubjectPrefix}: letters, digits, - and _ only`);
+  const secretKey = r.optional("MODELDEPLOY_SECRET_KEY");
+  // Never echo the value: it is a secret.
+  if (secretKey !== undefined && Buffer.from(secretKey, "base64").length !== 32) {
+    problems.push("MODELDEPLOY_SECRET_KEY: expected base64 of 32 bytes (e.g. `openssl rand -base64 32`)");
+  }
   const tlsCertFile = r.optional("MODELDEPLOY_TLS_CERT_FILE");
   const tlsKeyFile = r.optional("MODELDEPLOY_TLS_KEY_FILE");
   if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
@@ -163,6 +174,7 @@ export function loadConfig(env: Env = process.env): Config {
     natsStream,
     natsSubjectPrefix,
     dataDir: path.resolve(r.str("MODELDEPLOY_DATA_DIR", ".modeldeploy")),
+    secretKey,
     grpcHost: r.str("MODELDEPLOY_GRPC_HOST", "127.0.0.1"),
     grpcPort: r.int("MODELDEPLOY_GRPC_PORT", 50051, 0, 65535),
     httpHost: r.str("MODELDEPLOY_HTTP_HOST", "127.0.0.1"),

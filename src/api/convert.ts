@@ -10,6 +10,9 @@ import {
   type ModelSource as PbModelSource, type Resources as PbResources, type Task as PbTask,
 } from "../gen/modeldeploy/v1/resources_pb.js";
 import type { AcceleratorAvailability } from "../deployments/capacity.js";
+import { invalidRequest } from "../domain/errors.js";
+import { tokenProblems } from "../domain/validation.js";
+import type { TokenSealer } from "../secrets/token-seal.js";
 import type { RevisionRecord } from "../db/revisions.js";
 import type {
   Deployment, DeploymentEvent, DeploymentState, Failure, ModelSource, ModelType, Resources, Task, TaskStatus,
@@ -43,12 +46,33 @@ export function failureToPb(f: Failure | null): PbFailure | undefined {
   });
 }
 
+/** The token is write-only: a response says only whether one is set. */
 export function modelToPb(m: ModelSource): MessageInitShape<typeof DeploymentSchema>["model"] {
-  return { ...m, type: PbModelType[m.type] };
+  return {
+    name: m.name,
+    revision: m.revision,
+    uri: m.uri,
+    sha256: m.sha256,
+    task: m.task,
+    type: PbModelType[m.type],
+    runtime: m.runtime,
+    token: "",
+    tokenSet: m.tokenSealed !== "",
+  };
 }
 
-export function modelFromPb(m: PbModelSource | undefined): ModelSource {
+/**
+ * The request's model, its token sealed here at the boundary: past this
+ * point only the ciphertext exists. `tokenSet` of a request is output only
+ * and ignored.
+ */
+export function modelFromPb(m: PbModelSource | undefined, tokens: TokenSealer | undefined): ModelSource {
   const type = (m ? PbModelType[m.type] : "UNSPECIFIED") as ModelType | undefined;
+  const token = m?.token.trim() ?? "";
+  const problems = tokenProblems(token);
+  if (problems.length > 0) throw invalidRequest(problems);
+  if (token && !tokens) throw new Error("this API process has no secret key to seal model tokens with");
+  const sealed = token && tokens ? { tokenSealed: tokens.seal(token), tokenDigest: tokens.digest(token) } : { tokenSealed: "", tokenDigest: "" };
   return {
     name: m?.name.trim() ?? "",
     revision: m?.revision.trim() ?? "",
@@ -57,6 +81,7 @@ export function modelFromPb(m: PbModelSource | undefined): ModelSource {
     task: m?.task.trim() ?? "",
     type: type ?? "UNSPECIFIED",
     runtime: m?.runtime.trim() ?? "",
+    ...sealed,
   };
 }
 

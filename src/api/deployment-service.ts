@@ -62,7 +62,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
     async createDeployment(req, ctx) {
       const principal = await write(ctx);
       const { deployment, task } = await createDeployment(depsForCall(deps, ctx), principal, {
-        model: modelFromPb(req.model),
+        model: modelFromPb(req.model, deps.tokens),
         resources: resourcesFromPb(req.resources),
         scaling: req.scaling ? { minReplicas: req.scaling.minReplicas, maxReplicas: req.scaling.maxReplicas } : { minReplicas: 1, maxReplicas: 1 },
         suffix: req.suffix.trim(),
@@ -119,7 +119,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
       const principal = await write(ctx);
       const { deployment, task } = await updateDeployment(depsForCall(deps, ctx), principal, {
         name: requireName(req.name),
-        model: req.model ? modelFromPb(req.model) : undefined,
+        model: req.model ? modelFromPb(req.model, deps.tokens) : undefined,
         resources: req.resources ? resourcesFromPb(req.resources) : undefined,
         scaling: req.scaling ? { minReplicas: req.scaling.minReplicas, maxReplicas: req.scaling.maxReplicas } : undefined,
         progressDeadlineSeconds: req.progressDeadlineSeconds,

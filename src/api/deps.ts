@@ -3,6 +3,7 @@ import { dbForCall } from "../db/connect.js";
 import type { DeploymentsDeps } from "../deployments/deps.js";
 import type { Logger } from "../log.js";
 import type { EventBus } from "../queue/event-bus.js";
+import type { TokenSealer } from "../secrets/token-seal.js";
 import type { Authenticator } from "./auth.js";
 import type { WatchHub } from "./watch-hub.js";
 
@@ -13,6 +14,8 @@ export interface ApiDeps extends DeploymentsDeps {
   /** Every watch of this process, on one subscription to the bus. */
   watches: WatchHub;
   logger: Logger;
+  /** Seals model tokens at the boundary (MODELDEPLOY_SECRET_KEY). */
+  tokens: TokenSealer;
 }
 
 /** `deps` for the work of one call: its database waits end with the call (dbForCall). */

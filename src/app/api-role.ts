@@ -17,6 +17,7 @@ import { DeploymentService } from "../gen/modeldeploy/v1/deployment_service_pb.j
 import type { Logger } from "../log.js";
 import { createEventBus } from "../queue/event-bus.js";
 import { startOutboxRelay } from "../queue/outbox-relay.js";
+import type { TokenSealer } from "../secrets/token-seal.js";
 import type { Infrastructure } from "./infrastructure.js";
 
 export interface ApiRole {
@@ -26,7 +27,8 @@ export interface ApiRole {
   stop(graceMs: number): Promise<void>;
 }
 
-export async function startApiRole(config: Config, infra: Infrastructure, logger: Logger): Promise<ApiRole> {
+/** `tokens`: seals model tokens (secret-key.ts). */
+export async function startApiRole(config: Config, infra: Infrastructure, logger: Logger, tokens: TokenSealer): Promise<ApiRole> {
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
   const relay = startOutboxRelay({ db: infra.db, publisher: infra.queue, logger });
   const deps: ApiDeps = {
@@ -41,6 +43,7 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
     limits: DEFAULT_LIMITS,
     defaultProgressDeadlineSeconds: config.progressDeadlineSeconds,
     logger,
+    tokens,
   };
   const services = [
     bindService(DeploymentService, createDeploymentService(deps)),

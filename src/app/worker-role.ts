@@ -4,6 +4,7 @@ import type { Logger } from "../log.js";
 import { createEventBus } from "../queue/event-bus.js";
 import { startSweeper } from "../queue/sweeper.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
+import type { TokenSealer } from "../secrets/token-seal.js";
 import { startObserver } from "../worker/observer.js";
 import { startWorker } from "../worker/worker.js";
 import type { Infrastructure } from "./infrastructure.js";
@@ -13,7 +14,8 @@ export interface WorkerRole {
   stop(graceMs: number): Promise<void>;
 }
 
-export async function startWorkerRole(config: Config, infra: Infrastructure, driver: RuntimeDriver, logger: Logger): Promise<WorkerRole> {
+/** `tokens`: opens the model tokens the api sealed (secret-key.ts). */
+export async function startWorkerRole(config: Config, infra: Infrastructure, driver: RuntimeDriver, logger: Logger, tokens: TokenSealer): Promise<WorkerRole> {
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
   const sink = (events: Parameters<typeof bus.publish>[0]) => bus.publish(events);
   const observer = startObserver({ db: infra.db, sink, driver, logger, intervalMs: Math.max(config.healthPollMs * 4, 1000) });
@@ -27,6 +29,7 @@ export async function startWorkerRole(config: Config, infra: Infrastructure, dri
     },
     driver,
     logger,
+    tokens,
     concurrency: config.workerConcurrency,
     leaseMs: config.taskLeaseMs,
     ackWaitMs: config.taskAckWaitMs,

@@ -16,6 +16,7 @@ import { migrateToLatest } from "../db/migrate.js";
 import { SCOPES } from "../domain/types.js";
 import { connectNats } from "../queue/nats.js";
 import { CONSUMER_NAME } from "../queue/task-queue.js";
+import { newSecretKey } from "../secrets/token-seal.js";
 import { startProcess, type Proc } from "./processes.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -121,6 +122,8 @@ export async function createBenchSystem(o: { adminUrl: string; natsUrl: string }
   const env = (extra: Record<string, string> = {}): Record<string, string> => ({
     ...(process.env as Record<string, string>),
     DATABASE_URL: database.url,
+    // Benchmarks store no tokens; a fresh key per run satisfies the api and worker roles.
+    MODELDEPLOY_SECRET_KEY: newSecretKey(),
     NATS_URL: o.natsUrl,
     MODELDEPLOY_NATS_STREAM: stream,
     MODELDEPLOY_NATS_PREFIX: prefix,

@@ -5,6 +5,7 @@ import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { openInfrastructure } from "../app/infrastructure.js";
+import { tokenSealerFor } from "../app/secret-key.js";
 import type { Config } from "../config.js";
 import { createApiKey } from "../db/api-keys.js";
 import { assertMigrated, migrateToLatest } from "../db/migrate.js";
@@ -61,6 +62,8 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<num
     import("../app/runtime-role.js"),
     import("../app/worker-role.js"),
   ]);
+  // Before anything starts: a missing key is a configuration error.
+  const tokens = tokenSealerFor(config, "start");
   const infra = await openInfrastructure(config, logger, { allowEmbedded: true, role: "start" });
   const stops: Stop[] = [];
   try {
@@ -69,9 +72,9 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<num
     const bootstrapKey = await ensureBootstrapKey(config, infra.db);
     const agent = config.runtimeDriver === "local" ? await startRuntimeAgent(config, logger) : undefined;
     const driver = createDriver(config, logger, agent);
-    const api = await startApiRole(config, infra, logger);
+    const api = await startApiRole(config, infra, logger, tokens);
     stops.push((g) => api.stop(g));
-    const worker = await startWorkerRole(config, infra, driver, logger);
+    const worker = await startWorkerRole(config, infra, driver, logger, tokens);
     stops.push((g) => worker.stop(g));
     stops.push(async () => {
       await driver.close();
@@ -117,10 +120,11 @@ async function ensureBootstrapKey(config: Config, db: Parameters<typeof createAp
 
 export async function startApiOnly(config: Config, logger: Logger): Promise<number> {
   const { startApiRole } = await import("../app/api-role.js");
+  const tokens = tokenSealerFor(config, "api");
   const infra = await openInfrastructure(config, logger, { allowEmbedded: false, role: "api" });
   try {
     await assertMigrated(infra.db);
-    const api = await startApiRole(config, infra, logger);
+    const api = await startApiRole(config, infra, logger, tokens);
     logger.info("api listening", { grpc: `${config.grpcHost}:${api.grpcPort}`, http: `${config.httpHost}:${api.httpPort}` });
     return runUntilSignal(logger, [(g) => api.stop(g), () => infra.close()], config.shutdownGraceMs);
   } catch (err) {
@@ -131,11 +135,12 @@ export async function startApiOnly(config: Config, logger: Logger): Promise<numb
 
 export async function startWorkerOnly(config: Config, logger: Logger): Promise<number> {
   const [{ createDriver }, { startWorkerRole }] = await Promise.all([import("../app/runtime-role.js"), import("../app/worker-role.js")]);
+  const tokens = tokenSealerFor(config, "worker");
   const infra = await openInfrastructure(config, logger, { allowEmbedded: false, role: "worker" });
   try {
     await assertMigrated(infra.db);
     const driver = createDriver(config, logger);
-    const worker = await startWorkerRole(config, infra, driver, logger);
+    const worker = await startWorkerRole(config, infra, driver, logger, tokens);
     return runUntilSignal(logger, [(g) => worker.stop(g), () => driver.close(), () => infra.close()], config.shutdownGraceMs);
   } catch (err) {
     await infra.close();

@@ -1,6 +1,7 @@
 // Flags shared by the client commands and what they build: a model source,
 // resources and scaling, each from the flags given over a base (the
 // deployment's current values for update and scale, defaults for deploy).
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ModelSource, Resources, Scaling } from "../gen/modeldeploy/v1/resources_pb.js";
@@ -8,7 +9,8 @@ import type { ModelSource, Resources, Scaling } from "../gen/modeldeploy/v1/reso
 type Flags = Record<string, string | boolean | string[] | undefined>;
 const text = { type: "string" } as const;
 
-export const modelOptions = { model: text, uri: text, sha256: text, revision: text, task: text, runtime: text } as const;
+// --token-file: a token on the command line would show in `ps` and shell history.
+export const modelOptions = { model: text, uri: text, sha256: text, revision: text, task: text, runtime: text, "token-file": text } as const;
 export const resourceOptions = {
   threads: text, "max-batch-size": text, cpu: text, memory: text, "accelerator-type": text, "accelerator-count": text,
 } as const;
@@ -31,6 +33,12 @@ function weightsUri(uri: string): string {
 
 export function modelFrom(values: Flags, base: ModelSource): ModelSource {
   const uri = str(values, "uri");
+  const tokenFile = str(values, "token-file");
+  // Tokens are write-only (responses carry only tokenSet), and a model given
+  // replaces the old one whole: a model with a token needs it given again.
+  if (base.tokenSet && tokenFile === undefined) {
+    throw new Error("this deployment's model has an access token, which is never shown: give it again with --token-file PATH (or the new model's token)");
+  }
   return {
     ...base,
     name: str(values, "model") ?? base.name,
@@ -40,6 +48,8 @@ export function modelFrom(values: Flags, base: ModelSource): ModelSource {
     revision: str(values, "revision") ?? base.revision,
     task: str(values, "task") ?? base.task,
     runtime: str(values, "runtime") ?? base.runtime,
+    token: tokenFile === undefined ? "" : readFileSync(tokenFile, "utf8").trim(),
+    tokenSet: false,
   };
 }
 

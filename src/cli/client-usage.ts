@@ -1,10 +1,10 @@
 // The client commands' usage text, apart so that `modeldeploy --help` and the
 // server commands do not load the client (and its ONNX sample-model code).
 export const clientUsage = `Client commands (MODELDEPLOY_URL, default http://127.0.0.1:8080; MODELDEPLOY_API_KEY):
-  deploy --model NAME --uri URI [--sha256 HEX] [--revision R] [--suffix S] [--replicas N | --min N --max N]
+  deploy --model NAME --uri URI [--sha256 HEX] [--token-file PATH] [--revision R] [--suffix S] [--replicas N | --min N --max N]
          [--threads N] [--max-batch-size N] [--cpu N] [--memory Q] [--label k=v]... [--progress-deadline SECONDS]
          [--request-id ID] [--wait] [--json]
-  update NAME [--model NAME] [--uri URI] [--sha256 HEX] [--revision R] [--cpu N] [--memory Q] [--threads N] ...
+  update NAME [--model NAME] [--uri URI] [--sha256 HEX] [--token-file PATH] [--revision R] [--cpu N] [--memory Q] [--threads N] ...
          [--replicas N | --min N --max N] [--progress-deadline SECONDS] [--request-id ID] [--wait] [--json]
          a new model or resources roll out a new revision; flags not given keep their current values
   scale NAME --replicas N | --min N --max N [--request-id ID] [--wait] [--json]

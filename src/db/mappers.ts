@@ -1,5 +1,5 @@
 // Rows ↔ domain objects. jsonb columns hold the domain's own shapes.
-import type { Deployment, DeploymentEvent, Task } from "../domain/types.js";
+import { withTokenDefaults, type Deployment, type DeploymentEvent, type Task } from "../domain/types.js";
 import type { DeploymentRow, EventRow, NewDeploymentRow, NewTaskRow, TaskRow } from "./database.js";
 
 const asDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
@@ -11,7 +11,7 @@ export function toDeployment(row: DeploymentRow): Deployment {
     workspace: row.workspace,
     name: row.name,
     state: row.state,
-    model: row.model,
+    model: withTokenDefaults(row.model),
     resources: row.resources,
     scaling: row.scaling,
     failure: row.failure ?? null,

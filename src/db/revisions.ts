@@ -1,4 +1,4 @@
-import type { ModelSource, Resources } from "../domain/types.js";
+import { withTokenDefaults, type ModelSource, type Resources } from "../domain/types.js";
 import type { RevisionRow } from "./database.js";
 import type { Executor } from "./executor.js";
 
@@ -24,7 +24,7 @@ export async function loadRevision(db: Executor, deploymentUid: string, number: 
 export function toRevisionRecord(row: RevisionRow): RevisionRecord {
   return {
     number: row.number,
-    model: row.model,
+    model: withTokenDefaults(row.model),
     resources: row.resources,
     taskId: row.task_id,
     createTime: new Date(row.create_time),

@@ -4,7 +4,7 @@ import type { CallScope } from "../db/call-scope.js";
 import { isUniqueViolation } from "../db/db-errors.js";
 import { invalidRequest, RefusedError } from "../domain/errors.js";
 import { newId, newSuffix } from "../domain/ids.js";
-import type { Deployment, ModelSource, Principal, Resources, Scaling, Task } from "../domain/types.js";
+import { comparableModel, type Deployment, type ModelSource, type Principal, type Resources, type Scaling, type Task } from "../domain/types.js";
 import { resolveName, validateLabels, validateSpec } from "../domain/validation.js";
 import { checkCapacity } from "./capacity.js";
 import type { DeploymentsDeps } from "./deps.js";
@@ -33,7 +33,7 @@ export async function createDeployment(deps: DeploymentsDeps, principal: Princip
   if ("violation" in named && input.model.name) problems.push(named.violation);
   if (problems.length > 0) throw invalidRequest(problems);
 
-  const hash = requestHash("create", input.requestId, { ...input, requestId: "" });
+  const hash = requestHash("create", input.requestId, { ...input, model: comparableModel(input.model), requestId: "" });
   const seen = await replayIfSeen(deps.db, principal.workspace, input.requestId, hash);
   if (seen) return seen;
   await checkCapacity(deps, input.resources, input.scaling);

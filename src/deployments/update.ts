@@ -4,7 +4,7 @@
 // whose first deploy failed is deployed again by any update.
 import type { Executor } from "../db/executor.js";
 import { invalidRequest, RefusedError } from "../domain/errors.js";
-import type { Deployment, ModelSource, Principal, Resources, Scaling, Task } from "../domain/types.js";
+import { comparableModel, type Deployment, type ModelSource, type Principal, type Resources, type Scaling, type Task } from "../domain/types.js";
 import { validateSpec } from "../domain/validation.js";
 import { checkCapacity } from "./capacity.js";
 import type { DeploymentsDeps } from "./deps.js";
@@ -14,7 +14,7 @@ import { sameValue } from "./same-value.js";
 
 export interface UpdateInput {
   name: string;
-  /** Each absent part stays as it is. */
+  /** Each absent part stays as it is; a model given replaces the old one whole, its token included (none given: none kept). */
   model: ModelSource | undefined;
   resources: Resources | undefined;
   scaling: Scaling | undefined;
@@ -32,7 +32,7 @@ export async function updateDeployment(deps: DeploymentsDeps, principal: Princip
   return queueChange(deps, principal, {
     name: input.name,
     requestId,
-    requestHash: requestHash("update", requestId, body),
+    requestHash: requestHash("update", requestId, { ...body, model: body.model && comparableModel(body.model) }),
     deadlineSeconds: input.progressDeadlineSeconds || deps.defaultProgressDeadlineSeconds,
     plan: (current, trx) => planUpdate(deps, trx, current, input),
   });
@@ -45,7 +45,7 @@ async function planUpdate(deps: DeploymentsDeps, trx: Executor, current: Deploym
   const problems = validateSpec({ model, resources, scaling }, deps.catalog, deps.limits);
   if (problems.length > 0) throw invalidRequest(problems);
   // Nothing serves after a failed first deploy: any update deploys again.
-  const newRevision = current.servingRevision === 0 || !sameValue(model, current.model) || !sameValue(resources, current.resources);
+  const newRevision = current.servingRevision === 0 || !sameValue(comparableModel(model), comparableModel(current.model)) || !sameValue(resources, current.resources);
   const newScaling = !sameValue(scaling, current.scaling);
   if (!newRevision && !newScaling) {
     throw new RefusedError("failed_precondition", `deployment "${current.name}" already runs this model, resources and scaling: nothing to change`, "NO_CHANGE", { name: current.name });

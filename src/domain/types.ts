@@ -45,6 +45,29 @@ export interface ModelSource {
   task: string;
   type: ModelType;
   runtime: string;
+  /**
+   * The access token for private weights, sealed (src/secrets/token-seal.ts),
+   * or "" when none. The plaintext never enters the domain: rows, events, logs
+   * and errors can only ever hold this ciphertext.
+   */
+  tokenSealed: string;
+  /** A keyed digest of the token ("" when none): equal tokens compare equal although each sealing differs. */
+  tokenDigest: string;
+}
+
+/**
+ * A model as compared for sameness (a repeated request, an update that
+ * changes nothing): each sealing differs, the digest does not. Without a
+ * token it is the model as it was before tokens existed (same request hashes).
+ */
+export function comparableModel(m: ModelSource): Partial<ModelSource> {
+  const { tokenSealed: _sealed, tokenDigest, ...rest } = m;
+  return tokenDigest ? { ...rest, tokenDigest } : rest;
+}
+
+/** Rows written before tokens existed have no token fields. */
+export function withTokenDefaults(m: ModelSource): ModelSource {
+  return { ...m, tokenSealed: m.tokenSealed ?? "", tokenDigest: m.tokenDigest ?? "" };
 }
 
 export interface Resources {

@@ -36,6 +36,21 @@ export interface DeploymentSpec {
 export const SUPPORTED_RUNTIMES: readonly string[] = ["onnx"];
 
 const SHA256 = /^[0-9a-f]{64}$/;
+/** Longest model access token accepted (checked on the plaintext, before sealing). */
+export const MAX_TOKEN_LENGTH = 4096;
+
+/** Problems of a plaintext token, checked at the boundary before it is sealed (never quoted back). */
+export function tokenProblems(token: string, field = "model"): Violation[] {
+  const f = `${field}.token`;
+  if (token.length > MAX_TOKEN_LENGTH) {
+    return [{ field: f, description: `model token is longer than ${MAX_TOKEN_LENGTH} characters`, reason: "MODEL_SOURCE_INVALID", metadata: { field: f } }];
+  }
+  // A header value cannot carry control characters: fetch would refuse it at download time.
+  if (/[^\x20-\x7e]/.test(token)) {
+    return [{ field: f, description: "model token must be printable ASCII (it is sent in an HTTP header)", reason: "MODEL_SOURCE_INVALID", metadata: { field: f } }];
+  }
+  return [];
+}
 const LABEL_KEY = /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/;
 
 export function validateModel(model: ModelSource, field = "model"): Violation[] {
@@ -58,6 +73,10 @@ export function validateModel(model: ModelSource, field = "model"): Violation[] 
     } else if (url && url.protocol === "file:" && (url.host !== "" || !url.pathname.startsWith("/"))) {
       bad("uri", "file URIs must be absolute and local: file:///path/model.onnx");
     }
+  }
+  // Only http(s) downloads send it (never file://): a token elsewhere is a mistake.
+  if (model.tokenSealed && !/^https?:\/\//i.test(model.uri.trim())) {
+    bad("token", "a model token is sent only on http:// or https:// downloads: remove the token or use an http(s) uri");
   }
   if (model.sha256 && !SHA256.test(model.sha256)) bad("sha256", "sha256 must be 64 lowercase hex characters");
   // Accepting an unknown runtime would start the default server anyway: refuse it.

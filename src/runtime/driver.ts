@@ -35,6 +35,12 @@ export interface ModelSpec {
   task: string;
   type: string;
   runtime: string;
+  /**
+   * Access token for private weights: prepareWeights sends it as
+   * `Authorization: Bearer` on http(s) downloads. A driver never logs it,
+   * never puts it in an error, and never passes it on with the spec.
+   */
+  token?: string;
 }
 
 export interface ResourceSpec {

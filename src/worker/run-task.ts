@@ -10,10 +10,12 @@ import type { Deployment, Failure, Instances, Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
 import type { Logger } from "../log.js";
 import { RuntimeError, type PreparedWeights, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
+import type { TokenSealer } from "../secrets/token-seal.js";
 import type { RetryPolicy } from "./retry-schedule.js";
 import { createAttemptWriter, failureOf, type AttemptChanges, type AttemptWriter } from "../deployments/attempt.js";
 import * as phases from "../deployments/task-phases.js";
 import { downloadWeights } from "./download-weights.js";
+import { modelSpec } from "./model-spec.js";
 import { TaskFailure } from "./task-failure.js";
 import { waitForReplicas } from "./wait-replicas.js";
 import { loadRevision, toRevisionRecord, type RevisionRecord } from "../db/revisions.js";
@@ -28,6 +30,8 @@ export interface RunTaskDeps {
   healthPollMs: number;
   /** How downloads that fail for a passing reason are retried in the task; default DOWNLOAD_RETRY. */
   downloadRetry?: RetryPolicy | undefined;
+  /** Opens sealed model tokens; without it a model with a token fails with INVALID_SPEC. */
+  tokens?: TokenSealer | undefined;
 }
 
 /** Rows the claim already read with the task (saves their round trips). */
@@ -76,13 +80,13 @@ export async function runTask(deps: RunTaskDeps, task: Task, outer: AbortSignal,
   }
 }
 
-function revisionSpec(deployment: Deployment, number: number, revision: RevisionRecord, replicas: number): RevisionSpec {
+function revisionSpec(deps: RunTaskDeps, deployment: Deployment, number: number, revision: RevisionRecord, replicas: number): RevisionSpec {
   return {
     deploymentUid: deployment.uid,
     workspace: deployment.workspace,
     deploymentName: deployment.name,
     revision: number,
-    model: revision.model,
+    model: modelSpec(revision.model, deps.tokens),
     resources: { ...revision.resources, memoryBytes: parseMemory(revision.resources.memory) ?? 0 },
     replicas,
   };
@@ -134,7 +138,7 @@ const downloadedOf = (weights: PreparedWeights) => ({ bytesDone: weights.bytes, 
 async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment, signal: AbortSignal, revisionRow: RevisionRow | undefined): Promise<void> {
   const task = w.task;
   const replicas = initialReplicas(deployment.scaling);
-  const spec = revisionSpec(deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas);
+  const spec = revisionSpec(deps, deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas);
   const none: Instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
   await phases.deployStarted(w, none);
   const weights = await downloadWeights(deps, w, spec, signal, true);
@@ -167,7 +171,7 @@ async function rollout(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployme
   const previous = deployment.servingRevision;
   const revision = await taskRevision(deps, deployment, task.revision, revisionRow);
   const replicas = initialReplicas(task.scaling ?? deployment.scaling);
-  const spec = revisionSpec(deployment, task.revision, revision, replicas);
+  const spec = revisionSpec(deps, deployment, task.revision, revision, replicas);
   await phases.changeStarted(w, previous > 0 ? `rolling out revision ${task.revision} beside revision ${previous}` : `deploying revision ${task.revision}`);
   const weights = await downloadWeights(deps, w, spec, signal, false);
   let instances: Instances = { desired: 0, ready: 0, pending: 0, restarts: 0 };
@@ -197,7 +201,7 @@ async function scale(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment
     await phases.deployFinished(w, deployment, { state: "STOPPED", endpointUrl: "", instances: { desired: 0, ready: 0, pending: 0, restarts: 0 } });
     return;
   }
-  const spec = revisionSpec(deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas);
+  const spec = revisionSpec(deps, deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas);
   // The serving revision's weights are in the cache (a stop keeps them):
   // no download phase to show; were they evicted, the bytes still count.
   const weights = await deps.driver.prepareWeights(spec, () => {}, signal);

@@ -10,8 +10,10 @@ import { loadRevision } from "../db/revisions.js";
 import type { Db } from "../db/connect.js";
 import type { Logger } from "../log.js";
 import type { RevisionSpec, RuntimeDriver } from "../runtime/driver.js";
+import type { TokenSealer } from "../secrets/token-seal.js";
+import { modelSpec } from "./model-spec.js";
 
-export async function settleRuntime(o: { db: Db; driver: RuntimeDriver; logger: Logger }, task: Task, deployment: Deployment): Promise<void> {
+export async function settleRuntime(o: { db: Db; driver: RuntimeDriver; logger: Logger; tokens?: TokenSealer | undefined }, task: Task, deployment: Deployment): Promise<void> {
   if (task.kind === "DELETE" || deployment.state === "DELETING" || deployment.state === "DELETED") return;
   const step = async (what: string, fn: () => Promise<unknown>) => {
     try {
@@ -32,7 +34,7 @@ export async function settleRuntime(o: { db: Db; driver: RuntimeDriver; logger: 
       workspace: deployment.workspace,
       deploymentName: deployment.name,
       revision: serving,
-      model: revision.model,
+      model: modelSpec(revision.model, o.tokens),
       resources: { ...revision.resources, memoryBytes: parseMemory(revision.resources.memory) ?? 0 },
       replicas: initialReplicas(deployment.scaling),
     };

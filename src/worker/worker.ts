@@ -16,6 +16,7 @@ import type { Logger } from "../log.js";
 import { isTerminalStatus, type DeploymentEvent, type Task } from "../domain/types.js";
 import { parseTaskMessage, type TaskQueue } from "../queue/task-queue.js";
 import { RuntimeError, type RuntimeDriver } from "../runtime/driver.js";
+import type { TokenSealer } from "../secrets/token-seal.js";
 import { createAttemptWriter, failureOf } from "../deployments/attempt.js";
 import { taskFailed } from "../deployments/task-phases.js";
 import { startPullLoop } from "./pull-loop.js";
@@ -42,6 +43,8 @@ export interface WorkerOptions {
   followDeployment?: (deploymentUid: string, listener: (event: DeploymentEvent) => void) => () => void;
   /** How a task retries a download that fails for a passing reason; default DOWNLOAD_RETRY. */
   downloadRetry?: RetryPolicy;
+  /** Opens the model tokens the api sealed (MODELDEPLOY_SECRET_KEY). */
+  tokens?: TokenSealer;
 }
 
 /** A task still running after this long follows its deployment's events (a quick task never pays for a subscription). */
@@ -66,7 +69,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
   /** A task cancelled under this attempt: the runtime goes back to what the deployment row says. */
   const settleIfCancelled = async (task: Task, tlog: Logger) => {
     const [now, row] = await Promise.all([findTask(o.db, task.id), findDeploymentByUid(o.db, task.deploymentUid)]).catch(() => [undefined, undefined] as const);
-    if (now?.status === "CANCELLED" && row) await settleRuntime({ db: o.db, driver: o.driver, logger: tlog }, task, toDeployment(row));
+    if (now?.status === "CANCELLED" && row) await settleRuntime({ db: o.db, driver: o.driver, logger: tlog, tokens: o.tokens }, task, toDeployment(row));
   };
 
   const handle = async (msg: JsMsg): Promise<Outcome> => {
@@ -105,7 +108,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     }, followAfterMs);
     try {
       tlog.info("task started");
-      await runTask({ db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs, downloadRetry: o.downloadRetry }, task, ac.signal, claim);
+      await runTask({ db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs, downloadRetry: o.downloadRetry, tokens: o.tokens }, task, ac.signal, claim);
       tlog.info("task finished");
       return { kind: "ack" };
     } catch (err) {
@@ -123,7 +126,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
         if (!row) return { kind: "ack" };
         const deployment = toDeployment(row);
         // A failed deploy leaves no replicas behind; a failed change leaves the serving revision serving.
-        await settleRuntime({ db: o.db, driver: o.driver, logger: tlog }, task, deployment);
+        await settleRuntime({ db: o.db, driver: o.driver, logger: tlog, tokens: o.tokens }, task, deployment);
         try {
           await taskFailed(createAttemptWriter(changes, o.sink, task), final, deployment);
         } catch (writeErr) {

@@ -184,6 +184,8 @@ let modelSha: string;
 let deploymentName: string | undefined;
 /** Set once the first run has stopped cleanly: the second run needs its data dir (and PGlite's lock) released. */
 let firstRunStopped = false;
+/** The first run's secret-key file: the second must reuse it. */
+let firstSecretKey = "";
 
 const auth = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
 
@@ -256,6 +258,11 @@ describe("modeldeploy start on a fresh machine (embedded Postgres and nats-serve
       const keyFile = path.join(dataDir, "bootstrap-key");
       expect(readFileSync(keyFile, "utf8").trim()).toBe(key);
       expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+      // The key that seals model tokens, made on first start, readable by its owner only.
+      const secretKeyFile = path.join(dataDir, "secret-key");
+      expect(Buffer.from(readFileSync(secretKeyFile, "utf8").trim(), "base64")).toHaveLength(32);
+      expect(statSync(secretKeyFile).mode & 0o777).toBe(0o600);
+      firstSecretKey = readFileSync(secretKeyFile, "utf8");
       expect(existsSync(path.join(dataDir, "postgres"))).toBe(true);
       expect(existsSync(path.join(dataDir, "nats"))).toBe(true);
 
@@ -319,6 +326,8 @@ describe("modeldeploy start on a fresh machine (embedded Postgres and nats-serve
       expect(s.banner).toContain(`embedded PGlite in ${path.join(dataDir, "postgres")}`);
       expect(s.banner).toMatch(/queue:\s+embedded nats-server/);
       const key = readFileSync(path.join(dataDir, "bootstrap-key"), "utf8").trim();
+      // The same sealing key as the first run: tokens stored then still open.
+      expect(readFileSync(path.join(dataDir, "secret-key"), "utf8")).toBe(firstSecretKey);
       const client = connectClient(s);
 
       // The runtime brings the replica back; the observer records it (and the new gateway address).

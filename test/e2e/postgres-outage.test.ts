@@ -21,7 +21,7 @@ import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_servi
 import { connectNats } from "../../src/queue/nats.js";
 import { grpcClient, type GrpcClient } from "../helpers/grpc-client.js";
 import { createDatabaseOn, startPrivatePostgres, type PrivatePostgres } from "../helpers/private-postgres.js";
-import { NATS_URL, randomName, waitFor } from "../helpers/services.js";
+import { NATS_URL, randomName, TEST_SECRET_KEY, waitFor } from "../helpers/services.js";
 import { CLI, runCli } from "../helpers/system.js";
 
 const QUERY_TIMEOUT_MS = 3000;
@@ -166,6 +166,7 @@ beforeAll(async () => {
     MODELDEPLOY_NATS_STREAM: randomName("MDOUT").toUpperCase(),
     MODELDEPLOY_NATS_PREFIX: randomName("mdout"),
     MODELDEPLOY_DATA_DIR: dataDir,
+    MODELDEPLOY_SECRET_KEY: TEST_SECRET_KEY,
     MODELDEPLOY_GRPC_PORT: "0",
     MODELDEPLOY_HTTP_PORT: "0",
     MODELDEPLOY_RUNTIME: "noop",

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { buildSampleModel } from "../../src/onnx/sample-model.js";
 import { connectNats } from "../../src/queue/nats.js";
-import { createTestDatabase, NATS_URL, randomName, type TestDatabase } from "../helpers/services.js";
+import { createTestDatabase, NATS_URL, randomName, TEST_SECRET_KEY, type TestDatabase } from "../helpers/services.js";
 import { CLI, runCli } from "../helpers/system.js";
 
 interface Proc { child: ChildProcess; lines: Array<Record<string, unknown>>; exited: Promise<number | null> }
@@ -59,6 +59,7 @@ beforeAll(async () => {
     MODELDEPLOY_NATS_STREAM: randomName("MDPROC").toUpperCase(),
     MODELDEPLOY_NATS_PREFIX: randomName("mdproc"),
     MODELDEPLOY_DATA_DIR: dataDir,
+    MODELDEPLOY_SECRET_KEY: TEST_SECRET_KEY,
     MODELDEPLOY_GRPC_PORT: "0",
     MODELDEPLOY_HTTP_PORT: "0",
     MODELDEPLOY_GATEWAY_PORT: "0",

@@ -1,5 +1,6 @@
 // The API's dependencies as the tests build them: real database and bus,
 // no relay unless a test passes one.
+import { randomBytes } from "node:crypto";
 import { createAuthenticator } from "../../src/api/auth.js";
 import type { ApiDeps } from "../../src/api/deps.js";
 import { createWatchHub } from "../../src/api/watch-hub.js";
@@ -9,6 +10,7 @@ import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
 import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
 import { silentLogger } from "../../src/log.js";
 import type { EventBus } from "../../src/queue/event-bus.js";
+import { createTokenSealer } from "../../src/secrets/token-seal.js";
 
 export function testApiDeps(db: Db, bus: EventBus, overrides: Partial<ApiDeps> = {}): ApiDeps {
   return {
@@ -23,6 +25,7 @@ export function testApiDeps(db: Db, bus: EventBus, overrides: Partial<ApiDeps> =
     limits: DEFAULT_LIMITS,
     defaultProgressDeadlineSeconds: 600,
     logger: silentLogger,
+    tokens: createTokenSealer(randomBytes(32)),
     ...overrides,
   };
 }
@@ -30,7 +33,7 @@ export function testApiDeps(db: Db, bus: EventBus, overrides: Partial<ApiDeps> =
 /** A valid CreateDeployment input (a model no runtime needs to read: the no-op driver). */
 export function createInput(over: Partial<CreateInput> = {}): CreateInput {
   return {
-    model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx", sha256: "", task: "regression", type: "UNSPECIFIED", runtime: "" },
+    model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx", sha256: "", task: "regression", type: "UNSPECIFIED", runtime: "", tokenSealed: "", tokenDigest: "" },
     resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "128MiB", threadCount: 1, maxBatchSize: 0 },
     scaling: { minReplicas: 1, maxReplicas: 1 },
     suffix: "",

@@ -10,6 +10,8 @@ import { createTaskQueue, type TaskQueue } from "../../src/queue/task-queue.js";
 
 export const DATABASE_URL = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres";
 export const NATS_URL = process.env["NATS_URL"] ?? "nats://127.0.0.1:4222";
+/** MODELDEPLOY_SECRET_KEY of the processes tests start with DATABASE_URL (a fresh key per test run). */
+export const TEST_SECRET_KEY = randomBytes(32).toString("base64");
 
 export function randomName(prefix: string): string {
   return `${prefix}_${randomBytes(5).toString("hex")}`;

@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connectNats } from "../../src/queue/nats.js";
-import { randomName } from "./services.js";
+import { randomName, TEST_SECRET_KEY } from "./services.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const CLI = path.join(ROOT, "bin/modeldeploy.js");
@@ -35,6 +35,7 @@ export function systemEnv(o: { databaseUrl: string; natsUrl: string; dataDir: st
     MODELDEPLOY_NATS_STREAM: randomName("MDE2E").toUpperCase(),
     MODELDEPLOY_NATS_PREFIX: randomName("mde2e"),
     MODELDEPLOY_DATA_DIR: o.dataDir,
+    MODELDEPLOY_SECRET_KEY: TEST_SECRET_KEY,
     MODELDEPLOY_GRPC_PORT: "0",
     MODELDEPLOY_HTTP_PORT: "0",
     MODELDEPLOY_GATEWAY_PORT: "0",

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../src/db/api-keys.js";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import { startPrivateNats } from "../helpers/private-nats.js";
-import { createTestDatabase, randomName, waitFor } from "../helpers/services.js";
+import { createTestDatabase, randomName, TEST_SECRET_KEY, waitFor } from "../helpers/services.js";
 import { CLI } from "../helpers/system.js";
 
 interface Role {
@@ -66,6 +66,7 @@ describe("api and worker processes", () => {
       ...(process.env as Record<string, string>),
       DATABASE_URL: tdb.url,
       NATS_URL: nats.url,
+      MODELDEPLOY_SECRET_KEY: TEST_SECRET_KEY,
       MODELDEPLOY_NATS_STREAM: randomName("MDPROCQ").toUpperCase(),
       MODELDEPLOY_NATS_PREFIX: randomName("mdprocq"),
       MODELDEPLOY_GRPC_PORT: "0",

@@ -7,7 +7,7 @@ import type { DeploymentSpec } from "../../src/domain/validation.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
 
 const spec = (over: Partial<DeploymentSpec> = {}): DeploymentSpec => ({
-  model: { name: "google/vit-base-patch16-224", revision: "main", uri: "file:///models/vit.onnx", sha256: "", task: "image-classification", type: "UNSPECIFIED", runtime: "" },
+  model: { name: "google/vit-base-patch16-224", revision: "main", uri: "file:///models/vit.onnx", sha256: "", task: "image-classification", type: "UNSPECIFIED", runtime: "", tokenSealed: "", tokenDigest: "" },
   resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "256MiB", threadCount: 2, maxBatchSize: 8 },
   scaling: { minReplicas: 1, maxReplicas: 2 },
   ...over,

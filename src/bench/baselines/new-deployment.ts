@@ -9,7 +9,7 @@ export function newDeploymentRows(o: { workspace: string; modelName: string; rep
   const now = new Date();
   const uid = newId();
   const taskId = newId();
-  const model = modelFromPb(undefined);
+  const model = modelFromPb(undefined, undefined);
   model.name = o.modelName;
   model.uri = "file:///bench/model.onnx";
   const resources = resourcesFromPb(undefined);

@@ -103,7 +103,8 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
     name: "local",
     prepareWeights: (spec, onProgress, signal) => weights.prepare(spec.model, onProgress, signal),
     async startRevision(spec, prepared) {
-      await call("POST", controlPaths.revisions, { spec, weights: prepared });
+      // The token is for the download only: the agent never sees it.
+      await call("POST", controlPaths.revisions, { spec: withoutToken(spec), weights: prepared });
     },
     async revisionStatus(uid, revision) {
       return statusOf(await call<RevisionStatus>("GET", controlPaths.revision(uid, revision)));
@@ -118,7 +119,7 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
       return statusOf(s);
     },
     async switchTraffic(spec: RevisionSpec) {
-      const { endpointUrl } = await call<{ endpointUrl: string }>("PUT", controlPaths.route(spec.deploymentUid), { spec });
+      const { endpointUrl } = await call<{ endpointUrl: string }>("PUT", controlPaths.route(spec.deploymentUid), { spec: withoutToken(spec) });
       return endpointUrl;
     },
     async stopRevision(uid, revision) {
@@ -136,4 +137,9 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
       logger.debug("local driver closed");
     },
   };
+}
+
+function withoutToken(spec: RevisionSpec): RevisionSpec {
+  const { token: _token, ...model } = spec.model;
+  return { ...spec, model };
 }

@@ -26,6 +26,8 @@ export interface WeightsSource {
   uri: string;
   /** Lowercase hex, or "" when not given. */
   sha256: string;
+  /** Sent as `Authorization: Bearer` on http(s) only, and only to the uri's own origin. */
+  token?: string | undefined;
 }
 
 export interface WeightsCache {
@@ -61,7 +63,7 @@ export function createWeightsCache(options: WeightsCacheOptions): WeightsCache {
     if (expected !== "" && !SHA256_HEX.test(expected)) {
       throw new RuntimeError("INVALID_SPEC", `model sha256 must be 64 hex digits, got "${source.sha256}"`);
     }
-    const opener = openerFor(source.uri);
+    const opener = openerFor(source.uri, source.token);
 
     if (expected !== "") {
       const cached = await stat(entryPath(expected)).catch(() => undefined);
@@ -126,7 +128,7 @@ export function createWeightsCache(options: WeightsCacheOptions): WeightsCache {
 
 type Opener = (signal?: AbortSignal) => Promise<{ stream: Readable; bytesTotal: number }>;
 
-function openerFor(uri: string): Opener {
+function openerFor(uri: string, token: string | undefined): Opener {
   let url: URL;
   try {
     url = new URL(uri);
@@ -145,7 +147,7 @@ function openerFor(uri: string): Opener {
     }
     case "http:":
     case "https:":
-      return (signal) => openHttp(url, signal);
+      return (signal) => openHttp(url, signal, token);
     default:
       throw new RuntimeError(
         "INVALID_SPEC",
@@ -170,13 +172,40 @@ async function openFile(file: string, uri: string): Promise<{ stream: Readable; 
   return { stream: createReadStream(path), bytesTotal: info.size };
 }
 
-async function openHttp(url: URL, signal?: AbortSignal): Promise<{ stream: Readable; bytesTotal: number }> {
+const MAX_REDIRECTS = 10;
+
+/**
+ * fetch, following redirects; with a token, by hand: the token goes to the
+ * uri's own origin only, never to wherever a redirect points elsewhere
+ * (a presigned storage URL, say, or a host that should not see it).
+ */
+async function fetchWeights(url: URL, signal: AbortSignal | undefined, token: string | undefined): Promise<Response> {
+  // identity: content-length then counts the bytes we store, and the hash covers the file itself.
+  const base = { "accept-encoding": "identity" };
+  if (!token) return fetch(url, { signal: signal ?? null, redirect: "follow", headers: base });
+  let at = url;
+  for (let hops = 0; ; hops++) {
+    const headers = at.origin === url.origin ? { ...base, authorization: `Bearer ${token}` } : base;
+    const res = await fetch(at, { signal: signal ?? null, redirect: "manual", headers });
+    const location = res.headers.get("location");
+    if (res.status < 300 || res.status >= 400 || location === null) return res;
+    await res.body?.cancel();
+    if (hops >= MAX_REDIRECTS) throw new RuntimeError("WEIGHTS_DOWNLOAD_FAILED", `${redact(url)} redirected more than ${MAX_REDIRECTS} times`);
+    const next = new URL(location, at);
+    if (next.protocol !== "http:" && next.protocol !== "https:") {
+      throw new RuntimeError("WEIGHTS_DOWNLOAD_FAILED", `${redact(url)} redirected to a ${next.protocol} location; only http(s) is followed`);
+    }
+    at = next;
+  }
+}
+
+async function openHttp(url: URL, signal?: AbortSignal, token?: string): Promise<{ stream: Readable; bytesTotal: number }> {
   const shown = redact(url);
   let res: Response;
   try {
-    // identity: content-length then counts the bytes we store, and the hash covers the file itself.
-    res = await fetch(url, { signal: signal ?? null, redirect: "follow", headers: { "accept-encoding": "identity" } });
+    res = await fetchWeights(url, signal, token);
   } catch (err) {
+    if (err instanceof RuntimeError) throw err;
     if (signal?.aborted) throw err;
     throw new RuntimeError("WEIGHTS_DOWNLOAD_FAILED", `cannot reach ${shown}: ${describe(err)}`, {
       retryable: true,
@@ -191,7 +220,9 @@ async function openHttp(url: URL, signal?: AbortSignal): Promise<{ stream: Reada
     if (res.status === 401 || res.status === 403) {
       throw new RuntimeError(
         "WEIGHTS_NOT_FOUND",
-        `${shown} answered ${res.status}: access denied; make the weights readable without credentials`,
+        token
+          ? `${shown} answered ${res.status}: access denied with the model's token; give the model a valid token (model.token)`
+          : `${shown} answered ${res.status}: access denied; give the model a token (model.token), or make the weights readable without credentials`,
       );
     }
     const retryable = res.status >= 500 || res.status === 408 || res.status === 429;

@@ -12,6 +12,7 @@ import { createDb } from "../../../src/db/connect.js";
 import { migrateToLatest } from "../../../src/db/migrate.js";
 import { connectNats } from "../../../src/queue/nats.js";
 import { writeSampleModel, type WrittenModel } from "../../helpers/onnx-model.js";
+import { TEST_SECRET_KEY } from "../../helpers/services.js";
 import { freePort } from "../../helpers/private-postgres.js";
 import { atExit } from "./process-groups.js";
 import { startRole, type Role } from "./role.js";
@@ -106,6 +107,7 @@ export async function startFaultSystem(servers: Servers, o: SystemOptions = {}):
       MODELDEPLOY_NATS_STREAM: stream,
       MODELDEPLOY_NATS_PREFIX: `faults${process.pid}n${n}`,
       MODELDEPLOY_DATA_DIR: dataDir,
+      MODELDEPLOY_SECRET_KEY: TEST_SECRET_KEY,
       ...FAULT_ENV,
       ...o.env,
     };
