@@ -10,7 +10,7 @@ import {
   type ModelSource as PbModelSource, type Resources as PbResources, type Task as PbTask,
 } from "../gen/modeldeploy/v1/resources_pb.js";
 import type { AcceleratorAvailability } from "../deployments/capacity.js";
-import { invalidRequest } from "../domain/errors.js";
+import { invalidRequest, RefusedError } from "../domain/errors.js";
 import { tokenProblems } from "../domain/validation.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
 import type { RevisionRecord } from "../db/revisions.js";
@@ -71,7 +71,11 @@ export function modelFromPb(m: PbModelSource | undefined, tokens: TokenSealer | 
   const token = m?.token.trim() ?? "";
   const problems = tokenProblems(token);
   if (problems.length > 0) throw invalidRequest(problems);
-  if (token && !tokens) throw new Error("this API process has no secret key to seal model tokens with");
+  if (token && !tokens) {
+    throw new RefusedError("failed_precondition",
+      "private weights (model.token) need MODELDEPLOY_SECRET_KEY (base64 of 32 random bytes, the same on every api and worker process); this server has none",
+      "TOKENS_NOT_CONFIGURED", { field: "model.token" });
+  }
   const sealed = token && tokens ? { tokenSealed: tokens.seal(token), tokenDigest: tokens.digest(token) } : { tokenSealed: "", tokenDigest: "" };
   return {
     name: m?.name.trim() ?? "",

@@ -15,7 +15,7 @@ export interface ApiDeps extends DeploymentsDeps {
   watches: WatchHub;
   logger: Logger;
   /** Seals model tokens at the boundary (MODELDEPLOY_SECRET_KEY). */
-  tokens: TokenSealer;
+  tokens: TokenSealer | undefined;
 }
 
 /** `deps` for the work of one call: its database waits end with the call (dbForCall). */

@@ -28,7 +28,7 @@ export interface ApiRole {
 }
 
 /** `tokens`: seals model tokens (secret-key.ts). */
-export async function startApiRole(config: Config, infra: Infrastructure, logger: Logger, tokens: TokenSealer): Promise<ApiRole> {
+export async function startApiRole(config: Config, infra: Infrastructure, logger: Logger, tokens: TokenSealer | undefined): Promise<ApiRole> {
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
   const relay = startOutboxRelay({ db: infra.db, publisher: infra.queue, logger });
   const deps: ApiDeps = {

@@ -1,7 +1,9 @@
 // The key that seals model tokens, for the roles that seal (api) or unseal
 // (worker). Configured with MODELDEPLOY_SECRET_KEY; the embedded default
 // (`start` without DATABASE_URL) makes one in its data folder on first start
-// and reuses it, since nothing else shares its database.
+// and reuses it, since nothing else shares its database. Without a key
+// everything works but private weights: a model with a token is refused at
+// the call, saying which setting is missing.
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { ConfigError, type Config } from "../config.js";
@@ -11,17 +13,14 @@ export function secretKeyPath(config: Config): string {
   return path.join(config.dataDir, "secret-key");
 }
 
-export function tokenSealerFor(config: Config, role: string): TokenSealer {
+export function tokenSealerFor(config: Config, role: string): TokenSealer | undefined {
   if (config.secretKey !== undefined) {
     const key = parseSecretKey(config.secretKey);
     if (!key) throw new ConfigError(["MODELDEPLOY_SECRET_KEY: expected base64 of 32 bytes (e.g. `openssl rand -base64 32`)"]);
     return createTokenSealer(key);
   }
   if (role === "start" && config.databaseUrl === undefined) return createTokenSealer(embeddedKey(config));
-  throw new ConfigError([
-    `MODELDEPLOY_SECRET_KEY is required for the ${role} role${role === "start" ? " with DATABASE_URL" : ""}: it seals the model tokens stored in the database. ` +
-      "Set it to base64 of 32 random bytes (e.g. `openssl rand -base64 32`), the same on every api and worker process.",
-  ]);
+  return undefined;
 }
 
 function embeddedKey(config: Config): Buffer {

@@ -132,6 +132,28 @@ describe("ListDeploymentRevisions", () => {
   });
 });
 
+describe("private weights without a secret key", () => {
+  it("refuses a model with a token, saying which setting is missing, and writes nothing", async () => {
+    const noKey = createConnectServer({ services: [bindService(DeploymentService, createDeploymentService(testApiDeps(tdb.db, bus, { tokens: undefined })))], logger: silentLogger });
+    const port = await noKey.listen("127.0.0.1", 0);
+    try {
+      const c = createClient(DeploymentService, createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "1.1" }));
+      const before = (await deployments.listDeployments({ pageSize: 500 }, auth)).deployments.length;
+      const base = spec("private");
+      const err = await refusal(c.createDeployment({ ...base, model: { ...base.model, uri: "https://weights.example/m.onnx", token: "s3cr3t" } }, auth));
+      expect(err.code).toBe(Code.FailedPrecondition);
+      expect(errorInfoOf(err)?.reason).toBe("TOKENS_NOT_CONFIGURED");
+      expect(err.rawMessage).toContain("MODELDEPLOY_SECRET_KEY");
+      expect(err.rawMessage).not.toContain("s3cr3t");
+      expect((await deployments.listDeployments({ pageSize: 500 }, auth)).deployments.length).toBe(before);
+      // Without a token, the same server deploys.
+      expect((await c.createDeployment(spec("public"), auth)).deployment!.state).toBeDefined();
+    } finally {
+      await noKey.close(1000);
+    }
+  });
+});
+
 describe("ListAcceleratorTypes", () => {
   it("lists the catalog with what is free of each type now", async () => {
     const before = await deployments.listAcceleratorTypes({}, auth);
