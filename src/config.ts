@@ -127,7 +127,10 @@ function reader(env: Env, problems: string[]): Reader {
 /** "L4-24GB:24GiB:8:16,A100-80GB:80GiB:8:8" = name:memory:maxPerReplica:total. */
 export function parseAccelerators(spec: string, problems: string[]): AcceleratorConfig[] {
   const out: AcceleratorConfig[] = [];
-  for (const item of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const item of spec
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [name, memory, maxPer, total] = item.split(":");
     const maxPerReplica = Number(maxPer);
     const totalN = Number(total);

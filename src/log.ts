@@ -15,9 +15,7 @@ export interface Logger {
 
 const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-export function createLogger(
-  options: { level?: LogLevel; base?: LogFields; write?: (line: string) => void } = {},
-): Logger {
+export function createLogger(options: { level?: LogLevel; base?: LogFields; write?: (line: string) => void } = {}): Logger {
   const min = order[options.level ?? "info"];
   const base = options.base ?? {};
   const write = options.write ?? ((line: string) => process.stderr.write(line + "\n"));
@@ -39,4 +37,4 @@ export function createLogger(
 }
 
 /** A logger that drops everything (tests, benchmarks). */
-export const silentLogger: Logger = createLogger({ write: () => {} , level: "error" });
+export const silentLogger: Logger = createLogger({ write: () => {}, level: "error" });

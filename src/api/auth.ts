@@ -62,7 +62,11 @@ export function createAuthenticator(db: Db, options: AuthenticatorOptions = {}):
       const header = headers.get("authorization");
       const match = header ? bearer.exec(header) : null;
       if (!match) {
-        throw apiError(Code.Unauthenticated, "missing API key: send the header `authorization: Bearer <key>` (create a key with `npx modeldeploy keys create`)", { reason: "API_KEY_MISSING" });
+        throw apiError(
+          Code.Unauthenticated,
+          "missing API key: send the header `authorization: Bearer <key>` (create a key with `npx modeldeploy keys create`)",
+          { reason: "API_KEY_MISSING" },
+        );
       }
       const principal = await verify(match[1]!, Date.now(), call);
       if (!principal.scopes.includes(scope)) {

@@ -6,13 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createContextKey,
-  type HandlerContext,
-  type ServiceImpl,
-} from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { RequestInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../log.js";
 import { directWriterOf } from "./direct-writer.js";
@@ -80,11 +74,7 @@ type AnyFn = (req: unknown, ctx: HandlerContext) => unknown;
  * Only unary and server-streaming methods are supported (the API has no
  * other kind); a service with another kind is rejected here, loudly.
  */
-export function wrapServiceImpl<S extends DescService>(
-  service: S,
-  impl: Partial<ServiceImpl<S>>,
-  opts: WrapOptions,
-): ServiceImpl<S> {
+export function wrapServiceImpl<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, opts: WrapOptions): ServiceImpl<S> {
   if (isWrappedImpl(impl)) return impl as ServiceImpl<S>;
   // Every open stream listens on the shutdown signal: no leak warning at 11.
   if (opts.shutdownSignal !== undefined) setMaxListeners(0, opts.shutdownSignal);
@@ -106,9 +96,7 @@ export function wrapServiceImpl<S extends DescService>(
         out[method.localName] = wrapServerStreaming(method, bound, opts);
         break;
       default:
-        throw new Error(
-          `${service.typeName}.${method.name}: ${method.methodKind} methods are not supported by the call wrapper`,
-        );
+        throw new Error(`${service.typeName}.${method.name}: ${method.methodKind} methods are not supported by the call wrapper`);
     }
   }
   Object.defineProperty(out, wrappedTag, { value: true, enumerable: false });
@@ -135,16 +123,12 @@ export function finishError(err: unknown, requestId: string, ctx?: HandlerContex
   // An impl that fails because the call was cancelled or timed out (its
   // fetch/query aborted through ctx.signal) reports why, not "internal error".
   const ce =
-    !(err instanceof ConnectError) && ctx !== undefined && ctx.signal.aborted
-      ? ConnectError.from(ctx.signal.reason, Code.Canceled)
-      : toConnectError(err);
+    !(err instanceof ConnectError) && ctx !== undefined && ctx.signal.aborted ? ConnectError.from(ctx.signal.reason, Code.Canceled) : toConnectError(err);
   // Errors parsed from the wire (a downstream call) keep their payload, not their headers.
   const metadata = ce.isWireError ? new Headers() : new Headers(ce.metadata);
   metadata.set(requestIdHeader, requestId);
   const copy = new ConnectError(ce.rawMessage, ce.code, metadata, undefined, ce.cause ?? err);
-  copy.details = ce.details.filter((d) =>
-    "desc" in d ? d.desc.typeName !== RequestInfoSchema.typeName : d.type !== RequestInfoSchema.typeName,
-  );
+  copy.details = ce.details.filter((d) => ("desc" in d ? d.desc.typeName !== RequestInfoSchema.typeName : d.type !== RequestInfoSchema.typeName));
   copy.details.push({ desc: RequestInfoSchema, value: { requestId } });
   return copy;
 }
@@ -177,14 +161,7 @@ function logCall(
 }
 
 /** Log a call that failed before reaching an impl (e.g. a malformed request). */
-export function logRejectedCall(
-  logger: Logger,
-  method: DescMethod,
-  protocolName: string,
-  requestId: string,
-  started: number,
-  err: ConnectError,
-): void {
+export function logRejectedCall(logger: Logger, method: DescMethod, protocolName: string, requestId: string, started: number, err: ConnectError): void {
   logger.info("rpc", {
     service: method.parent.typeName,
     method: method.name,

@@ -4,14 +4,7 @@
 // connect-node parses it (request-guard.ts).
 import * as http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createConnectRouter,
-  type ConnectRouter,
-  type ConnectRouterOptions,
-  type ContextValues,
-} from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "../log.js";
@@ -141,8 +134,7 @@ export function createConnectAdapter(opts: ConnectAdapterOptions): NodeHandler {
       });
   };
 
-  const refuse = (req: NodeRequest, res: NodeResponse, method: DescMethod, protocol: string, e: unknown) =>
-    refuseRequest(opts, req, res, method, protocol, e);
+  const refuse = (req: NodeRequest, res: NodeResponse, method: DescMethod, protocol: string, e: unknown) => refuseRequest(opts, req, res, method, protocol, e);
 
   return (req, res) => {
     const handler = handlers.get((req.url ?? "").split("?", 1)[0] ?? "");

@@ -215,10 +215,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
   // Node closes idle keep-alive HTTP/1.1 connections itself, after 5 s.
   const h1 = http.createServer({ maxHeaderSize: hardHeaderBytes }, onRequest);
   h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => answerClientError(err, socket, { hardHeaderBytes }));
-  const h2 = http2.createServer(
-    { settings: { maxConcurrentStreams: limits.maxStreamsPerConnection, maxHeaderListSize: hardHeaderBytes } },
-    onRequest,
-  );
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: limits.maxStreamsPerConnection, maxHeaderListSize: hardHeaderBytes } }, onRequest);
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);

@@ -28,13 +28,7 @@ import {
   mergeNonProtocolHeaders,
   validateReadWriteMaxBytes,
 } from "@connectrpc/connect/protocol";
-import {
-  codeToHttpStatus,
-  contentTypeUnaryJson,
-  contentTypeUnaryProto,
-  errorToJsonBytes,
-  parseTimeout,
-} from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, contentTypeUnaryJson, contentTypeUnaryProto, errorToJsonBytes, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Logger } from "../log.js";
 import { refuseRequest, type ConnectAdapterOptions } from "./connect-adapter.js";

@@ -2,21 +2,34 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
-  AcceleratorTypeSchema, DeploymentEventSchema, DeploymentRevisionSchema, DeploymentSchema, DeploymentState as PbDeploymentState, EventType as PbEventType,
-  FailureReason as PbFailureReason, FailureSchema, ModelType as PbModelType, TaskKind as PbTaskKind,
-  TaskPhase as PbTaskPhase, TaskSchema, TaskStatus as PbTaskStatus,
-  type AcceleratorType as PbAcceleratorType, type Deployment as PbDeployment, type DeploymentEvent as PbDeploymentEvent,
-  type DeploymentRevision as PbDeploymentRevision, type Failure as PbFailure,
-  type ModelSource as PbModelSource, type Resources as PbResources, type Task as PbTask,
+  AcceleratorTypeSchema,
+  DeploymentEventSchema,
+  DeploymentRevisionSchema,
+  DeploymentSchema,
+  DeploymentState as PbDeploymentState,
+  EventType as PbEventType,
+  FailureReason as PbFailureReason,
+  FailureSchema,
+  ModelType as PbModelType,
+  TaskKind as PbTaskKind,
+  TaskPhase as PbTaskPhase,
+  TaskSchema,
+  TaskStatus as PbTaskStatus,
+  type AcceleratorType as PbAcceleratorType,
+  type Deployment as PbDeployment,
+  type DeploymentEvent as PbDeploymentEvent,
+  type DeploymentRevision as PbDeploymentRevision,
+  type Failure as PbFailure,
+  type ModelSource as PbModelSource,
+  type Resources as PbResources,
+  type Task as PbTask,
 } from "../gen/modeldeploy/v1/resources_pb.js";
 import type { AcceleratorAvailability } from "../deployments/capacity.js";
 import { invalidRequest, RefusedError } from "../domain/errors.js";
 import { tokenProblems } from "../domain/validation.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
 import type { RevisionRecord } from "../db/revisions.js";
-import type {
-  Deployment, DeploymentEvent, DeploymentState, Failure, ModelSource, ModelType, Resources, Task, TaskStatus,
-} from "../domain/types.js";
+import type { Deployment, DeploymentEvent, DeploymentState, Failure, ModelSource, ModelType, Resources, Task, TaskStatus } from "../domain/types.js";
 
 const ts = (d: Date | null | undefined) => (d ? timestampFromDate(d) : undefined);
 
@@ -72,9 +85,12 @@ export function modelFromPb(m: PbModelSource | undefined, tokens: TokenSealer | 
   const problems = tokenProblems(token);
   if (problems.length > 0) throw invalidRequest(problems);
   if (token && !tokens) {
-    throw new RefusedError("failed_precondition",
+    throw new RefusedError(
+      "failed_precondition",
       "private weights (model.token) need MODELDEPLOY_SECRET_KEY (base64 of 32 random bytes, the same on every api and worker process); this server has none",
-      "TOKENS_NOT_CONFIGURED", { field: "model.token" });
+      "TOKENS_NOT_CONFIGURED",
+      { field: "model.token" },
+    );
   }
   const sealed = token && tokens ? { tokenSealed: tokens.seal(token), tokenDigest: tokens.digest(token) } : { tokenSealed: "", tokenDigest: "" };
   return {
@@ -167,7 +183,13 @@ export function eventToPb(e: DeploymentEvent): PbDeploymentEvent {
 }
 
 export function revisionToPb(r: RevisionRecord): PbDeploymentRevision {
-  return create(DeploymentRevisionSchema, { number: r.number, model: modelToPb(r.model), resources: r.resources, createTime: ts(r.createTime), taskId: r.taskId });
+  return create(DeploymentRevisionSchema, {
+    number: r.number,
+    model: modelToPb(r.model),
+    resources: r.resources,
+    createTime: ts(r.createTime),
+    taskId: r.taskId,
+  });
 }
 
 export function acceleratorTypeToPb(a: AcceleratorAvailability): PbAcceleratorType {

@@ -22,24 +22,10 @@ export function headerValue(v: string | string[] | undefined): string | undefine
 export function corsHandler(opts: CorsOptions): (req: NodeRequest, res: NodeResponse) => boolean {
   const origins = opts.allowedOrigins ?? "*";
   const allowAny = origins === "*";
-  const allowed =
-    typeof origins === "function"
-      ? origins
-      : origins === "*"
-        ? () => true
-        : (o: string) => (origins as readonly string[]).includes(o);
-  const allowHeaders = [
-    ...new Set([...connectCors.allowedHeaders, "authorization", requestIdHeader, ...(opts.allowedHeaders ?? [])]),
-  ].join(", ");
+  const allowed = typeof origins === "function" ? origins : origins === "*" ? () => true : (o: string) => (origins as readonly string[]).includes(o);
+  const allowHeaders = [...new Set([...connectCors.allowedHeaders, "authorization", requestIdHeader, ...(opts.allowedHeaders ?? [])])].join(", ");
   const exposeHeaders = [
-    ...new Set([
-      ...connectCors.exposedHeaders,
-      requestIdHeader,
-      "grpc-status",
-      "grpc-message",
-      "grpc-status-details-bin",
-      ...(opts.exposedHeaders ?? []),
-    ]),
+    ...new Set([...connectCors.exposedHeaders, requestIdHeader, "grpc-status", "grpc-message", "grpc-status-details-bin", ...(opts.exposedHeaders ?? [])]),
   ].join(", ");
   const allowMethods = [...new Set([...connectCors.allowedMethods, "OPTIONS"])].join(", ");
   const maxAge = String(opts.maxAgeSeconds ?? 7200);

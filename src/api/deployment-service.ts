@@ -12,13 +12,25 @@ import { getDeployment, getTask, latestTask, listDeployments, listRevisions, lis
 import { invalidRequest } from "../domain/errors.js";
 import type { DeploymentState, TaskStatus } from "../domain/types.js";
 import {
-  CreateDeploymentResponseSchema, ListAcceleratorTypesResponseSchema, ListDeploymentRevisionsResponseSchema,
-  ListDeploymentsResponseSchema, ListDeploymentTasksResponseSchema, RollbackDeploymentResponseSchema,
-  UpdateDeploymentResponseSchema, type DeploymentService,
+  CreateDeploymentResponseSchema,
+  ListAcceleratorTypesResponseSchema,
+  ListDeploymentRevisionsResponseSchema,
+  ListDeploymentsResponseSchema,
+  ListDeploymentTasksResponseSchema,
+  RollbackDeploymentResponseSchema,
+  UpdateDeploymentResponseSchema,
+  type DeploymentService,
 } from "../gen/modeldeploy/v1/deployment_service_pb.js";
 import type { DeploymentState as PbDeploymentState } from "../gen/modeldeploy/v1/resources_pb.js";
 import {
-  acceleratorTypeToPb, deploymentStateFromPb, deploymentToPb, modelFromPb, resourcesFromPb, revisionToPb, taskStatusFromPb, taskToPb,
+  acceleratorTypeToPb,
+  deploymentStateFromPb,
+  deploymentToPb,
+  modelFromPb,
+  resourcesFromPb,
+  revisionToPb,
+  taskStatusFromPb,
+  taskToPb,
 } from "./convert.js";
 import { directWriterOf } from "./direct-writer.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
@@ -29,13 +41,15 @@ import { openWorkspaceWatch } from "./workspace-watch.js";
 export function requireName(name: string, field = "name"): string {
   const trimmed = name.trim();
   if (!trimmed) throw invalidRequest([{ field, description: `${field} is required`, reason: "NAME_INVALID", metadata: {} }]);
-  if (trimmed.length > 63) throw invalidRequest([{ field, description: `${field} is longer than 63 characters`, reason: "NAME_INVALID", metadata: { name: trimmed.slice(0, 80) } }]);
+  if (trimmed.length > 63)
+    throw invalidRequest([{ field, description: `${field} is longer than 63 characters`, reason: "NAME_INVALID", metadata: { name: trimmed.slice(0, 80) } }]);
   return trimmed;
 }
 
 export function requireTaskId(id: string): string {
   const trimmed = id.trim();
-  if (!trimmed || trimmed.length > 64) throw invalidRequest([{ field: "task_id", description: "taskId is required (at most 64 characters)", reason: "TASK_ID_INVALID", metadata: {} }]);
+  if (!trimmed || trimmed.length > 64)
+    throw invalidRequest([{ field: "task_id", description: "taskId is required (at most 64 characters)", reason: "TASK_ID_INVALID", metadata: {} }]);
   return trimmed;
 }
 
@@ -49,7 +63,15 @@ function requireStates(requested: readonly PbDeploymentState[]): DeploymentState
 
 function requirePageSize(requested: number): number {
   const pageSize = requested === 0 ? 50 : requested;
-  if (pageSize < 0 || pageSize > 500) throw invalidRequest([{ field: "page_size", description: "pageSize must be from 1 to 500 (0 means 50)", reason: "PAGE_SIZE_INVALID", metadata: { pageSize: String(requested) } }]);
+  if (pageSize < 0 || pageSize > 500)
+    throw invalidRequest([
+      {
+        field: "page_size",
+        description: "pageSize must be from 1 to 500 (0 means 50)",
+        reason: "PAGE_SIZE_INVALID",
+        metadata: { pageSize: String(requested) },
+      },
+    ]);
   return pageSize;
 }
 
@@ -61,15 +83,20 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
   return {
     async createDeployment(req, ctx) {
       const principal = await write(ctx);
-      const { deployment, task } = await createDeployment(depsForCall(deps, ctx), principal, {
-        model: modelFromPb(req.model, deps.tokens),
-        resources: resourcesFromPb(req.resources),
-        scaling: req.scaling ? { minReplicas: req.scaling.minReplicas, maxReplicas: req.scaling.maxReplicas } : { minReplicas: 1, maxReplicas: 1 },
-        suffix: req.suffix.trim(),
-        labels: { ...req.labels },
-        requestId: req.requestId.trim(),
-        progressDeadlineSeconds: req.progressDeadlineSeconds,
-      }, ctx);
+      const { deployment, task } = await createDeployment(
+        depsForCall(deps, ctx),
+        principal,
+        {
+          model: modelFromPb(req.model, deps.tokens),
+          resources: resourcesFromPb(req.resources),
+          scaling: req.scaling ? { minReplicas: req.scaling.minReplicas, maxReplicas: req.scaling.maxReplicas } : { minReplicas: 1, maxReplicas: 1 },
+          suffix: req.suffix.trim(),
+          labels: { ...req.labels },
+          requestId: req.requestId.trim(),
+          progressDeadlineSeconds: req.progressDeadlineSeconds,
+        },
+        ctx,
+      );
       return create(CreateDeploymentResponseSchema, { deployment: deploymentToPb(deployment), task: taskToPb(task) });
     },
 
@@ -97,7 +124,9 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
 
     async getDeploymentStatus(req, ctx) {
       const principal = await read(ctx);
-      return taskToPb(await latestTask(dbForCall(deps.db, ctx), principal.workspace, requireName(req.name), ["DEPLOY", "UPDATE", "SCALE", "ROLLBACK"], "deploy"));
+      return taskToPb(
+        await latestTask(dbForCall(deps.db, ctx), principal.workspace, requireName(req.name), ["DEPLOY", "UPDATE", "SCALE", "ROLLBACK"], "deploy"),
+      );
     },
 
     watchDeployment(req, ctx) {
@@ -164,7 +193,10 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
     watchDeployments(req, ctx) {
       return openOnRead(async () => {
         const principal = await read(ctx);
-        return openWorkspaceWatch({ db: deps.db, bus: deps.bus }, { workspace: principal.workspace, states: requireStates(req.states), afterCursor: req.afterCursor.trim() });
+        return openWorkspaceWatch(
+          { db: deps.db, bus: deps.bus },
+          { workspace: principal.workspace, states: requireStates(req.states), afterCursor: req.afterCursor.trim() },
+        );
       });
     },
     async listAcceleratorTypes(_req, ctx) {

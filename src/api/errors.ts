@@ -3,11 +3,7 @@
 // else that escapes a handler, so that internal causes never reach a client.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DependencyUnavailableError, deploymentNotFound, RefusedError, WriteConflictError, type Dependency, type RefusalKind } from "../domain/errors.js";
-import {
-  BadRequestSchema,
-  ErrorInfoSchema,
-  type ErrorInfo,
-} from "../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, type ErrorInfo } from "../gen/google/rpc/error_details_pb.js";
 
 /** The google.rpc.ErrorInfo domain of every error this API raises. */
 export const errorDomain = "modeldeploy";

@@ -75,10 +75,7 @@ export interface GrpcListener {
   callAbandoned(peer: string): void;
 }
 
-export function createGrpcListener(
-  server: grpc.Server,
-  opts: { tls?: GrpcTlsOptions; limits: WireLimits; logger: Logger },
-): GrpcListener {
+export function createGrpcListener(server: grpc.Server, opts: { tls?: GrpcTlsOptions; limits: WireLimits; logger: Logger }): GrpcListener {
   const { limits, logger, tls } = opts;
   capHeaderList(server, limits.maxHeaderBytes * headerHardLimitFactor, logger);
   let injector: ReturnType<grpc.Server["createConnectionInjector"]> | undefined;

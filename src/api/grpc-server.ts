@@ -161,11 +161,7 @@ export function headersToMetadata(h: Headers, into: grpc.Metadata = new grpc.Met
 }
 
 /** The grpc-js status for a ConnectError, with google.rpc.Status in grpc-status-details-bin. */
-function toServiceError(
-  e: unknown,
-  ctx: HandlerContext,
-  headerSent: boolean,
-): Partial<grpc.StatusObject> {
+function toServiceError(e: unknown, ctx: HandlerContext, headerSent: boolean): Partial<grpc.StatusObject> {
   const err = e instanceof ConnectError ? e : finishError(e, requestIdOf(ctx) || resolveRequestId(ctx.requestHeader), ctx);
   const all = new Headers();
   const copy = (from: Headers) => from.forEach((v, k) => all.set(k, v));
@@ -179,9 +175,7 @@ function toServiceError(
     code: err.code,
     message: err.rawMessage,
     details: err.details.map((d) =>
-      "desc" in d
-        ? anyPack(d.desc, create(d.desc, d.value))
-        : create(AnySchema, { typeUrl: `type.googleapis.com/${d.type}`, value: d.value }),
+      "desc" in d ? anyPack(d.desc, create(d.desc, d.value)) : create(AnySchema, { typeUrl: `type.googleapis.com/${d.type}`, value: d.value }),
     ),
   });
   const bytes = toBinary(StatusSchema, status);
@@ -230,8 +224,7 @@ class GrpcCallContext implements HandlerContext {
     return this.controller.signal;
   }
 
-  readonly timeoutMs = (): number | undefined =>
-    Number.isFinite(this.deadlineMs) ? this.deadlineMs - Date.now() : undefined;
+  readonly timeoutMs = (): number | undefined => (Number.isFinite(this.deadlineMs) ? this.deadlineMs - Date.now() : undefined);
 
   abort(reason: unknown): void {
     if (this.aborted) return;
@@ -332,13 +325,7 @@ function parseRequest(
   }
 }
 
-function serializeResponse(
-  method: DescMethod,
-  value: unknown,
-  ctx: HandlerContext,
-  logger: Logger,
-  serializer?: SharedSerializer,
-): Buffer {
+function serializeResponse(method: DescMethod, value: unknown, ctx: HandlerContext, logger: Logger, serializer?: SharedSerializer): Buffer {
   try {
     return serializer !== undefined ? serializer.serialize(method.output, value) : serialize(method.output, value);
   } catch (e) {
@@ -420,10 +407,7 @@ function serverStreamingHandler(
     };
     // Impls that can push their messages (WatchStream) write through this, in
     // their own loop; the rest come through the loop below.
-    ctx.values.set(
-      directWriterKey,
-      new GrpcDirectWriter(call, (m) => serializeResponse(method, m, ctx, logger, serializer), sendHeader),
-    );
+    ctx.values.set(directWriterKey, new GrpcDirectWriter(call, (m) => serializeResponse(method, m, ctx, logger, serializer), sendHeader));
     const run = async () => {
       try {
         const iterable = fn(parsed.value, ctx) as AsyncIterable<unknown>;
@@ -491,10 +475,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const streamSerializer = opts.streamSerializer ?? createSharedSerializer();
 
   for (const { service, impl } of opts.services) {
-    const wrapped = wrapServiceImpl(service, impl, { logger, shutdownSignal: shutdown.signal }) as unknown as Record<
-      string,
-      ImplFn
-    >;
+    const wrapped = wrapServiceImpl(service, impl, { logger, shutdownSignal: shutdown.signal }) as unknown as Record<string, ImplFn>;
     const handlers: grpc.UntypedServiceImplementation = {};
     for (const method of service.methods) {
       const fn = wrapped[method.localName];

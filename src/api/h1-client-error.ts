@@ -39,7 +39,5 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: net.Socket
   const linger = setTimeout(() => socket.destroy(), opts.lingerMs ?? 2000);
   linger.unref();
   socket.once("close", () => clearTimeout(linger));
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

@@ -16,13 +16,18 @@ export function decodePageToken(token: string, filter: string): string {
   } catch {
     // fall through
   }
-  throw apiError(Code.InvalidArgument, "pageToken is invalid or belongs to a request with other filters; start again without a pageToken", { reason: "PAGE_TOKEN_INVALID" });
+  throw apiError(Code.InvalidArgument, "pageToken is invalid or belongs to a request with other filters; start again without a pageToken", {
+    reason: "PAGE_TOKEN_INVALID",
+  });
 }
 
 /** "team=ml,env=prod" → { team: "ml", env: "prod" }. */
 export function parseLabelSelector(selector: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const part of selector.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const part of selector
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf("=");
     const key = eq > 0 ? part.slice(0, eq).trim() : "";
     if (!key) {

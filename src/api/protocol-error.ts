@@ -44,11 +44,7 @@ export function protocolErrorResponse(contentType: string | undefined, err: Conn
 }
 
 /** Write protocolErrorResponse to a Node HTTP/1.1 or HTTP/2 (compatibility API) response. */
-export function writeProtocolError(
-  res: NodeResponse,
-  contentType: string | undefined,
-  err: ConnectError,
-): void {
+export function writeProtocolError(res: NodeResponse, contentType: string | undefined, err: ConnectError): void {
   const r = protocolErrorResponse(contentType, err);
   if (r.body.byteLength === 0) {
     // gRPC trailers-only: one HEADERS frame that ends the stream.

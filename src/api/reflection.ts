@@ -74,9 +74,7 @@ export class ReflectionIndex {
         const { containingType, extensionNumber } = r.value;
         const extendee = this.registry.getMessage(containingType);
         const ext = extendee && this.registry.getExtensionFor(extendee, extensionNumber);
-        return ext
-          ? this.withDependencies(ext.file)
-          : notFound(`extension ${extensionNumber} of "${containingType}" not found`);
+        return ext ? this.withDependencies(ext.file) : notFound(`extension ${extensionNumber} of "${containingType}" not found`);
       }
       case "allExtensionNumbersOfType": {
         if (this.registry.getMessage(r.value) === undefined) return notFound(`type "${r.value}" not found`);
@@ -193,11 +191,7 @@ export interface ReflectionOptions {
  * describing `services` (e.g. ours and grpc.health.v1.Health), the
  * reflection services themselves, and every file they import.
  */
-export function addReflection(
-  server: Pick<grpc.Server, "addService">,
-  services: readonly DescService[],
-  opts: ReflectionOptions = {},
-): void {
+export function addReflection(server: Pick<grpc.Server, "addService">, services: readonly DescService[], opts: ReflectionOptions = {}): void {
   const described = [...services, ...versions.map((v) => v.service)];
   let index: ReflectionIndex | undefined;
   for (const version of versions) {

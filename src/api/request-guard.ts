@@ -39,9 +39,15 @@ export interface BodyFormat {
 // this guard has seen first.
 const formats: readonly [RegExp, Omit<BodyFormat, "json">][] = [
   [/^application\/(json|proto)(?:; ?charset=utf-?8)?$/i, { protocol: "connect", enveloped: false, encodingHeader: "content-encoding", endFlag: 0 }],
-  [/^application\/connect\+(json|proto)(?:; ?charset=utf-?8)?$/i, { protocol: "connect", enveloped: true, encodingHeader: "connect-content-encoding", endFlag: 0b10 }],
+  [
+    /^application\/connect\+(json|proto)(?:; ?charset=utf-?8)?$/i,
+    { protocol: "connect", enveloped: true, encodingHeader: "connect-content-encoding", endFlag: 0b10 },
+  ],
   [/^application\/grpc(?:\+(json|proto))?(?:; ?charset=utf-?8)?$/i, { protocol: "grpc", enveloped: true, encodingHeader: "grpc-encoding", endFlag: 0 }],
-  [/^application\/grpc-web(?:\+(json|proto))?(?:; ?charset=utf-?8)?$/i, { protocol: "grpc-web", enveloped: true, encodingHeader: "grpc-encoding", endFlag: 0x80 }],
+  [
+    /^application\/grpc-web(?:\+(json|proto))?(?:; ?charset=utf-?8)?$/i,
+    { protocol: "grpc-web", enveloped: true, encodingHeader: "grpc-encoding", endFlag: 0x80 },
+  ],
 ];
 
 export function bodyFormatOf(contentType: string | null): BodyFormat | undefined {
@@ -142,9 +148,7 @@ function readBody(req: NodeRequest, inspect: (chunk: Buffer) => void): Promise<B
 
 /** The size limit of a body's messages, and their name in the error past it. */
 function sizeLimitOf(format: BodyFormat, limits: RequestGuardLimits): { limit: number; what: string } {
-  return format.json
-    ? { limit: limits.maxJsonBytes, what: "JSON request message" }
-    : { limit: limits.maxMessageBytes, what: "request message" };
+  return format.json ? { limit: limits.maxJsonBytes, what: "JSON request message" } : { limit: limits.maxMessageBytes, what: "request message" };
 }
 
 /** A Connect unary body: one message, possibly compressed as a whole. */

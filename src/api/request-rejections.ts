@@ -19,10 +19,7 @@ export function jsonTooDeep(maxDepth: number): ConnectError {
 }
 
 export function headersTooLarge(bytes: number, limit: number): ConnectError {
-  return new ConnectError(
-    `request headers of ${bytes} bytes are larger than the limit of ${limit} bytes`,
-    Code.ResourceExhausted,
-  );
+  return new ConnectError(`request headers of ${bytes} bytes are larger than the limit of ${limit} bytes`, Code.ResourceExhausted);
 }
 
 export function tooManyConnections(limit: number): string {

@@ -52,9 +52,13 @@ function decodeToken(text: string): Token {
   } catch {
     // fall through
   }
-  throw apiError(Code.InvalidArgument, "afterCursor is not a cursor of WatchDeployments: resume from the cursor of an event you received, or omit it for a snapshot", {
-    reason: "CURSOR_INVALID",
-  });
+  throw apiError(
+    Code.InvalidArgument,
+    "afterCursor is not a cursor of WatchDeployments: resume from the cursor of an event you received, or omit it for a snapshot",
+    {
+      reason: "CURSOR_INVALID",
+    },
+  );
 }
 
 export function openWorkspaceWatch(o: WorkspaceWatchOptions, req: WorkspaceWatchRequest): AsyncIterableIterator<PbDeploymentEvent> {
@@ -108,10 +112,18 @@ export function openWorkspaceWatch(o: WorkspaceWatchOptions, req: WorkspaceWatch
       inView.add(deployment.uid);
       // Only the last message of the snapshot resumes after all of it.
       const cursor = i === snap.deployments.length - 1 ? encodeToken({ p: snap.position }) : "";
-      queue.push(eventToPb({
-        deploymentUid: deployment.uid, workspace: deployment.workspace, sequence: deployment.sequence, cursor,
-        time: deployment.updateTime, type: "SNAPSHOT", deployment, task: row.task ? toTask(row.task) : null,
-      }));
+      queue.push(
+        eventToPb({
+          deploymentUid: deployment.uid,
+          workspace: deployment.workspace,
+          sequence: deployment.sequence,
+          cursor,
+          time: deployment.updateTime,
+          type: "SNAPSHOT",
+          deployment,
+          task: row.task ? toTask(row.task) : null,
+        }),
+      );
     });
   };
 

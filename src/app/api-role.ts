@@ -45,10 +45,7 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
     logger,
     tokens,
   };
-  const services = [
-    bindService(DeploymentService, createDeploymentService(deps)),
-    bindService(DeletionService, createDeletionService(deps)),
-  ];
+  const services = [bindService(DeploymentService, createDeploymentService(deps)), bindService(DeletionService, createDeletionService(deps))];
   const limits: WireLimits = {
     maxConnections: config.maxConnections,
     maxStreamsPerConnection: config.maxStreamsPerConnection,
@@ -94,4 +91,3 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
     throw err;
   }
 }
-

@@ -33,7 +33,8 @@ function embeddedKey(config: Config): Buffer {
   }
   if (text !== undefined) {
     const key = parseSecretKey(text);
-    if (!key) throw new ConfigError([`${file}: not base64 of 32 bytes; restore it (tokens sealed with it cannot be read otherwise), or remove it to make a new one`]);
+    if (!key)
+      throw new ConfigError([`${file}: not base64 of 32 bytes; restore it (tokens sealed with it cannot be read otherwise), or remove it to make a new one`]);
     return key;
   }
   mkdirSync(config.dataDir, { recursive: true });

@@ -15,7 +15,13 @@ export interface WorkerRole {
 }
 
 /** `tokens`: opens the model tokens the api sealed (secret-key.ts). */
-export async function startWorkerRole(config: Config, infra: Infrastructure, driver: RuntimeDriver, logger: Logger, tokens: TokenSealer | undefined): Promise<WorkerRole> {
+export async function startWorkerRole(
+  config: Config,
+  infra: Infrastructure,
+  driver: RuntimeDriver,
+  logger: Logger,
+  tokens: TokenSealer | undefined,
+): Promise<WorkerRole> {
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
   const sink = (events: Parameters<typeof bus.publish>[0]) => bus.publish(events);
   const observer = startObserver({ db: infra.db, sink, driver, logger, intervalMs: Math.max(config.healthPollMs * 4, 1000) });

@@ -50,11 +50,19 @@ function redact(url: string): string {
 /** A figure that fails is reported as a MISSED row and the run goes on. */
 async function guard(rows: ResultRow[], id: string, figure: string, fn: () => Promise<ResultRow[]>): Promise<void> {
   try {
-    rows.push(...await fn());
+    rows.push(...(await fn()));
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     log(`figure ${id} failed: ${message}`);
-    rows.push({ id, figure, measures: [], baseline: "", baselineMeasures: [], goal: { text: "runs", actual: NaN, shown: "failed", ok: false }, notes: `failed: ${message.split("\n")[0]!.slice(0, 400)}` });
+    rows.push({
+      id,
+      figure,
+      measures: [],
+      baseline: "",
+      baselineMeasures: [],
+      goal: { text: "runs", actual: NaN, shown: "failed", ok: false },
+      notes: `failed: ${message.split("\n")[0]!.slice(0, 400)}`,
+    });
   }
 }
 
@@ -87,7 +95,8 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
         const worker = await ctx.system.startWorker({ runtime: "noop" });
         try {
           await ctx.system.waitForPulls(1);
-          if (wants(o, "2") || wants(o, "3")) await guard(rows, "2", "GetDeployment reads", () => readFigures(ctx, { grpc: wants(o, "2"), connect: wants(o, "3") }));
+          if (wants(o, "2") || wants(o, "3"))
+            await guard(rows, "2", "GetDeployment reads", () => readFigures(ctx, { grpc: wants(o, "2"), connect: wants(o, "3") }));
           if (wants(o, "5")) await guard(rows, "5", "dispatch latency", async () => [await dispatchFigure(ctx)]);
           if (wants(o, "6")) await guard(rows, "6", "watch fan-out", async () => [await fanoutFigure(ctx)]);
           if (wants(o, "1")) {
@@ -111,7 +120,9 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
           const worker = await ctx.system.startWorker({ runtime: "local", controlUrl: runtime.controlUrl });
           try {
             await ctx.system.waitForPulls(1);
-            await guard(rows, "7", "create → RUNNING / delete → DELETED", () => lifecycleFigures(ctx, model, { running: wants(o, "7"), deleted: wants(o, "8") }));
+            await guard(rows, "7", "create → RUNNING / delete → DELETED", () =>
+              lifecycleFigures(ctx, model, { running: wants(o, "7"), deleted: wants(o, "8") }),
+            );
           } finally {
             await worker.stop();
             await runtime.proc.stop();
@@ -134,7 +145,9 @@ async function main(): Promise<number> {
   });
   const started = Date.now();
   const machine = await describeMachine(o.databaseUrl, o.natsUrl);
-  process.stdout.write(`modeldeploy bench, ${o.quick ? "quick" : "full"} mode, ${new Date(started).toISOString()}\n${formatMachine(machine)}\nJSON: ${o.jsonPath}\n\n`);
+  process.stdout.write(
+    `modeldeploy bench, ${o.quick ? "quick" : "full"} mode, ${new Date(started).toISOString()}\n${formatMachine(machine)}\nJSON: ${o.jsonPath}\n\n`,
+  );
   const rows: ResultRow[] = [];
   let error: unknown;
   try {
@@ -168,7 +181,10 @@ async function main(): Promise<number> {
   return o.strict && !report.allGoalsMet ? 1 : 0;
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(2);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(2);
+  },
+);

@@ -29,8 +29,21 @@ export function writeSampleModel(): SampleModel {
 export function startModelServer(model: SampleModel): Proc {
   return startProcess("model-server", process.execPath, [
     path.join(DIST, "model-server/main.js"),
-    "--model", model.path, "--name", "bench-sample", "--model-version", "1",
-    "--host", "127.0.0.1", "--port", "0", "--threads", "0", "--max-batch-size", "0", "--exit-on-stdin-close",
+    "--model",
+    model.path,
+    "--name",
+    "bench-sample",
+    "--model-version",
+    "1",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--threads",
+    "0",
+    "--max-batch-size",
+    "0",
+    "--exit-on-stdin-close",
   ]);
 }
 
@@ -40,7 +53,10 @@ export async function startModelServerReady(model: SampleModel): Promise<{ proc:
   const proc = startModelServer(model);
   const { port } = await proc.json<{ port: number }>((o) => o["event"] === "listening", 60_000);
   for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return { proc, readyMs: nowMs() - t0 };
     if (proc.child.exitCode !== null) throw new Error(`model server exited:\n${proc.output()}`);
     await sleep(5);

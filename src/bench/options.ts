@@ -44,7 +44,12 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
   if (values.help) throw new Error(USAGE);
   const quick = values.quick ?? false;
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  const only = new Set((values.only ?? "").split(",").map((s) => s.trim()).filter(Boolean));
+  const only = new Set(
+    (values.only ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   for (const id of only) if (!/^[1-9]$/.test(id)) throw new Error(`--only: figure ids 1 to 9, got "${id}"\n${USAGE}`);
   const pairs = values.pairs === undefined ? (quick ? 2 : 3) : Number(values.pairs);
   if (!Number.isInteger(pairs) || pairs < 1) throw new Error(`--pairs: a whole number of 1 or more, got "${values.pairs}"\n${USAGE}`);

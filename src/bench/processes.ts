@@ -73,41 +73,46 @@ export function startProcess(name: string, file: string, args: readonly string[]
   child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
   child.stdin!.on("error", () => {});
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => {
-    live.delete(child);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", (code) => {
+      live.delete(child);
+      resolve(code);
+    }),
+  );
   const jsonLines: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
   createInterface({ input: child.stdout! }).on("line", (line) => {
     if (line.startsWith("{")) {
       try {
         jsonLines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch { /* not ours */ }
+      } catch {
+        /* not ours */
+      }
     }
     for (const w of waiters) w();
   });
   child.stderr!.on("data", () => {
     for (const w of waiters) w();
   });
-  const until = <T>(check: () => T | undefined, what: string, timeoutMs: number) => new Promise<T>((resolve, reject) => {
-    const done = (f: () => void) => {
-      waiters.delete(poll);
-      clearTimeout(timer);
-      f();
-    };
-    const poll = () => {
-      const v = check();
-      if (v !== undefined) done(() => resolve(v));
-    };
-    const timer = setTimeout(() => done(() => reject(new Error(`${name}: no ${what} within ${timeoutMs} ms:\n${out.slice(-3000)}`))), timeoutMs);
-    waiters.add(poll);
-    void exited.then((code) => {
+  const until = <T>(check: () => T | undefined, what: string, timeoutMs: number) =>
+    new Promise<T>((resolve, reject) => {
+      const done = (f: () => void) => {
+        waiters.delete(poll);
+        clearTimeout(timer);
+        f();
+      };
+      const poll = () => {
+        const v = check();
+        if (v !== undefined) done(() => resolve(v));
+      };
+      const timer = setTimeout(() => done(() => reject(new Error(`${name}: no ${what} within ${timeoutMs} ms:\n${out.slice(-3000)}`))), timeoutMs);
+      waiters.add(poll);
+      void exited.then((code) => {
+        poll();
+        done(() => reject(new Error(`${name} exited (${code}) before ${what}:\n${out.slice(-3000)}`)));
+      });
       poll();
-      done(() => reject(new Error(`${name} exited (${code}) before ${what}:\n${out.slice(-3000)}`)));
     });
-    poll();
-  });
   const proc: Proc = {
     name,
     child,
@@ -134,10 +139,15 @@ export function startProcess(name: string, file: string, args: readonly string[]
 
 /** Stops every process still running (the bench's finally). */
 export async function stopAll(): Promise<void> {
-  await Promise.all([...live].map((c) => new Promise<void>((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve();
-    c.once("exit", () => resolve());
-    c.kill("SIGTERM");
-    setTimeout(() => c.kill("SIGKILL"), 5000).unref();
-  })));
+  await Promise.all(
+    [...live].map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve();
+          c.once("exit", () => resolve());
+          c.kill("SIGTERM");
+          setTimeout(() => c.kill("SIGKILL"), 5000).unref();
+        }),
+    ),
+  );
 }

@@ -140,30 +140,42 @@ export async function createBenchSystem(o: { adminUrl: string; natsUrl: string }
     env,
     async startApi() {
       const [grpcPort, httpPort] = [await freePort(), await freePort()];
-      const proc = startProcess("api", process.execPath, [...apiNodeArgs(), CLI, "api"], env({ MODELDEPLOY_GRPC_PORT: String(grpcPort), MODELDEPLOY_HTTP_PORT: String(httpPort) }));
+      const proc = startProcess(
+        "api",
+        process.execPath,
+        [...apiNodeArgs(), CLI, "api"],
+        env({ MODELDEPLOY_GRPC_PORT: String(grpcPort), MODELDEPLOY_HTTP_PORT: String(httpPort) }),
+      );
       const httpUrl = `http://127.0.0.1:${httpPort}`;
       for (;;) {
         if (proc.child.exitCode !== null) throw new Error(`api exited (${proc.child.exitCode}):\n${proc.output()}`);
-        const ok = await fetch(`${httpUrl}/healthz`).then((r) => r.ok, () => false);
+        const ok = await fetch(`${httpUrl}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (ok) break;
         await new Promise((r) => setTimeout(r, 100));
       }
       return { proc, grpcUrl: `http://127.0.0.1:${grpcPort}`, httpUrl };
     },
     async startWorker(w) {
-      const extra: Record<string, string> = w.runtime === "noop"
-        ? { MODELDEPLOY_RUNTIME: "noop" }
-        : { MODELDEPLOY_RUNTIME: "local", MODELDEPLOY_RUNTIME_CONTROL_URL: w.controlUrl };
+      const extra: Record<string, string> =
+        w.runtime === "noop" ? { MODELDEPLOY_RUNTIME: "noop" } : { MODELDEPLOY_RUNTIME: "local", MODELDEPLOY_RUNTIME_CONTROL_URL: w.controlUrl };
       return startProcess("worker", process.execPath, [CLI, "worker"], env(extra));
     },
     async startRuntime() {
       const [gateway, control] = [await freePort(), await freePort()];
-      const proc = startProcess("runtime", process.execPath, [CLI, "runtime"], env({
-        LOG_LEVEL: "info",
-        MODELDEPLOY_GATEWAY_PORT: String(gateway),
-        MODELDEPLOY_RUNTIME_CONTROL_PORT: String(control),
-        MODELDEPLOY_DATA_DIR: dirs[dirs.push(mkdtempSync(path.join(tmpdir(), "md-bench-runtime-"))) - 1]!,
-      }));
+      const proc = startProcess(
+        "runtime",
+        process.execPath,
+        [CLI, "runtime"],
+        env({
+          LOG_LEVEL: "info",
+          MODELDEPLOY_GATEWAY_PORT: String(gateway),
+          MODELDEPLOY_RUNTIME_CONTROL_PORT: String(control),
+          MODELDEPLOY_DATA_DIR: dirs[dirs.push(mkdtempSync(path.join(tmpdir(), "md-bench-runtime-"))) - 1]!,
+        }),
+      );
       await proc.waitFor(/local runtime listening/);
       return { proc, controlUrl: `http://127.0.0.1:${control}` };
     },

@@ -73,7 +73,11 @@ export function formatTable(rows: readonly ResultRow[]): string {
   ]);
   const head = ["figure", "measured", "baseline, same run", "goal → actual", ""];
   const width = head.map((h, i) => Math.max(h.length, ...cols.map((c) => c[i]!.length)));
-  const line = (c: string[]) => c.map((v, i) => v.padEnd(width[i]!)).join(" | ").trimEnd();
+  const line = (c: string[]) =>
+    c
+      .map((v, i) => v.padEnd(width[i]!))
+      .join(" | ")
+      .trimEnd();
   const out = [line(head), width.map((w) => "-".repeat(w)).join("-|-")];
   for (const [i, c] of cols.entries()) {
     out.push(line(c));

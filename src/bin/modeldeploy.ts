@@ -35,12 +35,18 @@ async function main(argv: string[]): Promise<number> {
     process.on("unhandledRejection", (err) => logger.error("unhandled rejection (bug)", { err }));
     const { keys, migrate, startAllInOne, startApiOnly, startRuntimeOnly, startWorkerOnly } = await import("./server-commands.js");
     switch (command) {
-      case "start": return startAllInOne(config, logger);
-      case "api": return startApiOnly(config, logger);
-      case "worker": return startWorkerOnly(config, logger);
-      case "runtime": return startRuntimeOnly(config, logger);
-      case "migrate": return migrate(config, logger);
-      default: return keys(config, logger, rest);
+      case "start":
+        return startAllInOne(config, logger);
+      case "api":
+        return startApiOnly(config, logger);
+      case "worker":
+        return startWorkerOnly(config, logger);
+      case "runtime":
+        return startRuntimeOnly(config, logger);
+      case "migrate":
+        return migrate(config, logger);
+      default:
+        return keys(config, logger, rest);
     }
   }
   const { describeClientError, runClientCommand } = await import("../cli/client-commands.js");

@@ -85,7 +85,9 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<num
       "modeldeploy is running",
       `  gRPC:             ${config.grpcHost}:${api.grpcPort}   (health and reflection on)`,
       `  Connect/gRPC-Web: http://${config.httpHost}:${api.httpPort}`,
-      agent ? `  inference gateway: ${agent.gatewayUrl}\n  runtime control:  ${agent.controlUrl}   (no auth: keep it on loopback)` : `  runtime: ${config.runtimeDriver}`,
+      agent
+        ? `  inference gateway: ${agent.gatewayUrl}\n  runtime control:  ${agent.controlUrl}   (no auth: keep it on loopback)`
+        : `  runtime: ${config.runtimeDriver}`,
       `  database: ${infra.embedded.postgres ? `embedded PGlite in ${path.join(config.dataDir, "postgres")}` : "DATABASE_URL"}`,
       `  queue:    ${infra.embedded.nats ? `embedded nats-server (${infra.natsUrl})` : "NATS_URL"}`,
       bootstrapKey
@@ -172,14 +174,20 @@ export async function keys(config: Config, logger: Logger, argv: string[]): Prom
     allowPositionals: true,
     options: { workspace: { type: "string" }, scopes: { type: "string" }, name: { type: "string" } },
   });
-  if (positionals[0] !== "create") throw new Error("usage: modeldeploy keys create --workspace NAME [--scopes deployments:read,deployments:write] [--name PRINCIPAL]");
+  if (positionals[0] !== "create")
+    throw new Error("usage: modeldeploy keys create --workspace NAME [--scopes deployments:read,deployments:write] [--name PRINCIPAL]");
   const workspace = values.workspace ?? "";
   if (!isWorkspaceName(workspace)) throw new Error(`--workspace "${workspace}": lowercase letters, digits and '-' (an RFC 1123 label)`);
-  const scopes = (values.scopes ?? SCOPES.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
+  const scopes = (values.scopes ?? SCOPES.join(","))
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
   if (unknown.length > 0 || scopes.length === 0) throw new Error(`--scopes: unknown ${unknown.join(", ") || "(none given)"}; known: ${SCOPES.join(", ")}`);
   if (!config.databaseUrl) {
-    throw new Error("keys create needs DATABASE_URL; with the embedded database, `modeldeploy start` prints a key on first run and saves it under MODELDEPLOY_DATA_DIR/bootstrap-key");
+    throw new Error(
+      "keys create needs DATABASE_URL; with the embedded database, `modeldeploy start` prints a key on first run and saves it under MODELDEPLOY_DATA_DIR/bootstrap-key",
+    );
   }
   const infra = await openInfrastructure({ ...config, databasePoolMax: 1 }, logger, { allowEmbedded: false, role: "keys" });
   try {

@@ -12,7 +12,12 @@ const text = { type: "string" } as const;
 // --token-file: a token on the command line would show in `ps` and shell history.
 export const modelOptions = { model: text, uri: text, sha256: text, revision: text, task: text, runtime: text, "token-file": text } as const;
 export const resourceOptions = {
-  threads: text, "max-batch-size": text, cpu: text, memory: text, "accelerator-type": text, "accelerator-count": text,
+  threads: text,
+  "max-batch-size": text,
+  cpu: text,
+  memory: text,
+  "accelerator-type": text,
+  "accelerator-count": text,
 } as const;
 export const scalingOptions = { replicas: text, min: text, max: text } as const;
 
@@ -95,12 +100,16 @@ export function progressDeadline(values: Flags): number {
 
 /** "a,b" and repeated flags alike; each value by its enum name, with or without the prefix. */
 export function enumValues<V extends number>(e: Record<string, string | V>, prefix: string, flag: string, raw: string[] | undefined): V[] {
-  return (raw ?? []).flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean).map((s) => {
-    const upper = s.toUpperCase();
-    const v = e[upper.startsWith(prefix) ? upper.slice(prefix.length) : upper];
-    if (typeof v !== "number" || v === 0) throw new Error(`${flag}: unknown value "${s}"`);
-    return v;
-  });
+  return (raw ?? [])
+    .flatMap((s) => s.split(","))
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const upper = s.toUpperCase();
+      const v = e[upper.startsWith(prefix) ? upper.slice(prefix.length) : upper];
+      if (typeof v !== "number" || v === 0) throw new Error(`${flag}: unknown value "${s}"`);
+      return v;
+    });
 }
 
 export function int(v: string, flag: string): number {

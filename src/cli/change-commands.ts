@@ -4,8 +4,18 @@ import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { DeploymentSchema, ScalingSchema, TaskSchema, type Deployment, type Task } from "../gen/modeldeploy/v1/resources_pb.js";
 import {
-  givesModel, givesResources, givesScaling, int, modelFrom, modelOptions, need, progressDeadline,
-  resourceOptions, resourcesFrom, scalingFrom, scalingOptions,
+  givesModel,
+  givesResources,
+  givesScaling,
+  int,
+  modelFrom,
+  modelOptions,
+  need,
+  progressDeadline,
+  resourceOptions,
+  resourcesFrom,
+  scalingFrom,
+  scalingOptions,
 } from "./args.js";
 import type { ApiClients } from "./client.js";
 import type { ClientCommand } from "./client-command.js";
@@ -29,7 +39,8 @@ async function accepted(api: ApiClients, res: { deployment?: Deployment; task?: 
  */
 async function update(api: ApiClients, argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
+    args: argv,
+    allowPositionals: true,
     options: { ...modelOptions, ...resourceOptions, ...scalingOptions, "progress-deadline": { type: "string" }, ...common },
   });
   const name = need(positionals[0], "NAME");

@@ -8,7 +8,9 @@ export function describeClientError(err: unknown): string {
   if (!(err instanceof ConnectError)) return `error: ${err instanceof Error ? err.message : String(err)}`;
   const lines = [`error: ${err.message}`];
   for (const info of err.findDetails(ErrorInfoSchema)) {
-    const meta = Object.entries(info.metadata).map(([k, v]) => `${k}=${v}`).join(" ");
+    const meta = Object.entries(info.metadata)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ");
     lines.push(`  reason: ${info.reason}${meta ? `  ${meta}` : ""}`);
   }
   for (const bad of err.findDetails(BadRequestSchema)) {

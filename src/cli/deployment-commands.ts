@@ -4,9 +4,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
-import {
-  DeploymentSchema, DeploymentState, ModelSourceSchema, ResourcesSchema, TaskSchema, TaskStatus,
-} from "../gen/modeldeploy/v1/resources_pb.js";
+import { DeploymentSchema, DeploymentState, ModelSourceSchema, ResourcesSchema, TaskSchema, TaskStatus } from "../gen/modeldeploy/v1/resources_pb.js";
 import { ListDeploymentsResponseSchema } from "../gen/modeldeploy/v1/deployment_service_pb.js";
 import { buildSampleModel } from "../onnx/sample-model.js";
 import { enumValues, int, modelFrom, modelOptions, need, progressDeadline, resourceOptions, resourcesFrom, scalingOptions } from "./args.js";
@@ -19,9 +17,15 @@ async function deploy(api: ApiClients, argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      ...modelOptions, ...resourceOptions, ...scalingOptions,
-      suffix: { type: "string" }, label: { type: "string", multiple: true }, "request-id": { type: "string" },
-      "progress-deadline": { type: "string" }, wait: { type: "boolean" }, json: { type: "boolean" },
+      ...modelOptions,
+      ...resourceOptions,
+      ...scalingOptions,
+      suffix: { type: "string" },
+      label: { type: "string", multiple: true },
+      "request-id": { type: "string" },
+      "progress-deadline": { type: "string" },
+      wait: { type: "boolean" },
+      json: { type: "boolean" },
     },
   });
   const replicas = values.replicas !== undefined ? int(values.replicas, "--replicas") : undefined;
@@ -51,7 +55,10 @@ async function get(api: ApiClients, argv: string[]): Promise<number> {
 }
 
 async function list(api: ApiClients, argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { state: { type: "string", multiple: true }, "label-selector": { type: "string" }, json: { type: "boolean" } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { state: { type: "string", multiple: true }, "label-selector": { type: "string" }, json: { type: "boolean" } },
+  });
   const states = enumValues(DeploymentState, "DEPLOYMENT_STATE_", "--state", values.state);
   let pageToken = "";
   do {
@@ -88,7 +95,11 @@ async function watch(api: ApiClients, argv: string[]): Promise<number> {
 }
 
 async function remove(api: ApiClients, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { wait: { type: "boolean" }, json: { type: "boolean" }, "request-id": { type: "string" } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { wait: { type: "boolean" }, json: { type: "boolean" }, "request-id": { type: "string" } },
+  });
   const name = need(positionals[0], "NAME");
   const t = await api.deletions.deleteDeployment({ name, requestId: values["request-id"] ?? "" });
   out(values.json ? json(TaskSchema, t) : `deleting ${name} (task ${t.id})`);
@@ -107,6 +118,12 @@ function sampleModel(argv: string[]): number {
 }
 
 export const deploymentCommands: Record<string, ClientCommand> = {
-  deploy, get, list, status, task, watch, delete: remove,
+  deploy,
+  get,
+  list,
+  status,
+  task,
+  watch,
+  delete: remove,
   "sample-model": (_api, argv) => Promise.resolve(sampleModel(argv)),
 };

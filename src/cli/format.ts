@@ -2,8 +2,16 @@ import { toJsonString } from "@bufbuild/protobuf";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import {
-  DeploymentState, FailureReason, TaskKind, TaskPhase, TaskStatus,
-  type AcceleratorType, type Deployment, type DeploymentEvent, type DeploymentRevision, type Task,
+  DeploymentState,
+  FailureReason,
+  TaskKind,
+  TaskPhase,
+  TaskStatus,
+  type AcceleratorType,
+  type Deployment,
+  type DeploymentEvent,
+  type DeploymentRevision,
+  type Task,
 } from "../gen/modeldeploy/v1/resources_pb.js";
 
 /** One line on stdout. */
@@ -60,10 +68,21 @@ export function taskRowLine(t: Task): string {
 export function revisionLine(r: DeploymentRevision, serving: number): string {
   const m = r.model;
   const res = r.resources;
-  const hw = [res?.cpu ? `cpu ${res.cpu}` : "", res?.memory ? `memory ${res.memory}` : "",
-    res?.acceleratorType ? `${res.acceleratorCount}× ${res.acceleratorType}` : ""].filter(Boolean).join(" ");
-  return [`${r.number === serving ? "*" : " "} rev ${r.number}`, `${m?.name ?? ""}${m?.revision ? `@${m.revision}` : ""}`, m?.uri ?? "",
-    hw || "default resources", time(r.createTime), `task ${r.taskId}`].join("  ");
+  const hw = [
+    res?.cpu ? `cpu ${res.cpu}` : "",
+    res?.memory ? `memory ${res.memory}` : "",
+    res?.acceleratorType ? `${res.acceleratorCount}× ${res.acceleratorType}` : "",
+  ]
+    .filter(Boolean)
+    .join(" ");
+  return [
+    `${r.number === serving ? "*" : " "} rev ${r.number}`,
+    `${m?.name ?? ""}${m?.revision ? `@${m.revision}` : ""}`,
+    m?.uri ?? "",
+    hw || "default resources",
+    time(r.createTime),
+    `task ${r.taskId}`,
+  ].join("  ");
 }
 
 export function acceleratorLine(a: AcceleratorType): string {

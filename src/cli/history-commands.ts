@@ -1,7 +1,9 @@
 // Client commands that read a deployment's history and the hardware catalog.
 import { parseArgs } from "node:util";
 import {
-  ListAcceleratorTypesResponseSchema, ListDeploymentRevisionsResponseSchema, ListDeploymentTasksResponseSchema,
+  ListAcceleratorTypesResponseSchema,
+  ListDeploymentRevisionsResponseSchema,
+  ListDeploymentTasksResponseSchema,
 } from "../gen/modeldeploy/v1/deployment_service_pb.js";
 import { TaskStatus } from "../gen/modeldeploy/v1/resources_pb.js";
 import { enumValues, int, need } from "./args.js";
@@ -26,7 +28,8 @@ async function revisions(api: ApiClients, argv: string[]): Promise<number> {
 /** Newest first, every page. */
 async function tasks(api: ApiClients, argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
+    args: argv,
+    allowPositionals: true,
     options: { status: { type: "string", multiple: true }, "page-size": { type: "string" }, json: { type: "boolean" } },
   });
   const name = need(positionals[0], "NAME");

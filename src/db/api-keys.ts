@@ -8,10 +8,7 @@ export function hashApiKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
 }
 
-export async function createApiKey(
-  db: Executor,
-  input: { workspace: string; principal: string; scopes: string[] },
-): Promise<{ id: string; key: string }> {
+export async function createApiKey(db: Executor, input: { workspace: string; principal: string; scopes: string[] }): Promise<{ id: string; key: string }> {
   const id = newId();
   const key = `mdk_${randomBytes(32).toString("base64url")}`;
   await db

@@ -44,8 +44,17 @@ export type AttemptChangeResult = DeploymentEvent | FencedError | Error;
 // The columns an attempt may change; sequence and update_time always move.
 const TASK_COLUMNS = ["status", "phase", "progress", "result", "failure", "rolled_back", "start_time", "end_time", "progress_deadline"] as const;
 const DEPLOYMENT_COLUMNS = [
-  "state", "failure", "instances", "endpoint_url", "serving_revision", "target_revision", "active_task_id", "modifier",
-  "model", "resources", "scaling",
+  "state",
+  "failure",
+  "instances",
+  "endpoint_url",
+  "serving_revision",
+  "target_revision",
+  "active_task_id",
+  "modifier",
+  "model",
+  "resources",
+  "scaling",
 ] as const;
 
 const list = (columns: readonly string[], prefix = "") => columns.map((c) => prefix + c).join(", ");
@@ -113,11 +122,9 @@ export async function applyAttemptChanges(db: Executor, changes: readonly Attemp
     let rows: ChangedRow[];
     try {
       // One statement is atomic: after a deadlock it can simply run again.
-      rows = await retryWriteConflicts("a batch of task writes", () => executePreparedSql<ChangedRow>(db, APPLY_ATTEMPT_CHANGES, [
-        JSON.stringify(input),
-        input.map((i) => i.task_id),
-        input.map((i) => i.deployment_uid),
-      ]));
+      rows = await retryWriteConflicts("a batch of task writes", () =>
+        executePreparedSql<ChangedRow>(db, APPLY_ATTEMPT_CHANGES, [JSON.stringify(input), input.map((i) => i.task_id), input.map((i) => i.deployment_uid)]),
+      );
     } catch (err) {
       // Nothing committed yet: the caller may write the batch again. After
       // an earlier statement committed, that would apply its changes twice:

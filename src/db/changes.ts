@@ -14,7 +14,10 @@ import { toDeployment, toTask } from "./mappers.js";
 /** The task was claimed by a newer attempt (or finished): this writer must stop. */
 export class FencedError extends Error {
   override readonly name = "FencedError";
-  constructor(readonly taskId: string, readonly attempt: number) {
+  constructor(
+    readonly taskId: string,
+    readonly attempt: number,
+  ) {
     super(`task ${taskId} attempt ${attempt} no longer holds the task`);
   }
 }
@@ -41,16 +44,26 @@ export async function applyChange(db: Executor, input: ChangeInput): Promise<Dep
     // Lock order: deployment, then task (see attempt-changes.ts). `t` is
     // gated on `l` through an uncorrelated subquery, evaluated before `t`
     // locks its row; a no-op where the caller holds the lock already.
-    .with((cte) => cte("l").materialized(), (qb) => qb.selectFrom("deployments").select("uid").where("uid", "=", input.deploymentUid).forNoKeyUpdate())
+    .with(
+      (cte) => cte("l").materialized(),
+      (qb) => qb.selectFrom("deployments").select("uid").where("uid", "=", input.deploymentUid).forNoKeyUpdate(),
+    )
     .with("t", (qb) => {
       if (input.task) {
-        let q = qb.updateTable("tasks").set(input.task.patch).where("id", "=", input.task.id).where(sql<boolean>`exists (select 1 from l)`);
+        let q = qb
+          .updateTable("tasks")
+          .set(input.task.patch)
+          .where("id", "=", input.task.id)
+          .where(sql<boolean>`exists (select 1 from l)`);
         if (input.task.attempt !== undefined) {
           q = q.where("attempt", "=", input.task.attempt).where("status", "in", ["PENDING", "RUNNING"]);
         }
         return q.returningAll();
       }
-      return qb.selectFrom("tasks").selectAll().where("id", "=", input.taskId ?? "");
+      return qb
+        .selectFrom("tasks")
+        .selectAll()
+        .where("id", "=", input.taskId ?? "");
     })
     .with("d", (qb) => {
       let q = qb
@@ -61,11 +74,14 @@ export async function applyChange(db: Executor, input: ChangeInput): Promise<Dep
       if (fenced) q = q.where(sql<boolean>`exists (select 1 from t)`);
       return q.returningAll();
     })
-    .with("e", () => sql`(
+    .with(
+      "e",
+      () => sql`(
       insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
       select d.uid, d.sequence, d.workspace, d.update_time, ${input.type}, to_jsonb(d), (select to_jsonb(t) from t)
       from d
-      returning cursor)`)
+      returning cursor)`,
+    )
     .selectFrom("d")
     .select(sql<DeploymentRow>`to_jsonb(d)`.as("dep"))
     .select(sql<TaskRow | null>`(select to_jsonb(t) from t)`.as("task"))

@@ -3,8 +3,15 @@
 // the same database for the work of one API call.
 import { createHash } from "node:crypto";
 import {
-  CompiledQuery, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler,
-  type Compilable, type Dialect, type Driver, type KyselyConfig,
+  CompiledQuery,
+  Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type Compilable,
+  type Dialect,
+  type Driver,
+  type KyselyConfig,
 } from "kysely";
 import pg from "pg";
 import type { CallScope } from "./call-scope.js";

@@ -72,11 +72,9 @@ export async function insertNewDeployments(db: Executor, items: readonly NewDepl
   }));
   const tasks = sorted.map((i) => taskToRow(i.task, { requestHash: i.requestHash, enqueuedAt: i.task.createTime }));
   // One statement is atomic: after a deadlock it can simply run again.
-  const rows = await retryWriteConflicts("a batch of creates", () => executePreparedSql<InsertedRow>(db, INSERT_NEW_DEPLOYMENTS, [
-    JSON.stringify(deployments),
-    JSON.stringify(revisions),
-    JSON.stringify(tasks),
-  ]));
+  const rows = await retryWriteConflicts("a batch of creates", () =>
+    executePreparedSql<InsertedRow>(db, INSERT_NEW_DEPLOYMENTS, [JSON.stringify(deployments), JSON.stringify(revisions), JSON.stringify(tasks)]),
+  );
   const byUid = new Map(rows.map((r) => [r.dep.uid, r]));
   return items.map(({ deployment }): NewDeploymentResult => {
     const row = byUid.get(deployment.uid);

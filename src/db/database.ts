@@ -1,8 +1,18 @@
 // Table types for Kysely: one interface per table, gathered in Database.
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
 import type {
-  DeploymentState, EventType, Failure, Instances, ModelSource, Resources, Scaling,
-  TaskKind, TaskPhase, TaskProgress, TaskResult, TaskStatus,
+  DeploymentState,
+  EventType,
+  Failure,
+  Instances,
+  ModelSource,
+  Resources,
+  Scaling,
+  TaskKind,
+  TaskPhase,
+  TaskProgress,
+  TaskResult,
+  TaskStatus,
 } from "../domain/types.js";
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;

@@ -11,8 +11,17 @@ const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300", "5701
 
 // Socket-level failures: the server is down, unreachable or went away.
 const UNAVAILABLE_ERRNOS = new Set([
-  "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH",
-  "EHOSTDOWN", "ENETDOWN", "EPIPE", "EAI_AGAIN", "ENOTFOUND",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ENETDOWN",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ENOTFOUND",
 ]);
 
 // 40P01 deadlock_detected, 40001 serialization_failure: the statement (or

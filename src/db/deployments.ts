@@ -6,8 +6,7 @@ import type { Executor, Trx } from "./executor.js";
 
 // The hottest read (every GetDeployment): fixed text, so no query is built
 // or compiled per call, run as a prepared statement.
-const findByNameSql =
-  `select * from deployments where workspace = $1 and name = $2 order by state = 'DELETED', create_time desc limit 1`;
+const findByNameSql = `select * from deployments where workspace = $1 and name = $2 order by state = 'DELETED', create_time desc limit 1`;
 
 /** The live deployment of that name, else the most recent deleted one. */
 export async function findDeploymentByName(db: Executor, workspace: string, name: string): Promise<DeploymentRow | undefined> {
@@ -22,7 +21,11 @@ export async function findDeploymentByUid(db: Executor, uid: string): Promise<De
 /** Many deployments by uid in one query (no locks). */
 export async function findDeploymentsByUids(db: Executor, uids: readonly string[]): Promise<DeploymentRow[]> {
   if (uids.length === 0) return [];
-  return db.selectFrom("deployments").selectAll().where("uid", "=", sql<string>`any(${[...uids]}::text[])`).execute();
+  return db
+    .selectFrom("deployments")
+    .selectAll()
+    .where("uid", "=", sql<string>`any(${[...uids]}::text[])`)
+    .execute();
 }
 
 /** The row, locked until the transaction ends. */

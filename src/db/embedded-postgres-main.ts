@@ -60,7 +60,6 @@ function parseOptions(): { dataDir: string; host: string; port: number } {
   return { dataDir: path.resolve(values.data), host: values.host, port };
 }
 
-
 /** Take `<dataDir>.lock`; a lock left by a dead process is taken over. */
 function acquireLock(lockFile: string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -83,8 +82,7 @@ function acquireLock(lockFile: string): () => void {
       }
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isProcessAlive(owner)) {
         throw new LockedError(
-          `data directory is in use by process ${owner} (lock file ${lockFile}); ` +
-            `stop that process, or delete the lock file if no such process uses it`,
+          `data directory is in use by process ${owner} (lock file ${lockFile}); ` + `stop that process, or delete the lock file if no such process uses it`,
         );
       }
       log.warn("removing stale lock file", { lockFile, owner: Number.isNaN(owner) ? null : owner });
@@ -226,10 +224,7 @@ async function main(): Promise<void> {
   try {
     options = parseOptions();
   } catch (err) {
-    process.stderr.write(
-      `embedded-postgres-main: ${(err as Error).message}\n` +
-        `usage: embedded-postgres-main --data <dir> [--host 127.0.0.1] [--port 0]\n`,
-    );
+    process.stderr.write(`embedded-postgres-main: ${(err as Error).message}\n` + `usage: embedded-postgres-main --data <dir> [--host 127.0.0.1] [--port 0]\n`);
     process.exit(EXIT_USAGE);
   }
 

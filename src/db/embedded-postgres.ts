@@ -106,7 +106,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   return {
     url,
     stop() {
-      stopping ??= terminateChild(child, exited, stopGraceMs, () => logger.warn("embedded Postgres did not exit after SIGTERM; sending SIGKILL", { pid: child.pid })).then(() => {
+      stopping ??= terminateChild(child, exited, stopGraceMs, () =>
+        logger.warn("embedded Postgres did not exit after SIGTERM; sending SIGKILL", { pid: child.pid }),
+      ).then(() => {
         logger.info("embedded Postgres stopped", { code: child.exitCode, signal: child.signalCode });
       });
       return stopping;
@@ -126,9 +128,7 @@ function childScript(): string {
   ];
   const found = candidates.find((file) => fs.existsSync(file));
   if (found === undefined) {
-    throw new Error(
-      `embedded Postgres: child script not found (looked for ${candidates.join(", ")}); run \`npm run build\` first`,
-    );
+    throw new Error(`embedded Postgres: child script not found (looked for ${candidates.join(", ")}); run \`npm run build\` first`);
   }
   return found;
 }
@@ -161,13 +161,9 @@ function waitForListening(child: ChildProcess, timeoutMs: number, stderrTail: ()
         }
       }
     };
-    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
-      fail(`embedded Postgres exited before listening (code ${code}, signal ${signal})`);
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => fail(`embedded Postgres exited before listening (code ${code}, signal ${signal})`);
     const onError = (err: Error) => fail(`embedded Postgres could not be started: ${err.message}`);
-    const timer = setTimeout(
-      () => fail(`embedded Postgres did not report listening within ${timeoutMs} ms`),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => fail(`embedded Postgres did not report listening within ${timeoutMs} ms`), timeoutMs);
     child.stdout!.setEncoding("utf8");
     child.stdout!.on("data", onData);
     child.once("exit", onExit);
@@ -204,4 +200,3 @@ function relay(logger: Logger, line: string): void {
   }
   logger.debug("embedded Postgres output", { line });
 }
-

@@ -18,8 +18,7 @@ import type { CallScope } from "./call-scope.js";
 import type { GuardedClient } from "./guarded-client.js";
 import type { PoolGate } from "./pool-gate.js";
 
-const savepointCommand = (command: string, name: string) =>
-  RawNode.createWithChildren([RawNode.createWithSql(`${command} `), IdentifierNode.create(name)]);
+const savepointCommand = (command: string, name: string) => RawNode.createWithChildren([RawNode.createWithSql(`${command} `), IdentifierNode.create(name)]);
 
 export class GatedDriver implements Driver {
   constructor(private readonly gate: PoolGate) {}

@@ -48,13 +48,16 @@ export class GuardedClient implements DatabaseConnection {
     return new Promise((resolve, reject) => {
       const ms = this.queryTimeoutMs;
       let timedOut = false;
-      const timer = ms === undefined ? undefined : setTimeout(() => {
-        timedOut = true;
-        this.broken = true;
-        reject(databaseUnavailable(`the database did not answer within ${ms} ms`));
-        // A hung server never answers a cancel either: drop the socket.
-        this.client.end().catch(() => {});
-      }, ms);
+      const timer =
+        ms === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              this.broken = true;
+              reject(databaseUnavailable(`the database did not answer within ${ms} ms`));
+              // A hung server never answers a cancel either: drop the socket.
+              this.client.end().catch(() => {});
+            }, ms);
       const done = (err: Error | undefined, result?: pg.QueryResult) => {
         if (timer !== undefined) clearTimeout(timer);
         if (timedOut) return;

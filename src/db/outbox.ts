@@ -17,17 +17,17 @@ export interface OutboxEntry {
  */
 export async function drainOutbox(db: Executor, limit: number, publish: (entries: OutboxEntry[]) => Promise<void>): Promise<number> {
   return db.transaction().execute(async (trx) => {
-    const rows = await trx
-      .selectFrom("outbox")
-      .select(["id", "task_id", "msg_id"])
-      .orderBy("id")
-      .limit(limit)
-      .forUpdate()
-      .skipLocked()
-      .execute();
+    const rows = await trx.selectFrom("outbox").select(["id", "task_id", "msg_id"]).orderBy("id").limit(limit).forUpdate().skipLocked().execute();
     if (rows.length === 0) return 0;
     await publish(rows.map((r) => ({ id: String(r.id), taskId: r.task_id, msgId: r.msg_id })));
-    await trx.deleteFrom("outbox").where("id", "in", rows.map((r) => r.id)).execute();
+    await trx
+      .deleteFrom("outbox")
+      .where(
+        "id",
+        "in",
+        rows.map((r) => r.id),
+      )
+      .execute();
     return rows.length;
   });
 }

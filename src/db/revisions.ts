@@ -11,12 +11,7 @@ export interface RevisionRecord {
 }
 
 export async function loadRevision(db: Executor, deploymentUid: string, number: number): Promise<RevisionRecord> {
-  const row = await db
-    .selectFrom("revisions")
-    .selectAll()
-    .where("deployment_uid", "=", deploymentUid)
-    .where("number", "=", number)
-    .executeTakeFirstOrThrow();
+  const row = await db.selectFrom("revisions").selectAll().where("deployment_uid", "=", deploymentUid).where("number", "=", number).executeTakeFirstOrThrow();
   return toRevisionRecord(row);
 }
 
@@ -38,19 +33,26 @@ export async function listRevisions(db: Executor, deploymentUid: string): Promis
 }
 
 export async function insertRevision(db: Executor, deploymentUid: string, r: RevisionRecord): Promise<void> {
-  await db.insertInto("revisions").values({
-    deployment_uid: deploymentUid,
-    number: r.number,
-    model: r.model,
-    resources: r.resources,
-    task_id: r.taskId,
-    create_time: r.createTime,
-  }).execute();
+  await db
+    .insertInto("revisions")
+    .values({
+      deployment_uid: deploymentUid,
+      number: r.number,
+      model: r.model,
+      resources: r.resources,
+      task_id: r.taskId,
+      create_time: r.createTime,
+    })
+    .execute();
 }
 
 /** The number the next revision gets (revisions are never deleted, so numbers are never reused). */
 export async function nextRevisionNumber(db: Executor, deploymentUid: string): Promise<number> {
-  const row = await db.selectFrom("revisions").select((eb) => eb.fn.max("number").as("last")).where("deployment_uid", "=", deploymentUid).executeTakeFirst();
+  const row = await db
+    .selectFrom("revisions")
+    .select((eb) => eb.fn.max("number").as("last"))
+    .where("deployment_uid", "=", deploymentUid)
+    .executeTakeFirst();
   return Number(row?.last ?? 0) + 1;
 }
 

@@ -54,17 +54,19 @@ interface ClaimRow {
  */
 export async function claimTask(db: Executor, id: string, owner: string, leaseMs: number): Promise<ClaimResult> {
   const query = db
-    .with("c", (qb) => qb
-      .updateTable("tasks")
-      .set({
-        attempt: sql`attempt + 1`,
-        lease_owner: owner,
-        lease_expires_at: sql`now() + ${leaseMs} * interval '1 millisecond'`,
-      })
-      .where("id", "=", id)
-      .where("status", "in", ["PENDING", "RUNNING"])
-      .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", sql<Date>`now()`)]))
-      .returningAll())
+    .with("c", (qb) =>
+      qb
+        .updateTable("tasks")
+        .set({
+          attempt: sql`attempt + 1`,
+          lease_owner: owner,
+          lease_expires_at: sql`now() + ${leaseMs} * interval '1 millisecond'`,
+        })
+        .where("id", "=", id)
+        .where("status", "in", ["PENDING", "RUNNING"])
+        .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", sql<Date>`now()`)]))
+        .returningAll(),
+    )
     .selectFrom("c")
     .select(sql<TaskRow>`to_jsonb(c)`.as("task"))
     .select(sql<DeploymentRow | null>`(select to_jsonb(d) from deployments d where d.uid = c.deployment_uid)`.as("dep"))
@@ -135,23 +137,22 @@ export function createTaskClaimer(db: Executor, owner: string, leaseMs: number):
 
 /** Extends the lease; false when this attempt no longer owns the task. */
 export async function renewLease(db: Executor, id: string, attempt: number, leaseMs: number): Promise<boolean> {
-  const r = await db.executeQuery(prepared(db
-    .updateTable("tasks")
-    .set({ lease_expires_at: sql`now() + ${leaseMs} * interval '1 millisecond'` })
-    .where("id", "=", id)
-    .where("attempt", "=", attempt)
-    .where("status", "in", ["PENDING", "RUNNING"])));
+  const r = await db.executeQuery(
+    prepared(
+      db
+        .updateTable("tasks")
+        .set({ lease_expires_at: sql`now() + ${leaseMs} * interval '1 millisecond'` })
+        .where("id", "=", id)
+        .where("attempt", "=", attempt)
+        .where("status", "in", ["PENDING", "RUNNING"]),
+    ),
+  );
   return Number(r.numAffectedRows ?? 0) === 1;
 }
 
 /** Gives the lease back (shutdown, nak) so another worker need not wait it out. */
 export async function releaseLease(db: Executor, id: string, attempt: number): Promise<void> {
-  await db
-    .updateTable("tasks")
-    .set({ lease_expires_at: null, lease_owner: null })
-    .where("id", "=", id)
-    .where("attempt", "=", attempt)
-    .execute();
+  await db.updateTable("tasks").set({ lease_expires_at: null, lease_owner: null }).where("id", "=", id).where("attempt", "=", attempt).execute();
 }
 
 export interface TaskPageQuery {

@@ -10,11 +10,7 @@ import type { Trx } from "./executor.js";
 
 export type EventSink = (events: readonly DeploymentEvent[]) => void;
 
-export async function transact<T>(
-  db: Db,
-  sink: EventSink,
-  fn: (trx: Trx, emit: (e: DeploymentEvent) => void) => Promise<T>,
-): Promise<T> {
+export async function transact<T>(db: Db, sink: EventSink, fn: (trx: Trx, emit: (e: DeploymentEvent) => void) => Promise<T>): Promise<T> {
   let events: DeploymentEvent[] = [];
   const result = await retryWriteConflicts("a transaction", () => {
     events = [];

@@ -14,12 +14,7 @@ export interface WatchSnapshotRow {
 }
 
 /** The deployment a name means (the live one before a deleted one), its task and its last event's cursor. */
-export async function readWatchSnapshot(
-  db: Executor,
-  workspace: string,
-  name: string,
-  kinds: readonly TaskKind[],
-): Promise<WatchSnapshotRow | undefined> {
+export async function readWatchSnapshot(db: Executor, workspace: string, name: string, kinds: readonly TaskKind[]): Promise<WatchSnapshotRow | undefined> {
   const row = await db
     .selectFrom("deployments as d")
     .selectAll("d")
@@ -42,11 +37,7 @@ export async function readWatchSnapshot(
 }
 
 /** The uid and current sequence of the deployment a name means. */
-export async function readWatchPosition(
-  db: Executor,
-  workspace: string,
-  name: string,
-): Promise<{ uid: string; sequence: number } | undefined> {
+export async function readWatchPosition(db: Executor, workspace: string, name: string): Promise<{ uid: string; sequence: number } | undefined> {
   return db
     .selectFrom("deployments")
     .select(["uid", "sequence"])

@@ -16,7 +16,12 @@ export interface WorkspaceSnapshot {
 }
 
 /** The workspace's deployments in these states (none given: all but DELETED), with their active or latest task, and the position they reflect: one statement, one snapshot. */
-export async function readWorkspaceSnapshot(db: Executor, workspace: string, states: readonly DeploymentState[], kinds: readonly TaskKind[]): Promise<WorkspaceSnapshot> {
+export async function readWorkspaceSnapshot(
+  db: Executor,
+  workspace: string,
+  states: readonly DeploymentState[],
+  kinds: readonly TaskKind[],
+): Promise<WorkspaceSnapshot> {
   const stateFilter = states.length > 0 ? sql`d.state = any(${[...states]}::text[])` : sql`d.state <> 'DELETED'`;
   const { rows } = await sql<{ position: string; deployment: DeploymentRow | null; task: TaskRow | null }>`
     with s as (select pg_current_snapshot()::text as position)
@@ -45,11 +50,15 @@ export interface EventWindow {
 }
 
 /** One page of the workspace's events in the window, in cursor order, and the window's end position. */
-export async function readWorkspaceEvents(db: Executor, workspace: string, w: EventWindow, limit: number): Promise<{ until: string; events: DeploymentEvent[] }> {
+export async function readWorkspaceEvents(
+  db: Executor,
+  workspace: string,
+  w: EventWindow,
+  limit: number,
+): Promise<{ until: string; events: DeploymentEvent[] }> {
   const until = w.until === undefined ? sql`pg_current_snapshot()` : sql`${w.until}::pg_snapshot`;
-  const seen = w.seen === undefined
-    ? sql`true`
-    : sql`not (pg_visible_in_snapshot(e.txid, ${w.seen.batch}::pg_snapshot) and e.cursor <= ${w.seen.cursor}::bigint)`;
+  const seen =
+    w.seen === undefined ? sql`true` : sql`not (pg_visible_in_snapshot(e.txid, ${w.seen.batch}::pg_snapshot) and e.cursor <= ${w.seen.cursor}::bigint)`;
   const page = w.afterCursor === undefined ? sql`true` : sql`e.cursor > ${w.afterCursor}::bigint`;
   const { rows } = await sql<EventRow & { until: string }>`
     with s as (select ${until} as snap)

@@ -56,21 +56,24 @@ export function createWriteCoalescer<I, O>(o: WriteCoalescerOptions<I, O>): Writ
       const batch = takeBatch();
       if (batch.length === 0) return;
       inFlight++;
-      writeBatch(batch.map((w) => w.item)).then(
-        (results) => {
-          if (results.length !== batch.length) throw new Error(`batch of ${batch.length} returned ${results.length} results`);
-          batch.forEach((w, i) => w.resolve(results[i]!));
-        },
-        (err: unknown) => {
-          // One bad item must not fail its neighbours: each is written again
-          // alone and gets its own outcome (and error).
-          if (batch.length === 1) batch[0]!.reject(err);
-          else batch.forEach(settleAlone);
-        },
-      ).catch((err: unknown) => batch.forEach((w) => w.reject(err))).finally(() => {
-        inFlight--;
-        flush();
-      });
+      writeBatch(batch.map((w) => w.item))
+        .then(
+          (results) => {
+            if (results.length !== batch.length) throw new Error(`batch of ${batch.length} returned ${results.length} results`);
+            batch.forEach((w, i) => w.resolve(results[i]!));
+          },
+          (err: unknown) => {
+            // One bad item must not fail its neighbours: each is written again
+            // alone and gets its own outcome (and error).
+            if (batch.length === 1) batch[0]!.reject(err);
+            else batch.forEach(settleAlone);
+          },
+        )
+        .catch((err: unknown) => batch.forEach((w) => w.reject(err)))
+        .finally(() => {
+          inFlight--;
+          flush();
+        });
     }
   };
 

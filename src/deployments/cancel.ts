@@ -25,16 +25,29 @@ export async function cancelTask(deps: DeploymentsDeps, principal: Principal, ta
     // Cancelling twice answers the cancellation (a retried call must not fail).
     if (task.status === "CANCELLED") return toTask(task);
     if (task.status !== "PENDING" && task.status !== "RUNNING") {
-      throw new RefusedError("failed_precondition", `task ${taskId} is already ${task.status}: only a PENDING or RUNNING task can be cancelled`, "TASK_NOT_CANCELLABLE", { taskId, status: task.status });
+      throw new RefusedError(
+        "failed_precondition",
+        `task ${taskId} is already ${task.status}: only a PENDING or RUNNING task can be cancelled`,
+        "TASK_NOT_CANCELLABLE",
+        { taskId, status: task.status },
+      );
     }
     if (task.kind === "DELETE") {
-      throw new RefusedError("failed_precondition", `task ${taskId} deletes "${task.deployment_name}": a deletion cannot be cancelled`, "TASK_NOT_CANCELLABLE", { taskId, kind: task.kind });
+      throw new RefusedError(
+        "failed_precondition",
+        `task ${taskId} deletes "${task.deployment_name}": a deletion cannot be cancelled`,
+        "TASK_NOT_CANCELLABLE",
+        { taskId, kind: task.kind },
+      );
     }
     if ((task.kind === "UPDATE" || task.kind === "ROLLBACK") && dep.serving_revision === task.revision) {
       // Past the switch the rollout has happened; what is left is draining the old revision.
-      throw new RefusedError("failed_precondition",
+      throw new RefusedError(
+        "failed_precondition",
         `task ${taskId} already switched traffic to revision ${task.revision} and is finishing; roll back to go to the previous revision`,
-        "TASK_NOT_CANCELLABLE", { taskId, revision: String(task.revision) });
+        "TASK_NOT_CANCELLABLE",
+        { taskId, revision: String(task.revision) },
+      );
     }
     const now = new Date();
     const failure: Failure = { reason: "CANCELLED", message: `cancelled by ${principal.name}`, retryable: false, time: now.toISOString() };

@@ -17,11 +17,16 @@ export async function checkCapacity(deps: Pick<DeploymentsDeps, "db" | "catalog"
   const wanted = resources.acceleratorCount * Math.max(scaling.maxReplicas, 1);
   const available = Math.max(entry.total - used, 0);
   if (used + wanted > entry.total) {
-    throw new RefusedError("resource_exhausted", `not enough ${entry.name} accelerators: ${wanted} requested, ${available} of ${entry.total} available; lower the count or replicas, or try later`, "ACCELERATOR_CAPACITY_EXHAUSTED", {
-      requestedAcceleratorType: entry.name,
-      requestedAcceleratorCount: String(wanted),
-      availableAcceleratorCount: String(available),
-    });
+    throw new RefusedError(
+      "resource_exhausted",
+      `not enough ${entry.name} accelerators: ${wanted} requested, ${available} of ${entry.total} available; lower the count or replicas, or try later`,
+      "ACCELERATOR_CAPACITY_EXHAUSTED",
+      {
+        requestedAcceleratorType: entry.name,
+        requestedAcceleratorCount: String(wanted),
+        availableAcceleratorCount: String(available),
+      },
+    );
   }
 }
 

@@ -22,7 +22,12 @@ export interface CreateInput {
 }
 
 /** `call`: whose abort takes a waiting write out of the batch queue. */
-export async function createDeployment(deps: DeploymentsDeps, principal: Principal, input: CreateInput, call?: CallScope): Promise<{ deployment: Deployment; task: Task }> {
+export async function createDeployment(
+  deps: DeploymentsDeps,
+  principal: Principal,
+  input: CreateInput,
+  call?: CallScope,
+): Promise<{ deployment: Deployment; task: Task }> {
   const problems = [
     ...validateSpec(input, deps.catalog, deps.limits),
     ...validateLabels(input.labels, deps.limits),
@@ -51,7 +56,12 @@ export async function createDeployment(deps: DeploymentsDeps, principal: Princip
       const again = await replayIfSeen(deps.db, principal.workspace, input.requestId, hash);
       if (again) return again;
       if (!input.suffix && tries < 3) continue;
-      throw new RefusedError("already_exists", `a deployment named "${resolved.name}" already exists in workspace "${principal.workspace}": specify another suffix`, "NAME_TAKEN", { name: resolved.name });
+      throw new RefusedError(
+        "already_exists",
+        `a deployment named "${resolved.name}" already exists in workspace "${principal.workspace}": specify another suffix`,
+        "NAME_TAKEN",
+        { name: resolved.name },
+      );
     } catch (err) {
       if (isUniqueViolation(err, "tasks_request_id")) {
         const again = await replayIfSeen(deps.db, principal.workspace, input.requestId, hash);
@@ -90,12 +100,15 @@ async function insertCreate(deps: DeploymentsDeps, principal: Principal, input: 
     sequence: 1,
   };
   const task = newTask({ id: taskId, kind: "DEPLOY", principal, uid, name, revision: 1, requestId: input.requestId, deadlineSeconds, now });
-  const event = await deps.newDeployments.write({
-    deployment,
-    revision: { number: 1, model: input.model, resources: input.resources, taskId, createTime: now },
-    task,
-    requestHash: hash,
-  }, call);
+  const event = await deps.newDeployments.write(
+    {
+      deployment,
+      revision: { number: 1, model: input.model, resources: input.resources, taskId, createTime: now },
+      task,
+      requestHash: hash,
+    },
+    call,
+  );
   if (event === "NAME_TAKEN") return undefined;
   deps.sink([event]);
   deps.wakeRelay();

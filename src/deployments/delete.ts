@@ -39,19 +39,33 @@ export async function deleteDeployment(deps: DeploymentsDeps, principal: Princip
         // Deleting twice returns the delete already under way.
         if (active?.kind === "DELETE" && inFlight(active.status)) return toTask(active);
         if (active && inFlight(active.status)) {
-          emit(await applyChange(trx, {
-            deploymentUid: locked.uid,
-            type: "TASK_FINISHED",
-            task: {
-              id: active.id,
-              patch: cancelledTaskPatch(now, { reason: "CANCELLED", message: "cancelled because the deployment is being deleted", retryable: false, time: now.toISOString() }),
-            },
-          }));
+          emit(
+            await applyChange(trx, {
+              deploymentUid: locked.uid,
+              type: "TASK_FINISHED",
+              task: {
+                id: active.id,
+                patch: cancelledTaskPatch(now, {
+                  reason: "CANCELLED",
+                  message: "cancelled because the deployment is being deleted",
+                  retryable: false,
+                  time: now.toISOString(),
+                }),
+              },
+            }),
+          );
         }
       }
       const task = newTask({
-        id: taskId, kind: "DELETE", principal, uid: locked.uid, name: locked.name, revision: locked.serving_revision,
-        requestId, deadlineSeconds: deps.defaultProgressDeadlineSeconds, now,
+        id: taskId,
+        kind: "DELETE",
+        principal,
+        uid: locked.uid,
+        name: locked.name,
+        revision: locked.serving_revision,
+        requestId,
+        deadlineSeconds: deps.defaultProgressDeadlineSeconds,
+        now,
       });
       await insertTask(trx, taskToRow(task, { requestHash: hash, enqueuedAt: now }));
       await insertOutbox(trx, taskId, taskId);

@@ -1,7 +1,19 @@
 import { emptyProgress, type Principal, type Scaling, type Task, type TaskKind } from "../domain/types.js";
 
 /** A task as it is queued: PENDING, phase QUEUED, no attempt yet. */
-export function newTask(t: { id: string; kind: TaskKind; principal: Principal; uid: string; name: string; revision: number; requestId: string; deadlineSeconds: number; now: Date; scaling?: Scaling; message?: string }): Task {
+export function newTask(t: {
+  id: string;
+  kind: TaskKind;
+  principal: Principal;
+  uid: string;
+  name: string;
+  revision: number;
+  requestId: string;
+  deadlineSeconds: number;
+  now: Date;
+  scaling?: Scaling;
+  message?: string;
+}): Task {
   return {
     id: t.id,
     workspace: t.principal.workspace,

@@ -21,7 +21,13 @@ export function needsCorrection(d: Deployment, obs: Observed): boolean {
   // A task in flight owns these fields; the observer only tends steady states.
   if (d.activeTaskId !== null || d.state !== "RUNNING" || obs.servingRevision !== d.servingRevision) return false;
   const i = obs.instances;
-  return !(i.desired === d.instances.desired && i.ready === d.instances.ready && i.pending === d.instances.pending && i.restarts === d.instances.restarts && obs.endpointUrl === d.endpointUrl);
+  return !(
+    i.desired === d.instances.desired &&
+    i.ready === d.instances.ready &&
+    i.pending === d.instances.pending &&
+    i.restarts === d.instances.restarts &&
+    obs.endpointUrl === d.endpointUrl
+  );
 }
 
 /** Writes the observed instances and endpoint if they still differ under the row lock; true when it wrote. */
@@ -30,11 +36,13 @@ export async function correctObserved(db: Db, sink: EventSink, obs: Observed): P
     // Checked again under the row lock: a task may have started meanwhile.
     const row = await lockDeployment(trx, obs.deploymentUid);
     if (!row || !needsCorrection(toDeployment(row), obs)) return false;
-    emit(await applyChange(trx, {
-      deploymentUid: row.uid,
-      type: "STATE_CHANGED",
-      deployment: { instances: { ...obs.instances }, endpoint_url: obs.endpointUrl },
-    }));
+    emit(
+      await applyChange(trx, {
+        deploymentUid: row.uid,
+        type: "STATE_CHANGED",
+        deployment: { instances: { ...obs.instances }, endpoint_url: obs.endpointUrl },
+      }),
+    );
     return true;
   });
 }

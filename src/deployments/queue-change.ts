@@ -58,9 +58,12 @@ export async function queueChange(deps: DeploymentsDeps, principal: Principal, r
       if (locked.active_task_id) {
         const active = await findTask(trx, locked.active_task_id);
         if (active && inFlight(active.status)) {
-          throw new RefusedError("failed_precondition",
+          throw new RefusedError(
+            "failed_precondition",
             `deployment "${req.name}" is being changed by task ${active.id} (${active.kind}, ${active.status}); wait for it to finish or cancel it`,
-            "TASK_IN_PROGRESS", { activeTaskId: active.id });
+            "TASK_IN_PROGRESS",
+            { activeTaskId: active.id },
+          );
         }
       }
       const current = toDeployment(locked);
@@ -69,8 +72,17 @@ export async function queueChange(deps: DeploymentsDeps, principal: Principal, r
       const taskId = newId();
       const revision = plan.revision ? await nextRevisionNumber(trx, current.uid) : current.servingRevision;
       const task = newTask({
-        id: taskId, kind: plan.kind, principal, uid: current.uid, name: current.name, revision, requestId: req.requestId,
-        deadlineSeconds: req.deadlineSeconds, now, scaling: plan.scaling ?? undefined, message: plan.message,
+        id: taskId,
+        kind: plan.kind,
+        principal,
+        uid: current.uid,
+        name: current.name,
+        revision,
+        requestId: req.requestId,
+        deadlineSeconds: req.deadlineSeconds,
+        now,
+        scaling: plan.scaling ?? undefined,
+        message: plan.message,
       });
       await insertTask(trx, taskToRow(task, { requestHash: req.requestHash, enqueuedAt: now }));
       if (plan.revision) await insertRevision(trx, current.uid, { number: revision, ...plan.revision, taskId, createTime: now });

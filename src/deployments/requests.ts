@@ -19,24 +19,40 @@ const MAX_PROGRESS_DEADLINE_SECONDS = 86_400;
 
 export function progressDeadlineProblems(seconds: number): FieldProblem[] {
   if (seconds >= 0 && seconds <= MAX_PROGRESS_DEADLINE_SECONDS) return [];
-  return [{ field: "progress_deadline_seconds", description: `progressDeadlineSeconds must be from 0 (default) to ${MAX_PROGRESS_DEADLINE_SECONDS}`, reason: "PROGRESS_DEADLINE_INVALID", metadata: {} }];
+  return [
+    {
+      field: "progress_deadline_seconds",
+      description: `progressDeadlineSeconds must be from 0 (default) to ${MAX_PROGRESS_DEADLINE_SECONDS}`,
+      reason: "PROGRESS_DEADLINE_INVALID",
+      metadata: {},
+    },
+  ];
 }
 
 /** Compared only on a repeated requestId, so computed only when there is one. */
 export function requestHash(kind: string, requestId: string, body: unknown): string {
   if (!requestId) return "";
   const canonical = JSON.stringify(body, (_k, v: unknown) =>
-    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v);
+    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v,
+  );
   return createHash("sha256").update(kind).update(canonical).digest("hex");
 }
 
 /** Same requestId: the original result, or REQUEST_ID_REUSED when the body differs. */
-export async function replayIfSeen(db: Executor, workspace: string, requestId: string, hash: string): Promise<{ deployment: Deployment; task: Task } | undefined> {
+export async function replayIfSeen(
+  db: Executor,
+  workspace: string,
+  requestId: string,
+  hash: string,
+): Promise<{ deployment: Deployment; task: Task } | undefined> {
   if (!requestId) return undefined;
   const row = await findTaskByRequestId(db, workspace, requestId);
   if (!row) return undefined;
   if (row.request_hash !== hash) {
-    throw new RefusedError("invalid", `requestId "${requestId}" was already used with a different request; use a new requestId`, "REQUEST_ID_REUSED", { requestId, taskId: row.id });
+    throw new RefusedError("invalid", `requestId "${requestId}" was already used with a different request; use a new requestId`, "REQUEST_ID_REUSED", {
+      requestId,
+      taskId: row.id,
+    });
   }
   const dep = await findDeploymentByUid(db, row.deployment_uid);
   return { deployment: toDeployment(dep!), task: toTask(row) };

@@ -17,7 +17,13 @@ export interface RollbackInput {
 
 export async function rollbackDeployment(deps: DeploymentsDeps, principal: Principal, input: RollbackInput): Promise<{ deployment: Deployment; task: Task }> {
   const problems = requestIdProblems(input.requestId);
-  if (input.revision < 0) problems.push({ field: "revision", description: "revision must be 0 (the previous one) or a revision number", reason: "REVISION_INVALID", metadata: { revision: String(input.revision) } });
+  if (input.revision < 0)
+    problems.push({
+      field: "revision",
+      description: "revision must be 0 (the previous one) or a revision number",
+      reason: "REVISION_INVALID",
+      metadata: { revision: String(input.revision) },
+    });
   if (problems.length > 0) throw invalidRequest(problems);
   return queueChange(deps, principal, {
     name: input.name,
@@ -26,19 +32,34 @@ export async function rollbackDeployment(deps: DeploymentsDeps, principal: Princ
     deadlineSeconds: deps.defaultProgressDeadlineSeconds,
     async plan(current, trx) {
       if (current.servingRevision === 0) {
-        throw new RefusedError("failed_precondition", `deployment "${current.name}" has never served: there is no revision to roll back to; update it to deploy again`, "NO_PREVIOUS_REVISION", { name: current.name });
+        throw new RefusedError(
+          "failed_precondition",
+          `deployment "${current.name}" has never served: there is no revision to roll back to; update it to deploy again`,
+          "NO_PREVIOUS_REVISION",
+          { name: current.name },
+        );
       }
-      const target = input.revision === 0
-        ? await previousServedRevision(trx, current.uid, current.servingRevision)
-        : await findRevision(trx, current.uid, input.revision);
+      const target =
+        input.revision === 0 ? await previousServedRevision(trx, current.uid, current.servingRevision) : await findRevision(trx, current.uid, input.revision);
       if (!target) {
         if (input.revision === 0) {
-          throw new RefusedError("failed_precondition", `deployment "${current.name}" has no revision that served before revision ${current.servingRevision}`, "NO_PREVIOUS_REVISION", { name: current.name });
+          throw new RefusedError(
+            "failed_precondition",
+            `deployment "${current.name}" has no revision that served before revision ${current.servingRevision}`,
+            "NO_PREVIOUS_REVISION",
+            { name: current.name },
+          );
         }
-        throw new RefusedError("not_found", `deployment "${current.name}" has no revision ${input.revision}`, "REVISION_NOT_FOUND", { name: current.name, revision: String(input.revision) });
+        throw new RefusedError("not_found", `deployment "${current.name}" has no revision ${input.revision}`, "REVISION_NOT_FOUND", {
+          name: current.name,
+          revision: String(input.revision),
+        });
       }
       if (target.number === current.servingRevision) {
-        throw new RefusedError("failed_precondition", `revision ${target.number} of "${current.name}" is the one serving`, "REVISION_ALREADY_SERVING", { name: current.name, revision: String(target.number) });
+        throw new RefusedError("failed_precondition", `revision ${target.number} of "${current.name}" is the one serving`, "REVISION_ALREADY_SERVING", {
+          name: current.name,
+          revision: String(target.number),
+        });
       }
       return {
         kind: "ROLLBACK",

@@ -25,7 +25,13 @@ const noInstances: Instances = { desired: 0, ready: 0, pending: 0, restarts: 0 }
 export async function deployStarted(w: AttemptWriter, instances: Instances): Promise<void> {
   const task = w.task;
   await w.write("STATE_CHANGED", {
-    task: { status: "RUNNING", phase: "VALIDATING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: json({ ...task.progress, message: `validating (attempt ${task.attempt})` }) },
+    task: {
+      status: "RUNNING",
+      phase: "VALIDATING",
+      start_time: task.startTime ?? new Date(),
+      progress_deadline: deadlineFrom(task),
+      progress: json({ ...task.progress, message: `validating (attempt ${task.attempt})` }),
+    },
     deployment: { state: "INITIALIZING", target_revision: task.revision, instances: json(instances) },
   });
 }
@@ -34,7 +40,13 @@ export async function deployStarted(w: AttemptWriter, instances: Instances): Pro
 export async function changeStarted(w: AttemptWriter, message: string): Promise<void> {
   const task = w.task;
   await w.write("STATE_CHANGED", {
-    task: { status: "RUNNING", phase: "VALIDATING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: json({ ...task.progress, message: `${message} (attempt ${task.attempt})` }) },
+    task: {
+      status: "RUNNING",
+      phase: "VALIDATING",
+      start_time: task.startTime ?? new Date(),
+      progress_deadline: deadlineFrom(task),
+      progress: json({ ...task.progress, message: `${message} (attempt ${task.attempt})` }),
+    },
   });
 }
 
@@ -70,7 +82,11 @@ export async function weightsReady(w: AttemptWriter, downloaded: Downloaded, mes
 
 /** Nothing happens between the end of the download and the start of the replicas: one write says both. */
 export async function startingReplicas(w: AttemptWriter, downloaded: Downloaded, replicas: number, weightsMessage: string, first = true): Promise<void> {
-  await w.progress("STARTING", { percent: 55, ...downloaded, replicasDesired: replicas, message: `${weightsMessage}; starting ${replicas} replica(s)` }, first ? { state: "DEPLOYING" } : undefined);
+  await w.progress(
+    "STARTING",
+    { percent: 55, ...downloaded, replicasDesired: replicas, message: `${weightsMessage}; starting ${replicas} replica(s)` },
+    first ? { state: "DEPLOYING" } : undefined,
+  );
 }
 
 /**
@@ -80,21 +96,29 @@ export async function startingReplicas(w: AttemptWriter, downloaded: Downloaded,
  */
 export async function healthChecking(w: AttemptWriter, instances: Instances, replicas: number, serving = true): Promise<void> {
   const ready = instances.ready;
-  await w.progress("HEALTH_CHECKING", {
-    percent: 60 + (30 * Math.min(ready, replicas)) / Math.max(replicas, 1),
-    replicasReady: ready,
-    replicasDesired: replicas,
-    message: `${ready}/${replicas} replicas ready`,
-  }, serving ? { instances: json(instances) } : undefined);
+  await w.progress(
+    "HEALTH_CHECKING",
+    {
+      percent: 60 + (30 * Math.min(ready, replicas)) / Math.max(replicas, 1),
+      replicasReady: ready,
+      replicasDesired: replicas,
+      message: `${ready}/${replicas} replicas ready`,
+    },
+    serving ? { instances: json(instances) } : undefined,
+  );
 }
 
 export async function switchingTraffic(w: AttemptWriter, instances: Instances, replicas: number, serving = true): Promise<void> {
-  await w.progress("SWITCHING_TRAFFIC", {
-    percent: 95,
-    replicasReady: instances.ready,
-    replicasDesired: replicas,
-    message: `${instances.ready}/${replicas} replicas ready; routing traffic to revision ${w.task.revision}`,
-  }, serving ? { instances: json(instances) } : undefined);
+  await w.progress(
+    "SWITCHING_TRAFFIC",
+    {
+      percent: 95,
+      replicasReady: instances.ready,
+      replicasDesired: replicas,
+      message: `${instances.ready}/${replicas} replicas ready; routing traffic to revision ${w.task.revision}`,
+    },
+    serving ? { instances: json(instances) } : undefined,
+  );
 }
 
 /** The route now sends every request to the new revision: it is the serving one; the old one drains. */
@@ -103,16 +127,20 @@ export async function trafficSwitched(
   revision: { model: ModelSource; resources: Resources },
   end: { instances: Instances; endpointUrl: string; previous: number },
 ): Promise<void> {
-  await w.progress("DRAINING", {
-    percent: 97,
-    message: end.previous > 0 ? `revision ${w.task.revision} serves; draining revision ${end.previous}` : `revision ${w.task.revision} serves`,
-  }, {
-    serving_revision: w.task.revision,
-    model: json(revision.model),
-    resources: json(revision.resources),
-    instances: json(end.instances),
-    endpoint_url: end.endpointUrl,
-  });
+  await w.progress(
+    "DRAINING",
+    {
+      percent: 97,
+      message: end.previous > 0 ? `revision ${w.task.revision} serves; draining revision ${end.previous}` : `revision ${w.task.revision} serves`,
+    },
+    {
+      serving_revision: w.task.revision,
+      model: json(revision.model),
+      resources: json(revision.resources),
+      instances: json(end.instances),
+      endpoint_url: end.endpointUrl,
+    },
+  );
 }
 
 /** The revision serves (RUNNING) or is registered with no replicas (STOPPED); the task COMPLETED. */
@@ -122,7 +150,13 @@ export async function deployFinished(
   end: { state: "RUNNING" | "STOPPED"; endpointUrl: string; instances: Instances },
 ): Promise<void> {
   const task = w.current();
-  const messages = { DEPLOY: "serving", UPDATE: `revision ${task.revision} serving`, ROLLBACK: `revision ${task.revision} serving`, SCALE: "scaled", DELETE: "" };
+  const messages = {
+    DEPLOY: "serving",
+    UPDATE: `revision ${task.revision} serving`,
+    ROLLBACK: `revision ${task.revision} serving`,
+    SCALE: "scaled",
+    DELETE: "",
+  };
   await w.write("TASK_FINISHED", {
     task: {
       status: "COMPLETED",
@@ -149,7 +183,13 @@ export async function deployFinished(
 export async function deleteStarted(w: AttemptWriter): Promise<void> {
   const task = w.task;
   await w.write("STATE_CHANGED", {
-    task: { status: "RUNNING", phase: "DRAINING", start_time: task.startTime ?? new Date(), progress_deadline: deadlineFrom(task), progress: json({ ...task.progress, percent: Math.max(task.progress.percent, 10), message: "draining in-flight requests" }) },
+    task: {
+      status: "RUNNING",
+      phase: "DRAINING",
+      start_time: task.startTime ?? new Date(),
+      progress_deadline: deadlineFrom(task),
+      progress: json({ ...task.progress, percent: Math.max(task.progress.percent, 10), message: "draining in-flight requests" }),
+    },
     deployment: { state: "DELETING" },
   });
 }
@@ -215,10 +255,19 @@ export function revertedDeployment(d: Pick<Deployment, "servingRevision" | "scal
  */
 export async function taskFailed(w: AttemptWriter, failure: Failure, deployment: Pick<Deployment, "servingRevision" | "scaling">): Promise<void> {
   const task = w.current();
-  const back = task.kind === "DELETE" || task.kind === "DEPLOY" ? revertedDeployment({ ...deployment, servingRevision: 0 }, failure) : revertedDeployment(deployment, failure);
+  const back =
+    task.kind === "DELETE" || task.kind === "DEPLOY"
+      ? revertedDeployment({ ...deployment, servingRevision: 0 }, failure)
+      : revertedDeployment(deployment, failure);
   await w.write("TASK_FINISHED", {
     // The last progress message may promise a retry that will not come.
-    task: { status: "FAILED", end_time: new Date(), failure: json(failure), rolled_back: back.rolledBack, progress: json({ ...task.progress, message: `failed (${failure.reason}); see the task's failure` }) },
+    task: {
+      status: "FAILED",
+      end_time: new Date(),
+      failure: json(failure),
+      rolled_back: back.rolledBack,
+      progress: json({ ...task.progress, message: `failed (${failure.reason}); see the task's failure` }),
+    },
     deployment: back.patch,
   });
 }

@@ -45,10 +45,16 @@ async function planUpdate(deps: DeploymentsDeps, trx: Executor, current: Deploym
   const problems = validateSpec({ model, resources, scaling }, deps.catalog, deps.limits);
   if (problems.length > 0) throw invalidRequest(problems);
   // Nothing serves after a failed first deploy: any update deploys again.
-  const newRevision = current.servingRevision === 0 || !sameValue(comparableModel(model), comparableModel(current.model)) || !sameValue(resources, current.resources);
+  const newRevision =
+    current.servingRevision === 0 || !sameValue(comparableModel(model), comparableModel(current.model)) || !sameValue(resources, current.resources);
   const newScaling = !sameValue(scaling, current.scaling);
   if (!newRevision && !newScaling) {
-    throw new RefusedError("failed_precondition", `deployment "${current.name}" already runs this model, resources and scaling: nothing to change`, "NO_CHANGE", { name: current.name });
+    throw new RefusedError(
+      "failed_precondition",
+      `deployment "${current.name}" already runs this model, resources and scaling: nothing to change`,
+      "NO_CHANGE",
+      { name: current.name },
+    );
   }
   if (!sameValue(resources, current.resources) || newScaling) await checkCapacity({ db: trx, catalog: deps.catalog }, resources, scaling, current.uid);
   if (newRevision) {

@@ -47,7 +47,9 @@ export function tokenProblems(token: string, field = "model"): Violation[] {
   }
   // A header value cannot carry control characters: fetch would refuse it at download time.
   if (/[^\x20-\x7e]/.test(token)) {
-    return [{ field: f, description: "model token must be printable ASCII (it is sent in an HTTP header)", reason: "MODEL_SOURCE_INVALID", metadata: { field: f } }];
+    return [
+      { field: f, description: "model token must be printable ASCII (it is sent in an HTTP header)", reason: "MODEL_SOURCE_INVALID", metadata: { field: f } },
+    ];
   }
   return [];
 }
@@ -57,7 +59,7 @@ export function validateModel(model: ModelSource, field = "model"): Violation[] 
   const out: Violation[] = [];
   const bad = (f: string, description: string) =>
     out.push({ field: `${field}.${f}`, description, reason: "MODEL_SOURCE_INVALID", metadata: { field: `${field}.${f}` } });
-  if (!model.name.trim()) bad("name", "model name is required, e.g. \"google/vit-base-patch16-224\"");
+  if (!model.name.trim()) bad("name", 'model name is required, e.g. "google/vit-base-patch16-224"');
   else if (model.name.length > 256) bad("name", "model name is longer than 256 characters");
   if (!model.uri.trim()) {
     bad("uri", "model uri is required: file:///path/model.onnx or https://host/model.onnx");
@@ -123,12 +125,22 @@ export function validateResources(resources: Resources, catalog: readonly Catalo
     });
   }
   if (!Number.isFinite(resources.cpu) || resources.cpu < 0 || resources.cpu > 1024) {
-    out.push({ field: "resources.cpu", description: "cpu must be from 0 to 1024 cores (0 means unset)", reason: "CPU_INVALID", metadata: { providedCpu: String(resources.cpu) } });
+    out.push({
+      field: "resources.cpu",
+      description: "cpu must be from 0 to 1024 cores (0 means unset)",
+      reason: "CPU_INVALID",
+      metadata: { providedCpu: String(resources.cpu) },
+    });
   }
   if (resources.memory) {
     const bytes = parseMemory(resources.memory);
     if (bytes === undefined || bytes <= 0) {
-      out.push({ field: "resources.memory", description: `memory "${resources.memory}" is not a quantity like "256MiB" or "2Gi"`, reason: "MEMORY_INVALID", metadata: { providedMemory: resources.memory } });
+      out.push({
+        field: "resources.memory",
+        description: `memory "${resources.memory}" is not a quantity like "256MiB" or "2Gi"`,
+        reason: "MEMORY_INVALID",
+        metadata: { providedMemory: resources.memory },
+      });
     }
   }
   if (resources.threadCount < 0 || resources.threadCount > limits.maxThreadCount) {
@@ -140,7 +152,12 @@ export function validateResources(resources: Resources, catalog: readonly Catalo
     });
   }
   if (resources.maxBatchSize < 0) {
-    out.push({ field: "resources.max_batch_size", description: "max batch size must be 0 (unlimited) or more", reason: "MAX_BATCH_SIZE_INVALID", metadata: { providedMaxBatchSize: String(resources.maxBatchSize) } });
+    out.push({
+      field: "resources.max_batch_size",
+      description: "max batch size must be 0 (unlimited) or more",
+      reason: "MAX_BATCH_SIZE_INVALID",
+      metadata: { providedMaxBatchSize: String(resources.maxBatchSize) },
+    });
   }
   return out;
 }
@@ -148,12 +165,14 @@ export function validateResources(resources: Resources, catalog: readonly Catalo
 export function validateScaling(scaling: Scaling, limits: ValidationLimits): Violation[] {
   const { minReplicas, maxReplicas } = scaling;
   if (minReplicas >= 0 && maxReplicas >= minReplicas && maxReplicas <= limits.maxReplicas) return [];
-  return [{
-    field: minReplicas < 0 || minReplicas > maxReplicas ? "scaling.min_replicas" : "scaling.max_replicas",
-    description: `replicas must satisfy 0 <= min (${minReplicas}) <= max (${maxReplicas}) <= ${limits.maxReplicas}`,
-    reason: "REPLICAS_INVALID",
-    metadata: { minReplicas: String(minReplicas), maxReplicas: String(maxReplicas), limit: String(limits.maxReplicas) },
-  }];
+  return [
+    {
+      field: minReplicas < 0 || minReplicas > maxReplicas ? "scaling.min_replicas" : "scaling.max_replicas",
+      description: `replicas must satisfy 0 <= min (${minReplicas}) <= max (${maxReplicas}) <= ${limits.maxReplicas}`,
+      reason: "REPLICAS_INVALID",
+      metadata: { minReplicas: String(minReplicas), maxReplicas: String(maxReplicas), limit: String(limits.maxReplicas) },
+    },
+  ];
 }
 
 export function validateLabels(labels: Record<string, string>, limits: ValidationLimits): Violation[] {
@@ -165,7 +184,12 @@ export function validateLabels(labels: Record<string, string>, limits: Validatio
   for (const key of keys) {
     const value = labels[key] ?? "";
     if (!LABEL_KEY.test(key) || value.length > 256) {
-      out.push({ field: `labels[${key}]`, description: "label keys are lowercase [a-z0-9._/-] up to 63 characters; values up to 256", reason: "LABELS_INVALID", metadata: { key } });
+      out.push({
+        field: `labels[${key}]`,
+        description: "label keys are lowercase [a-z0-9._/-] up to 63 characters; values up to 256",
+        reason: "LABELS_INVALID",
+        metadata: { key },
+      });
     }
   }
   return out;
@@ -174,11 +198,25 @@ export function validateLabels(labels: Record<string, string>, limits: Validatio
 /** The name a create request asks for, or a violation explaining why not. */
 export function resolveName(modelName: string, suffix: string): { name: string } | { violation: Violation } {
   if (suffix && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(suffix)) {
-    return { violation: { field: "suffix", description: `suffix "${suffix}" must be lowercase letters, digits and '-', starting and ending with a letter or digit`, reason: "NAME_INVALID", metadata: { suffix } } };
+    return {
+      violation: {
+        field: "suffix",
+        description: `suffix "${suffix}" must be lowercase letters, digits and '-', starting and ending with a letter or digit`,
+        reason: "NAME_INVALID",
+        metadata: { suffix },
+      },
+    };
   }
   const name = deploymentName(modelName, suffix);
   if (!isDnsLabel(name)) {
-    return { violation: { field: "suffix", description: `name "${name}" is not an RFC 1123 label of at most ${MAX_NAME_LENGTH} characters`, reason: "NAME_INVALID", metadata: { name } } };
+    return {
+      violation: {
+        field: "suffix",
+        description: `name "${name}" is not an RFC 1123 label of at most ${MAX_NAME_LENGTH} characters`,
+        reason: "NAME_INVALID",
+        metadata: { name },
+      },
+    };
   }
   return { name };
 }

@@ -6,11 +6,7 @@
 import { Agent, request } from "node:http";
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import {
-  CreateDeploymentRequestSchema,
-  CreateDeploymentResponseSchema,
-  GetDeploymentRequestSchema,
-} from "../gen/modeldeploy/v1/deployment_service_pb.js";
+import { CreateDeploymentRequestSchema, CreateDeploymentResponseSchema, GetDeploymentRequestSchema } from "../gen/modeldeploy/v1/deployment_service_pb.js";
 import { DeploymentSchema } from "../gen/modeldeploy/v1/resources_pb.js";
 import type { UnaryJob, UnaryResult } from "./bench-jobs.js";
 
@@ -29,9 +25,10 @@ function grpcMethod<I extends DescMessage, O extends DescMessage>(name: string, 
 }
 
 function grpcCaller(job: UnaryJob): Call {
-  const definition = job.method === "get"
-    ? grpcMethod("GetDeployment", GetDeploymentRequestSchema, DeploymentSchema)
-    : grpcMethod("CreateDeployment", CreateDeploymentRequestSchema, CreateDeploymentResponseSchema);
+  const definition =
+    job.method === "get"
+      ? grpcMethod("GetDeployment", GetDeploymentRequestSchema, DeploymentSchema)
+      : grpcMethod("CreateDeployment", CreateDeploymentRequestSchema, CreateDeploymentResponseSchema);
   const schema = job.method === "get" ? GetDeploymentRequestSchema : CreateDeploymentRequestSchema;
   const address = job.baseUrl.replace(/^https?:\/\//, "");
   // A channel option that differs per client keeps grpc-js from sharing one connection.
@@ -39,10 +36,18 @@ function grpcCaller(job: UnaryJob): Call {
   const metadata = new grpc.Metadata();
   if (job.apiKey) metadata.set("authorization", `Bearer ${job.apiKey}`);
   let n = 0;
-  return (body) => new Promise((resolve, reject) => {
-    const client = clients[n++ % clients.length]!;
-    client.makeUnaryRequest(definition.path, definition.requestSerialize as (m: unknown) => Buffer, (b: Buffer) => b, create(schema, body as never), metadata, (err) => (err ? reject(new Error(`${grpc.status[err.code]}: ${err.details}`)) : resolve()));
-  });
+  return (body) =>
+    new Promise((resolve, reject) => {
+      const client = clients[n++ % clients.length]!;
+      client.makeUnaryRequest(
+        definition.path,
+        definition.requestSerialize as (m: unknown) => Buffer,
+        (b: Buffer) => b,
+        create(schema, body as never),
+        metadata,
+        (err) => (err ? reject(new Error(`${grpc.status[err.code]}: ${err.details}`)) : resolve()),
+      );
+    });
 }
 
 function connectJsonCaller(job: UnaryJob): Call {
@@ -50,17 +55,20 @@ function connectJsonCaller(job: UnaryJob): Call {
   const url = new URL(`${job.baseUrl}/modeldeploy.v1.DeploymentService/${job.method === "get" ? "GetDeployment" : "CreateDeployment"}`);
   const headers: Record<string, string> = { "content-type": "application/json", "connect-protocol-version": "1" };
   if (job.apiKey) headers["authorization"] = `Bearer ${job.apiKey}`;
-  return (body) => new Promise((resolve, reject) => {
-    const data = JSON.stringify(body);
-    const req = request(url, { method: "POST", agent, headers: { ...headers, "content-length": String(Buffer.byteLength(data)) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 300)}`))));
-      res.on("error", reject);
+  return (body) =>
+    new Promise((resolve, reject) => {
+      const data = JSON.stringify(body);
+      const req = request(url, { method: "POST", agent, headers: { ...headers, "content-length": String(Buffer.byteLength(data)) } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 300)}`)),
+        );
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end(data);
     });
-    req.on("error", reject);
-    req.end(data);
-  });
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -73,13 +81,14 @@ export async function runUnary(job: UnaryJob): Promise<UnaryResult> {
   let seq = 0;
   const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
   const replicas = job.replicas ?? 1;
-  const call = (): Promise<void> => job.method === "get"
-    ? send({ name: job.name })
-    : send({
-        model: { name: job.name, uri: "file:///bench/model.onnx" },
-        scaling: { minReplicas: replicas, maxReplicas: replicas },
-        suffix: `${run}-${seq++}`,
-      });
+  const call = (): Promise<void> =>
+    job.method === "get"
+      ? send({ name: job.name })
+      : send({
+          model: { name: job.name, uri: "file:///bench/model.onnx" },
+          scaling: { minReplicas: replicas, maxReplicas: replicas },
+          suffix: `${run}-${seq++}`,
+        });
   let measuring = false;
   const latencies: number[] = [];
   let errors = 0;
@@ -116,12 +125,14 @@ export async function runUnary(job: UnaryJob): Promise<UnaryResult> {
       await Promise.all(inFlight);
       return;
     }
-    await Promise.all(Array.from({ length: job.concurrency }, async () => {
-      while (more()) {
-        started++;
-        await timed();
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: job.concurrency }, async () => {
+        while (more()) {
+          started++;
+          await timed();
+        }
+      }),
+    );
   };
   if (job.warmupMs > 0) await phase(job.warmupMs, Infinity);
   measuring = true;
@@ -129,5 +140,13 @@ export async function runUnary(job: UnaryJob): Promise<UnaryResult> {
   await phase(job.durationMs, job.count ?? Infinity);
   const seconds = (performance.now() - t0) / 1000;
   latencies.sort((a, b) => a - b);
-  return { ok: latencies.length, errors, firstError, seconds, rate: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  return {
+    ok: latencies.length,
+    errors,
+    firstError,
+    seconds,
+    rate: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  };
 }

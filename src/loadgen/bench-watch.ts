@@ -11,10 +11,12 @@ const now = () => performance.timeOrigin + performance.now();
 
 export async function runWatch(job: WatchJob, onOpen: (open: WatchOpen) => void): Promise<WatchResult> {
   const interceptors: Interceptor[] = job.apiKey
-    ? [(next) => (req) => {
-        req.header.set("authorization", `Bearer ${job.apiKey}`);
-        return next(req);
-      }]
+    ? [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${job.apiKey}`);
+          return next(req);
+        },
+      ]
     : [];
   const clients = Array.from({ length: job.connections }, () => createClient(DeploymentService, createGrpcTransport({ baseUrl: job.baseUrl, interceptors })));
   const ac = new AbortController();

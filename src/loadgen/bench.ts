@@ -11,7 +11,7 @@ import { runWatch } from "./bench-watch.js";
 
 const job = JSON.parse(process.argv[2] ?? "null") as BenchJob | null;
 if (!job || (job.kind !== "unary" && job.kind !== "watch")) {
-  process.stderr.write("usage: bench.js '<{\"kind\":\"unary\"|\"watch\", …}>'\n");
+  process.stderr.write('usage: bench.js \'<{"kind":"unary"|"watch", …}>\'\n');
   process.exit(2);
 }
 process.stdin.on("end", () => process.exit(0));

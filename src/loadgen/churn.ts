@@ -55,7 +55,19 @@ async function deleteUntilAnswered(ctx: Ctx, name: string, number: number): Prom
     } catch (err) {
       const code = statusName(err);
       apis.failed(api, code);
-      recorder.write({ kind: "call", op: "delete", t, ms: Date.now() - t, target: api.address, code, name, taskId: "", requestId, try: attempt, message: errorMessage(err) });
+      recorder.write({
+        kind: "call",
+        op: "delete",
+        t,
+        ms: Date.now() - t,
+        target: api.address,
+        code,
+        name,
+        taskId: "",
+        requestId,
+        try: attempt,
+        message: errorMessage(err),
+      });
       if (code === "NOT_FOUND") return;
       if (!RETRYABLE.has(code)) {
         stats.undeleted.push(name);
@@ -80,13 +92,36 @@ async function createOnce(ctx: Ctx, number: number): Promise<string | undefined>
     const t = Date.now();
     try {
       const res = await api.deployments.createDeployment(request, { timeoutMs: config.callTimeoutMs });
-      recorder.write({ kind: "call", op: "create", t, ms: Date.now() - t, target: api.address, code: "OK", name, taskId: res.task?.id ?? "", requestId, try: attempt });
+      recorder.write({
+        kind: "call",
+        op: "create",
+        t,
+        ms: Date.now() - t,
+        target: api.address,
+        code: "OK",
+        name,
+        taskId: res.task?.id ?? "",
+        requestId,
+        try: attempt,
+      });
       stats.createdOk++;
       return name;
     } catch (err) {
       const code = statusName(err);
       apis.failed(api, code);
-      recorder.write({ kind: "call", op: "create", t, ms: Date.now() - t, target: api.address, code, name, taskId: "", requestId, try: attempt, message: errorMessage(err) });
+      recorder.write({
+        kind: "call",
+        op: "create",
+        t,
+        ms: Date.now() - t,
+        target: api.address,
+        code,
+        name,
+        taskId: "",
+        requestId,
+        try: attempt,
+        message: errorMessage(err),
+      });
       // Draining: a create whose answer was lost is left to the final sweep.
       if (!RETRYABLE.has(code) || ctx.draining) return undefined;
     }

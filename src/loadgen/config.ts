@@ -43,7 +43,17 @@ export function parseLoadConfig(text: string | undefined): LoadConfig {
   need(typeof c.out === "string" && c.out !== "", "out");
   need(typeof c.runId === "string" && /^[a-z0-9]{1,20}$/.test(c.runId), "runId: 1-20 lowercase letters and digits");
   need(typeof c.model?.uri === "string" && typeof c.model.name === "string", "model: {name, uri, sha256}");
-  for (const key of ["createsPerSec", "replicaEvery", "deleteAfterMs", "watchEvery", "dropWatchEveryMs", "readsPerSec", "callTimeoutMs", "maxInFlight", "createTries"] as const) {
+  for (const key of [
+    "createsPerSec",
+    "replicaEvery",
+    "deleteAfterMs",
+    "watchEvery",
+    "dropWatchEveryMs",
+    "readsPerSec",
+    "callTimeoutMs",
+    "maxInFlight",
+    "createTries",
+  ] as const) {
     need(typeof c[key] === "number" && Number.isFinite(c[key]) && c[key] >= 0, `${key}: a number ≥ 0`);
   }
   need(c.targetMode === undefined || c.targetMode === "round-robin" || c.targetMode === "failover", "targetMode: round-robin or failover");

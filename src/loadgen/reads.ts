@@ -16,7 +16,19 @@ export function startReads(o: { apis: Apis; recorder: Recorder; perSec: number; 
       (err: unknown) => {
         const code = statusName(err);
         o.apis.failed(api, code);
-        o.recorder.write({ kind: "call", op: "get", t, ms: Date.now() - t, target: api.address, code, name, taskId: "", requestId: "", try: 1, message: errorMessage(err) });
+        o.recorder.write({
+          kind: "call",
+          op: "get",
+          t,
+          ms: Date.now() - t,
+          target: api.address,
+          code,
+          name,
+          taskId: "",
+          requestId: "",
+          try: 1,
+          message: errorMessage(err),
+        });
       },
     );
   }, 1000 / o.perSec);

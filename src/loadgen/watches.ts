@@ -33,7 +33,15 @@ export function startWatches(o: { apis: Apis; recorder: Recorder; dropEveryMs: n
       const api = apis.next();
       const ac = new AbortController();
       w.stream = ac;
-      recorder.write({ kind: "watch", t: Date.now(), watch: w.id, name: w.name, what: "open", target: api.address, ...(last !== undefined ? { afterSequence: last } : {}) });
+      recorder.write({
+        kind: "watch",
+        t: Date.now(),
+        watch: w.id,
+        name: w.name,
+        what: "open",
+        target: api.address,
+        ...(last !== undefined ? { afterSequence: last } : {}),
+      });
       try {
         const request = last === undefined ? { name: w.name } : { name: w.name, afterSequence: BigInt(last) };
         for await (const ev of api.deployments.watchDeployment(request, { signal: ac.signal })) {
@@ -57,10 +65,13 @@ export function startWatches(o: { apis: Apis; recorder: Recorder; dropEveryMs: n
     }
   };
 
-  const dropper = o.dropEveryMs > 0 ? setInterval(() => {
-    const open = watches.filter((w) => !w.done && w.stream);
-    open[Math.floor(Math.random() * open.length)]?.stream?.abort();
-  }, o.dropEveryMs) : undefined;
+  const dropper =
+    o.dropEveryMs > 0
+      ? setInterval(() => {
+          const open = watches.filter((w) => !w.done && w.stream);
+          open[Math.floor(Math.random() * open.length)]?.stream?.abort();
+        }, o.dropEveryMs)
+      : undefined;
 
   return {
     watch(name) {

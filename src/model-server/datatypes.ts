@@ -2,20 +2,7 @@
 // the conversions between JSON values and typed arrays for each.
 import type * as ort from "onnxruntime-node";
 
-export type KserveDatatype =
-  | "BOOL"
-  | "UINT8"
-  | "UINT16"
-  | "UINT32"
-  | "UINT64"
-  | "INT8"
-  | "INT16"
-  | "INT32"
-  | "INT64"
-  | "FP16"
-  | "FP32"
-  | "FP64"
-  | "BYTES";
+export type KserveDatatype = "BOOL" | "UINT8" | "UINT16" | "UINT32" | "UINT64" | "INT8" | "INT16" | "INT32" | "INT64" | "FP16" | "FP32" | "FP64" | "BYTES";
 
 type TensorData = ort.Tensor["data"];
 
@@ -82,11 +69,7 @@ function integers<A extends Int8Array | Uint8Array | Int16Array | Uint16Array | 
 }
 
 /** 64-bit integers arrive as JSON numbers (or, for values beyond 2^53, decimal strings). */
-function bigIntegers<A extends BigInt64Array | BigUint64Array>(
-  make: (n: number) => A,
-  min: bigint,
-  max: bigint,
-): DatatypeCodec["fromJson"] {
+function bigIntegers<A extends BigInt64Array | BigUint64Array>(make: (n: number) => A, min: bigint, max: bigint): DatatypeCodec["fromJson"] {
   return (values) => {
     const out = make(values.length);
     for (let i = 0; i < values.length; i++) {
@@ -102,8 +85,7 @@ function bigIntegers<A extends BigInt64Array | BigUint64Array>(
 }
 
 const numbersToJson = (data: TensorData): unknown[] => Array.from(data as ArrayLike<number>);
-const bigintsToJson = (data: TensorData): unknown[] =>
-  Array.from(data as BigInt64Array | BigUint64Array, (v) => Number(v));
+const bigintsToJson = (data: TensorData): unknown[] => Array.from(data as BigInt64Array | BigUint64Array, (v) => Number(v));
 
 const CODECS: Partial<Record<KserveDatatype, DatatypeCodec>> = {
   FP32: { ortType: "float32", fromJson: floats((n) => new Float32Array(n)), toJson: numbersToJson },

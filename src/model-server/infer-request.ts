@@ -51,12 +51,7 @@ export function parseInferRequest(
   return { ...(id !== undefined ? { id } : {}), feeds, outputNames: requestedOutputs(outputs, signature.outputs) };
 }
 
-function toTensor(
-  raw: Record<string, unknown>,
-  expected: TensorSignature,
-  limits: InferLimits,
-  tensor: TensorFactory,
-): ort.Tensor {
+function toTensor(raw: Record<string, unknown>, expected: TensorSignature, limits: InferLimits, tensor: TensorFactory): ort.Tensor {
   const where = `input '${expected.name}'`;
   const { datatype, shape, data } = raw;
   if (datatype !== expected.datatype) {

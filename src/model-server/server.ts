@@ -79,9 +79,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       return onlyRead(isRead, res, () => sendJson(res, model ? 200 : 503, { ready: model !== undefined }));
     }
     if (path === "/v2" || path === "/v2/") {
-      return onlyRead(isRead, res, () =>
-        sendJson(res, 200, { name: "modeldeploy-model-server", version: "1", extensions: [] }),
-      );
+      return onlyRead(isRead, res, () => sendJson(res, 200, { name: "modeldeploy-model-server", version: "1", extensions: [] }));
     }
     const match = MODEL_PATH.exec(path);
     if (!match) return sendJson(res, 404, { error: `no such endpoint: ${method} ${path}` });
@@ -99,9 +97,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     if (action === "/ready") {
       return onlyRead(isRead, res, () => sendJson(res, model ? 200 : 503, { name: options.name, ready: model !== undefined }));
     }
-    return onlyRead(isRead, res, () =>
-      model ? sendJson(res, 200, metadata(model)) : sendJson(res, 503, { error: "model is still loading" }),
-    );
+    return onlyRead(isRead, res, () => (model ? sendJson(res, 200, metadata(model)) : sendJson(res, 503, { error: "model is still loading" })));
   }
 
   const server = http.createServer((req, res) => {

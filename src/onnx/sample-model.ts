@@ -32,9 +32,7 @@ export const SAMPLE_MODEL_B: readonly [number, number] = [0.125, -0.25];
 export function sampleModelReference(x: number[][]): number[][] {
   return x.map((row) => {
     if (row.length !== SAMPLE_MODEL_W.length) throw new Error(`expected rows of 4 values, got ${row.length}`);
-    return [0, 1].map((j) =>
-      row.reduce((sum, v, i) => sum + v * (SAMPLE_MODEL_W[i]?.[j] ?? 0), SAMPLE_MODEL_B[j] ?? 0),
-    );
+    return [0, 1].map((j) => row.reduce((sum, v, i) => sum + v * (SAMPLE_MODEL_W[i]?.[j] ?? 0), SAMPLE_MODEL_B[j] ?? 0));
   });
 }
 
@@ -66,14 +64,8 @@ export function buildSampleModel(): Uint8Array {
       create(NodeProtoSchema, { name: "increment", opType: "Add", input: ["ids", "one"], output: ["ids_out"] }),
     ],
     initializer: [weight, bias, one],
-    input: [
-      tensorValue("x", TensorProto_DataType.FLOAT, ["batch", 4]),
-      tensorValue("ids", TensorProto_DataType.INT64, ["n"]),
-    ],
-    output: [
-      tensorValue("y", TensorProto_DataType.FLOAT, ["batch", 2]),
-      tensorValue("ids_out", TensorProto_DataType.INT64, ["n"]),
-    ],
+    input: [tensorValue("x", TensorProto_DataType.FLOAT, ["batch", 4]), tensorValue("ids", TensorProto_DataType.INT64, ["n"])],
+    output: [tensorValue("y", TensorProto_DataType.FLOAT, ["batch", 2]), tensorValue("ids_out", TensorProto_DataType.INT64, ["n"])],
   });
   const model = create(ModelProtoSchema, {
     irVersion: 8n,

@@ -54,9 +54,7 @@ export function findNatsServer(binary?: string, env: NodeJS.ProcessEnv = process
     .map((dir) => path.join(dir, "nats-server"));
   const found = [...onPath, ...WELL_KNOWN].find(isExecutable);
   if (found === undefined) {
-    throw new NatsServerNotFoundError(
-      `nats-server was not found (looked in PATH, ${WELL_KNOWN.join(", ")}).\n${HOW_TO_INSTALL}`,
-    );
+    throw new NatsServerNotFoundError(`nats-server was not found (looked in PATH, ${WELL_KNOWN.join(", ")}).\n${HOW_TO_INSTALL}`);
   }
   return found;
 }
@@ -106,7 +104,9 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
     try {
       await waitUntilReady(server, port, startTimeoutMs);
     } catch (err) {
-      await terminateChild(server.child, server.exited, 2_000, () => logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { pid: server.child.pid }));
+      await terminateChild(server.child, server.exited, 2_000, () =>
+        logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { pid: server.child.pid }),
+      );
       // The free port was taken between our probe and the server's bind: once more.
       if (attempt === 1 && /address already in use/i.test(server.stderrTail())) {
         logger.warn("port taken before nats-server could bind it; retrying on another port", { port });
@@ -131,7 +131,9 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
     return {
       url,
       stop() {
-        stopping ??= terminateChild(server.child, server.exited, stopGraceMs, () => logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { pid: server.child.pid })).then(() => {
+        stopping ??= terminateChild(server.child, server.exited, stopGraceMs, () =>
+          logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { pid: server.child.pid }),
+        ).then(() => {
           fs.rmSync(pidFile, { force: true });
           logger.info("embedded nats-server stopped", {
             code: server.child.exitCode,
@@ -257,9 +259,7 @@ async function waitUntilReady(server: Server, port: number, timeoutMs: number): 
   }
   while (true) {
     if (exited) {
-      fail(
-        `nats-server exited before it was ready (code ${server.child.exitCode}, signal ${server.child.signalCode})`,
-      );
+      fail(`nats-server exited before it was ready (code ${server.child.exitCode}, signal ${server.child.signalCode})`);
     }
     const remaining = deadline - Date.now();
     if (remaining <= 0) fail(`nats-server did not become ready on 127.0.0.1:${port} within ${timeoutMs} ms (${lastProblem})`);
@@ -313,4 +313,3 @@ function readInfo(port: number, timeoutMs: number): Promise<InfoResult> {
     socket.on("close", () => settle({ ok: false, problem: "connection closed before INFO" }));
   });
 }
-

@@ -3,13 +3,7 @@
 // Every method is idempotent so that a redelivered task can resume.
 
 export type RuntimeFailureReason =
-  | "WEIGHTS_NOT_FOUND"
-  | "WEIGHTS_DOWNLOAD_FAILED"
-  | "WEIGHTS_CHECKSUM_MISMATCH"
-  | "INSUFFICIENT_RESOURCES"
-  | "SERVER_EXITED"
-  | "INVALID_SPEC"
-  | "INTERNAL";
+  "WEIGHTS_NOT_FOUND" | "WEIGHTS_DOWNLOAD_FAILED" | "WEIGHTS_CHECKSUM_MISMATCH" | "INSUFFICIENT_RESOURCES" | "SERVER_EXITED" | "INVALID_SPEC" | "INTERNAL";
 
 /** The one error type a driver throws; the worker maps it to a task Failure. */
 export class RuntimeError extends Error {
@@ -103,11 +97,7 @@ export interface DeploymentObservation {
 export interface RuntimeDriver {
   readonly name: string;
   /** Fetch the weights into the cache (a cache hit reports all bytes at once). */
-  prepareWeights(
-    spec: RevisionSpec,
-    onProgress: (p: DownloadProgress) => void,
-    signal?: AbortSignal,
-  ): Promise<PreparedWeights>;
+  prepareWeights(spec: RevisionSpec, onProgress: (p: DownloadProgress) => void, signal?: AbortSignal): Promise<PreparedWeights>;
   /** Start (or keep running) spec.replicas replicas of the revision. */
   startRevision(spec: RevisionSpec, weights: PreparedWeights): Promise<void>;
   revisionStatus(deploymentUid: string, revision: number): Promise<RevisionStatus>;

@@ -1,13 +1,6 @@
 // A driver that runs nothing: every phase completes at once. For benchmarks
 // of the control plane itself, where real model servers would be the bottleneck.
-import type {
-  DeploymentObservation,
-  PreparedWeights,
-  ReplicaCounts,
-  RevisionSpec,
-  RevisionStatus,
-  RuntimeDriver,
-} from "./driver.js";
+import type { DeploymentObservation, PreparedWeights, ReplicaCounts, RevisionSpec, RevisionStatus, RuntimeDriver } from "./driver.js";
 import { RuntimeError } from "./driver.js";
 
 interface NoopDeployment {
@@ -21,8 +14,7 @@ export function createNoopDriver(): RuntimeDriver {
   const deployments = new Map<string, NoopDeployment>();
   const released = new Set<string>();
 
-  const endpointUrl = (spec: RevisionSpec) =>
-    `http://noop.invalid/${encodeURIComponent(spec.workspace)}/v2/models/${encodeURIComponent(spec.deploymentName)}`;
+  const endpointUrl = (spec: RevisionSpec) => `http://noop.invalid/${encodeURIComponent(spec.workspace)}/v2/models/${encodeURIComponent(spec.deploymentName)}`;
   const counts = (replicas: number): ReplicaCounts => ({ desired: replicas, ready: replicas, pending: 0, restarts: 0 });
 
   return {

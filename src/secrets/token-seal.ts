@@ -58,7 +58,9 @@ export function createTokenSealer(key: Buffer): TokenSealer {
       if (parts.length !== 5 || parts[0] !== VERSION) throw new TokenSealError("the sealed token is not in a known format");
       const [, kid, ivText, tagText, bodyText] = parts as [string, string, string, string, string];
       if (kid !== keyId) {
-        throw new TokenSealError(`the token was sealed with key ${kid}, but the configured MODELDEPLOY_SECRET_KEY is key ${keyId}: configure the key it was sealed with`);
+        throw new TokenSealError(
+          `the token was sealed with key ${kid}, but the configured MODELDEPLOY_SECRET_KEY is key ${keyId}: configure the key it was sealed with`,
+        );
       }
       const iv = Buffer.from(ivText, "base64url");
       const tag = Buffer.from(tagText, "base64url");

@@ -58,9 +58,10 @@ function retriedInTask(err: unknown): err is RuntimeError {
 function gaveUp(err: RuntimeError, tries: number, started: number): TaskFailure {
   const seconds = Math.round((Date.now() - started) / 1000);
   const what = `${tries} ${tries === 1 ? "try" : "tries"} in ${seconds} s`;
-  const advice = err.reason === "WEIGHTS_DOWNLOAD_FAILED"
-    ? "check that the model uri is right and reachable from the runtime host (network, proxy, TLS), and that any token or signature in it is valid and not expired; then retry, or raise progressDeadlineSeconds to keep trying longer"
-    : "retry, or raise progressDeadlineSeconds to keep trying longer";
+  const advice =
+    err.reason === "WEIGHTS_DOWNLOAD_FAILED"
+      ? "check that the model uri is right and reachable from the runtime host (network, proxy, TLS), and that any token or signature in it is valid and not expired; then retry, or raise progressDeadlineSeconds to keep trying longer"
+      : "retry, or raise progressDeadlineSeconds to keep trying longer";
   return new TaskFailure(failureOf(err.reason, `weights download failed after ${what}: ${err.message}; ${advice}`, { retryable: true }));
 }
 

@@ -23,7 +23,8 @@ export function modelSpec(model: ModelSource, tokens: TokenSealer | undefined): 
     return { ...spec, token: tokens.unseal(model.tokenSealed) };
   } catch (err) {
     // The seal's own messages never contain the token (it could not be read).
-    if (err instanceof TokenSealError) throw new RuntimeError("INVALID_SPEC", `cannot open the model token: ${err.message}; or give the model its token again with UpdateDeployment`);
+    if (err instanceof TokenSealError)
+      throw new RuntimeError("INVALID_SPEC", `cannot open the model token: ${err.message}; or give the model its token again with UpdateDeployment`);
     throw err;
   }
 }

@@ -49,7 +49,14 @@ export function startObserver(o: ObserverOptions): Observer {
   const observeOnce = async (): Promise<ObserverPass> => {
     const due = tracker.pass(await o.driver.observe());
     // One unlocked read for those due; a locked write only where something changed.
-    const rows = new Map((await findDeploymentsByUids(o.db, due.map((x) => x.deploymentUid))).map((r) => [r.uid, toDeployment(r)]));
+    const rows = new Map(
+      (
+        await findDeploymentsByUids(
+          o.db,
+          due.map((x) => x.deploymentUid),
+        )
+      ).map((r) => [r.uid, toDeployment(r)]),
+    );
     let corrected = 0;
     for (const obs of due) {
       const d = rows.get(obs.deploymentUid);

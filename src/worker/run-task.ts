@@ -46,7 +46,12 @@ export async function runTask(deps: RunTaskDeps, task: Task, outer: AbortSignal,
   if (!row) throw new TaskFailure(failureOf("INTERNAL", `deployment ${task.deploymentUid} of task ${task.id} is missing`));
   const deployment = toDeployment(row);
   const expired = () =>
-    new TaskFailure(failureOf("PROGRESS_DEADLINE_EXCEEDED", `task ${task.id} made no progress for ${task.deadlineSeconds}s (phase ${w.current().phase}); check the weights URI and the runtime, then retry, or raise progressDeadlineSeconds`));
+    new TaskFailure(
+      failureOf(
+        "PROGRESS_DEADLINE_EXCEEDED",
+        `task ${task.id} made no progress for ${task.deadlineSeconds}s (phase ${w.current().phase}); check the weights URI and the runtime, then retry, or raise progressDeadlineSeconds`,
+      ),
+    );
   // A delete always runs to the end: its steps are idempotent and retried.
   if (task.kind !== "DELETE" && task.progressDeadline && task.progressDeadline.getTime() < Date.now()) throw expired();
 
@@ -97,7 +102,14 @@ async function taskRevision(deps: RunTaskDeps, deployment: Deployment, number: n
 }
 
 /** Starts the revision's replicas and waits until all pass their health checks; the instances they reached. */
-async function startReplicas(deps: RunTaskDeps, w: AttemptWriter, spec: RevisionSpec, weights: PreparedWeights, signal: AbortSignal, serving: boolean): Promise<Instances> {
+async function startReplicas(
+  deps: RunTaskDeps,
+  w: AttemptWriter,
+  spec: RevisionSpec,
+  weights: PreparedWeights,
+  signal: AbortSignal,
+  serving: boolean,
+): Promise<Instances> {
   const replicas = spec.replicas;
   const instances: Instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
   await deps.driver.startRevision(spec, weights);
@@ -119,13 +131,21 @@ async function startReplicas(deps: RunTaskDeps, w: AttemptWriter, spec: Revision
   });
   if (waited.outcome === "exited" && waited.status.exited) {
     const { exitCode: code, signal: killedBy, logTail } = waited.status.exited;
-    throw new TaskFailure(failureOf("SERVER_EXITED",
-      `the model server exited while starting (${code !== null ? `exit code ${code}` : `signal ${killedBy}`}); see logTail, check that the weights are a valid model for runtime "${spec.model.runtime || "onnx"}"`,
-      { exitCode: code ?? undefined, logTail }));
+    throw new TaskFailure(
+      failureOf(
+        "SERVER_EXITED",
+        `the model server exited while starting (${code !== null ? `exit code ${code}` : `signal ${killedBy}`}); see logTail, check that the weights are a valid model for runtime "${spec.model.runtime || "onnx"}"`,
+        { exitCode: code ?? undefined, logTail },
+      ),
+    );
   }
   if (waited.outcome !== "ready") {
-    throw new TaskFailure(failureOf("HEALTH_CHECK_TIMEOUT",
-      `only ${waited.status.ready}/${replicas} replicas passed health checks within ${w.task.deadlineSeconds}s; check the model server's logs or raise progressDeadlineSeconds`));
+    throw new TaskFailure(
+      failureOf(
+        "HEALTH_CHECK_TIMEOUT",
+        `only ${waited.status.ready}/${replicas} replicas passed health checks within ${w.task.deadlineSeconds}s; check the model server's logs or raise progressDeadlineSeconds`,
+      ),
+    );
   }
   instances.ready = waited.status.ready;
   instances.pending = waited.status.pending;

@@ -13,7 +13,11 @@ import type { RevisionSpec, RuntimeDriver } from "../runtime/driver.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
 import { modelSpec } from "./model-spec.js";
 
-export async function settleRuntime(o: { db: Db; driver: RuntimeDriver; logger: Logger; tokens?: TokenSealer | undefined }, task: Task, deployment: Deployment): Promise<void> {
+export async function settleRuntime(
+  o: { db: Db; driver: RuntimeDriver; logger: Logger; tokens?: TokenSealer | undefined },
+  task: Task,
+  deployment: Deployment,
+): Promise<void> {
   if (task.kind === "DELETE" || deployment.state === "DELETING" || deployment.state === "DELETED") return;
   const step = async (what: string, fn: () => Promise<unknown>) => {
     try {

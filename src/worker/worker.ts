@@ -89,26 +89,38 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     // this attempt no longer holds stops it.
     const renew = () =>
       renewLease(o.db, task.id, task.attempt, o.leaseMs).then(
-        (held) => { if (!held) ac.abort(new FencedError(task.id, task.attempt)); },
+        (held) => {
+          if (!held) ac.abort(new FencedError(task.id, task.attempt));
+        },
         () => {},
       );
-    const beat = setInterval(() => {
-      msg.working();
-      void renew();
-    }, Math.max(200, Math.min(o.leaseMs, o.ackWaitMs) / 3));
+    const beat = setInterval(
+      () => {
+        msg.working();
+        void renew();
+      },
+      Math.max(200, Math.min(o.leaseMs, o.ackWaitMs) / 3),
+    );
     // The task was cancelled, or taken by another attempt: stop now.
     let unfollow: (() => void) | undefined;
-    const follow = o.followDeployment && setTimeout(() => {
-      unfollow = o.followDeployment!(task.deploymentUid, (event) => {
-        const t = event.task;
-        if (t?.id === task.id && (t.attempt !== task.attempt || isTerminalStatus(t.status))) ac.abort(new FencedError(task.id, task.attempt));
-      });
-      // A cancel committed before the subscription: the lease says so now.
-      void renew();
-    }, followAfterMs);
+    const follow =
+      o.followDeployment &&
+      setTimeout(() => {
+        unfollow = o.followDeployment!(task.deploymentUid, (event) => {
+          const t = event.task;
+          if (t?.id === task.id && (t.attempt !== task.attempt || isTerminalStatus(t.status))) ac.abort(new FencedError(task.id, task.attempt));
+        });
+        // A cancel committed before the subscription: the lease says so now.
+        void renew();
+      }, followAfterMs);
     try {
       tlog.info("task started");
-      await runTask({ db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs, downloadRetry: o.downloadRetry, tokens: o.tokens }, task, ac.signal, claim);
+      await runTask(
+        { db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs, downloadRetry: o.downloadRetry, tokens: o.tokens },
+        task,
+        ac.signal,
+        claim,
+      );
       tlog.info("task finished");
       return { kind: "ack" };
     } catch (err) {

@@ -18,10 +18,8 @@ afterAll(async () => {
 });
 
 const bearer = (key: string) => new Headers({ authorization: `Bearer ${key}` });
-const newKey = async (principal: string) =>
-  (await createApiKey(tdb.db, { workspace: "acme", principal, scopes: ["deployments:read"] })).key;
-const revokeAll = (principal: string) =>
-  tdb.db.updateTable("api_keys").set({ revoked_at: new Date() }).where("principal", "=", principal).execute();
+const newKey = async (principal: string) => (await createApiKey(tdb.db, { workspace: "acme", principal, scopes: ["deployments:read"] })).key;
+const revokeAll = (principal: string) => tdb.db.updateTable("api_keys").set({ revoked_at: new Date() }).where("principal", "=", principal).execute();
 const codeOf = (e: unknown) => (e instanceof ConnectError ? e.code : e);
 
 describe("authenticator", () => {
@@ -55,7 +53,8 @@ describe("authenticator", () => {
     const key = `mdk_${"x".repeat(43)}`;
     expect(codeOf(await auth.authenticate(bearer(key), "deployments:read").catch((e: unknown) => e))).toBe(Code.Unauthenticated);
     // The key exists from now on: the next call finds it.
-    await tdb.db.insertInto("api_keys")
+    await tdb.db
+      .insertInto("api_keys")
       .values({ id: "unknown-then-known", workspace: "acme", principal: "late", scopes: ["deployments:read"], key_hash: hashApiKey(key), revoked_at: null })
       .execute();
     expect((await auth.authenticate(bearer(key), "deployments:read")).name).toBe("late");

@@ -51,7 +51,10 @@ function start(method: string, request: unknown, deadline?: number): { call: grp
   let call!: grpc.Call;
   const done = new Promise<grpc.status>((resolve) => {
     call = (client[method] as (req: unknown, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => grpc.Call)(
-      request, md, deadline === undefined ? {} : { deadline }, (err) => resolve(err ? err.code : grpc.status.OK),
+      request,
+      md,
+      deadline === undefined ? {} : { deadline },
+      (err) => resolve(err ? err.code : grpc.status.OK),
     );
   });
   return { call, done };
@@ -68,7 +71,15 @@ async function holdConnection(): Promise<() => Promise<void>> {
   };
 }
 
-const deployments = async () => Number((await tdb.db.selectFrom("deployments").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n);
+const deployments = async () =>
+  Number(
+    (
+      await tdb.db
+        .selectFrom("deployments")
+        .select((eb) => eb.fn.countAll<string>().as("n"))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 const createRequest = { model: { name: "acme/tiny-linear", uri: "file:///nonexistent/noop.onnx" }, scaling: { minReplicas: 1, maxReplicas: 1 } };
 

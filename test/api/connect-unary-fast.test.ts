@@ -126,19 +126,30 @@ beforeAll(async () => {
   slowPort = await slow.listen("127.0.0.1", 0);
   key = (await createApiKey(tdb.db, { workspace: "acme", principal: "alice", scopes: ["deployments:read", "deployments:write"] })).key;
   readOnlyKey = (await createApiKey(tdb.db, { workspace: "acme", principal: "bob", scopes: ["deployments:read"] })).key;
-  const created = await send(fastPort, "/modeldeploy.v1.DeploymentService/CreateDeployment", JSON.stringify({
-    model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx" },
-    resources: { cpu: 1, memory: "128Mi", threadCount: 1 },
-    scaling: { minReplicas: 1, maxReplicas: 1 },
-    labels: { tier: "gold", "team.example.com/owner": "alice" },
-  }), { "content-type": "application/json", authorization: `Bearer ${key}` });
+  const created = await send(
+    fastPort,
+    "/modeldeploy.v1.DeploymentService/CreateDeployment",
+    JSON.stringify({
+      model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx" },
+      resources: { cpu: 1, memory: "128Mi", threadCount: 1 },
+      scaling: { minReplicas: 1, maxReplicas: 1 },
+      labels: { tier: "gold", "team.example.com/owner": "alice" },
+    }),
+    { "content-type": "application/json", authorization: `Bearer ${key}` },
+  );
   expect(created.status).toBe(200);
   name = (JSON.parse(created.body.toString()) as { deployment: { name: string } }).deployment.name;
   // Enough deployments for a list response past connect-node's 1 KiB compression threshold.
   for (let i = 0; i < 4; i++) {
-    const r = await send(fastPort, "/modeldeploy.v1.DeploymentService/CreateDeployment", JSON.stringify({
-      model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx" }, suffix: `l${i}`,
-    }), { "content-type": "application/json", authorization: `Bearer ${key}` });
+    const r = await send(
+      fastPort,
+      "/modeldeploy.v1.DeploymentService/CreateDeployment",
+      JSON.stringify({
+        model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx" },
+        suffix: `l${i}`,
+      }),
+      { "content-type": "application/json", authorization: `Bearer ${key}` },
+    );
     expect(r.status).toBe(200);
   }
 });
@@ -193,7 +204,10 @@ describe("unary Connect fast path", () => {
     const [f] = await both(getPath, JSON.stringify({ name: "   " }));
     expect(f.status).toBe(400);
     expect(json(f).details?.map((d) => d.type)).toContain("google.rpc.BadRequest");
-    const [c] = await both("/modeldeploy.v1.DeploymentService/CreateDeployment", JSON.stringify({ model: { name: "", uri: "ftp://x" }, scaling: { minReplicas: 3, maxReplicas: 1 } }));
+    const [c] = await both(
+      "/modeldeploy.v1.DeploymentService/CreateDeployment",
+      JSON.stringify({ model: { name: "", uri: "ftp://x" }, scaling: { minReplicas: 3, maxReplicas: 1 } }),
+    );
     expect(c.status).toBe(400);
     expect(json(c).details?.map((d) => d.type)).toContain("google.rpc.BadRequest");
     expect(lastPaths()).toEqual([true, false]);
@@ -203,13 +217,15 @@ describe("unary Connect fast path", () => {
     const [none] = await both(getPath, JSON.stringify({ name }), { authorization: "" });
     expect(none.status).toBe(401);
     expect(json(none).code).toBe("unauthenticated");
-    const [scope] = await both("/modeldeploy.v1.DeploymentService/CreateDeployment", JSON.stringify({ model: { name: "a/b", uri: "file:///m.onnx" } }), { authorization: `Bearer ${readOnlyKey}` });
+    const [scope] = await both("/modeldeploy.v1.DeploymentService/CreateDeployment", JSON.stringify({ model: { name: "a/b", uri: "file:///m.onnx" } }), {
+      authorization: `Bearer ${readOnlyKey}`,
+    });
     expect(scope.status).toBe(403);
     expect(json(scope).code).toBe("permission_denied");
   });
 
   it("refuses bad JSON, oversized and too deeply nested bodies like the guard in front of connect-node", async () => {
-    const [bad] = await both(getPath, "{\"name\": ");
+    const [bad] = await both(getPath, '{"name": ');
     expect(bad.status).toBe(400);
     expect(json(bad).code).toBe("invalid_argument");
     const [wrongType] = await both(getPath, JSON.stringify({ name: 5 }));
@@ -267,7 +283,14 @@ describe("unary Connect fast path", () => {
     expect((heldReasons.get(`fast-test-${seq}`) as ConnectError).code).toBe(Code.DeadlineExceeded);
     expect(lastPaths()).toEqual([true, false]);
     const id = "gone-onabort";
-    const req = request({ host: "127.0.0.1", port: fastPort, path: getPath, method: "POST", agent: false, headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": id } });
+    const req = request({
+      host: "127.0.0.1",
+      port: fastPort,
+      path: getPath,
+      method: "POST",
+      agent: false,
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": id },
+    });
     req.on("error", () => {});
     req.end(JSON.stringify({ name: "wait-gone" }));
     await waitFor("the call to start", () => servedFast.has(id));
@@ -285,7 +308,14 @@ describe("unary Connect fast path", () => {
       const port = await server.listen("127.0.0.1", 0);
       const ids = [`closing-${unaryFastPath}-1`, `closing-${unaryFastPath}-2`];
       for (const id of ids) {
-        const req = request({ host: "127.0.0.1", port, path: getPath, method: "POST", agent: false, headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": id } });
+        const req = request({
+          host: "127.0.0.1",
+          port,
+          path: getPath,
+          method: "POST",
+          agent: false,
+          headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": id },
+        });
         req.on("error", () => {});
         req.end(JSON.stringify({ name: "hold-closing" }));
       }
@@ -303,7 +333,14 @@ describe("unary Connect fast path", () => {
   it("aborts the call's signal when the client goes away", async () => {
     for (const port of [fastPort, slowPort]) {
       const id = `gone-${port}`;
-      const req = request({ host: "127.0.0.1", port, path: getPath, method: "POST", agent: false, headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": id } });
+      const req = request({
+        host: "127.0.0.1",
+        port,
+        path: getPath,
+        method: "POST",
+        agent: false,
+        headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": id },
+      });
       req.on("error", () => {});
       req.end(JSON.stringify({ name: "hold-gone" }));
       await waitFor("the call to start", () => servedFast.has(id));

@@ -13,10 +13,7 @@ import { errorInfoOf } from "../../src/api/errors.js";
 import { createApiKey } from "../../src/db/api-keys.js";
 import { applyChange } from "../../src/db/changes.js";
 import type { DeploymentState as State } from "../../src/domain/types.js";
-import {
-  DeploymentService,
-  ListDeploymentsRequestSchema,
-} from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
+import { DeploymentService, ListDeploymentsRequestSchema } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import { DeploymentState } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import { testApiDeps } from "../helpers/api-deps.js";
 import { silentLogger } from "../../src/log.js";
@@ -36,11 +33,26 @@ const byState = new Map<State, { name: string; uid: string }[]>();
 
 // Deliberately interleaved, so that a filtered page never lines up with an unfiltered one.
 const PLAN: State[] = [
-  "RUNNING", "PENDING", "FAILED", "RUNNING", "DELETED", "STOPPED",
-  "RUNNING", "FAILED", "DEPLOYING", "RUNNING", "DELETED", "FAILED", "RUNNING",
+  "RUNNING",
+  "PENDING",
+  "FAILED",
+  "RUNNING",
+  "DELETED",
+  "STOPPED",
+  "RUNNING",
+  "FAILED",
+  "DEPLOYING",
+  "RUNNING",
+  "DELETED",
+  "FAILED",
+  "RUNNING",
 ];
 
-const uidsIn = (...states: State[]) => states.flatMap((s) => byState.get(s) ?? []).map((d) => d.uid).sort();
+const uidsIn = (...states: State[]) =>
+  states
+    .flatMap((s) => byState.get(s) ?? [])
+    .map((d) => d.uid)
+    .sort();
 
 async function createIn(apiKey: string, suffix: string, state: State): Promise<{ name: string; uid: string }> {
   const res = await client.createDeployment(
@@ -131,9 +143,7 @@ describe("ListDeployments states filter", () => {
     const res = await list({ states: [DeploymentState.FAILED, DeploymentState.STOPPED, DeploymentState.DEPLOYING] });
     const uids = res.deployments.map((d) => d.uid);
     expect(uids).toEqual(uidsIn("FAILED", "STOPPED", "DEPLOYING"));
-    expect(new Set(res.deployments.map((d) => d.state))).toEqual(
-      new Set([DeploymentState.FAILED, DeploymentState.STOPPED, DeploymentState.DEPLOYING]),
-    );
+    expect(new Set(res.deployments.map((d) => d.state))).toEqual(new Set([DeploymentState.FAILED, DeploymentState.STOPPED, DeploymentState.DEPLOYING]));
   });
 
   it("lists every state but DELETED when no state is given, and DELETED ones only when asked", async () => {

@@ -4,11 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGrpcServer, grpcServiceDefinition, type GrpcServer } from "../../src/api/grpc-server.js";
 import { ServingStatus } from "../../src/api/grpc-health.js";
-import {
-  Health,
-  type HealthCheckResponse,
-  type HealthListResponse,
-} from "../../src/gen/grpc/health/v1/health_pb.js";
+import { Health, type HealthCheckResponse, type HealthListResponse } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { DeletionService } from "../../src/gen/modeldeploy/v1/deletion_service_pb.js";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import { createLogger } from "../../src/log.js";
@@ -88,9 +84,7 @@ describe("grpc.health.v1", () => {
   });
 
   it("List: every known service with its status", async () => {
-    const res = await new Promise<HealthListResponse>((resolve, reject) =>
-      client.list({}, (err, r) => (err ? reject(err) : resolve(r))),
-    );
+    const res = await new Promise<HealthListResponse>((resolve, reject) => client.list({}, (err, r) => (err ? reject(err) : resolve(r))));
     expect(Object.fromEntries(Object.entries(res.statuses).map(([k, v]) => [k, v.status]))).toEqual({
       "": ServingStatus.SERVING,
       "modeldeploy.v1.DeploymentService": ServingStatus.SERVING,

@@ -69,7 +69,10 @@ afterAll(async () => {
 });
 
 async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  const err = await call.then(() => undefined, (e: unknown) => e);
+  const err = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ConnectError);
   return err as ConnectError;
 }
@@ -134,7 +137,10 @@ describe("ListDeploymentRevisions", () => {
 
 describe("private weights without a secret key", () => {
   it("refuses a model with a token, saying which setting is missing, and writes nothing", async () => {
-    const noKey = createConnectServer({ services: [bindService(DeploymentService, createDeploymentService(testApiDeps(tdb.db, bus, { tokens: undefined })))], logger: silentLogger });
+    const noKey = createConnectServer({
+      services: [bindService(DeploymentService, createDeploymentService(testApiDeps(tdb.db, bus, { tokens: undefined })))],
+      logger: silentLogger,
+    });
     const port = await noKey.listen("127.0.0.1", 0);
     try {
       const c = createClient(DeploymentService, createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "1.1" }));

@@ -15,7 +15,10 @@ import { createLogger } from "../../src/log.js";
 
 type Request = v1.ServerReflectionRequest | v1alpha.ServerReflectionRequest;
 type Response = v1.ServerReflectionResponse | v1alpha.ServerReflectionResponse;
-type RequestInit = { host?: string; messageRequest: Request["messageRequest"] | { case: "fileContainingExtension"; value: { containingType: string; extensionNumber: number } } };
+type RequestInit = {
+  host?: string;
+  messageRequest: Request["messageRequest"] | { case: "fileContainingExtension"; value: { containingType: string; extensionNumber: number } };
+};
 
 const logger = createLogger({ level: "error", write: () => {} });
 
@@ -59,9 +62,7 @@ async function reflect(service: DescService, addr: string, requests: RequestInit
 }
 
 const files = (r: Response | undefined): FileDescriptorProto[] =>
-  r?.messageResponse.case === "fileDescriptorResponse"
-    ? r.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b))
-    : [];
+  r?.messageResponse.case === "fileDescriptorResponse" ? r.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b)) : [];
 
 const errorOf = (r: Response | undefined) => (r?.messageResponse.case === "errorResponse" ? r.messageResponse.value : undefined);
 

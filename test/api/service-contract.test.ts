@@ -64,7 +64,10 @@ afterAll(async () => {
 async function written(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const table of ["deployments", "revisions", "tasks", "events", "outbox"] as const) {
-    const row = await tdb.db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow();
+    const row = await tdb.db
+      .selectFrom(table)
+      .select((eb) => eb.fn.countAll<string>().as("n"))
+      .executeTakeFirstOrThrow();
     out[table] = Number(row.n);
   }
   return out;
@@ -187,9 +190,7 @@ describe("ModelSource.runtime", () => {
       domain: "modeldeploy",
       metadata: { field: "model.runtime", requestedRuntime: "vllm", supportedRuntimes: "onnx" },
     });
-    expect(badRequest?.fieldViolations).toEqual([
-      expect.objectContaining({ field: "model.runtime", reason: "MODEL_SOURCE_INVALID" }),
-    ]);
+    expect(badRequest?.fieldViolations).toEqual([expect.objectContaining({ field: "model.runtime", reason: "MODEL_SOURCE_INVALID" })]);
     expect(await written()).toEqual(before);
   });
 

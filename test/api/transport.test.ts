@@ -7,12 +7,7 @@ import { create, createFileRegistry, createRegistry, fromBinary } from "@bufbuil
 import type { FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, anyUnpack } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import {
-  Http2SessionManager,
-  createConnectTransport,
-  createGrpcTransport,
-  createGrpcWebTransport,
-} from "@connectrpc/connect-node";
+import { Http2SessionManager, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { service as healthServiceDefinition } from "grpc-health-check";
@@ -22,12 +17,7 @@ import { createConnectServer, type ConnectServer } from "../../src/api/connect-s
 import { apiError, errorInfoOf, toConnectError } from "../../src/api/errors.js";
 import { DependencyUnavailableError, WriteConflictError } from "../../src/domain/errors.js";
 import { createGrpcServer, grpcHardLimitFactor, grpcServiceDefinition, type GrpcServer } from "../../src/api/grpc-server.js";
-import {
-  BadRequestSchema,
-  ErrorInfoSchema,
-  RequestInfoSchema,
-  file_google_rpc_error_details,
-} from "../../src/gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, RequestInfoSchema, file_google_rpc_error_details } from "../../src/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
 import { DeletionService } from "../../src/gen/modeldeploy/v1/deletion_service_pb.js";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
@@ -154,13 +144,7 @@ interface UnaryOutcome {
   status: grpc.StatusObject;
 }
 
-function grpcUnary(
-  client: AnyClient,
-  method: string,
-  req: unknown,
-  md = new grpc.Metadata(),
-  options: grpc.CallOptions = {},
-): Promise<UnaryOutcome> {
+function grpcUnary(client: AnyClient, method: string, req: unknown, md = new grpc.Metadata(), options: grpc.CallOptions = {}): Promise<UnaryOutcome> {
   return new Promise((resolve) => {
     const out: Partial<UnaryOutcome> = {};
     const fn = client[method];
@@ -460,8 +444,7 @@ describe("grpc-js server", () => {
       if (Ctor === undefined) throw new Error("no reflection client");
       const refl = new Ctor(addr, grpc.credentials.createInsecure());
       try {
-        const call = (refl as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, ReflectionResponse> })
-          .ServerReflectionInfo();
+        const call = (refl as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, ReflectionResponse> }).ServerReflectionInfo();
         const responses: ReflectionResponse[] = [];
         const done = new Promise<void>((resolve, reject) => {
           call.on("data", (r: ReflectionResponse) => responses.push(r));
@@ -476,20 +459,12 @@ describe("grpc-js server", () => {
         expect(responses).toHaveLength(3);
 
         const names = responses[0]?.list_services_response?.service.map((s) => s.name) ?? [];
-        expect(names).toEqual(
-          expect.arrayContaining(["modeldeploy.v1.DeploymentService", "modeldeploy.v1.DeletionService", "grpc.health.v1.Health"]),
-        );
+        expect(names).toEqual(expect.arrayContaining(["modeldeploy.v1.DeploymentService", "modeldeploy.v1.DeletionService", "grpc.health.v1.Health"]));
 
-        const files = (responses[1]?.file_descriptor_response?.file_descriptor_proto ?? []).map((b) =>
-          fromBinary(FileDescriptorProtoSchema, b),
-        );
+        const files = (responses[1]?.file_descriptor_response?.file_descriptor_proto ?? []).map((b) => fromBinary(FileDescriptorProtoSchema, b));
         const fileNames = files.map((f) => f.name);
         expect(fileNames).toEqual(
-          expect.arrayContaining([
-            "modeldeploy/v1/deployment_service.proto",
-            "modeldeploy/v1/resources.proto",
-            "google/protobuf/timestamp.proto",
-          ]),
+          expect.arrayContaining(["modeldeploy/v1/deployment_service.proto", "modeldeploy/v1/resources.proto", "google/protobuf/timestamp.proto"]),
         );
         // The descriptors are complete enough to rebuild the service.
         const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: dependenciesFirst(files) }));
@@ -497,9 +472,7 @@ describe("grpc-js server", () => {
         expect(svc?.methods.map((m) => m.name)).toContain("WatchDeployment");
         expect(svc?.methods.find((m) => m.name === "GetDeployment")?.idempotency).toBe(1);
 
-        const delFiles = (responses[2]?.file_descriptor_response?.file_descriptor_proto ?? []).map(
-          (b) => fromBinary(FileDescriptorProtoSchema, b).name,
-        );
+        const delFiles = (responses[2]?.file_descriptor_response?.file_descriptor_proto ?? []).map((b) => fromBinary(FileDescriptorProtoSchema, b).name);
         expect(delFiles).toContain("modeldeploy/v1/deletion_service.proto");
       } finally {
         refl.close();
@@ -592,39 +565,28 @@ describe("connect server (Connect, gRPC-Web, gRPC over HTTP/1.1 and h2c)", () =>
     const body = (await res.json()) as { code: string; message: string; details: { type: string; debug?: unknown }[] };
     expect(body.code).toBe("invalid_argument");
     expect(body.message).toBe("name is not an RFC 1123 label");
-    expect(body.details.map((d) => d.type)).toEqual(
-      expect.arrayContaining(["google.rpc.ErrorInfo", "google.rpc.BadRequest", "google.rpc.RequestInfo"]),
-    );
+    expect(body.details.map((d) => d.type)).toEqual(expect.arrayContaining(["google.rpc.ErrorInfo", "google.rpc.BadRequest", "google.rpc.RequestInfo"]));
   });
 
   it("serves Connect GET for a NO_SIDE_EFFECTS method, and refuses GET otherwise", async () => {
     const msg = encodeURIComponent(JSON.stringify({ name: "via-get" }));
-    const res = await fetch(
-      `${base}/modeldeploy.v1.DeploymentService/GetDeployment?connect=v1&encoding=json&message=${msg}`,
-      { headers: { "x-request-id": "req-get" } },
-    );
+    const res = await fetch(`${base}/modeldeploy.v1.DeploymentService/GetDeployment?connect=v1&encoding=json&message=${msg}`, {
+      headers: { "x-request-id": "req-get" },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-request-id")).toBe("req-get");
     expect(await res.json()).toMatchObject({ name: "via-get" });
 
-    const create = await fetch(
-      `${base}/modeldeploy.v1.DeploymentService/CreateDeployment?connect=v1&encoding=json&message=%7B%7D`,
-    );
+    const create = await fetch(`${base}/modeldeploy.v1.DeploymentService/CreateDeployment?connect=v1&encoding=json&message=%7B%7D`);
     expect(create.status).toBe(405);
   });
 
   it("serves the Connect protocol over cleartext HTTP/2 (unary and streaming)", async () => {
     const sm = new Http2SessionManager(base);
     sessions.push(sm);
-    const client = createClient(
-      DeploymentService,
-      createConnectTransport({ baseUrl: base, httpVersion: "2", sessionManager: sm }),
-    );
+    const client = createClient(DeploymentService, createConnectTransport({ baseUrl: base, httpVersion: "2", sessionManager: sm }));
     let header: Headers | undefined;
-    const res = await client.getDeployment(
-      { name: "h2" },
-      { headers: { "x-request-id": "req-h2" }, onHeader: (h) => (header = h) },
-    );
+    const res = await client.getDeployment({ name: "h2" }, { headers: { "x-request-id": "req-h2" }, onHeader: (h) => (header = h) });
     expect(res.name).toBe("h2");
     expect(res.uid).toBe("req-h2");
     expect(header?.get("x-request-id")).toBe("req-h2");
@@ -643,10 +605,7 @@ describe("connect server (Connect, gRPC-Web, gRPC over HTTP/1.1 and h2c)", () =>
   it("serves gRPC-Web over HTTP/1.1 (unary, streaming, errors)", async () => {
     const client = createClient(DeploymentService, createGrpcWebTransport({ baseUrl: base, httpVersion: "1.1" }));
     let header: Headers | undefined;
-    const res = await client.getDeployment(
-      { name: "web" },
-      { headers: { "x-request-id": "req-web" }, onHeader: (h) => (header = h) },
-    );
+    const res = await client.getDeployment({ name: "web" }, { headers: { "x-request-id": "req-web" }, onHeader: (h) => (header = h) });
     expect(res).toMatchObject({ name: "web", uid: "req-web", creator: "grpc-web" });
     expect(header?.get("x-request-id")).toBe("req-web");
 
@@ -693,10 +652,7 @@ describe("connect server (Connect, gRPC-Web, gRPC over HTTP/1.1 and h2c)", () =>
   it("also speaks gRPC on the same port (h2c)", async () => {
     const sm = new Http2SessionManager(base);
     sessions.push(sm);
-    const client = createClient(
-      DeletionService,
-      createGrpcTransport({ baseUrl: base, sessionManager: sm }),
-    );
+    const client = createClient(DeletionService, createGrpcTransport({ baseUrl: base, sessionManager: sm }));
     const task = await client.getDeletionTask({ taskId: "t-1" });
     expect(task.id).toBe("t-1");
   });

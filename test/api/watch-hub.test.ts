@@ -188,7 +188,8 @@ describe("watch hub", () => {
 
     await nats.stop("SIGKILL");
     // Committed while the feed is down: published into the void.
-    for (let i = 0; i < 5; i++) publisher.publish([await applyChange(tdb.db, { deploymentUid: d.uid, type: "PROGRESS", deployment: { modifier: `down${i}` } })]);
+    for (let i = 0; i < 5; i++)
+      publisher.publish([await applyChange(tdb.db, { deploymentUid: d.uid, type: "PROGRESS", deployment: { modifier: `down${i}` } })]);
     const beforeReconnect = counter.count;
     await nats.start();
     await waitFor("the missed events on every stream", () => readers.every((r) => r.seen.includes(7)), 60_000);
@@ -196,11 +197,16 @@ describe("watch hub", () => {
     expect(counter.count - beforeReconnect).toBeLessThanOrEqual(2);
     // And live again afterwards (published until the subscription is back).
     let next: DeploymentEvent | undefined;
-    await waitFor("a live event after the reconnect", async () => {
-      if (next === undefined) next = await applyChange(tdb.db, { deploymentUid: d.uid, type: "PROGRESS", deployment: { modifier: "after" } });
-      publisher.publish([next]);
-      return readers.every((r) => r.seen.includes(8));
-    }, 30_000, 200);
+    await waitFor(
+      "a live event after the reconnect",
+      async () => {
+        if (next === undefined) next = await applyChange(tdb.db, { deploymentUid: d.uid, type: "PROGRESS", deployment: { modifier: "after" } });
+        publisher.publish([next]);
+        return readers.every((r) => r.seen.includes(8));
+      },
+      30_000,
+      200,
+    );
     for (const r of readers) expect(r.seen).toEqual(range(1, 8));
     await Promise.all(readers.map((r) => r.stop()));
   });
@@ -226,7 +232,11 @@ describe("WatchDeployment over native gRPC", () => {
 
   beforeAll(async () => {
     const deps = testApiDeps(tdb.db, apiBus, { watches: hubWith(tdb.db) });
-    server = createGrpcServer({ services: [bindService(DeploymentService, createDeploymentService(deps))], logger: silentLogger, streamSerializer: serializer });
+    server = createGrpcServer({
+      services: [bindService(DeploymentService, createDeploymentService(deps))],
+      logger: silentLogger,
+      streamSerializer: serializer,
+    });
     ({ key: apiKey } = await createApiKey(tdb.db, { workspace: "acme", principal: "watcher", scopes: ["deployments:read", "deployments:write"] }));
     port = await server.listen("127.0.0.1", 0);
   });
@@ -296,7 +306,10 @@ describe("WatchDeployment over native gRPC", () => {
     // Two connections (two targets): the stalled stream must not stall the other's connection window.
     const fastClient = grpcClient(DeploymentService, `127.0.0.1:${ownPort}`);
     const slowClient = grpcClient(DeploymentService, `localhost:${ownPort}`);
-    cleanups.push(() => fastClient.close(), () => slowClient.close());
+    cleanups.push(
+      () => fastClient.close(),
+      () => slowClient.close(),
+    );
     const d = await newDeployment(testApiDeps(tdb.db, publisher));
     const watch = (client: typeof fastClient) => {
       const call = serverStream<{ sequence: bigint }>(client, "watchDeployment", { name: d.name }, apiKey);

@@ -288,7 +288,8 @@ describe("header limits", () => {
     const client = new Client(p.grpcAddress, grpc.credentials.createInsecure()) as unknown as Record<
       string,
       (req: unknown, md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void) => void
-    > & grpc.Client;
+    > &
+      grpc.Client;
     try {
       const md = new grpc.Metadata();
       md.set("x-big", "b".repeat(6000));
@@ -323,7 +324,11 @@ describe("connection cap", () => {
       expect(h1.status).toBe(429);
       expect(h1.code).toBe("resource_exhausted");
       expect(h1.message).toBe("too many connections (limit 8), retry later");
-      const h2 = await h2Request(p.httpUrl, { path: getPath, headers: { "content-type": "application/grpc", te: "trailers" }, body: grpcFrame(getRequest("x")) });
+      const h2 = await h2Request(p.httpUrl, {
+        path: getPath,
+        headers: { "content-type": "application/grpc", te: "trailers" },
+        body: grpcFrame(getRequest("x")),
+      });
       expect(h2.grpcStatus).toBe(grpc.status.RESOURCE_EXHAUSTED);
       // A flood of connections past the cap: each is answered or dropped, none is kept.
       const flood = await Promise.all([sendGarbage(p.grpcAddress, { connections: 300, bytes: 16 }), sendGarbage(p.httpUrl, { connections: 300, bytes: 16 })]);
@@ -447,7 +452,6 @@ describe("streams", () => {
       }
     }
   });
-
 });
 
 describe("streams reset at once", () => {
@@ -464,7 +468,8 @@ describe("streams reset at once", () => {
     const client = new Client(p.grpcAddress, grpc.credentials.createInsecure()) as unknown as Record<
       string,
       (req: unknown, cb: (e: grpc.ServiceError | null) => void) => void
-    > & grpc.Client;
+    > &
+      grpc.Client;
     const sm = new Http2SessionManager(p.httpUrl);
     const connect = createClient(DeploymentService, createConnectTransport({ baseUrl: p.httpUrl, httpVersion: "2", sessionManager: sm }));
     try {
@@ -521,7 +526,8 @@ describe("a client that goes away", () => {
           const client = new Client(p.grpcAddress, grpc.credentials.createInsecure()) as unknown as Record<
             string,
             (req: unknown, cb: () => void) => grpc.ClientUnaryCall
-          > & grpc.Client;
+          > &
+            grpc.Client;
           const call = client["getDeployment"]!({ name: "hold-gone-grpc-js" }, () => {});
           return () => {
             call.cancel();

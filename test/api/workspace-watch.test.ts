@@ -91,7 +91,10 @@ describe("WatchDeployments", () => {
     ac.abort();
 
     // From the snapshot's cursor: the three changes; from the first change's: the last two.
-    for (const [from, expected] of [[snap[1]!.cursor, live], [live[0]!.cursor, live.slice(1)]] as const) {
+    for (const [from, expected] of [
+      [snap[1]!.cursor, live],
+      [live[0]!.cursor, live.slice(1)],
+    ] as const) {
       const ac2 = new AbortController();
       const again = client.watchDeployments({ afterCursor: from }, { headers: { authorization: `Bearer ${key}` }, signal: ac2.signal })[Symbol.asyncIterator]();
       const got = await take(again, expected.length);
@@ -131,7 +134,12 @@ describe("WatchDeployments", () => {
     deps.sink([await slow]);
     const [ex] = await take(it, 1);
     expect(ids([ex!])).toEqual([`${x.deployment.uid}#2`]);
-    expect(BigInt((await slow).cursor)).toBeLessThan(BigInt((await tdb.db.selectFrom("events").select("cursor").where("deployment_uid", "=", y.deployment.uid).where("sequence", "=", 2).executeTakeFirstOrThrow()).cursor));
+    expect(BigInt((await slow).cursor)).toBeLessThan(
+      BigInt(
+        (await tdb.db.selectFrom("events").select("cursor").where("deployment_uid", "=", y.deployment.uid).where("sequence", "=", 2).executeTakeFirstOrThrow())
+          .cursor,
+      ),
+    );
     await it.return!();
 
     // Resumed from y's cursor, x's late commit is still there; from x's, nothing is left.
@@ -155,7 +163,10 @@ describe("WatchDeployments", () => {
     const snapshot = await take(all, 3);
     expect(snapshot.every((e) => e.type === EventType.SNAPSHOT)).toBe(true);
     // Filtered, from the snapshot's position.
-    const running = openWorkspaceWatch({ db: tdb.db, bus, pageSize: 2, safetyMs: 100 }, { workspace: "paged", states: ["RUNNING"], afterCursor: snapshot[2]!.cursor });
+    const running = openWorkspaceWatch(
+      { db: tdb.db, bus, pageSize: 2, safetyMs: 100 },
+      { workspace: "paged", states: ["RUNNING"], afterCursor: snapshot[2]!.cursor },
+    );
     const [p1, p2, p3] = created.map((c) => c.deployment.uid) as [string, string, string];
     await move(p1, "RUNNING");
     await move(p2, "RUNNING");

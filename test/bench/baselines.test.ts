@@ -26,7 +26,13 @@ afterAll(async () => {
 
 describe("bench baselines", () => {
   it("the tight pg loops write creates and run tasks", async () => {
-    const creates = await runBaseline<{ rate: number; n: number }>("pg-create-loop", { url: database.url, poolMax: 2, concurrency: 4, durationMs: 200, warmupMs: 0 });
+    const creates = await runBaseline<{ rate: number; n: number }>("pg-create-loop", {
+      url: database.url,
+      poolMax: 2,
+      concurrency: 4,
+      durationMs: 200,
+      warmupMs: 0,
+    });
     expect(creates.n).toBeGreaterThan(0);
     const tasks = await runBaseline<{ rate: number }>("task-writes-loop", { url: database.url, tasks: 5, concurrency: 2 });
     expect(tasks.rate).toBeGreaterThan(0);

@@ -27,7 +27,11 @@ describe("bench stats", () => {
 
   it("alternates figure and baseline, then takes medians", async () => {
     const order: string[] = [];
-    const s = await alternate(3, async (i) => (order.push(`f${i}`), i * 10), async (i) => (order.push(`b${i}`), { rate: i }));
+    const s = await alternate(
+      3,
+      async (i) => (order.push(`f${i}`), i * 10),
+      async (i) => (order.push(`b${i}`), { rate: i }),
+    );
     expect(order).toEqual(["f0", "b0", "f1", "b1", "f2", "b2"]);
     expect(median(s.figure)).toBe(10);
     expect(medianOf(s.baseline, (b) => b.rate)).toBe(1);

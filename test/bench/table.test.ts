@@ -4,7 +4,10 @@ import { allGoalsMet, formatTable, goalAtLeast, goalAtMost, goalBelow, goalBoth,
 const row = (id: string, goal?: ResultRow["goal"]): ResultRow => ({
   id,
   figure: `figure ${id}`,
-  measures: [{ label: "", value: 1234.5, unit: "calls/s" }, { label: "p99", value: 3.25, unit: "ms" }],
+  measures: [
+    { label: "", value: 1234.5, unit: "calls/s" },
+    { label: "p99", value: 3.25, unit: "ms" },
+  ],
   baseline: "bare server",
   baselineMeasures: [{ label: "", value: 1500, unit: "calls/s" }],
   ...(goal ? { goal } : {}),

@@ -39,21 +39,25 @@ describe("classifyQueryError", () => {
 describe("retryWriteConflicts", () => {
   it("runs a statement again after a deadlock, and names the conflict once retries run out", async () => {
     let calls = 0;
-    expect(await retryWriteConflicts("x", async () => {
-      calls++;
-      if (calls < 3) throw pgError("40P01");
-      return "done";
-    })).toBe("done");
+    expect(
+      await retryWriteConflicts("x", async () => {
+        calls++;
+        if (calls < 3) throw pgError("40P01");
+        return "done";
+      }),
+    ).toBe("done");
     expect(calls).toBe(3);
     const always = await retryWriteConflicts("a test write", () => Promise.reject(pgError("40001"))).catch((e: unknown) => e);
     expect(always).toBeInstanceOf(WriteConflictError);
     expect((always as Error).message).toBe("a test write collided with concurrent writes 5 times");
     const other = pgError("23505");
     calls = 0;
-    await expect(retryWriteConflicts("x", async () => {
-      calls++;
-      throw other;
-    })).rejects.toBe(other);
+    await expect(
+      retryWriteConflicts("x", async () => {
+        calls++;
+        throw other;
+      }),
+    ).rejects.toBe(other);
     expect(calls).toBe(1);
   });
 });

@@ -47,8 +47,16 @@ beforeAll(async () => {
   relay = startOutboxRelay({ db, publisher: tq.queue, logger: silentLogger, intervalMs: 100 });
   deps = testApiDeps(db, bus, { wakeRelay: () => relay.wake() });
   worker = await startWorker({
-    db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
-    concurrency: 8, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
+    db,
+    queue: tq.queue,
+    sink: deps.sink,
+    driver: createNoopDriver(),
+    logger: silentLogger,
+    concurrency: 8,
+    leaseMs: 30_000,
+    ackWaitMs: 30_000,
+    maxDeliver: 10,
+    healthPollMs: 20,
   });
 });
 
@@ -75,33 +83,47 @@ describe("lock order", () => {
       if (codes.includes(seen.code)) count(`${Code[seen.code]}`);
       else unexpected.push(err);
     };
-    await Promise.all(Array.from({ length: clients }, async (_, c) => {
-      const suffix = `n${c % names}`;
-      for (let i = 0; i < rounds; i++) {
-        try {
-          await createDeployment(deps, alice, createInput({ suffix }));
-          count("created");
-        } catch (err) {
-          expected(err, [Code.AlreadyExists]);
+    await Promise.all(
+      Array.from({ length: clients }, async (_, c) => {
+        const suffix = `n${c % names}`;
+        for (let i = 0; i < rounds; i++) {
+          try {
+            await createDeployment(deps, alice, createInput({ suffix }));
+            count("created");
+          } catch (err) {
+            expected(err, [Code.AlreadyExists]);
+          }
+          try {
+            await deleteDeployment(deps, alice, `tiny-linear-${suffix}`, "");
+            count("deleted");
+          } catch (err) {
+            expected(err, [Code.NotFound]);
+          }
         }
-        try {
-          await deleteDeployment(deps, alice, `tiny-linear-${suffix}`, "");
-          count("deleted");
-        } catch (err) {
-          expected(err, [Code.NotFound]);
-        }
-      }
-    }));
+      }),
+    );
     expect(unexpected.map(String)).toEqual([]);
     expect(outcomes.get("created")).toBeGreaterThan(0);
     expect(outcomes.get("deleted")).toBeGreaterThan(0);
     // The worker finishes every task: nothing is left open.
-    await waitFor("every task ended", async () => {
-      const open = await db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).where("status", "in", ["PENDING", "RUNNING"]).executeTakeFirstOrThrow();
-      return Number(open.n) === 0;
-    }, 60_000);
+    await waitFor(
+      "every task ended",
+      async () => {
+        const open = await db
+          .selectFrom("tasks")
+          .select((eb) => eb.fn.countAll<string>().as("n"))
+          .where("status", "in", ["PENDING", "RUNNING"])
+          .executeTakeFirstOrThrow();
+        return Number(open.n) === 0;
+      },
+      60_000,
+    );
     // The fight happened: deletes cancelled deploy tasks the worker had in hand.
-    const cancelled = await db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).where("status", "=", "CANCELLED").executeTakeFirstOrThrow();
+    const cancelled = await db
+      .selectFrom("tasks")
+      .select((eb) => eb.fn.countAll<string>().as("n"))
+      .where("status", "=", "CANCELLED")
+      .executeTakeFirstOrThrow();
     expect(Number(cancelled.n)).toBeGreaterThan(0);
     expect(await deadlocks()).toBe(0);
     expect(server.log()).not.toContain("deadlock detected");

@@ -38,12 +38,16 @@ async function holdAll(db: Kysely<Database>, gate: PoolGate, size: number) {
   const released = new Promise<void>((r) => (release = r));
   const holders = Array.from({ length: size }, () => db.connection().execute(async () => released));
   await waitFor("every connection held", () => gate.stats().active === size);
-  return { release: async () => { release(); await Promise.all(holders); } };
+  return {
+    release: async () => {
+      release();
+      await Promise.all(holders);
+    },
+  };
 }
 
 const insert = (db: Kysely<Database>, caller: string) => sql`insert into ran values (${caller})`.execute(db);
-const ranBy = async (prefix: string) =>
-  (await sql<{ n: string }>`select count(*) as n from ran where caller like ${prefix + "%"}`.execute(tdb.db)).rows[0]!.n;
+const ranBy = async (prefix: string) => (await sql<{ n: string }>`select count(*) as n from ran where caller like ${prefix + "%"}`.execute(tdb.db)).rows[0]!.n;
 
 describe("pool gate", () => {
   it("lets a cancelled caller leave the queue at once; its query never runs", async () => {
@@ -51,7 +55,10 @@ describe("pool gate", () => {
     const held = await holdAll(db, gate, 2);
     const calls = Array.from({ length: 200 }, (_, i) => {
       const ac = new AbortController();
-      const done = insert(dbForCall(db, { signal: ac.signal }), `cancelled-${i}`).then(() => "ran", (e: unknown) => e);
+      const done = insert(dbForCall(db, { signal: ac.signal }), `cancelled-${i}`).then(
+        () => "ran",
+        (e: unknown) => e,
+      );
       return { ac, done };
     });
     const kept = insert(dbForCall(db, { signal: new AbortController().signal }), "kept-1");
@@ -90,7 +97,12 @@ describe("pool gate", () => {
     expect(gate.stats().waiting).toBe(0);
     expect(stopped).toBe(1);
     // Already aborted: refused with its reason, never queued.
-    const gone = { get signal(): AbortSignal { throw new Error("the signal was read"); }, onAbort: (l: (reason: unknown) => void) => (l(reason), () => {}) };
+    const gone = {
+      get signal(): AbortSignal {
+        throw new Error("the signal was read");
+      },
+      onAbort: (l: (reason: unknown) => void) => (l(reason), () => {}),
+    };
     expect(await insert(dbForCall(db, gone), "onabort-2").catch((e: unknown) => e)).toBe(reason);
     await held.release();
     expect(await ranBy("onabort-")).toBe("0");

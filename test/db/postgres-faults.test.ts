@@ -110,14 +110,22 @@ describe("Postgres frozen (SIGSTOP)", () => {
   it("fails a query after the query timeout, ends a waiting call at its deadline, and never reuses a timed-out connection", async () => {
     // Every pooled connection, each with its own backend pid.
     const pidsOf = async () =>
-      new Set(await Promise.all(Array.from({ length: POOL }, async () =>
-        (await sql<{ pid: number }>`select pg_backend_pid() as pid, pg_sleep(0.2)`.execute(db)).rows[0]!.pid)));
+      new Set(
+        await Promise.all(
+          Array.from({ length: POOL }, async () => (await sql<{ pid: number }>`select pg_backend_pid() as pid, pg_sleep(0.2)`.execute(db)).rows[0]!.pid),
+        ),
+      );
     const before = await pidsOf();
     expect(before.size).toBe(POOL);
     server.freeze();
     try {
       const started = performance.now();
-      const hung = Array.from({ length: POOL }, () => sql`select 1`.execute(db).then(() => undefined, (e: unknown) => e));
+      const hung = Array.from({ length: POOL }, () =>
+        sql`select 1`.execute(db).then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      );
       // Every connection is held by an unanswered query: a call waits, and leaves at its deadline.
       const waited = await sql`select 1`.execute(dbForCall(db, { signal: AbortSignal.timeout(300) })).catch((e: unknown) => e);
       expect((waited as DOMException).name).toBe("TimeoutError");

@@ -57,7 +57,10 @@ async function current(name: string): Promise<Deployment> {
 }
 
 async function refused(work: Promise<unknown>): Promise<RefusedError> {
-  const err = await work.then(() => undefined, (e: unknown) => e);
+  const err = await work.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(RefusedError);
   return err as RefusedError;
 }
@@ -85,7 +88,10 @@ describe("UpdateDeployment", () => {
     expect(after).toMatchObject({ state: "RUNNING", servingRevision: 2, targetRevision: 2, activeTaskId: null, model: { revision: "2", uri: model.uri } });
     expect(after.endpointUrl).not.toBe("");
     const revisions = await listRevisions(tdb.db, d.uid);
-    expect(revisions.map((r) => [r.number, r.model.revision, r.taskId])).toEqual([[1, "1", expect.any(String)], [2, "2", task.id]]);
+    expect(revisions.map((r) => [r.number, r.model.revision, r.taskId])).toEqual([
+      [1, "1", expect.any(String)],
+      [2, "2", task.id],
+    ]);
 
     const events = await eventsAfter(tdb.db, d.uid, 0, 1000);
     expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
@@ -104,7 +110,12 @@ describe("UpdateDeployment", () => {
     const up = await update(d.name, { scaling: { minReplicas: 3, maxReplicas: 3 } });
     expect(up.task).toMatchObject({ kind: "SCALE", revision: 1 });
     expect(await settled(up.task)).toBe("COMPLETED");
-    expect(await current(d.name)).toMatchObject({ state: "RUNNING", servingRevision: 1, scaling: { minReplicas: 3, maxReplicas: 3 }, instances: { desired: 3, ready: 3 } });
+    expect(await current(d.name)).toMatchObject({
+      state: "RUNNING",
+      servingRevision: 1,
+      scaling: { minReplicas: 3, maxReplicas: 3 },
+      instances: { desired: 3, ready: 3 },
+    });
 
     const stop = await update(d.name, { scaling: { minReplicas: 0, maxReplicas: 0 } });
     expect(await settled(stop.task)).toBe("COMPLETED");
@@ -144,7 +155,9 @@ describe("UpdateDeployment", () => {
       const r1 = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 }, requestId: "upd-req-1" });
       const r2 = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 }, requestId: "upd-req-1" });
       expect(r2.task.id).toBe(r1.task.id);
-      expect(await refused(update(d.name, { scaling: { minReplicas: 5, maxReplicas: 5 }, requestId: "upd-req-1" }))).toMatchObject({ reason: "REQUEST_ID_REUSED" });
+      expect(await refused(update(d.name, { scaling: { minReplicas: 5, maxReplicas: 5 }, requestId: "upd-req-1" }))).toMatchObject({
+        reason: "REQUEST_ID_REUSED",
+      });
       await cancelTask(deps, alice, r1.task.id);
     });
     expect(await current(d.name)).toMatchObject({ state: "RUNNING", scaling: d.scaling, activeTaskId: null });
@@ -158,8 +171,15 @@ describe("UpdateDeployment", () => {
       const cancelled = await createDeployment(deps, alice, createInput({ suffix: "redeploy2" }));
       const c = await cancelTask(deps, alice, cancelled.task.id);
       expect(c).toMatchObject({ status: "CANCELLED", rolledBack: false, failure: { reason: "CANCELLED" } });
-      expect(await current(cancelled.deployment.name)).toMatchObject({ state: "FAILED", servingRevision: 0, activeTaskId: null, failure: { reason: "CANCELLED" } });
-      expect(await refused(rollbackDeployment(deps, alice, { name: cancelled.deployment.name, revision: 0, requestId: "" }))).toMatchObject({ reason: "NO_PREVIOUS_REVISION" });
+      expect(await current(cancelled.deployment.name)).toMatchObject({
+        state: "FAILED",
+        servingRevision: 0,
+        activeTaskId: null,
+        failure: { reason: "CANCELLED" },
+      });
+      expect(await refused(rollbackDeployment(deps, alice, { name: cancelled.deployment.name, revision: 0, requestId: "" }))).toMatchObject({
+        reason: "NO_PREVIOUS_REVISION",
+      });
       const again = await update(cancelled.deployment.name, { scaling: { minReplicas: 1, maxReplicas: 1 } });
       expect(again.task).toMatchObject({ kind: "UPDATE", revision: 2 });
       await pipeline.startWorker();
@@ -188,11 +208,25 @@ describe("RollbackDeployment", () => {
     expect(await settled(toTwo.task)).toBe("COMPLETED");
     expect(await current(d.name)).toMatchObject({ servingRevision: 4, model: { revision: "2" } });
     const revisions = await listRevisions(tdb.db, d.uid);
-    expect(revisions.map((r) => [r.number, r.model.revision])).toEqual([[1, "1"], [2, "2"], [3, "1"], [4, "2"]]);
+    expect(revisions.map((r) => [r.number, r.model.revision])).toEqual([
+      [1, "1"],
+      [2, "2"],
+      [3, "1"],
+      [4, "2"],
+    ]);
 
-    expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: 4, requestId: "" }))).toMatchObject({ kind: "failed_precondition", reason: "REVISION_ALREADY_SERVING" });
-    expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: 9, requestId: "" }))).toMatchObject({ kind: "not_found", reason: "REVISION_NOT_FOUND" });
-    expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: -1, requestId: "" }))).toMatchObject({ kind: "invalid", reason: "REVISION_INVALID" });
+    expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: 4, requestId: "" }))).toMatchObject({
+      kind: "failed_precondition",
+      reason: "REVISION_ALREADY_SERVING",
+    });
+    expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: 9, requestId: "" }))).toMatchObject({
+      kind: "not_found",
+      reason: "REVISION_NOT_FOUND",
+    });
+    expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: -1, requestId: "" }))).toMatchObject({
+      kind: "invalid",
+      reason: "REVISION_INVALID",
+    });
   });
 });
 

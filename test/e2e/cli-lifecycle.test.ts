@@ -53,7 +53,12 @@ afterAll(async () => {
 });
 
 /** The deployment as `get --json` prints it. */
-async function getJson(): Promise<{ servingRevision: number; state: string; model: { uri: string; revision?: string }; scaling: { minReplicas?: number; maxReplicas?: number } }> {
+async function getJson(): Promise<{
+  servingRevision: number;
+  state: string;
+  model: { uri: string; revision?: string };
+  scaling: { minReplicas?: number; maxReplicas?: number };
+}> {
   const res = await cli("get", name, "--json");
   expect(res.code).toBe(0);
   return JSON.parse(res.stdout) as never;
@@ -126,10 +131,18 @@ describe("modeldeploy lifecycle commands", () => {
 
     const tasks = await cli("tasks", name);
     expect(tasks.code).toBe(0);
-    const kinds = tasks.stdout.trim().split("\n").map((l) => l.split("  ").slice(1, 4).join(" "));
+    const kinds = tasks.stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.split("  ").slice(1, 4).join(" "));
     expect(kinds).toEqual([
-      "UPDATE rev 4 FAILED", "ROLLBACK rev 3 COMPLETED", "SCALE rev 2 COMPLETED", "SCALE rev 2 COMPLETED",
-      "SCALE rev 2 COMPLETED", "UPDATE rev 2 COMPLETED", "DEPLOY rev 1 COMPLETED",
+      "UPDATE rev 4 FAILED",
+      "ROLLBACK rev 3 COMPLETED",
+      "SCALE rev 2 COMPLETED",
+      "SCALE rev 2 COMPLETED",
+      "SCALE rev 2 COMPLETED",
+      "UPDATE rev 2 COMPLETED",
+      "DEPLOY rev 1 COMPLETED",
     ]);
     expect(tasks.stdout).toContain("failure: SERVER_EXITED");
     expect(tasks.stdout).toContain("rolled back");
@@ -137,7 +150,12 @@ describe("modeldeploy lifecycle commands", () => {
 
     // Pages of 2: every completed task once, newest first, across four pages.
     const paged = await cli("tasks", name, "--status", "completed", "--page-size", "2");
-    expect(paged.stdout).toBe(tasks.stdout.split("\n").filter((l) => l.includes("  COMPLETED  ")).join("\n") + "\n");
+    expect(paged.stdout).toBe(
+      tasks.stdout
+        .split("\n")
+        .filter((l) => l.includes("  COMPLETED  "))
+        .join("\n") + "\n",
+    );
     const pages = await cli("tasks", name, "--status", "TASK_STATUS_COMPLETED,failed", "--page-size", "2", "--json");
     expect(pages.stdout.match(/"nextPageToken"/g)).toHaveLength(3);
     expect(pages.stdout.match(/"kind": "TASK_KIND_/g)).toHaveLength(7);
@@ -153,10 +171,15 @@ describe("modeldeploy lifecycle commands", () => {
 
   it("cancels a hanging update; its --wait exits 1 with CANCELLED and the serving revision keeps serving", async () => {
     const waiting = cli("update", name, "--uri", hangingUrl, "--wait");
-    const running = await waitFor("the update to download", async () => {
-      const t = JSON.parse((await cli("status", name, "--json")).stdout) as { id: string; status: string; phase: string };
-      return t.status === "TASK_STATUS_RUNNING" && t.phase === "TASK_PHASE_DOWNLOADING" ? t : undefined;
-    }, 60_000, 200);
+    const running = await waitFor(
+      "the update to download",
+      async () => {
+        const t = JSON.parse((await cli("status", name, "--json")).stdout) as { id: string; status: string; phase: string };
+        return t.status === "TASK_STATUS_RUNNING" && t.phase === "TASK_PHASE_DOWNLOADING" ? t : undefined;
+      },
+      60_000,
+      200,
+    );
     const cancel = await cli("cancel", running.id);
     expect(cancel.stderr).toBe("");
     expect(cancel.code).toBe(0);
@@ -184,7 +207,7 @@ describe("modeldeploy lifecycle commands", () => {
     expect(cancel.code).toBe(1);
     expect(cancel.stderr).toBe(
       `error: [failed_precondition] task ${finished.id} is already COMPLETED: only a PENDING or RUNNING task can be cancelled\n` +
-      `  reason: TASK_NOT_CANCELLABLE  taskId=${finished.id} status=COMPLETED\n`,
+        `  reason: TASK_NOT_CANCELLABLE  taskId=${finished.id} status=COMPLETED\n`,
     );
 
     const bad = await cli("scale", name, "--min", "3", "--max", "1");

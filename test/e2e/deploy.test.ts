@@ -17,7 +17,14 @@ import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { DeletionService } from "../../src/gen/modeldeploy/v1/deletion_service_pb.js";
 import { DeploymentService, type CreateDeploymentResponse } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import {
-  DeploymentState, EventType, FailureReason, TaskKind, TaskStatus, type Deployment, type DeploymentEvent, type Task,
+  DeploymentState,
+  EventType,
+  FailureReason,
+  TaskKind,
+  TaskStatus,
+  type Deployment,
+  type DeploymentEvent,
+  type Task,
 } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import { buildSampleModel, sampleModelReference } from "../../src/onnx/sample-model.js";
 import { createTestDatabase, NATS_URL, waitFor, type TestDatabase } from "../helpers/services.js";
@@ -62,21 +69,31 @@ afterAll(async () => {
 });
 
 async function untilTerminal(name: string, key: string): Promise<Deployment> {
-  return waitFor(`${name} to settle`, async () => {
-    const d = await connect.getDeployment({ name }, auth(key));
-    return d.activeTaskId === "" && d.state !== DeploymentState.PENDING ? d : undefined;
-  }, 90_000, 100);
+  return waitFor(
+    `${name} to settle`,
+    async () => {
+      const d = await connect.getDeployment({ name }, auth(key));
+      return d.activeTaskId === "" && d.state !== DeploymentState.PENDING ? d : undefined;
+    },
+    90_000,
+    100,
+  );
 }
 
 describe("deploy → infer → delete", () => {
   it("serves a real ONNX model end to end", async () => {
     // Create over native gRPC.
-    const created = await unary<CreateDeploymentResponse>(grpcDeployments, "createDeployment", {
-      model: { name: "acme/tiny-linear", revision: "1", uri: modelUri, sha256: modelSha, task: "regression" },
-      resources: { cpu: 1, memory: "256MiB", threadCount: 1, maxBatchSize: 16 },
-      scaling: { minReplicas: 2, maxReplicas: 2 },
-      labels: { team: "ml" },
-    }, sys.apiKey);
+    const created = await unary<CreateDeploymentResponse>(
+      grpcDeployments,
+      "createDeployment",
+      {
+        model: { name: "acme/tiny-linear", revision: "1", uri: modelUri, sha256: modelSha, task: "regression" },
+        resources: { cpu: 1, memory: "256MiB", threadCount: 1, maxBatchSize: 16 },
+        scaling: { minReplicas: 2, maxReplicas: 2 },
+        labels: { team: "ml" },
+      },
+      sys.apiKey,
+    );
     const name = created.deployment!.name;
     expect(name).toMatch(/^tiny-linear-[0-9a-z]{13}$/);
     expect(created.deployment!.state).toBe(DeploymentState.PENDING);
@@ -117,15 +134,25 @@ describe("deploy → infer → delete", () => {
     expect((await fetch(`${d.endpointUrl}/ready`)).status).toBe(200);
     const meta = (await (await fetch(d.endpointUrl)).json()) as { name: string; inputs: Array<{ name: string; datatype: string; shape: number[] }> };
     expect(meta.name).toBe(name);
-    expect(meta.inputs).toEqual(expect.arrayContaining([{ name: "x", datatype: "FP32", shape: [-1, 4] }, { name: "ids", datatype: "INT64", shape: [-1] }]));
-    const x = [[1, 2, 3, 4], [0.5, -1, 0, 2]];
+    expect(meta.inputs).toEqual(
+      expect.arrayContaining([
+        { name: "x", datatype: "FP32", shape: [-1, 4] },
+        { name: "ids", datatype: "INT64", shape: [-1] },
+      ]),
+    );
+    const x = [
+      [1, 2, 3, 4],
+      [0.5, -1, 0, 2],
+    ];
     const res = await fetch(`${d.endpointUrl}/infer`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ inputs: [
-        { name: "x", shape: [2, 4], datatype: "FP32", data: x.flat() },
-        { name: "ids", shape: [2], datatype: "INT64", data: [7, 41] },
-      ] }),
+      body: JSON.stringify({
+        inputs: [
+          { name: "x", shape: [2, 4], datatype: "FP32", data: x.flat() },
+          { name: "ids", shape: [2], datatype: "INT64", data: [7, 41] },
+        ],
+      }),
     });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { outputs: Array<{ name: string; shape: number[]; datatype: string; data: number[] }> };
@@ -134,7 +161,11 @@ describe("deploy → infer → delete", () => {
     const expected = sampleModelReference(x).flat();
     y.data.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 4));
     expect(body.outputs.find((o) => o.name === "ids_out")).toMatchObject({ datatype: "INT64", data: [8, 42] });
-    const bad = await fetch(`${d.endpointUrl}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ inputs: [{ name: "x", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] }] }) });
+    const bad = await fetch(`${d.endpointUrl}/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ inputs: [{ name: "x", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] }] }),
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toBeTruthy();
 
@@ -165,17 +196,25 @@ describe("deploy → infer → delete", () => {
   });
 
   it("keeps instances honest when a replica crashes, and restarts it", async () => {
-    const res = await connect.createDeployment({ model: { name: "acme/crashy", uri: modelUri }, scaling: { minReplicas: 2, maxReplicas: 2 } }, auth(sys.apiKey));
+    const res = await connect.createDeployment(
+      { model: { name: "acme/crashy", uri: modelUri }, scaling: { minReplicas: 2, maxReplicas: 2 } },
+      auth(sys.apiKey),
+    );
     const d = await untilTerminal(res.deployment!.name, sys.apiKey);
     expect(d.state).toBe(DeploymentState.RUNNING);
     const detail = (await (await fetch(`${sys.controlUrl}/v1/deployments/${d.uid}/revisions/1`)).json()) as { replicas: Array<{ pid: number | null }> };
     const pid = detail.replicas[0]!.pid!;
     process.kill(pid, "SIGKILL");
     // The observer records the crash and the restart; the endpoint keeps serving meanwhile.
-    const after = await waitFor("restart recorded", async () => {
-      const now = await connect.getDeployment({ name: d.name }, auth(sys.apiKey));
-      return now.instances!.restarts >= 1 && now.instances!.ready === 2 ? now : undefined;
-    }, 60_000, 100);
+    const after = await waitFor(
+      "restart recorded",
+      async () => {
+        const now = await connect.getDeployment({ name: d.name }, auth(sys.apiKey));
+        return now.instances!.restarts >= 1 && now.instances!.ready === 2 ? now : undefined;
+      },
+      60_000,
+      100,
+    );
     expect(after.state).toBe(DeploymentState.RUNNING);
     expect(Number(after.sequence)).toBeGreaterThan(Number(d.sequence));
     expect((await fetch(`${after.endpointUrl}/ready`)).status).toBe(200);
@@ -183,10 +222,13 @@ describe("deploy → infer → delete", () => {
   });
 
   it("fails a model server that exits while starting with its exit code and output", async () => {
-    const res = await connect.createDeployment({
-      model: { name: "acme/broken", uri: pathToFileURL(path.join(dir, "not-a-model.onnx")).href },
-      scaling: { minReplicas: 1, maxReplicas: 1 },
-    }, auth(sys.apiKey));
+    const res = await connect.createDeployment(
+      {
+        model: { name: "acme/broken", uri: pathToFileURL(path.join(dir, "not-a-model.onnx")).href },
+        scaling: { minReplicas: 1, maxReplicas: 1 },
+      },
+      auth(sys.apiKey),
+    );
     const d = await untilTerminal(res.deployment!.name, sys.apiKey);
     expect(d.state).toBe(DeploymentState.FAILED);
     expect(d.failure!.reason).toBe(FailureReason.SERVER_EXITED);
@@ -219,10 +261,13 @@ describe("progress deadline", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     try {
       const port = (server.address() as import("node:net").AddressInfo).port;
-      const res = await connect.createDeployment({
-        model: { name: "acme/stalled", uri: `http://127.0.0.1:${port}/model.onnx` },
-        progressDeadlineSeconds: 2,
-      }, auth(sys.apiKey));
+      const res = await connect.createDeployment(
+        {
+          model: { name: "acme/stalled", uri: `http://127.0.0.1:${port}/model.onnx` },
+          progressDeadlineSeconds: 2,
+        },
+        auth(sys.apiKey),
+      );
       const d = await untilTerminal(res.deployment!.name, sys.apiKey);
       expect(d.state).toBe(DeploymentState.FAILED);
       expect(d.failure!.reason).toBe(FailureReason.PROGRESS_DEADLINE_EXCEEDED);
@@ -235,7 +280,15 @@ describe("progress deadline", () => {
 });
 
 describe("bad input gets its code and changes nothing", () => {
-  const count = async () => Number((await tdb.db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n);
+  const count = async () =>
+    Number(
+      (
+        await tdb.db
+          .selectFrom("tasks")
+          .select((eb) => eb.fn.countAll<string>().as("n"))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
 
   it("rejects malformed names and specs with INVALID_ARGUMENT and details", async () => {
     const before = await count();
@@ -244,15 +297,22 @@ describe("bad input gets its code and changes nothing", () => {
     expect((err as ConnectError).code).toBe(Code.InvalidArgument);
     expect((err as ConnectError).findDetails(ErrorInfoSchema)[0]).toMatchObject({ reason: "NAME_INVALID", domain: "modeldeploy" });
 
-    const e2 = await unary(grpcDeployments, "createDeployment", {
-      model: { name: "acme/x", uri: "ftp://example.com/model.onnx" },
-      resources: { acceleratorType: "H100-80GB", acceleratorCount: 1 },
-      scaling: { minReplicas: 3, maxReplicas: 1 },
-    }, sys.apiKey).catch((e: grpc.ServiceError) => e);
+    const e2 = await unary(
+      grpcDeployments,
+      "createDeployment",
+      {
+        model: { name: "acme/x", uri: "ftp://example.com/model.onnx" },
+        resources: { acceleratorType: "H100-80GB", acceleratorCount: 1 },
+        scaling: { minReplicas: 3, maxReplicas: 1 },
+      },
+      sys.apiKey,
+    ).catch((e: grpc.ServiceError) => e);
     expect((e2 as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
     const details = (e2 as grpc.ServiceError).metadata.get("grpc-status-details-bin")[0] as Buffer;
     const st = fromBinary(StatusSchema, details);
-    expect(st.details.map((d) => d.typeUrl)).toEqual(expect.arrayContaining(["type.googleapis.com/google.rpc.ErrorInfo", "type.googleapis.com/google.rpc.BadRequest"]));
+    expect(st.details.map((d) => d.typeUrl)).toEqual(
+      expect.arrayContaining(["type.googleapis.com/google.rpc.ErrorInfo", "type.googleapis.com/google.rpc.BadRequest"]),
+    );
     expect((e2 as grpc.ServiceError).metadata.get("x-request-id")[0]).toBeTruthy();
 
     await expect(connect.getDeployment({ name: "" }, auth(sys.apiKey))).rejects.toMatchObject({ code: Code.InvalidArgument });
@@ -269,7 +329,9 @@ describe("bad input gets its code and changes nothing", () => {
     const readerKey = reader.stdout.trim();
     expect(readerKey).toMatch(/^mdk_\S+$/);
     await expect(connect.listDeployments({}, auth(readerKey))).resolves.toBeDefined();
-    await expect(connect.createDeployment({ model: { name: "acme/x", uri: modelUri } }, auth(readerKey))).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await expect(connect.createDeployment({ model: { name: "acme/x", uri: modelUri } }, auth(readerKey))).rejects.toMatchObject({
+      code: Code.PermissionDenied,
+    });
     const other = (await runCli(["keys", "create", "--workspace", "other"], sys.env)).stdout.trim();
     const mine = await connect.listDeployments({ pageSize: 500 }, auth(sys.apiKey));
     expect(mine.deployments.length).toBeGreaterThan(0);
@@ -294,7 +356,11 @@ describe("bad input gets its code and changes nothing", () => {
     expect(((await huge.json()) as { code: string }).code).toBe("resource_exhausted");
     expect(await count()).toBe(before);
     // Still serving afterwards, over curl-style Connect JSON with a generated request id.
-    const ok = await fetch(`${sys.httpUrl}/modeldeploy.v1.DeploymentService/ListDeployments`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${sys.apiKey}` }, body: "{}" });
+    const ok = await fetch(`${sys.httpUrl}/modeldeploy.v1.DeploymentService/ListDeployments`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${sys.apiKey}` },
+      body: "{}",
+    });
     expect(ok.status).toBe(200);
     expect(ok.headers.get("x-request-id")).toBeTruthy();
   });
@@ -302,7 +368,10 @@ describe("bad input gets its code and changes nothing", () => {
   it("pages ListDeployments without gaps or duplicates", async () => {
     const names = new Set<string>();
     for (let i = 0; i < 5; i++) {
-      const r = await connect.createDeployment({ model: { name: "acme/pager", uri: modelUri }, scaling: { minReplicas: 0, maxReplicas: 0 }, labels: { batch: "pager" } }, auth(sys.apiKey));
+      const r = await connect.createDeployment(
+        { model: { name: "acme/pager", uri: modelUri }, scaling: { minReplicas: 0, maxReplicas: 0 }, labels: { batch: "pager" } },
+        auth(sys.apiKey),
+      );
       names.add(r.deployment!.name);
     }
     const seen: string[] = [];
@@ -321,9 +390,20 @@ describe("bad input gets its code and changes nothing", () => {
 
   it("serves grpc.health.v1 without a key", async () => {
     const raw = (b: Buffer) => b;
-    const Health = grpc.makeGenericClientConstructor({
-      check: { path: "/grpc.health.v1.Health/Check", requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
-    }, "Health");
+    const Health = grpc.makeGenericClientConstructor(
+      {
+        check: {
+          path: "/grpc.health.v1.Health/Check",
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: raw,
+          requestDeserialize: raw,
+          responseSerialize: raw,
+          responseDeserialize: raw,
+        },
+      },
+      "Health",
+    );
     const client = new Health(sys.grpcAddress, grpc.credentials.createInsecure()) as unknown as GrpcClient;
     try {
       // HealthCheckRequest{} is empty; HealthCheckResponse{status: SERVING} is field 1 = 1.

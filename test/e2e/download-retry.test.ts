@@ -95,7 +95,9 @@ describe("weights that cannot be downloaded", () => {
     const messages = events.map((e) => e.task?.progress?.message ?? "");
     const retries = messages.filter((m) => m.startsWith("download failed"));
     expect(retries.length).toBeGreaterThanOrEqual(1);
-    expect(retries[0]).toMatch(new RegExp(`^download failed \\(try 1\\): cannot reach ${uri.replace(/[.]/g, "\\.")}: connection refused \\(ECONNREFUSED\\); retrying in \\d+ s$`));
+    expect(retries[0]).toMatch(
+      new RegExp(`^download failed \\(try 1\\): cannot reach ${uri.replace(/[.]/g, "\\.")}: connection refused \\(ECONNREFUSED\\); retrying in \\d+ s$`),
+    );
     expect(messages.filter((m) => m.startsWith("validating"))).toEqual(["validating (attempt 1)"]);
     // A handful of events, not dozens: created, started, fetching, one per retry, failed.
     expect(events.length).toBeLessThanOrEqual(4 + retries.length);

@@ -24,7 +24,13 @@ const EXIT_TIMEOUT_MS = 45_000;
 
 // ---- processes, by pid, from /proc ------------------------------------------
 
-interface Proc { pid: number; ppid: number; state: string; start: string; cmd: string }
+interface Proc {
+  pid: number;
+  ppid: number;
+  state: string;
+  start: string;
+  cmd: string;
+}
 
 function readProc(pid: number): Proc | undefined {
   try {
@@ -39,7 +45,10 @@ function readProc(pid: number): Proc | undefined {
 }
 
 function allProcs(): Proc[] {
-  return readdirSync("/proc").filter((n) => /^\d+$/.test(n)).map((n) => readProc(Number(n))).filter((p): p is Proc => p !== undefined);
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .map((n) => readProc(Number(n)))
+    .filter((p): p is Proc => p !== undefined);
 }
 
 /** Live (non-zombie) processes started for this data dir: its command line names the dir, or it descends from rootPid. */
@@ -195,14 +204,19 @@ function connectClient(s: Started): Client<typeof DeploymentService> {
 
 /** One inference through the endpoint; checks the numbers against the reference. */
 async function inferAndCheck(endpointUrl: string): Promise<void> {
-  const x = [[1, 2, 3, 4], [0.5, -1, 0, 2]];
+  const x = [
+    [1, 2, 3, 4],
+    [0.5, -1, 0, 2],
+  ];
   const res = await fetch(`${endpointUrl}/infer`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ inputs: [
-      { name: "x", shape: [2, 4], datatype: "FP32", data: x.flat() },
-      { name: "ids", shape: [2], datatype: "INT64", data: [5, 41] },
-    ] }),
+    body: JSON.stringify({
+      inputs: [
+        { name: "x", shape: [2, 4], datatype: "FP32", data: x.flat() },
+        { name: "ids", shape: [2], datatype: "INT64", data: [5, 41] },
+      ],
+    }),
   });
   expect(res.status).toBe(200);
   const body = (await res.json()) as { outputs: Array<{ name: string; shape: number[]; datatype: string; data: number[] }> };
@@ -268,10 +282,13 @@ describe("modeldeploy start on a fresh machine (embedded Postgres and nats-serve
 
       // Deploy over Connect with the bootstrap key, and watch it to RUNNING.
       const client = connectClient(s);
-      const created = await client.createDeployment({
-        model: { name: "acme/tiny-linear", revision: "1", uri: modelUri, sha256: modelSha },
-        scaling: { minReplicas: 1, maxReplicas: 1 },
-      }, auth(key));
+      const created = await client.createDeployment(
+        {
+          model: { name: "acme/tiny-linear", revision: "1", uri: modelUri, sha256: modelSha },
+          scaling: { minReplicas: 1, maxReplicas: 1 },
+        },
+        auth(key),
+      );
       const name = created.deployment!.name;
       expect(name).toMatch(/^tiny-linear-[0-9a-z]+$/);
       expect(created.deployment!.state).toBe(DeploymentState.PENDING);
@@ -279,7 +296,15 @@ describe("modeldeploy start on a fresh machine (embedded Postgres and nats-serve
 
       const events: DeploymentEvent[] = [];
       const ac = new AbortController();
-      const watchTimer = setTimeout(() => ac.abort(new Error(`no RUNNING within 90 s; events: ${events.map((e) => `${EventType[e.type]}/${DeploymentState[e.deployment?.state ?? 0]}`).join(", ")}\n${s.output()}`)), 90_000);
+      const watchTimer = setTimeout(
+        () =>
+          ac.abort(
+            new Error(
+              `no RUNNING within 90 s; events: ${events.map((e) => `${EventType[e.type]}/${DeploymentState[e.deployment?.state ?? 0]}`).join(", ")}\n${s.output()}`,
+            ),
+          ),
+        90_000,
+      );
       try {
         for await (const e of client.watchDeployment({ name }, { ...auth(key), signal: ac.signal })) {
           events.push(e);
@@ -307,7 +332,10 @@ describe("modeldeploy start on a fresh machine (embedded Postgres and nats-serve
       const has = (what: string) => spawned.some((p) => p.cmd.includes(what));
       expect(has("embedded-postgres-main"), describeProcs(spawned)).toBe(true);
       expect(has("nats-server"), describeProcs(spawned)).toBe(true);
-      expect(spawned.filter((p) => p.cmd.includes("model-server")), describeProcs(spawned)).toHaveLength(1);
+      expect(
+        spawned.filter((p) => p.cmd.includes("model-server")),
+        describeProcs(spawned),
+      ).toHaveLength(1);
 
       await stopAndCheck(s, spawned);
       firstRunStopped = true;
@@ -332,11 +360,18 @@ describe("modeldeploy start on a fresh machine (embedded Postgres and nats-serve
 
       // The runtime brings the replica back; the observer records it (and the new gateway address).
       let seen: Deployment | undefined;
-      const d = await waitFor(`${name} RUNNING with a ready replica behind the new gateway`, async () => {
-        seen = await client.getDeployment({ name }, auth(key));
-        return seen.state === DeploymentState.RUNNING && seen.instances?.ready === 1 && seen.endpointUrl.startsWith(s.gatewayUrl) ? seen : undefined;
-      }, 60_000, 100).catch((err: unknown) => {
-        throw new Error(`${String(err)}; last seen: state ${DeploymentState[seen?.state ?? 0]}, instances ${JSON.stringify(seen?.instances)}, endpoint "${seen?.endpointUrl}"\n${s.output()}`);
+      const d = await waitFor(
+        `${name} RUNNING with a ready replica behind the new gateway`,
+        async () => {
+          seen = await client.getDeployment({ name }, auth(key));
+          return seen.state === DeploymentState.RUNNING && seen.instances?.ready === 1 && seen.endpointUrl.startsWith(s.gatewayUrl) ? seen : undefined;
+        },
+        60_000,
+        100,
+      ).catch((err: unknown) => {
+        throw new Error(
+          `${String(err)}; last seen: state ${DeploymentState[seen?.state ?? 0]}, instances ${JSON.stringify(seen?.instances)}, endpoint "${seen?.endpointUrl}"\n${s.output()}`,
+        );
       });
       expect(d.instances).toMatchObject({ desired: 1, ready: 1 });
       expect(d.activeTaskId).toBe("");
@@ -344,7 +379,10 @@ describe("modeldeploy start on a fresh machine (embedded Postgres and nats-serve
       await inferAndCheck(d.endpointUrl);
 
       const spawned = processesOf(dataDir, s.child.pid);
-      expect(spawned.filter((p) => p.cmd.includes("model-server")), describeProcs(spawned)).toHaveLength(1);
+      expect(
+        spawned.filter((p) => p.cmd.includes("model-server")),
+        describeProcs(spawned),
+      ).toHaveLength(1);
       await stopAndCheck(s, spawned);
     } finally {
       await forceCleanup(dataDir);

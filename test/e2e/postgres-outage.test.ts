@@ -90,9 +90,9 @@ function errorInfo(err: grpc.ServiceError): ErrorInfo | undefined {
   const raw = err.metadata?.get("grpc-status-details-bin")[0];
   if (!(raw instanceof Buffer)) return undefined;
   const registry = createRegistry(ErrorInfoSchema);
-  return fromBinary(StatusSchema, raw).details.map((a) => anyUnpack(a, registry)).find((m) => m?.$typeName === ErrorInfoSchema.typeName) as
-    | ErrorInfo
-    | undefined;
+  return fromBinary(StatusSchema, raw)
+    .details.map((a) => anyUnpack(a, registry))
+    .find((m) => m?.$typeName === ErrorInfoSchema.typeName) as ErrorInfo | undefined;
 }
 
 function call(method: string, request: unknown, o: { deadlineMs?: number; requestId?: string } = {}): Promise<Outcome> {
@@ -208,7 +208,6 @@ afterAll(async () => {
 });
 
 describe("Postgres outages under load, separate processes", () => {
-
   it("keeps serving through stops and a kill of Postgres, failing fast meanwhile", async () => {
     const load = startLoad(8, readName);
     const recoveries: number[] = [];
@@ -242,16 +241,33 @@ describe("Postgres outages under load, separate processes", () => {
     await check.connect();
     const waitStarted = performance.now();
     try {
-      await waitFor("every accepted task completed", async () => {
-        const r = await check.query<{ n: string }>("select count(*) as n from tasks where id = any($1) and status = 'COMPLETED'", [load.accepted]);
-        return Number(r.rows[0]!.n) === load.accepted.length;
-      }, 90_000, 250);
+      await waitFor(
+        "every accepted task completed",
+        async () => {
+          const r = await check.query<{ n: string }>("select count(*) as n from tasks where id = any($1) and status = 'COMPLETED'", [load.accepted]);
+          return Number(r.rows[0]!.n) === load.accepted.length;
+        },
+        90_000,
+        250,
+      );
       console.log(`every accepted task completed ${Math.round(performance.now() - waitStarted)} ms after the load stopped`);
     } catch (err) {
       // Say what is left, and what the processes said.
-      const missing = await check.query("select count(*) as n from unnest($1::text[]) as a(id) where not exists (select 1 from tasks t where t.id = a.id)", [load.accepted]);
-      const open = await check.query("select id, status, phase, attempt, lease_expires_at, enqueue_count from tasks where id = any($1) and status <> 'COMPLETED' limit 10", [load.accepted]);
-      const warnings = roles.map((r) => `${r.name}:\n${r.lines.filter((l) => l["level"] !== "info").slice(-10).map((l) => JSON.stringify(l)).join("\n")}`);
+      const missing = await check.query("select count(*) as n from unnest($1::text[]) as a(id) where not exists (select 1 from tasks t where t.id = a.id)", [
+        load.accepted,
+      ]);
+      const open = await check.query(
+        "select id, status, phase, attempt, lease_expires_at, enqueue_count from tasks where id = any($1) and status <> 'COMPLETED' limit 10",
+        [load.accepted],
+      );
+      const warnings = roles.map(
+        (r) =>
+          `${r.name}:\n${r.lines
+            .filter((l) => l["level"] !== "info")
+            .slice(-10)
+            .map((l) => JSON.stringify(l))
+            .join("\n")}`,
+      );
       throw new Error(`${String(err)}\nmissing: ${JSON.stringify(missing.rows)}\nopen: ${JSON.stringify(open.rows)}\n${warnings.join("\n")}`);
     } finally {
       await check.end();

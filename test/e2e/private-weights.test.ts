@@ -14,7 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import {
-  DeploymentEventSchema, DeploymentRevisionSchema, DeploymentSchema, DeploymentState, EventType, FailureReason, TaskStatus,
+  DeploymentEventSchema,
+  DeploymentRevisionSchema,
+  DeploymentSchema,
+  DeploymentState,
+  EventType,
+  FailureReason,
+  TaskStatus,
 } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import { buildSampleModel } from "../../src/onnx/sample-model.js";
 import { createTestDatabase, NATS_URL, type TestDatabase } from "../helpers/services.js";
@@ -112,13 +118,15 @@ describe("private weights (ModelSource.token)", () => {
 
     // The same request again (same requestId, same token): the first result,
     // although each sealing of the token differs.
-    const again = () => client.createDeployment({ model: { name: "acme/private", uri: `${privateUrl}/model.onnx`, token: TOKEN }, requestId: "private-1" }, auth());
+    const again = () =>
+      client.createDeployment({ model: { name: "acme/private", uri: `${privateUrl}/model.onnx`, token: TOKEN }, requestId: "private-1" }, auth());
     const first = await again();
     const second = await again();
     expect(second.deployment!.name).toBe(first.deployment!.name);
     // The same model and token is no change; another token is a new revision.
-    await expect(client.updateDeployment({ name: d.name, model: { name: "acme/private", uri: `${privateUrl}/model.onnx`, token: TOKEN } }, auth()))
-      .rejects.toMatchObject({ code: Code.FailedPrecondition });
+    await expect(
+      client.updateDeployment({ name: d.name, model: { name: "acme/private", uri: `${privateUrl}/model.onnx`, token: TOKEN } }, auth()),
+    ).rejects.toMatchObject({ code: Code.FailedPrecondition });
   });
 
   it("an update's model replaces the old one whole: without a token it has none, and the old revision keeps serving", async () => {

@@ -11,7 +11,11 @@ import { connectNats } from "../../src/queue/nats.js";
 import { createTestDatabase, NATS_URL, randomName, TEST_SECRET_KEY, type TestDatabase } from "../helpers/services.js";
 import { CLI, runCli } from "../helpers/system.js";
 
-interface Proc { child: ChildProcess; lines: Array<Record<string, unknown>>; exited: Promise<number | null> }
+interface Proc {
+  child: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  exited: Promise<number | null>;
+}
 
 let tdb: TestDatabase;
 let dataDir: string;

@@ -25,7 +25,10 @@ const auth = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
 // Never read by the noop runtime; the API only checks that it is a local file URI.
 const NOOP_MODEL_URI = "file:///models/restart/model.onnx";
 
-interface Exit { code: number | null; signal: NodeJS.Signals | null }
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
 
 interface System {
   child: ChildProcess;
@@ -149,17 +152,25 @@ describe("sequences across a restart", () => {
       // ── Before the restart: deploy, and watch it from the start. ──
       const first = await r.system(tdb.url, env);
       const grpcA = r.grpc(DeploymentService, first.grpcAddress);
-      const created = await unary<CreateDeploymentResponse>(grpcA, "createDeployment", {
-        model: { name: "acme/restart", uri: NOOP_MODEL_URI },
-        scaling: { minReplicas: 1, maxReplicas: 1 },
-      }, first.apiKey);
+      const created = await unary<CreateDeploymentResponse>(
+        grpcA,
+        "createDeployment",
+        {
+          model: { name: "acme/restart", uri: NOOP_MODEL_URI },
+          scaling: { minReplicas: 1, maxReplicas: 1 },
+        },
+        first.apiKey,
+      );
       const name = created.deployment!.name;
       const uid = created.deployment!.uid;
       const watch = serverStream<DeploymentEvent>(grpcA, "watchDeployment", { name }, first.apiKey);
       r.add(() => watch.cancel());
       const before = collect(watch);
-      await waitFor("RUNNING on the watch", () =>
-        before.items.some((e) => e.type === EventType.TASK_FINISHED && e.deployment?.state === DeploymentState.RUNNING), 30_000);
+      await waitFor(
+        "RUNNING on the watch",
+        () => before.items.some((e) => e.type === EventType.TASK_FINISHED && e.deployment?.state === DeploymentState.RUNNING),
+        30_000,
+      );
 
       // The watch stays open while the process stops: SIGTERM ends it with
       // UNAVAILABLE (so it does not hold the drain) and the process exits 0.

@@ -14,7 +14,16 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeletionService } from "../../src/gen/modeldeploy/v1/deletion_service_pb.js";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
-import { DeploymentState, EventType, FailureReason, TaskKind, TaskStatus, type Deployment, type DeploymentEvent, type Task } from "../../src/gen/modeldeploy/v1/resources_pb.js";
+import {
+  DeploymentState,
+  EventType,
+  FailureReason,
+  TaskKind,
+  TaskStatus,
+  type Deployment,
+  type DeploymentEvent,
+  type Task,
+} from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import { buildSampleModel } from "../../src/onnx/sample-model.js";
 import { createTestDatabase, NATS_URL, waitFor, type TestDatabase } from "../helpers/services.js";
 import { startSystem, type RunningSystem } from "../helpers/system.js";
@@ -75,7 +84,12 @@ interface Answer {
 function steadyLoad(endpointUrl: string, concurrency = 3) {
   const answers: Answer[] = [];
   let running = true;
-  const body = JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }, { name: "ids", shape: [1], datatype: "INT64", data: [7] }] });
+  const body = JSON.stringify({
+    inputs: [
+      { name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] },
+      { name: "ids", shape: [1], datatype: "INT64", data: [7] },
+    ],
+  });
   const loops = Array.from({ length: concurrency }, async () => {
     while (running) {
       const startedAt = performance.now();
@@ -99,10 +113,15 @@ function steadyLoad(endpointUrl: string, concurrency = 3) {
 }
 
 async function finished(task: Task): Promise<Task> {
-  return waitFor(`task ${TaskKind[task.kind]} ${task.id} to end`, async () => {
-    const t = await client.getDeploymentTask({ taskId: task.id }, auth());
-    return [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED].includes(t.status) ? t : undefined;
-  }, 90_000, 100);
+  return waitFor(
+    `task ${TaskKind[task.kind]} ${task.id} to end`,
+    async () => {
+      const t = await client.getDeploymentTask({ taskId: task.id }, auth());
+      return [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED].includes(t.status) ? t : undefined;
+    },
+    90_000,
+    100,
+  );
 }
 
 const get = (name: string): Promise<Deployment> => client.getDeployment({ name }, auth());
@@ -120,11 +139,14 @@ describe("green rollouts under a steady stream of requests", () => {
     const watching = (async () => {
       for await (const e of client.watchDeployments({}, { ...auth(), signal: watchAbort.signal })) seen.push(e);
     })().catch(() => {});
-    const created = await client.createDeployment({
-      model: { name: "acme/tiny-linear", revision: "1", uri: uri("v1.onnx"), task: "regression" },
-      resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
-      scaling: { minReplicas: 1, maxReplicas: 1 },
-    }, auth());
+    const created = await client.createDeployment(
+      {
+        model: { name: "acme/tiny-linear", revision: "1", uri: uri("v1.onnx"), task: "regression" },
+        resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
+        scaling: { minReplicas: 1, maxReplicas: 1 },
+      },
+      auth(),
+    );
     const name = created.deployment!.name;
     const uid = created.deployment!.uid;
     expect((await finished(created.task!)).status).toBe(TaskStatus.COMPLETED);
@@ -148,7 +170,10 @@ describe("green rollouts under a steady stream of requests", () => {
 
     // 2. A revision whose server cannot start: revision 2 keeps serving, the task says why.
     load = steadyLoad(endpoint);
-    const broken = await client.updateDeployment({ name, model: { name: "acme/tiny-linear", revision: "3", uri: uri("broken.onnx"), task: "regression" } }, auth());
+    const broken = await client.updateDeployment(
+      { name, model: { name: "acme/tiny-linear", revision: "3", uri: uri("broken.onnx"), task: "regression" } },
+      auth(),
+    );
     const failed = await finished(broken.task!);
     answers = await load.stop();
     expect(failed).toMatchObject({ status: TaskStatus.FAILED, rolledBack: true, failure: { reason: FailureReason.SERVER_EXITED } });
@@ -167,7 +192,12 @@ describe("green rollouts under a steady stream of requests", () => {
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
     expect(await get(name)).toMatchObject({ servingRevision: 4, model: { revision: "1", uri: uri("v1.onnx") } });
     const revisions = await client.listDeploymentRevisions({ name }, auth());
-    expect(revisions.revisions.map((r) => [r.number, r.model!.revision])).toEqual([[1, "1"], [2, "2"], [3, "3"], [4, "1"]]);
+    expect(revisions.revisions.map((r) => [r.number, r.model!.revision])).toEqual([
+      [1, "1"],
+      [2, "2"],
+      [3, "3"],
+      [4, "1"],
+    ]);
 
     // 4. Scale to 2 replicas of the same revision, then stop and resume.
     const scaled = await client.updateDeployment({ name, scaling: { minReplicas: 2, maxReplicas: 2 } }, auth());
@@ -186,10 +216,15 @@ describe("green rollouts under a steady stream of requests", () => {
     // 5. An update whose weights never finish downloading, cancelled while it runs.
     load = steadyLoad(endpoint);
     const stuck = await client.updateDeployment({ name, model: { name: "acme/tiny-linear", revision: "5", uri: hangingUrl, task: "regression" } }, auth());
-    await waitFor("the hanging download to start", async () => {
-      const t = await client.getDeploymentTask({ taskId: stuck.task!.id }, auth());
-      return t.status === TaskStatus.RUNNING ? t : undefined;
-    }, 30_000, 50);
+    await waitFor(
+      "the hanging download to start",
+      async () => {
+        const t = await client.getDeploymentTask({ taskId: stuck.task!.id }, auth());
+        return t.status === TaskStatus.RUNNING ? t : undefined;
+      },
+      30_000,
+      50,
+    );
     const cancelled = await client.cancelDeploymentTask({ taskId: stuck.task!.id }, auth());
     expect(cancelled).toMatchObject({ status: TaskStatus.CANCELLED, rolledBack: true, failure: { reason: FailureReason.CANCELLED } });
     expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 4, activeTaskId: "" });
@@ -203,23 +238,33 @@ describe("green rollouts under a steady stream of requests", () => {
     expect(answers.every((a) => a.revision === "4")).toBe(true);
 
     // 6. A stalled download on its progress deadline: the update fails, revision 4 keeps serving.
-    const stalled = await client.updateDeployment({ name, model: { name: "acme/tiny-linear", revision: "6", uri: hangingUrl, task: "regression" }, progressDeadlineSeconds: 3 }, auth());
+    const stalled = await client.updateDeployment(
+      { name, model: { name: "acme/tiny-linear", revision: "6", uri: hangingUrl, task: "regression" }, progressDeadlineSeconds: 3 },
+      auth(),
+    );
     const timedOut = await finished(stalled.task!);
     expect(timedOut).toMatchObject({ status: TaskStatus.FAILED, rolledBack: true, failure: { reason: FailureReason.PROGRESS_DEADLINE_EXCEEDED } });
     const final = await get(name);
     expect(final).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 4, activeTaskId: "" });
 
     // The workspace watch saw every change of it, in order, and every task end.
-    await waitFor("the workspace watch to catch up", async () => (seen.some((e) => e.deployment?.uid === uid && e.sequence === final.sequence) ? true : undefined), 30_000, 50);
+    await waitFor(
+      "the workspace watch to catch up",
+      async () => (seen.some((e) => e.deployment?.uid === uid && e.sequence === final.sequence) ? true : undefined),
+      30_000,
+      50,
+    );
     watchAbort.abort();
     await watching;
     const mine = seen.filter((e) => e.deployment?.uid === uid);
     const sequences = mine.map((e) => Number(e.sequence));
     expect(sequences).toEqual(sequences.map((_, i) => sequences[0]! + i));
     const ended = new Set(mine.filter((e) => e.type === EventType.TASK_FINISHED).map((e) => e.task!.id));
-    for (const t of [created.task!, v2.task!, broken.task!, back.task!, scaled.task!, stopped.task!, resumed.task!, stuck.task!, after.task!, stalled.task!]) expect(ended.has(t.id)).toBe(true);
+    for (const t of [created.task!, v2.task!, broken.task!, back.task!, scaled.task!, stopped.task!, resumed.task!, stuck.task!, after.task!, stalled.task!])
+      expect(ended.has(t.id)).toBe(true);
     const states = new Set(mine.map((e) => e.deployment!.state));
-    for (const st of [DeploymentState.UPDATING, DeploymentState.ROLLING_BACK, DeploymentState.STOPPED, DeploymentState.RUNNING]) expect(states.has(st)).toBe(true);
+    for (const st of [DeploymentState.UPDATING, DeploymentState.ROLLING_BACK, DeploymentState.STOPPED, DeploymentState.RUNNING])
+      expect(states.has(st)).toBe(true);
     // Resumed from the middle, it gives the same tail.
     const middle = mine[Math.floor(mine.length / 2)]!;
     const tail: DeploymentEvent[] = [];
@@ -232,15 +277,23 @@ describe("green rollouts under a steady stream of requests", () => {
   });
 
   it("deletes a deployment while its first deploy is still downloading: the deploy is cancelled, the download dropped", async () => {
-    const created = await client.createDeployment({
-      model: { name: "acme/tiny-linear", revision: "1", uri: hangingUrl, task: "regression" },
-      resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
-      scaling: { minReplicas: 1, maxReplicas: 1 },
-    }, auth());
-    await waitFor("the download to start", async () => {
-      const t = await client.getDeploymentTask({ taskId: created.task!.id }, auth());
-      return t.status === TaskStatus.RUNNING && hangingSockets.size > 0 ? t : undefined;
-    }, 30_000, 50);
+    const created = await client.createDeployment(
+      {
+        model: { name: "acme/tiny-linear", revision: "1", uri: hangingUrl, task: "regression" },
+        resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
+        scaling: { minReplicas: 1, maxReplicas: 1 },
+      },
+      auth(),
+    );
+    await waitFor(
+      "the download to start",
+      async () => {
+        const t = await client.getDeploymentTask({ taskId: created.task!.id }, auth());
+        return t.status === TaskStatus.RUNNING && hangingSockets.size > 0 ? t : undefined;
+      },
+      30_000,
+      50,
+    );
     const deletion = await deletions.deleteDeployment({ name: created.deployment!.name }, auth());
     expect((await finished(deletion)).status).toBe(TaskStatus.COMPLETED);
     expect((await client.getDeploymentTask({ taskId: created.task!.id }, auth())).status).toBe(TaskStatus.CANCELLED);
@@ -249,12 +302,15 @@ describe("green rollouts under a steady stream of requests", () => {
   });
 
   it("fails a first deploy whose download stalls at its deadline, leaving nothing running", async () => {
-    const created = await client.createDeployment({
-      model: { name: "acme/tiny-linear", revision: "1", uri: hangingUrl, task: "regression" },
-      resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
-      scaling: { minReplicas: 1, maxReplicas: 1 },
-      progressDeadlineSeconds: 3,
-    }, auth());
+    const created = await client.createDeployment(
+      {
+        model: { name: "acme/tiny-linear", revision: "1", uri: hangingUrl, task: "regression" },
+        resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
+        scaling: { minReplicas: 1, maxReplicas: 1 },
+        progressDeadlineSeconds: 3,
+      },
+      auth(),
+    );
     const task = await finished(created.task!);
     expect(task).toMatchObject({ status: TaskStatus.FAILED, rolledBack: false, failure: { reason: FailureReason.PROGRESS_DEADLINE_EXCEEDED } });
     expect(task.failure!.message).toContain("progressDeadlineSeconds");

@@ -133,7 +133,10 @@ describe("wire probes against the API process", () => {
       expect(out.message).toMatch(/JSON request message of \d+ bytes is larger than the limit of 262144 bytes/);
     }
     for (const via of ["connect", "connect-get", "grpc-web", "connect-stream"] as const) {
-      const out = await sendJson(sys.httpUrl, via === "connect-stream" ? watchPath : getPath, deepJson(10_000 >> (via === "connect-get" ? 3 : 0)), { via, headers: auth });
+      const out = await sendJson(sys.httpUrl, via === "connect-stream" ? watchPath : getPath, deepJson(10_000 >> (via === "connect-get" ? 3 : 0)), {
+        via,
+        headers: auth,
+      });
       expect(out.code, via).toBe("invalid_argument");
       expect(out.message, via).toBe("JSON request nests deeper than the limit of 64 levels");
     }

@@ -57,7 +57,12 @@ it("freeze Postgres (SIGSTOP) under load, then thaw it", async () => {
         const during = ctx.load.calls().filter((c) => c.t >= from && c.t < from + FREEZE_MS - ANSWER_WITHIN_MS);
         const held = during.filter((c) => c.ms > ANSWER_WITHIN_MS);
         if (held.length > 0) {
-          ctx.violation(`${held.length} of ${during.length} calls made while Postgres was frozen were held longer than ${ANSWER_WITHIN_MS / 1000} s: ${held.slice(0, 5).map((c) => `${c.op} ${c.code} after ${c.ms} ms`).join("; ")}`);
+          ctx.violation(
+            `${held.length} of ${during.length} calls made while Postgres was frozen were held longer than ${ANSWER_WITHIN_MS / 1000} s: ${held
+              .slice(0, 5)
+              .map((c) => `${c.op} ${c.code} after ${c.ms} ms`)
+              .join("; ")}`,
+          );
         }
       },
     }),

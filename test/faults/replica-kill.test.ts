@@ -22,8 +22,9 @@ it("kill -9 a model-server replica", async () => {
         if (!replica) return ctx.violation(`${name} is RUNNING without a model server`);
         process.kill(replica.pid, "SIGKILL");
         ctx.note(`killed model server ${replica.pid} of ${name}`);
-        const { uid, endpoint_url: endpoint } = (await ctx.sys.db.query<{ uid: string; endpoint_url: string }>(
-          "select uid, endpoint_url from deployments where name = $1", [name])).rows[0]!;
+        const { uid, endpoint_url: endpoint } = (
+          await ctx.sys.db.query<{ uid: string; endpoint_url: string }>("select uid, endpoint_url from deployments where name = $1", [name])
+        ).rows[0]!;
         // The runtime starts another, which becomes ready, and counts the restart.
         const status = await until(async () => {
           const res = await fetch(`${ctx.sys.controlUrl()}/v1/deployments/${uid}/revisions/1`).catch(() => undefined);
@@ -36,7 +37,8 @@ it("kill -9 a model-server replica", async () => {
         const ready = await until(async () => ((await fetch(`${endpoint}/ready`).catch(() => undefined))?.status === 200 ? true : undefined), 10_000);
         if (!ready) ctx.violation(`${name} does not answer ready through the gateway after the restart`);
         const counted = await until(async () => {
-          const row = (await ctx.sys.db.query<{ restarts: number }>("select (instances->>'restarts')::int as restarts from deployments where uid = $1", [uid])).rows[0];
+          const row = (await ctx.sys.db.query<{ restarts: number }>("select (instances->>'restarts')::int as restarts from deployments where uid = $1", [uid]))
+            .rows[0];
           return row && row.restarts >= 1 ? true : undefined;
         }, 15_000);
         if (!counted) ctx.violation(`${name}'s instances never counted the restart`);

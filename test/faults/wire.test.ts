@@ -47,7 +47,12 @@ it("wire probes: the API stays up and keeps serving a steady client", async () =
           const during = calls.filter((c) => c.t >= w.from && c.t <= w.to);
           const slow = during.filter((c) => c.code !== "OK" || c.ms > SERVED_WITHIN_MS);
           if (slow.length > 0) {
-            ctx.violation(`while "${w.name}" ran, ${slow.length} of ${during.length} calls of the steady client were not served within ${SERVED_WITHIN_MS / 1000} s: ${slow.slice(0, 4).map((c) => `${c.op} ${c.code} ${c.ms} ms`).join("; ")}`);
+            ctx.violation(
+              `while "${w.name}" ran, ${slow.length} of ${during.length} calls of the steady client were not served within ${SERVED_WITHIN_MS / 1000} s: ${slow
+                .slice(0, 4)
+                .map((c) => `${c.op} ${c.code} ${c.ms} ms`)
+                .join("; ")}`,
+            );
           }
         }
       },

@@ -46,10 +46,12 @@ it("SIGSTOP a worker past its lease, then SIGCONT: its late writes do not land",
           ctx.violation(`after ${worker.name} woke, ${name} is ${JSON.stringify(after)}`);
         }
         // Nor its late effects: the revision still wants its replica, runs it, and serves.
-        const { uid, endpoint_url: endpoint } = (await ctx.sys.db.query<{ uid: string; endpoint_url: string }>(
-          "select uid, endpoint_url from deployments where name = $1", [name])).rows[0]!;
-        const status = await (await fetch(`${ctx.sys.controlUrl()}/v1/deployments/${uid}/revisions/1`)).json() as { desired?: number };
-        if (status.desired !== 1) ctx.violation(`after ${worker.name} woke, the runtime wants ${name} with ${status.desired} replicas, not 1: ${JSON.stringify(status)}`);
+        const { uid, endpoint_url: endpoint } = (
+          await ctx.sys.db.query<{ uid: string; endpoint_url: string }>("select uid, endpoint_url from deployments where name = $1", [name])
+        ).rows[0]!;
+        const status = (await (await fetch(`${ctx.sys.controlUrl()}/v1/deployments/${uid}/revisions/1`)).json()) as { desired?: number };
+        if (status.desired !== 1)
+          ctx.violation(`after ${worker.name} woke, the runtime wants ${name} with ${status.desired} replicas, not 1: ${JSON.stringify(status)}`);
         const procs = modelServers(ctx.sys.dataDir).filter((p) => p.name === name);
         if (procs.length !== 1) ctx.violation(`after ${worker.name} woke, ${name} runs ${procs.length} model servers, not 1`);
         // A health probe that times out on a busy machine makes it unready for a moment.

@@ -33,7 +33,17 @@ export function testApiDeps(db: Db, bus: EventBus, overrides: Partial<ApiDeps> =
 /** A valid CreateDeployment input (a model no runtime needs to read: the no-op driver). */
 export function createInput(over: Partial<CreateInput> = {}): CreateInput {
   return {
-    model: { name: "acme/tiny-linear", revision: "1", uri: "file:///nonexistent/noop.onnx", sha256: "", task: "regression", type: "UNSPECIFIED", runtime: "", tokenSealed: "", tokenDigest: "" },
+    model: {
+      name: "acme/tiny-linear",
+      revision: "1",
+      uri: "file:///nonexistent/noop.onnx",
+      sha256: "",
+      task: "regression",
+      type: "UNSPECIFIED",
+      runtime: "",
+      tokenSealed: "",
+      tokenDigest: "",
+    },
     resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "128MiB", threadCount: 1, maxBatchSize: 0 },
     scaling: { minReplicas: 1, maxReplicas: 1 },
     suffix: "",

@@ -15,8 +15,8 @@ export function unary<T>(client: GrpcClient, method: string, request: unknown, a
   const md = new grpc.Metadata();
   if (apiKey) md.set("authorization", `Bearer ${apiKey}`);
   return new Promise((resolve, reject) => {
-    (client[method] as (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: T) => void) => void)(
-      request, md, (err, res) => (err ? reject(err) : resolve(res)),
+    (client[method] as (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: T) => void) => void)(request, md, (err, res) =>
+      err ? reject(err) : resolve(res),
     );
   });
 }

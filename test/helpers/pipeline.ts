@@ -30,12 +30,23 @@ export async function startTestPipeline(o: { catalog?: CatalogEntry[]; concurren
   const deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake(), ...(o.catalog ? { catalog: o.catalog } : {}) });
   let worker: Worker | undefined;
   const p: TestPipeline = {
-    tdb, tq, bus, deps,
+    tdb,
+    tq,
+    bus,
+    deps,
     worker: () => worker,
     async startWorker() {
       worker ??= await startWorker({
-        db: tdb.db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
-        concurrency: o.concurrency ?? 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
+        db: tdb.db,
+        queue: tq.queue,
+        sink: deps.sink,
+        driver: createNoopDriver(),
+        logger: silentLogger,
+        concurrency: o.concurrency ?? 4,
+        leaseMs: 30_000,
+        ackWaitMs: 30_000,
+        maxDeliver: 10,
+        healthPollMs: 20,
       });
     },
     async stopWorker() {

@@ -80,7 +80,17 @@ if (typeof cfg.grpcAddress === "string") {
   const path = authed ? "/modeldeploy.v1.DeploymentService/GetDeployment" : "/grpc.health.v1.Health/Check";
   const identity = (/** @type {Buffer} */ b) => b;
   const Client = grpc.makeGenericClientConstructor(
-    { call: { path, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity } },
+    {
+      call: {
+        path,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: identity,
+        responseDeserialize: identity,
+      },
+    },
     "Steady",
   );
   const client = new Client(cfg.grpcAddress, grpc.credentials.createInsecure());

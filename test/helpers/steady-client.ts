@@ -95,12 +95,10 @@ export async function startSteadyClient(opts: SteadyClientOptions): Promise<Stea
     });
   const expected = (opts.grpcAddress !== undefined ? 1 : 0) + (opts.httpUrl !== undefined ? 1 : 0);
   // Started: every port has answered once.
-  await whenReport((r) => ports(r).length === expected && ports(r).every((s) => s.ok > 0), 30_000, "a first answer").catch(
-    (e: unknown) => {
-      child.kill("SIGKILL");
-      throw e;
-    },
-  );
+  await whenReport((r) => ports(r).length === expected && ports(r).every((s) => s.ok > 0), 30_000, "a first answer").catch((e: unknown) => {
+    child.kill("SIGKILL");
+    throw e;
+  });
   return {
     pid: child.pid,
     latest: () => latest,

@@ -56,11 +56,13 @@ export async function startSystem(o: { databaseUrl: string; natsUrl: string; env
   child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   let stopping = false;
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => {
-    // An unexpected exit is a bug: show what the process said.
-    if (!stopping) process.stderr.write(`modeldeploy start exited unexpectedly (${code}):\n${stdout}\n${stderr}\n`);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", (code) => {
+      // An unexpected exit is a bug: show what the process said.
+      if (!stopping) process.stderr.write(`modeldeploy start exited unexpectedly (${code}):\n${stdout}\n${stderr}\n`);
+      resolve(code);
+    }),
+  );
   const stop = async () => {
     stopping = true;
     if (child.exitCode === null) child.kill("SIGTERM");

@@ -19,14 +19,5 @@ export {
   type H2RequestSpec,
   type FloodOutcome,
 } from "./wire-probes/http2.js";
-export {
-  httpRequest,
-  deepJson,
-  largeJson,
-  sendJson,
-  hugeHeadersHttp1,
-  type HttpOutcome,
-  type HttpRequestSpec,
-  type JsonVia,
-} from "./wire-probes/http1.js";
+export { httpRequest, deepJson, largeJson, sendJson, hugeHeadersHttp1, type HttpOutcome, type HttpRequestSpec, type JsonVia } from "./wire-probes/http1.js";
 export { freshGrpcHealthCheck, type GrpcCallOutcome } from "./wire-probes/grpc-call.js";

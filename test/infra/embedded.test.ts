@@ -13,12 +13,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../src/db/embedded-postgres.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../helpers/services.js";
-import {
-  NatsServerNotFoundError,
-  findNatsServer,
-  startEmbeddedNats,
-  type EmbeddedNats,
-} from "../../src/queue/embedded-nats.js";
+import { NatsServerNotFoundError, findNatsServer, startEmbeddedNats, type EmbeddedNats } from "../../src/queue/embedded-nats.js";
 
 const tempDirs: string[] = [];
 const running: Array<EmbeddedPostgres | EmbeddedNats> = [];

@@ -19,9 +19,15 @@ let tq: TestQueue;
 let bus: EventBus;
 const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
 
-
 const count = async (table: "deployments" | "tasks" | "events" | "outbox" | "revisions") =>
-  Number((await tdb.db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n);
+  Number(
+    (
+      await tdb.db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll<string>().as("n"))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
@@ -57,8 +63,14 @@ describe("batched creates", () => {
   it("gives one of many concurrent creates of the same name the name, and ALREADY_EXISTS to the rest, writing nothing for them", async () => {
     const deps = testApiDeps(tdb.db, bus);
     const before = { d: await count("deployments"), t: await count("tasks"), o: await count("outbox") };
-    const results = await Promise.all(Array.from({ length: 10 }, () =>
-      createDeployment(deps, alice, createInput({ suffix: "same" })).then((r) => r, (e: unknown) => e)));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        createDeployment(deps, alice, createInput({ suffix: "same" })).then(
+          (r) => r,
+          (e: unknown) => e,
+        ),
+      ),
+    );
     const won = results.filter((r) => !(r instanceof Error));
     const lost = results.filter((r) => r instanceof RefusedError);
     expect(won).toHaveLength(1);
@@ -82,7 +94,9 @@ describe("batched creates", () => {
     const deps = testApiDeps(tdb.db, bus);
     const before = await count("deployments");
     // Raced in one batch, and once more after the first has committed.
-    const raced = await Promise.all(Array.from({ length: 6 }, () => createDeployment(deps, alice, createInput({ suffix: "retried", requestId: "batch-req-2" }))));
+    const raced = await Promise.all(
+      Array.from({ length: 6 }, () => createDeployment(deps, alice, createInput({ suffix: "retried", requestId: "batch-req-2" }))),
+    );
     const later = await createDeployment(deps, alice, createInput({ suffix: "retried", requestId: "batch-req-2" }));
     expect(new Set([...raced, later].map((r) => r.task.id)).size).toBe(1);
     expect(await count("deployments")).toBe(before + 1);
@@ -102,11 +116,32 @@ describe("batched worker writes", () => {
     expect(claimA.kind).toBe("claimed");
     expect(claimB.kind).toBe("claimed");
     const results = await applyAttemptChanges(tdb.db, [
-      { deploymentUid: a!.deployment.uid, type: "STATE_CHANGED", taskId: a!.task.id, attempt: 1, task: { status: "RUNNING", phase: "VALIDATING" }, deployment: { state: "INITIALIZING" } },
+      {
+        deploymentUid: a!.deployment.uid,
+        type: "STATE_CHANGED",
+        taskId: a!.task.id,
+        attempt: 1,
+        task: { status: "RUNNING", phase: "VALIDATING" },
+        deployment: { state: "INITIALIZING" },
+      },
       // A stale attempt of b: fenced, and b's deployment is left untouched.
-      { deploymentUid: b!.deployment.uid, type: "PROGRESS", taskId: b!.task.id, attempt: 0, task: { phase: "DOWNLOADING" }, deployment: { state: "DOWNLOADING" } },
+      {
+        deploymentUid: b!.deployment.uid,
+        type: "PROGRESS",
+        taskId: b!.task.id,
+        attempt: 0,
+        task: { phase: "DOWNLOADING" },
+        deployment: { state: "DOWNLOADING" },
+      },
       // Two changes of a in one call: applied one after the other, in order.
-      { deploymentUid: a!.deployment.uid, type: "PROGRESS", taskId: a!.task.id, attempt: 1, task: { phase: "DOWNLOADING", progress: { ...emptyProgress(), percent: 5, message: "fetching" } }, deployment: { state: "DOWNLOADING" } },
+      {
+        deploymentUid: a!.deployment.uid,
+        type: "PROGRESS",
+        taskId: a!.task.id,
+        attempt: 1,
+        task: { phase: "DOWNLOADING", progress: { ...emptyProgress(), percent: 5, message: "fetching" } },
+        deployment: { state: "DOWNLOADING" },
+      },
     ]);
     const [first, stale, second] = results as [DeploymentEvent, FencedError, DeploymentEvent];
     expect(first.sequence).toBe(2);
@@ -127,7 +162,16 @@ describe("batched worker writes", () => {
     const [a, b, done, held] = await Promise.all([1, 2, 3, 4].map(() => createDeployment(deps, alice, createInput())));
     // One finished, one held by another worker's live lease.
     await claimTask(tdb.db, done!.task.id, "w0", 60_000);
-    await applyAttemptChanges(tdb.db, [{ deploymentUid: done!.deployment.uid, type: "TASK_FINISHED", taskId: done!.task.id, attempt: 1, task: { status: "COMPLETED", phase: "DONE" }, deployment: { active_task_id: null } }]);
+    await applyAttemptChanges(tdb.db, [
+      {
+        deploymentUid: done!.deployment.uid,
+        type: "TASK_FINISHED",
+        taskId: done!.task.id,
+        attempt: 1,
+        task: { status: "COMPLETED", phase: "DONE" },
+        deployment: { active_task_id: null },
+      },
+    ]);
     await claimTask(tdb.db, held!.task.id, "w0", 60_000);
     // a's attempt 1 is stale once the batch claims attempt 2.
     await claimTask(tdb.db, a!.task.id, "w0", 1);
@@ -156,9 +200,9 @@ describe("batched worker writes", () => {
     const deps = testApiDeps(tdb.db, bus);
     const { deployment, task } = await createDeployment(deps, alice, createInput());
     await claimTask(tdb.db, task.id, "w1", 60_000);
-    await expect(applyAttemptChanges(tdb.db, [
-      { deploymentUid: deployment.uid, type: "PROGRESS", taskId: task.id, attempt: 1, task: { attempt: 7 }, deployment: {} },
-    ])).rejects.toThrow(/may not change task.attempt/);
+    await expect(
+      applyAttemptChanges(tdb.db, [{ deploymentUid: deployment.uid, type: "PROGRESS", taskId: task.id, attempt: 1, task: { attempt: 7 }, deployment: {} }]),
+    ).rejects.toThrow(/may not change task.attempt/);
     expect((await eventsAfter(tdb.db, deployment.uid, 0, 10)).map((e) => e.sequence)).toEqual([1]);
   });
 });

@@ -30,8 +30,7 @@ let worker: Worker;
 let deps: ApiDeps;
 const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
 
-const input = (over: Partial<CreateInput> = {}): CreateInput =>
-  createInput({ scaling: { minReplicas: 2, maxReplicas: 2 }, labels: { team: "ml" }, ...over });
+const input = (over: Partial<CreateInput> = {}): CreateInput => createInput({ scaling: { minReplicas: 2, maxReplicas: 2 }, labels: { team: "ml" }, ...over });
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
@@ -40,8 +39,16 @@ beforeAll(async () => {
   relay = startOutboxRelay({ db: tdb.db, publisher: tq.queue, logger: silentLogger, intervalMs: 200 });
   deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake() });
   worker = await startWorker({
-    db: tdb.db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
-    concurrency: 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
+    db: tdb.db,
+    queue: tq.queue,
+    sink: deps.sink,
+    driver: createNoopDriver(),
+    logger: silentLogger,
+    concurrency: 4,
+    leaseMs: 30_000,
+    ackWaitMs: 30_000,
+    maxDeliver: 10,
+    healthPollMs: 20,
   });
 });
 
@@ -108,13 +115,19 @@ describe("deploy and delete through the queue", () => {
   });
 
   it("rejects bad specs before anything is written", async () => {
-    const before = await tdb.db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow();
+    const before = await tdb.db
+      .selectFrom("tasks")
+      .select((eb) => eb.fn.countAll<string>().as("n"))
+      .executeTakeFirstOrThrow();
     const err = await createDeployment(deps, alice, input({ scaling: { minReplicas: 5, maxReplicas: 1 }, suffix: "Bad_Suffix" })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RefusedError);
     expect(err).toMatchObject({ kind: "invalid", reason: "REPLICAS_INVALID" });
     // Every bad field is listed, not only the first.
     expect((err as RefusedError).problems.map((p) => p.field)).toEqual(["scaling.min_replicas", "suffix"]);
-    const after = await tdb.db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow();
+    const after = await tdb.db
+      .selectFrom("tasks")
+      .select((eb) => eb.fn.countAll<string>().as("n"))
+      .executeTakeFirstOrThrow();
     expect(after.n).toBe(before.n);
   });
 
@@ -128,8 +141,16 @@ describe("deploy and delete through the queue", () => {
     // Deleting again while the delete runs returns the same delete task.
     expect((await deleteDeployment(deps, alice, deployment.name, "")).id).toBe(del.id);
     worker = await startWorker({
-      db: tdb.db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
-      concurrency: 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
+      db: tdb.db,
+      queue: tq.queue,
+      sink: deps.sink,
+      driver: createNoopDriver(),
+      logger: silentLogger,
+      concurrency: 4,
+      leaseMs: 30_000,
+      ackWaitMs: 30_000,
+      maxDeliver: 10,
+      healthPollMs: 20,
     });
     await waitFor("deleted", async () => (await findDeploymentByName(tdb.db, "acme", deployment.name))?.state === "DELETED");
     expect((await findTask(tdb.db, task.id))!.status).toBe("CANCELLED");
@@ -145,9 +166,15 @@ describe("fencing and recovery", () => {
     await waitFor("lease to expire", async () => (await claimTask(tdb.db, task.id, "w2", 60_000)).kind === "claimed");
     const current = (await findTask(tdb.db, task.id))!;
     expect(current.attempt).toBe(2);
-    await expect(tdb.db.transaction().execute((trx) => applyChange(trx, {
-      deploymentUid: deployment.uid, type: "PROGRESS", task: { id: task.id, attempt: 1, patch: { phase: "DOWNLOADING" } },
-    }))).rejects.toBeInstanceOf(FencedError);
+    await expect(
+      tdb.db.transaction().execute((trx) =>
+        applyChange(trx, {
+          deploymentUid: deployment.uid,
+          type: "PROGRESS",
+          task: { id: task.id, attempt: 1, patch: { phase: "DOWNLOADING" } },
+        }),
+      ),
+    ).rejects.toBeInstanceOf(FencedError);
     expect((await findTask(tdb.db, task.id))!.phase).toBe("QUEUED");
     // A duplicate delivery while the lease is held is acknowledged, not run twice.
     expect((await claimTask(tdb.db, task.id, "w3", 60_000)).kind).toBe("leased");
@@ -160,8 +187,16 @@ describe("fencing and recovery", () => {
     const lost = await createDeployment(deps, alice, input());
     await tdb.db.deleteFrom("outbox").where("task_id", "=", lost.task.id).execute();
     worker = await startWorker({
-      db: tdb.db, queue: tq.queue, sink: deps.sink, driver: createNoopDriver(), logger: silentLogger,
-      concurrency: 2, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
+      db: tdb.db,
+      queue: tq.queue,
+      sink: deps.sink,
+      driver: createNoopDriver(),
+      logger: silentLogger,
+      concurrency: 2,
+      leaseMs: 30_000,
+      ackWaitMs: 30_000,
+      maxDeliver: 10,
+      healthPollMs: 20,
     });
     const sweeper: Sweeper = startSweeper({ db: tdb.db, queue: tq.queue, logger: silentLogger, intervalMs: 100, olderThanMs: 100 });
     try {
@@ -183,7 +218,11 @@ describe("fencing and recovery", () => {
     const q = await createTestQueue();
     const qDeps = testApiDeps(tdb.db, bus);
     const sweeper = startSweeper({
-      db: tdb.db, queue: q.queue, logger: silentLogger, intervalMs: 3_600_000, olderThanMs: 0,
+      db: tdb.db,
+      queue: q.queue,
+      logger: silentLogger,
+      intervalMs: 3_600_000,
+      olderThanMs: 0,
     });
     try {
       const { task } = await createDeployment(qDeps, alice, input());

@@ -101,7 +101,10 @@ async function queueDrained() {
 
 async function messageGone(seq: number): Promise<boolean> {
   // Resolves null (or rejects, depending on the client version) when the stream no longer holds it.
-  return jsm.streams.getMessage(tq.stream, { seq }).then((m) => !m, () => true);
+  return jsm.streams.getMessage(tq.stream, { seq }).then(
+    (m) => !m,
+    () => true,
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -153,7 +156,6 @@ const driver: RuntimeDriver = {
 
 // ---------------------------------------------------------------------------
 
-
 /** Publishes raw bytes to the task subject; returns the stream sequence. */
 async function publishRaw(body: string, msgID?: string): Promise<number> {
   const ack = await jetstream(tq.nc).publish(taskSubject(tq.prefix), body, msgID ? { msgID } : {});
@@ -171,7 +173,8 @@ async function deployWith(fault: Fault, progressDeadlineSeconds = 0) {
 // An infrastructure fault (the runtime itself cannot be reached): the task goes back to the queue.
 const retryable = (what: string) => new RuntimeError("INTERNAL", `${what}: connection reset by peer`, { retryable: true });
 // A download that fails for a passing reason: retried inside the task.
-const unreachable = () => new RuntimeError("WEIGHTS_DOWNLOAD_FAILED", "cannot reach http://127.0.0.1:9/model.onnx: connection refused (ECONNREFUSED)", { retryable: true });
+const unreachable = () =>
+  new RuntimeError("WEIGHTS_DOWNLOAD_FAILED", "cannot reach http://127.0.0.1:9/model.onnx: connection refused (ECONNREFUSED)", { retryable: true });
 
 /**
  * A fresh work queue (stream + durable consumer, max_deliver 3), event bus and
@@ -183,8 +186,16 @@ async function startQueue(ackWaitMs: number, logger: Logger = silentLogger): Pro
   jsm = await jetstreamManager(tq.nc);
   bus = createEventBus(tq.nc, tq.prefix);
   worker = await startWorker({
-    db: tdb.db, queue: tq.queue, sink: (events) => bus!.publish(events), driver, logger,
-    concurrency: 2, leaseMs: 30_000, ackWaitMs, maxDeliver: MAX_DELIVER, healthPollMs: 20,
+    db: tdb.db,
+    queue: tq.queue,
+    sink: (events) => bus!.publish(events),
+    driver,
+    logger,
+    concurrency: 2,
+    leaseMs: 30_000,
+    ackWaitMs,
+    maxDeliver: MAX_DELIVER,
+    healthPollMs: 20,
   });
 }
 
@@ -204,7 +215,11 @@ async function goneOrRedelivered(seqs: number[]) {
 beforeAll(async () => {
   tdb = await createTestDatabase();
   spy = await connectNats(NATS_URL, "modeldeploy-test-ack-spy");
-  spy.subscribe("$JS.ACK.>", { callback: (err, msg) => { if (!err) recordOutcome(msg.subject, msg.string()); } });
+  spy.subscribe("$JS.ACK.>", {
+    callback: (err, msg) => {
+      if (!err) recordOutcome(msg.subject, msg.string());
+    },
+  });
   await spy.flush();
   // Each test has its own bus (on its own connection); createDeployment only
   // publishes. No relay: each test publishes its own messages.
@@ -270,7 +285,10 @@ describe("worker message outcomes", () => {
     await startQueue(30_000);
     const { deployment, task, seq } = await deployWith((method, n) => (method === "prepareWeights" && n === 1 ? retryable("first download") : undefined));
     const got = await settled(seq);
-    expect(summary(got)).toEqual([[1, "NAK"], [2, "ACK"]]);
+    expect(summary(got)).toEqual([
+      [1, "NAK"],
+      [2, "ACK"],
+    ]);
     expect(got[0]!.delayMs).toBeGreaterThan(0);
 
     const done = toTask((await findTask(tdb.db, task.id))!);
@@ -298,7 +316,11 @@ describe("worker message outcomes", () => {
     const { deployment, task, seq } = await deployWith((method) => (method === "prepareWeights" ? retryable("download") : undefined));
     const got = await settled(seq);
     // Backoff before each redelivery, growing; the last delivery ends the task and acks.
-    expect(summary(got)).toEqual([[1, "NAK"], [2, "NAK"], [3, "ACK"]]);
+    expect(summary(got)).toEqual([
+      [1, "NAK"],
+      [2, "NAK"],
+      [3, "ACK"],
+    ]);
     expect(got[0]!.delayMs).toBeGreaterThan(0);
     expect(got[1]!.delayMs).toBeGreaterThan(got[0]!.delayMs!);
 
@@ -347,7 +369,10 @@ describe("worker message outcomes", () => {
     expect(messages.filter((m) => m.startsWith("validating"))).toEqual(["validating (attempt 1)"]);
     // Created, started, fetching, one per retry, failed.
     expect(events.length).toBeLessThanOrEqual(4 + tries);
-    expect(toDeployment((await findDeploymentByUid(tdb.db, deployment.uid))!)).toMatchObject({ state: "FAILED", failure: { reason: "WEIGHTS_DOWNLOAD_FAILED" } });
+    expect(toDeployment((await findDeploymentByUid(tdb.db, deployment.uid))!)).toMatchObject({
+      state: "FAILED",
+      failure: { reason: "WEIGHTS_DOWNLOAD_FAILED" },
+    });
     const { ci } = await queueDrained();
     expect(ci.delivered).toMatchObject({ stream_seq: seq, consumer_seq: 1 });
   });
@@ -369,10 +394,12 @@ describe("worker message outcomes", () => {
     await startQueue(30_000, createLogger({ level: "info", write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) }));
     const { deployment, task, seq } = await deployWith((method) => (method === "prepareWeights" ? unreachable() : undefined), 300);
     await waitFor("a retried download", async () =>
-      (await eventsAfter(tdb.db, deployment.uid, 0, 1000)).some((e) => e.task?.progress.message.startsWith("download failed (try 1)")));
+      (await eventsAfter(tdb.db, deployment.uid, 0, 1000)).some((e) => e.task?.progress.message.startsWith("download failed (try 1)")),
+    );
     await cancelTask(deps, alice, task.id);
     await waitFor("the worker to stop the cancelled attempt", () =>
-      logs.some((l) => l["taskId"] === task.id && l["msg"] === "task taken over or cancelled; stopping this attempt"));
+      logs.some((l) => l["taskId"] === task.id && l["msg"] === "task taken over or cancelled; stopping this attempt"),
+    );
     expect(summary(await settled(seq))).toEqual([[1, "ACK"]]);
     const cancelled = toTask((await findTask(tdb.db, task.id))!);
     expect(cancelled.status).toBe("CANCELLED");
@@ -382,7 +409,8 @@ describe("worker message outcomes", () => {
   it("fails at once, with the driver's reason, on a permanent error", async () => {
     await startQueue(30_000);
     const { deployment, task, seq } = await deployWith((method) =>
-      method === "prepareWeights" ? new RuntimeError("WEIGHTS_NOT_FOUND", "no file at file:///nonexistent/noop.onnx") : undefined);
+      method === "prepareWeights" ? new RuntimeError("WEIGHTS_NOT_FOUND", "no file at file:///nonexistent/noop.onnx") : undefined,
+    );
     expect(summary(await settled(seq))).toEqual([[1, "ACK"]]);
     const failed = toTask((await findTask(tdb.db, task.id))!);
     expect(failed).toMatchObject({ status: "FAILED", attempt: 1, failure: { reason: "WEIGHTS_NOT_FOUND", retryable: false } });
@@ -394,8 +422,13 @@ describe("worker message outcomes", () => {
     await startQueue(30_000);
     // Replicas start and become ready; routing the traffic keeps failing (retryably).
     const { deployment, task, seq } = await deployWith((method) =>
-      method === "switchTraffic" ? new RuntimeError("INTERNAL", "runtime control API unreachable", { retryable: true }) : undefined);
-    expect(summary(await settled(seq))).toEqual([[1, "NAK"], [2, "NAK"], [3, "ACK"]]);
+      method === "switchTraffic" ? new RuntimeError("INTERNAL", "runtime control API unreachable", { retryable: true }) : undefined,
+    );
+    expect(summary(await settled(seq))).toEqual([
+      [1, "NAK"],
+      [2, "NAK"],
+      [3, "ACK"],
+    ]);
     await queueDrained();
     const failed = toTask((await findTask(tdb.db, task.id))!);
     expect(failed.status).toBe("FAILED");

@@ -16,7 +16,16 @@ afterAll(async () => {
 /** An event as the bus carries it; only its uid and sequence matter here. */
 function event(uid: string, sequence: number): DeploymentEvent {
   const deployment = { uid, workspace: "acme", name: "tiny-linear-abc", createTime: new Date(), updateTime: new Date() };
-  return { workspace: "acme", deploymentUid: uid, sequence, cursor: String(sequence), type: "PROGRESS", time: new Date(), task: null, deployment } as unknown as DeploymentEvent;
+  return {
+    workspace: "acme",
+    deploymentUid: uid,
+    sequence,
+    cursor: String(sequence),
+    type: "PROGRESS",
+    time: new Date(),
+    task: null,
+    deployment,
+  } as unknown as DeploymentEvent;
 }
 
 describe("event bus", () => {
@@ -47,10 +56,15 @@ describe("event bus", () => {
     await waitFor("the watcher's reconnect signal", () => reconnects === 1);
     // Published until the subscription is back: nothing says when the server has it again.
     let sequence = 1;
-    await waitFor("an event after the restart", () => {
-      publisher.publish([event(uid, ++sequence)]);
-      return seen.some((s) => s > 1);
-    }, 30_000, 200);
+    await waitFor(
+      "an event after the restart",
+      () => {
+        publisher.publish([event(uid, ++sequence)]);
+        return seen.some((s) => s > 1);
+      },
+      30_000,
+      200,
+    );
     expect(seen[0]).toBe(1);
     expect([...seen].sort((a, b) => a - b)).toEqual(seen);
   });

@@ -32,7 +32,15 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-const outboxRows = async () => Number((await tdb.db.selectFrom("outbox").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow()).n);
+const outboxRows = async () =>
+  Number(
+    (
+      await tdb.db
+        .selectFrom("outbox")
+        .select((eb) => eb.fn.countAll<string>().as("n"))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 /** The task ids of the next `n` messages in the queue, taken off it. */
 async function queued(n: number): Promise<string[]> {

@@ -85,12 +85,18 @@ describe("api and worker processes", () => {
     const headers = { authorization: `Bearer ${key}` };
     const create = async (n: number) => {
       const created = await Promise.all(
-        Array.from({ length: n }, () => client.createDeployment({ model: { name: "acme/noop", uri: "file:///noop/model.onnx" }, scaling: { minReplicas: 1, maxReplicas: 1 } }, { headers })),
+        Array.from({ length: n }, () =>
+          client.createDeployment({ model: { name: "acme/noop", uri: "file:///noop/model.onnx" }, scaling: { minReplicas: 1, maxReplicas: 1 } }, { headers }),
+        ),
       );
       return created.map((c) => c.task!.id);
     };
     const openTasks = async () => {
-      const r = await tdb.db.selectFrom("tasks").select((eb) => eb.fn.countAll<string>().as("n")).where("status", "in", ["PENDING", "RUNNING"]).executeTakeFirstOrThrow();
+      const r = await tdb.db
+        .selectFrom("tasks")
+        .select((eb) => eb.fn.countAll<string>().as("n"))
+        .where("status", "in", ["PENDING", "RUNNING"])
+        .executeTakeFirstOrThrow();
       return Number(r.n);
     };
 
@@ -104,7 +110,11 @@ describe("api and worker processes", () => {
     await nats.start();
 
     await waitFor("every task to complete", async () => (await openTasks()) === 0, 120_000, 250);
-    const statuses = await tdb.db.selectFrom("tasks").select("status").where("id", "in", [...before, ...during]).execute();
+    const statuses = await tdb.db
+      .selectFrom("tasks")
+      .select("status")
+      .where("id", "in", [...before, ...during])
+      .execute();
     expect(statuses).toHaveLength(250);
     expect(statuses.every((s) => s.status === "COMPLETED")).toBe(true);
     expect(api.child.exitCode).toBeNull();

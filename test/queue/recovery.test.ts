@@ -39,8 +39,10 @@ async function start(o: { logger?: ReturnType<typeof recordingLogger>["logger"] 
 async function queueHeldTasks(sys: QueueSystem, n: number, concurrency = 4): Promise<string[]> {
   sys.gate.close();
   const ids = await sys.create(n);
-  await waitFor("all published, the worker holding its share", async () =>
-    (await sys.outboxRows()) === 0 && (await sys.api.queue.state()).backlog === n - concurrency);
+  await waitFor(
+    "all published, the worker holding its share",
+    async () => (await sys.outboxRows()) === 0 && (await sys.api.queue.state()).backlog === n - concurrency,
+  );
   return ids;
 }
 
@@ -96,7 +98,10 @@ describe("nats-server faults, nothing restarted", () => {
 
     // The client notices the dropped connection, then refuses at once (its request timeout is 5 s).
     const refused = await waitFor("publish refused as not connected", async () => {
-      const err = await sys.api.queue.publish("t-down", "t-down").then(() => undefined, (e: unknown) => e);
+      const err = await sys.api.queue.publish("t-down", "t-down").then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       return err instanceof DependencyUnavailableError ? err : undefined;
     });
     expect(refused.dependency).toBe("queue");

@@ -98,24 +98,38 @@ export async function startQueueSystem(o: QueueSystemOptions): Promise<QueueSyst
     stops.push(async () => workerQueue.close());
     const { driver, gate } = gatedNoopDriver();
     const worker = await startWorker({
-      db: tdb.db, queue: workerQueue, sink: (events) => bus.publish(events), driver, logger,
-      concurrency: o.concurrency ?? 4, leaseMs: 30_000, ackWaitMs: 30_000, maxDeliver: 10, healthPollMs: 20,
+      db: tdb.db,
+      queue: workerQueue,
+      sink: (events) => bus.publish(events),
+      driver,
+      logger,
+      concurrency: o.concurrency ?? 4,
+      leaseMs: 30_000,
+      ackWaitMs: 30_000,
+      maxDeliver: 10,
+      healthPollMs: 20,
     });
     stops.push(async () => {
       gate.open();
       await worker.stop(2000);
     });
     const sweeper = startSweeper({
-      db: tdb.db, queue: workerQueue, logger, intervalMs: o.sweepIntervalMs ?? 300, olderThanMs: o.sweepOlderThanMs ?? 1000,
+      db: tdb.db,
+      queue: workerQueue,
+      logger,
+      intervalMs: o.sweepIntervalMs ?? 300,
+      olderThanMs: o.sweepOlderThanMs ?? 1000,
     });
     stops.push(() => sweeper.stop());
 
     const outboxRows = async () => {
-      const r = await tdb.db.selectFrom("outbox").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow();
+      const r = await tdb.db
+        .selectFrom("outbox")
+        .select((eb) => eb.fn.countAll<string>().as("n"))
+        .executeTakeFirstOrThrow();
       return Number(r.n);
     };
-    const statusOf = async (ids: string[]) =>
-      tdb.db.selectFrom("tasks").select(["id", "status", "failure"]).where("id", "in", ids).execute();
+    const statusOf = async (ids: string[]) => tdb.db.selectFrom("tasks").select(["id", "status", "failure"]).where("id", "in", ids).execute();
     return {
       tdb,
       options,

@@ -47,7 +47,11 @@ async function counts(ids: string[]) {
 
 /** Enqueued an hour ago: stalled for a sweeper that waits a minute, until it re-publishes them. */
 async function age(ids: string[]): Promise<void> {
-  await tdb.db.updateTable("tasks").set({ enqueued_at: sql`now() - interval '1 hour'` }).where("id", "in", ids).execute();
+  await tdb.db
+    .updateTable("tasks")
+    .set({ enqueued_at: sql`now() - interval '1 hour'` })
+    .where("id", "in", ids)
+    .execute();
 }
 
 function sweeperOn(queue: TaskQueue, olderThanMs = 0): Sweeper {
@@ -93,7 +97,14 @@ describe("a publish that failed is not an enqueue", () => {
     const jsm = await jetstreamManager(admin);
     const config = (await jsm.streams.info(queue.options.stream)).config;
     await jsm.streams.update(queue.options.stream, { ...config, max_msgs: 1 });
-    await expect(waitFor("a sweep with the queue back", () => sweeper.sweepOnce().then(() => "swept", (e: unknown) => e instanceof DependencyUnavailableError ? undefined : "refused"))).resolves.toBe("refused");
+    await expect(
+      waitFor("a sweep with the queue back", () =>
+        sweeper.sweepOnce().then(
+          () => "swept",
+          (e: unknown) => (e instanceof DependencyUnavailableError ? undefined : "refused"),
+        ),
+      ),
+    ).resolves.toBe("refused");
     expect((await counts(ids)).map((t) => t.count).sort()).toEqual([0, 0, 1]);
 
     await jsm.streams.update(queue.options.stream, { ...config, max_msgs: 1_000_000 });

@@ -122,9 +122,7 @@ describe("weights cache", () => {
     expect((await rejection(cache.prepare({ uri: "s3://bucket/m.onnx", sha256: "" }, () => {}))).reason).toBe("INVALID_SPEC");
     expect((await rejection(cache.prepare({ uri: "not a uri", sha256: "" }, () => {}))).reason).toBe("INVALID_SPEC");
     expect((await rejection(cache.prepare({ uri: "file://host/m.onnx", sha256: "" }, () => {}))).reason).toBe("INVALID_SPEC");
-    expect((await rejection(cache.prepare({ uri: `${base}/model.onnx`, sha256: "abc" }, () => {}))).reason).toBe(
-      "INVALID_SPEC",
-    );
+    expect((await rejection(cache.prepare({ uri: `${base}/model.onnx`, sha256: "abc" }, () => {}))).reason).toBe("INVALID_SPEC");
   });
 
   it("downloads over http with content-length progress", async () => {

@@ -92,7 +92,14 @@ describe("wire limits", () => {
     expect(c.maxConnections).toBeGreaterThanOrEqual(100);
     expect(c.maxStreamsPerConnection).toBeGreaterThanOrEqual(100);
     expect(c.maxJsonRequestBytes).toBeLessThan(c.maxRequestBytes);
-    expect(c).toMatchObject({ maxJsonDepth: 64, maxHeaderBytes: 16_384, idleConnectionMs: 300_000, keepaliveTimeMs: 60_000, keepaliveTimeoutMs: 20_000, maxStreamResets: 1000 });
+    expect(c).toMatchObject({
+      maxJsonDepth: 64,
+      maxHeaderBytes: 16_384,
+      idleConnectionMs: 300_000,
+      keepaliveTimeMs: 60_000,
+      keepaliveTimeoutMs: 20_000,
+      maxStreamResets: 1000,
+    });
     expect(loadConfig({ MODELDEPLOY_MAX_CONNECTIONS: "8", MODELDEPLOY_IDLE_CONNECTION_MS: "500" })).toMatchObject({ maxConnections: 8, idleConnectionMs: 500 });
     expect(() => loadConfig({ MODELDEPLOY_MAX_JSON_DEPTH: "0" })).toThrow(/MODELDEPLOY_MAX_JSON_DEPTH=0/);
     expect(() => loadConfig({ MODELDEPLOY_MAX_CONNECTIONS: "lots" })).toThrow(/MODELDEPLOY_MAX_CONNECTIONS=lots/);

@@ -7,7 +7,17 @@ import type { DeploymentSpec } from "../../src/domain/validation.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
 
 const spec = (over: Partial<DeploymentSpec> = {}): DeploymentSpec => ({
-  model: { name: "google/vit-base-patch16-224", revision: "main", uri: "file:///models/vit.onnx", sha256: "", task: "image-classification", type: "UNSPECIFIED", runtime: "", tokenSealed: "", tokenDigest: "" },
+  model: {
+    name: "google/vit-base-patch16-224",
+    revision: "main",
+    uri: "file:///models/vit.onnx",
+    sha256: "",
+    task: "image-classification",
+    type: "UNSPECIFIED",
+    runtime: "",
+    tokenSealed: "",
+    tokenDigest: "",
+  },
   resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "256MiB", threadCount: 2, maxBatchSize: 8 },
   scaling: { minReplicas: 1, maxReplicas: 2 },
   ...over,
@@ -58,13 +68,25 @@ describe("validation", () => {
   });
 
   it("explains each bad field with a reason and metadata", () => {
-    const v = validateSpec(spec({
-      model: { ...spec().model, uri: "ftp://x/y" },
-      resources: { acceleratorType: "H100", acceleratorCount: 1, cpu: -1, memory: "lots", threadCount: 100_000, maxBatchSize: 0 },
-      scaling: { minReplicas: 3, maxReplicas: 1 },
-    }), catalog);
+    const v = validateSpec(
+      spec({
+        model: { ...spec().model, uri: "ftp://x/y" },
+        resources: { acceleratorType: "H100", acceleratorCount: 1, cpu: -1, memory: "lots", threadCount: 100_000, maxBatchSize: 0 },
+        scaling: { minReplicas: 3, maxReplicas: 1 },
+      }),
+      catalog,
+    );
     const reasons = v.map((x) => x.reason);
-    expect(reasons).toEqual(expect.arrayContaining(["MODEL_SOURCE_INVALID", "ACCELERATOR_TYPE_UNAVAILABLE", "CPU_INVALID", "MEMORY_INVALID", "THREAD_COUNT_EXCEEDED", "REPLICAS_INVALID"]));
+    expect(reasons).toEqual(
+      expect.arrayContaining([
+        "MODEL_SOURCE_INVALID",
+        "ACCELERATOR_TYPE_UNAVAILABLE",
+        "CPU_INVALID",
+        "MEMORY_INVALID",
+        "THREAD_COUNT_EXCEEDED",
+        "REPLICAS_INVALID",
+      ]),
+    );
     const acc = v.find((x) => x.reason === "ACCELERATOR_TYPE_UNAVAILABLE")!;
     expect(acc.metadata).toEqual({ requestedAcceleratorType: "H100", availableAcceleratorTypes: "L4-24GB" });
     const rep = v.find((x) => x.reason === "REPLICAS_INVALID")!;
@@ -125,6 +147,8 @@ describe("config", () => {
     } catch (err) {
       expect((err as ConfigError).problems).toHaveLength(2);
     }
-    expect(loadConfig({ MODELDEPLOY_ACCELERATORS: "L4-24GB:24GiB:8:16" }).accelerators).toEqual([{ name: "L4-24GB", memory: "24GiB", maxPerReplica: 8, total: 16 }]);
+    expect(loadConfig({ MODELDEPLOY_ACCELERATORS: "L4-24GB:24GiB:8:16" }).accelerators).toEqual([
+      { name: "L4-24GB", memory: "24GiB", maxPerReplica: 8, total: 16 },
+    ]);
   });
 });

@@ -58,7 +58,12 @@ describe("write coalescer", () => {
     const w = controlledWriter((i) => i === 3);
     const c = createWriteCoalescer({ writeBatch: w.writeBatch, maxBatch: 10, maxInFlight: 1 });
     const first = c.write(1);
-    const results = [2, 3, 4].map((i) => c.write(i).then((v) => v, (e: Error) => e.message));
+    const results = [2, 3, 4].map((i) =>
+      c.write(i).then(
+        (v) => v,
+        (e: Error) => e.message,
+      ),
+    );
     w.finishNext();
     await first;
     await flushMicrotasks();
@@ -75,7 +80,12 @@ describe("write coalescer", () => {
   it("rejects every item when a batch returns the wrong number of results", async () => {
     const c = createWriteCoalescer<number, string>({ writeBatch: async () => ["only one"], maxBatch: 10, maxInFlight: 1 });
     const blocker = c.write(0);
-    const results = [1, 2].map((i) => c.write(i).then((v) => v, (e: Error) => e.message));
+    const results = [1, 2].map((i) =>
+      c.write(i).then(
+        (v) => v,
+        (e: Error) => e.message,
+      ),
+    );
     expect(await blocker).toBe("only one");
     expect(await Promise.all(results)).toEqual(["batch of 2 returned 1 results", "batch of 2 returned 1 results"]);
   });
@@ -86,7 +96,12 @@ describe("write coalescer", () => {
     const call = (signal: AbortSignal, i: number) => c.write(i, { signal });
     const first = call(new AbortController().signal, 1);
     const gone = new AbortController();
-    const dropped = [2, 3].map((i) => call(gone.signal, i).then((v) => v, (e: unknown) => e));
+    const dropped = [2, 3].map((i) =>
+      call(gone.signal, i).then(
+        (v) => v,
+        (e: unknown) => e,
+      ),
+    );
     const kept = call(new AbortController().signal, 4);
     gone.abort(new Error("cancelled"));
     expect((await Promise.all(dropped)).map((e) => (e as Error).message)).toEqual(["cancelled", "cancelled"]);

@@ -46,7 +46,14 @@ async function runningDeployments(n: number): Promise<string[]> {
     await applyChange(tdb.db, {
       deploymentUid: deployment.uid,
       type: "TASK_FINISHED",
-      deployment: { state: "RUNNING", active_task_id: null, serving_revision: 1, target_revision: 1, instances: { ...serving }, endpoint_url: `http://gw/${deployment.uid}` },
+      deployment: {
+        state: "RUNNING",
+        active_task_id: null,
+        serving_revision: 1,
+        target_revision: 1,
+        instances: { ...serving },
+        endpoint_url: `http://gw/${deployment.uid}`,
+      },
     });
     uids.push(deployment.uid);
   }
@@ -58,7 +65,10 @@ function observedRuntime(uids: string[]) {
   const observations = new Map<string, DeploymentObservation>(
     uids.map((uid) => [uid, { deploymentUid: uid, servingRevision: 1, endpointUrl: `http://gw/${uid}`, instances: { ...serving } }]),
   );
-  const driver: RuntimeDriver = { ...createNoopDriver(), observe: async () => [...observations.values()].map((o) => ({ ...o, instances: { ...o.instances } })) };
+  const driver: RuntimeDriver = {
+    ...createNoopDriver(),
+    observe: async () => [...observations.values()].map((o) => ({ ...o, instances: { ...o.instances } })),
+  };
   return {
     driver,
     set(uid: string, change: Partial<DeploymentObservation>) {
@@ -121,7 +131,11 @@ describe("observer", () => {
       expect(await obs.observeOnce()).toEqual({ read: 1, corrected: 0 });
       expect(await obs.observeOnce()).toEqual({ read: 1, corrected: 0 });
       // The task ends, writing the counts it saw last (no touch: another process).
-      await applyChange(tdb.db, { deploymentUid: uid!, type: "TASK_FINISHED", deployment: { active_task_id: null, instances: { ...serving }, endpoint_url: `http://gw/${uid}` } });
+      await applyChange(tdb.db, {
+        deploymentUid: uid!,
+        type: "TASK_FINISHED",
+        deployment: { active_task_id: null, instances: { ...serving }, endpoint_url: `http://gw/${uid}` },
+      });
       expect(await obs.observeOnce()).toEqual({ read: 1, corrected: 1 });
       expect((await row(uid!)).instances.ready).toBe(0);
       expect(await obs.observeOnce()).toEqual({ read: 0, corrected: 0 });
@@ -137,7 +151,11 @@ describe("observer", () => {
     try {
       expect(await obs.observeOnce()).toEqual({ read: 3, corrected: 0 });
       // A row changed behind the observer's back (no event reached it).
-      await applyChange(tdb.db, { deploymentUid: uids[0]!, type: "STATE_CHANGED", deployment: { instances: { desired: 1, ready: 0, pending: 0, restarts: 0 } } });
+      await applyChange(tdb.db, {
+        deploymentUid: uids[0]!,
+        type: "STATE_CHANGED",
+        deployment: { instances: { desired: 1, ready: 0, pending: 0, restarts: 0 } },
+      });
       const passes = [await obs.observeOnce(), await obs.observeOnce(), await obs.observeOnce()];
       // One of three per pass, and each of them within three passes.
       expect(passes.map((p) => p.read)).toEqual([1, 1, 1]);

@@ -85,7 +85,16 @@ describe("pull loop", () => {
     const q = fedQueue();
     const runs = heldRuns();
     const refused: number[] = [];
-    const loop = startPullLoop({ queue: q.queue, concurrency: 8, minPull: 4, gatherMs: 3_600_000, expiresMs: 1000, logger: silentLogger, run: runs.run, refuse: (m) => refused.push(m.seq) });
+    const loop = startPullLoop({
+      queue: q.queue,
+      concurrency: 8,
+      minPull: 4,
+      gatherMs: 3_600_000,
+      expiresMs: 1000,
+      logger: silentLogger,
+      run: runs.run,
+      refuse: (m) => refused.push(m.seq),
+    });
 
     const first = await q.nextPull(0);
     expect(first.max).toBe(8);
@@ -120,7 +129,16 @@ describe("pull loop", () => {
   it("asks for fewer than minPull once gatherMs has passed, so long tasks leave no slot idle", async () => {
     const q = fedQueue();
     const runs = heldRuns();
-    const loop = startPullLoop({ queue: q.queue, concurrency: 4, minPull: 4, gatherMs: 1, expiresMs: 1000, logger: silentLogger, run: runs.run, refuse: () => {} });
+    const loop = startPullLoop({
+      queue: q.queue,
+      concurrency: 4,
+      minPull: 4,
+      gatherMs: 1,
+      expiresMs: 1000,
+      logger: silentLogger,
+      run: runs.run,
+      refuse: () => {},
+    });
     const first = await q.nextPull(0);
     first.deliver(4);
     first.end();
@@ -138,7 +156,16 @@ describe("pull loop", () => {
   it("keeps a pull waiting while idle, so a new message starts at once", async () => {
     const q = fedQueue();
     const runs = heldRuns();
-    const loop = startPullLoop({ queue: q.queue, concurrency: 4, minPull: 4, gatherMs: 3_600_000, expiresMs: 1000, logger: silentLogger, run: runs.run, refuse: () => {} });
+    const loop = startPullLoop({
+      queue: q.queue,
+      concurrency: 4,
+      minPull: 4,
+      gatherMs: 3_600_000,
+      expiresMs: 1000,
+      logger: silentLogger,
+      run: runs.run,
+      refuse: () => {},
+    });
     const first = await q.nextPull(0);
     first.end(); // expired with nothing
     const second = await q.nextPull(1);

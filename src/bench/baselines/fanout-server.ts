@@ -16,23 +16,26 @@ if (!deployment) throw new Error(`no deployment ${args.name}`);
 const streams = new Set<grpc.ServerWritableStream<WatchDeploymentRequest, DeploymentEvent>>();
 
 const server = new grpc.Server();
-server.addService({
-  watchDeployment: {
-    path: "/modeldeploy.v1.DeploymentService/WatchDeployment",
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: (m: WatchDeploymentRequest) => Buffer.from(toBinary(WatchDeploymentRequestSchema, m)),
-    requestDeserialize: (b: Buffer) => fromBinary(WatchDeploymentRequestSchema, b),
-    responseSerialize: (m: DeploymentEvent) => Buffer.from(toBinary(DeploymentEventSchema, m)),
-    responseDeserialize: (b: Buffer) => fromBinary(DeploymentEventSchema, b),
+server.addService(
+  {
+    watchDeployment: {
+      path: "/modeldeploy.v1.DeploymentService/WatchDeployment",
+      requestStream: false,
+      responseStream: true,
+      requestSerialize: (m: WatchDeploymentRequest) => Buffer.from(toBinary(WatchDeploymentRequestSchema, m)),
+      requestDeserialize: (b: Buffer) => fromBinary(WatchDeploymentRequestSchema, b),
+      responseSerialize: (m: DeploymentEvent) => Buffer.from(toBinary(DeploymentEventSchema, m)),
+      responseDeserialize: (b: Buffer) => fromBinary(DeploymentEventSchema, b),
+    },
   },
-}, {
-  watchDeployment: (call: grpc.ServerWritableStream<WatchDeploymentRequest, DeploymentEvent>) => {
-    streams.add(call);
-    call.on("cancelled", () => streams.delete(call));
-    call.write(create(DeploymentEventSchema, { sequence: deployment.sequence, time: timestampNow(), type: EventType.SNAPSHOT, deployment }));
+  {
+    watchDeployment: (call: grpc.ServerWritableStream<WatchDeploymentRequest, DeploymentEvent>) => {
+      streams.add(call);
+      call.on("cancelled", () => streams.delete(call));
+      call.write(create(DeploymentEventSchema, { sequence: deployment.sequence, time: timestampNow(), type: EventType.SNAPSHOT, deployment }));
+    },
   },
-});
+);
 let sequence = deployment.sequence;
 onLine((line) => {
   if (line !== "fire") return;

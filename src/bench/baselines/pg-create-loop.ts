@@ -13,13 +13,15 @@ const db = createDb({ url: args.url, poolMax: args.poolMax, connectTimeoutMs: 50
 async function loop(ms: number): Promise<number> {
   const end = performance.now() + ms;
   let n = 0;
-  await Promise.all(Array.from({ length: args.concurrency }, async () => {
-    while (performance.now() < end) {
-      const [result] = await insertNewDeployments(db, [newDeploymentRows({ workspace: "bench", modelName: "bench/rawcreate", replicas: 1 })]);
-      if (result === "NAME_TAKEN") throw new Error("a pg-create-loop deployment name was taken");
-      n++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: args.concurrency }, async () => {
+      while (performance.now() < end) {
+        const [result] = await insertNewDeployments(db, [newDeploymentRows({ workspace: "bench", modelName: "bench/rawcreate", replicas: 1 })]);
+        if (result === "NAME_TAKEN") throw new Error("a pg-create-loop deployment name was taken");
+        n++;
+      }
+    }),
+  );
   return n;
 }
 

@@ -26,13 +26,15 @@ const driver = createNoopDriver();
 const logger = silentLogger;
 const ids = items.map((i) => i.task.id);
 const t0 = performance.now();
-await Promise.all(Array.from({ length: args.concurrency }, async () => {
-  for (let id = ids.pop(); id !== undefined; id = ids.pop()) {
-    const claim = await claimTask(db, id, "bench-loop", 30_000);
-    if (claim.kind !== "claimed") throw new Error(`task ${id} not claimed: ${claim.kind}`);
-    await runTask({ db, changes, sink: () => {}, driver, logger, healthPollMs: 250 }, toTask(claim.task), new AbortController().signal, claim);
-  }
-}));
+await Promise.all(
+  Array.from({ length: args.concurrency }, async () => {
+    for (let id = ids.pop(); id !== undefined; id = ids.pop()) {
+      const claim = await claimTask(db, id, "bench-loop", 30_000);
+      if (claim.kind !== "claimed") throw new Error(`task ${id} not claimed: ${claim.kind}`);
+      await runTask({ db, changes, sink: () => {}, driver, logger, healthPollMs: 250 }, toTask(claim.task), new AbortController().signal, claim);
+    }
+  }),
+);
 const seconds = (performance.now() - t0) / 1000;
 await driver.close();
 await db.destroy();

@@ -21,20 +21,36 @@ export async function drainFigures(ctx: FigureContext, createRate: number): Prom
   const drain = async (workers: number) => {
     const model = `bench/drain${batch++}`;
     ctx.log(`figure 4: queueing ${n} tasks, then ${workers} worker(s)`);
-    const filled = await runUnaryLoad({ protocol: "grpc", method: "create", name: model, baseUrl: api.grpcUrl, apiKey: system.apiKey, connections: 4, concurrency: o.concurrency, count: n, durationMs: 600_000, warmupMs: 0 });
+    const filled = await runUnaryLoad({
+      protocol: "grpc",
+      method: "create",
+      name: model,
+      baseUrl: api.grpcUrl,
+      apiKey: system.apiKey,
+      connections: 4,
+      concurrency: o.concurrency,
+      count: n,
+      durationMs: 600_000,
+      warmupMs: 0,
+    });
     if (filled.ok === 0) throw new Error(`no task queued: ${filled.firstError}`);
     const procs = await Promise.all(Array.from({ length: workers }, () => system.startWorker({ runtime: "noop" })));
     try {
-      const ends = await waitUntil(`${workers} worker(s) to finish ${filled.ok} tasks`, async () => {
-        const rows = await db
-          .selectFrom("tasks")
-          .innerJoin("deployments", "deployments.uid", "tasks.deployment_uid")
-          .select(sql<number>`extract(epoch from tasks.end_time) * 1000`.as("end"))
-          .where(sql<boolean>`deployments.model->>'name' = ${model}`)
-          .where("tasks.status", "=", "COMPLETED")
-          .execute();
-        return rows.length >= filled.ok ? rows.map((r) => Number(r.end)) : undefined;
-      }, 600_000, 250);
+      const ends = await waitUntil(
+        `${workers} worker(s) to finish ${filled.ok} tasks`,
+        async () => {
+          const rows = await db
+            .selectFrom("tasks")
+            .innerJoin("deployments", "deployments.uid", "tasks.deployment_uid")
+            .select(sql<number>`extract(epoch from tasks.end_time) * 1000`.as("end"))
+            .where(sql<boolean>`deployments.model->>'name' = ${model}`)
+            .where("tasks.status", "=", "COMPLETED")
+            .execute();
+          return rows.length >= filled.ok ? rows.map((r) => Number(r.end)) : undefined;
+        },
+        600_000,
+        250,
+      );
       const t10 = percentile(ends, 10);
       const t90 = percentile(ends, 90);
       return (0.8 * ends.length) / ((t90 - t10) / 1000);
@@ -42,10 +58,16 @@ export async function drainFigures(ctx: FigureContext, createRate: number): Prom
       await Promise.all(procs.map((p) => p.stop()));
     }
   };
-  const one = await alternate(o.pairs, () => drain(1),
-    () => runBaseline<{ rate: number }>("jetstream", { natsUrl: system.natsUrl, mode: "drain", messages: n }));
-  const two = await alternate(o.pairs, () => drain(2),
-    () => runBaseline<{ rate: number }>("task-writes-loop", { url: ctx.rawDb.url, tasks: n, concurrency: 8 }));
+  const one = await alternate(
+    o.pairs,
+    () => drain(1),
+    () => runBaseline<{ rate: number }>("jetstream", { natsUrl: system.natsUrl, mode: "drain", messages: n }),
+  );
+  const two = await alternate(
+    o.pairs,
+    () => drain(2),
+    () => runBaseline<{ rate: number }>("task-writes-loop", { url: ctx.rawDb.url, tasks: n, concurrency: 8 }),
+  );
   const jsRate = medianOf(one.baseline, (r) => r.rate);
   const pgRate = medianOf(two.baseline, (r) => r.rate);
   const baselineMeasures = [

@@ -21,9 +21,24 @@ interface FanoutSample {
   lostError: string;
 }
 
-async function measure(o: { timeoutMs: number; server: Proc; baseUrl: string; apiKey?: string; name: string; streams: number; trigger: () => Promise<void> }): Promise<FanoutSample> {
+async function measure(o: {
+  timeoutMs: number;
+  server: Proc;
+  baseUrl: string;
+  apiKey?: string;
+  name: string;
+  streams: number;
+  trigger: () => Promise<void>;
+}): Promise<FanoutSample> {
   const before = o.server.rssMB();
-  const load = startWatchLoad({ baseUrl: o.baseUrl, apiKey: o.apiKey, name: o.name, streams: o.streams, connections: Math.ceil(o.streams / 500), timeoutMs: o.timeoutMs });
+  const load = startWatchLoad({
+    baseUrl: o.baseUrl,
+    apiKey: o.apiKey,
+    name: o.name,
+    streams: o.streams,
+    connections: Math.ceil(o.streams / 500),
+    timeoutMs: o.timeoutMs,
+  });
   try {
     const opened = await load.opened;
     if (opened.failed > 0) throw new Error(`${opened.failed} of ${o.streams} watch streams failed to open: ${opened.firstError}`);
@@ -33,7 +48,13 @@ async function measure(o: { timeoutMs: number; server: Proc; baseUrl: string; ap
     const r = await load.result;
     // A stream that never saw the event counts as never delivered (∞), not as absent.
     const latencies = [...r.arrivals.map((a) => a - t0), ...Array.from({ length: r.missing }, () => Infinity)];
-    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), kbPerStream: ((after - before) * 1024) / o.streams, missing: r.missing, lostError: r.lostError };
+    return {
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      kbPerStream: ((after - before) * 1024) / o.streams,
+      missing: r.missing,
+      lostError: r.lostError,
+    };
   } finally {
     await load.proc.stop();
   }
@@ -47,16 +68,36 @@ export async function fanoutFigure(ctx: FigureContext): Promise<ResultRow> {
   // One event normally arrives within a second or two; a stream still waiting after this is counted as never delivered.
   const timeoutMs = 10_000;
   const figure = async (i: number) => {
-    const created = await client.deployments.createDeployment({ model: { name: `bench/watch${i}`, uri: "file:///bench/model.onnx" }, scaling: { minReplicas: 0, maxReplicas: 0 } });
+    const created = await client.deployments.createDeployment({
+      model: { name: `bench/watch${i}`, uri: "file:///bench/model.onnx" },
+      scaling: { minReplicas: 0, maxReplicas: 0 },
+    });
     name = created.deployment!.name;
     // Quiet first: no worker event may arrive instead of the trigger's.
-    await waitUntil("the watched deployment's deploy task to finish", async () => ((await client.deployments.getDeployment({ name })).activeTaskId ? undefined : true));
-    return measure({ timeoutMs, server: api.proc, baseUrl: api.grpcUrl, apiKey: system.apiKey, name, streams: n, trigger: async () => void (await client.deletions.deleteDeployment({ name })) });
+    await waitUntil("the watched deployment's deploy task to finish", async () =>
+      (await client.deployments.getDeployment({ name })).activeTaskId ? undefined : true,
+    );
+    return measure({
+      timeoutMs,
+      server: api.proc,
+      baseUrl: api.grpcUrl,
+      apiKey: system.apiKey,
+      name,
+      streams: n,
+      trigger: async () => void (await client.deletions.deleteDeployment({ name })),
+    });
   };
   const baseline = async () => {
     const bare = await startBaselineServer("fanout-server", { url: system.database.url, name });
     try {
-      return await measure({ timeoutMs, server: bare.proc, baseUrl: `http://127.0.0.1:${bare.port}`, name, streams: n, trigger: async () => bare.proc.send("fire") });
+      return await measure({
+        timeoutMs,
+        server: bare.proc,
+        baseUrl: `http://127.0.0.1:${bare.port}`,
+        name,
+        streams: n,
+        trigger: async () => bare.proc.send("fire"),
+      });
     } finally {
       await bare.proc.stop();
     }
@@ -84,6 +125,9 @@ export async function fanoutFigure(ctx: FigureContext): Promise<ResultRow> {
       goalAtMost(ratio(p99, bareP99), 1.2, "p99 ≤ 1.2× bare", `${fmt(ratio(p99, bareP99), 2)}×`),
       goalBelow(kb, 25, "< 25 KB/stream", `${fmt(kb, 1)} KB`),
     ),
-    notes: missing > 0 ? `${missing} streams never saw the event within ${timeoutMs / 1000} s${s.figure.find((r) => r.lostError)?.lostError ? ` (${s.figure.find((r) => r.lostError)?.lostError})` : ""}` : undefined,
+    notes:
+      missing > 0
+        ? `${missing} streams never saw the event within ${timeoutMs / 1000} s${s.figure.find((r) => r.lostError)?.lostError ? ` (${s.figure.find((r) => r.lostError)?.lostError})` : ""}`
+        : undefined,
   };
 }

@@ -19,15 +19,20 @@ import type { FigureContext } from "./context.js";
 async function startAllInOne(ctx: FigureContext, dataDir: string): Promise<{ proc: Proc; stream: string }> {
   const stream = randomName("MDBENCH_AIO").toUpperCase();
   const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const proc = startProcess("all-in-one", process.execPath, [CLI, "start"], ctx.system.env({
-    MODELDEPLOY_NATS_STREAM: stream,
-    MODELDEPLOY_NATS_PREFIX: randomName("mdbench_aio"),
-    MODELDEPLOY_DATA_DIR: dataDir,
-    MODELDEPLOY_GRPC_PORT: String(ports[0]),
-    MODELDEPLOY_HTTP_PORT: String(ports[1]),
-    MODELDEPLOY_GATEWAY_PORT: String(ports[2]),
-    MODELDEPLOY_RUNTIME_CONTROL_PORT: String(ports[3]),
-  }));
+  const proc = startProcess(
+    "all-in-one",
+    process.execPath,
+    [CLI, "start"],
+    ctx.system.env({
+      MODELDEPLOY_NATS_STREAM: stream,
+      MODELDEPLOY_NATS_PREFIX: randomName("mdbench_aio"),
+      MODELDEPLOY_DATA_DIR: dataDir,
+      MODELDEPLOY_GRPC_PORT: String(ports[0]),
+      MODELDEPLOY_HTTP_PORT: String(ports[1]),
+      MODELDEPLOY_GATEWAY_PORT: String(ports[2]),
+      MODELDEPLOY_RUNTIME_CONTROL_PORT: String(ports[3]),
+    }),
+  );
   await proc.waitFor(/Press Ctrl-C/);
   return { proc, stream };
 }
@@ -60,9 +65,17 @@ export async function idleRssFigures(ctx: FigureContext, model: SampleModel): Pr
       await sleep(o.idleMs / 5);
     }
     const mb = (p: Proc) => peak.get(p)!;
-    const bare: Measure[] = [{ label: "bare grpc-js + pg server", value: mb(bareServer), unit: "MB" }, { label: "bare node", value: mb(bareNode), unit: "MB" }];
+    const bare: Measure[] = [
+      { label: "bare grpc-js + pg server", value: mb(bareServer), unit: "MB" },
+      { label: "bare node", value: mb(bareNode), unit: "MB" },
+    ];
     const row = (id: string, what: string, p: Proc, goal?: ResultRow["goal"]): ResultRow => ({
-      id, figure: `idle RSS, ${what}`, measures: [{ label: "", value: mb(p), unit: "MB" }], baseline: "beside", baselineMeasures: bare, ...(goal ? { goal } : {}),
+      id,
+      figure: `idle RSS, ${what}`,
+      measures: [{ label: "", value: mb(p), unit: "MB" }],
+      baseline: "beside",
+      baselineMeasures: bare,
+      ...(goal ? { goal } : {}),
     });
     const apiRatio = ratio(mb(api), mb(bareServer));
     return [

@@ -13,7 +13,10 @@ import type { FigureContext } from "./context.js";
 async function createToRunning(ctx: FigureContext, model: SampleModel, i: number): Promise<{ runningMs: number; deletedMs: number }> {
   const { client } = ctx;
   const t0 = nowMs();
-  const created = await client.deployments.createDeployment({ model: { name: `bench/sample${i}`, uri: model.uri, sha256: model.sha256 }, scaling: { minReplicas: 1, maxReplicas: 1 } });
+  const created = await client.deployments.createDeployment({
+    model: { name: `bench/sample${i}`, uri: model.uri, sha256: model.sha256 },
+    scaling: { minReplicas: 1, maxReplicas: 1 },
+  });
   const name = created.deployment!.name;
   const ac = new AbortController();
   let runningMs = NaN;
@@ -44,12 +47,14 @@ export async function lifecycleFigures(ctx: FigureContext, model: SampleModel, w
   ctx.log("figures 7 and 8: create → RUNNING and delete → DELETED, local runtime");
   // Warm-up: the first deploy fills the weights cache and wakes every path.
   await createToRunning(ctx, model, 0);
-  const s = await alternate(o.lifecycleSamples,
+  const s = await alternate(
+    o.lifecycleSamples,
     (i) => createToRunning(ctx, model, i + 1),
     async () => {
       const { proc, readyMs } = await startModelServerReady(model);
       return { readyMs, exitMs: await stopModelServerTimed(proc) };
-    });
+    },
+  );
   const running = s.figure.map((r) => r.runningMs);
   const p50 = percentile(running, 50);
   const bare = medianOf(s.baseline, (r) => r.readyMs);
@@ -58,7 +63,10 @@ export async function lifecycleFigures(ctx: FigureContext, model: SampleModel, w
     rows.push({
       id: "7",
       figure: "create → RUNNING, sample model, local runtime, 1 replica",
-      measures: [{ label: "p50", value: p50, unit: "ms", samples: running }, { label: "p90", value: percentile(running, 90), unit: "ms" }],
+      measures: [
+        { label: "p50", value: p50, unit: "ms", samples: running },
+        { label: "p90", value: percentile(running, 90), unit: "ms" },
+      ],
       baseline: "model server started by hand → ready",
       baselineMeasures: [{ label: "p50", value: bare, unit: "ms", samples: s.baseline.map((r) => r.readyMs) }],
       goal: goalAtMost(ratio(p50, bare), 1.5, "p50 ≤ 1.5× bare", `${fmt(ratio(p50, bare), 2)}×`),

@@ -15,7 +15,10 @@ function errorsNote(samples: UnaryResult[]): string {
 
 export async function readFigures(ctx: FigureContext, which: { grpc: boolean; connect: boolean }): Promise<ResultRow[]> {
   const { options: o, system, api } = ctx;
-  const created = await ctx.client.deployments.createDeployment({ model: { name: "bench/get", uri: "file:///bench/model.onnx" }, scaling: { minReplicas: 0, maxReplicas: 0 } });
+  const created = await ctx.client.deployments.createDeployment({
+    model: { name: "bench/get", uri: "file:///bench/model.onnx" },
+    scaling: { minReplicas: 0, maxReplicas: 0 },
+  });
   const name = created.deployment!.name;
   const base = { method: "get" as const, name, concurrency: o.concurrency, durationMs: o.unaryMs, warmupMs: o.warmupMs };
   const rows: ResultRow[] = [];
@@ -25,9 +28,15 @@ export async function readFigures(ctx: FigureContext, which: { grpc: boolean; co
     return {
       id,
       figure,
-      measures: [{ label: "", value: f, unit: "calls/s", samples: s.figure.map((r) => r.rate) }, { label: "p99", value: medianOf(s.figure, (r) => r.p99), unit: "ms" }],
+      measures: [
+        { label: "", value: f, unit: "calls/s", samples: s.figure.map((r) => r.rate) },
+        { label: "p99", value: medianOf(s.figure, (r) => r.p99), unit: "ms" },
+      ],
       baseline,
-      baselineMeasures: [{ label: "", value: b, unit: "calls/s", samples: s.baseline.map((r) => r.rate) }, { label: "p99", value: medianOf(s.baseline, (r) => r.p99), unit: "ms" }],
+      baselineMeasures: [
+        { label: "", value: b, unit: "calls/s", samples: s.baseline.map((r) => r.rate) },
+        { label: "p99", value: medianOf(s.baseline, (r) => r.p99), unit: "ms" },
+      ],
       goal: goalAtLeast(ratio(f, b), limit, `≥ ${limit}× baseline`),
       notes: [errorsNote(s.figure), errorsNote(s.baseline)].filter(Boolean).join("; ") || undefined,
     };
@@ -36,9 +45,11 @@ export async function readFigures(ctx: FigureContext, which: { grpc: boolean; co
     ctx.log("figure 2: GetDeployment over native gRPC");
     const bare = await startBaselineServer("grpc-get-server", { url: system.database.url, poolMax: 10 });
     try {
-      const s = await alternate(o.pairs,
+      const s = await alternate(
+        o.pairs,
         () => runUnaryLoad({ ...base, protocol: "grpc", baseUrl: api.grpcUrl, apiKey: system.apiKey, connections: 4 }),
-        () => runUnaryLoad({ ...base, protocol: "grpc", baseUrl: `http://127.0.0.1:${bare.port}`, connections: 4 }));
+        () => runUnaryLoad({ ...base, protocol: "grpc", baseUrl: `http://127.0.0.1:${bare.port}`, connections: 4 }),
+      );
       rows.push(row("2", `GetDeployment, native gRPC, ${o.concurrency} in flight`, "bare @grpc/grpc-js + pg server, same query", s, 0.9));
     } finally {
       await bare.proc.stop();
@@ -48,9 +59,11 @@ export async function readFigures(ctx: FigureContext, which: { grpc: boolean; co
     ctx.log("figure 3: GetDeployment over Connect JSON, HTTP/1.1");
     const bare = await startBaselineServer("http-get-server", { url: system.database.url, poolMax: 10 });
     try {
-      const s = await alternate(o.pairs,
+      const s = await alternate(
+        o.pairs,
         () => runUnaryLoad({ ...base, protocol: "connect-json", baseUrl: api.httpUrl, apiKey: system.apiKey, connections: o.concurrency }),
-        () => runUnaryLoad({ ...base, protocol: "connect-json", baseUrl: `http://127.0.0.1:${bare.port}`, connections: o.concurrency }));
+        () => runUnaryLoad({ ...base, protocol: "connect-json", baseUrl: `http://127.0.0.1:${bare.port}`, connections: o.concurrency }),
+      );
       rows.push(row("3", `GetDeployment, Connect JSON over HTTP/1.1, ${o.concurrency} in flight`, "bare node:http JSON + pg server, same query", s, 0.8));
     } finally {
       await bare.proc.stop();

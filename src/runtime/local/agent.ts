@@ -43,9 +43,7 @@ export interface LocalRuntimeAgent {
 /** Node plus the compiled model server next to this module (from src/, the one in dist/). */
 export function defaultModelServerCommand(): string[] {
   const here = import.meta.url;
-  const main = here.endsWith(".ts")
-    ? new URL("../../../dist/model-server/main.js", here)
-    : new URL("../../model-server/main.js", here);
+  const main = here.endsWith(".ts") ? new URL("../../../dist/model-server/main.js", here) : new URL("../../model-server/main.js", here);
   return [process.execPath, fileURLToPath(main)];
 }
 

@@ -15,12 +15,7 @@ const MAX_BODY_BYTES = 1024 * 1024;
 const REVISION_PATH = /^\/v1\/deployments\/([^/]+)\/revisions\/(\d+)(\/stop)?$/;
 const DEPLOYMENT_PATH = /^\/v1\/deployments\/([^/]+)(\/route)?$/;
 
-export async function startControlApi(options: {
-  host: string;
-  port: number;
-  runtime: LocalRuntime;
-  logger: Logger;
-}): Promise<ControlApi> {
+export async function startControlApi(options: { host: string; port: number; runtime: LocalRuntime; logger: Logger }): Promise<ControlApi> {
   const { runtime, logger } = options;
   // Closing answers every long-poll at once (with the current status).
   const closing = new AbortController();
@@ -82,13 +77,7 @@ export async function startControlApi(options: {
     // "close" also fires after the answer is sent; by then the wait is over.
     const gone = new AbortController();
     res.once("close", () => gone.abort());
-    return runtime.waitRevisionStatus(
-      uid,
-      number,
-      unlessTag,
-      Math.min(waitMs, MAX_STATUS_WAIT_MS),
-      AbortSignal.any([gone.signal, closing.signal]),
-    );
+    return runtime.waitRevisionStatus(uid, number, unlessTag, Math.min(waitMs, MAX_STATUS_WAIT_MS), AbortSignal.any([gone.signal, closing.signal]));
   }
 
   const server = http.createServer((req, res) => {
@@ -103,9 +92,7 @@ export async function startControlApi(options: {
           return sendJson(res, err.status, { error: { reason: "INTERNAL", message: err.message, retryable: false } });
         }
         logger.error("control request failed", { err, method: req.method, url: req.url });
-        const { status, body } = errorToWire(
-          new RuntimeError("INTERNAL", `local runtime error: ${(err as Error).message}`, { retryable: true }),
-        );
+        const { status, body } = errorToWire(new RuntimeError("INTERNAL", `local runtime error: ${(err as Error).message}`, { retryable: true }));
         sendJson(res, status, body);
       },
     );
@@ -127,11 +114,7 @@ function asRecord(v: unknown, what: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-function field<T extends "string" | "number">(
-  o: Record<string, unknown>,
-  name: string,
-  type: T,
-): T extends "string" ? string : number {
+function field<T extends "string" | "number">(o: Record<string, unknown>, name: string, type: T): T extends "string" ? string : number {
   const v = o[name];
   if (typeof v !== type || (type === "number" && !Number.isFinite(v))) throw invalid(`${name} must be a ${type}`);
   return v as T extends "string" ? string : number;

@@ -49,8 +49,7 @@ export const controlPaths = {
   health: "/v1/health",
   revisions: "/v1/revisions",
   revision: (uid: string, revision: number) => `/v1/deployments/${encodeURIComponent(uid)}/revisions/${revision}`,
-  stopRevision: (uid: string, revision: number) =>
-    `/v1/deployments/${encodeURIComponent(uid)}/revisions/${revision}/stop`,
+  stopRevision: (uid: string, revision: number) => `/v1/deployments/${encodeURIComponent(uid)}/revisions/${revision}/stop`,
   route: (uid: string) => `/v1/deployments/${encodeURIComponent(uid)}/route`,
   deployment: (uid: string) => `/v1/deployments/${encodeURIComponent(uid)}`,
   observations: "/v1/observations",

@@ -99,13 +99,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return proxy(req, res, target.revision, upstreamPath, name);
   }
 
-  async function proxy(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    revision: Revision,
-    path: string,
-    name: string,
-  ): Promise<void> {
+  async function proxy(req: http.IncomingMessage, res: http.ServerResponse, revision: Revision, path: string, name: string): Promise<void> {
     const declared = Number(req.headers["content-length"] ?? NaN);
     if (declared > maxBodyBytes) return tooLarge(res);
     const first = revision.pick();
@@ -184,9 +178,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 }
 
 function unavailableReason(target: Exclude<Resolution, { kind: "missing" }>, name: string): string {
-  return target.kind === "stopped"
-    ? `deployment '${name}' is stopped (no replicas)`
-    : `deployment '${name}' has no ready replica yet`;
+  return target.kind === "stopped" ? `deployment '${name}' is stopped (no replicas)` : `deployment '${name}' has no ready replica yet`;
 }
 
 function tooLarge(res: http.ServerResponse): void {

@@ -2,13 +2,7 @@
 // into the shared cache in the worker's own process (same host, same dataDir);
 // everything else is a call to the local runtime agent's control API.
 import { silentLogger, type Logger } from "../../log.js";
-import {
-  RuntimeError,
-  type DeploymentObservation,
-  type RevisionSpec,
-  type RevisionStatus,
-  type RuntimeDriver,
-} from "../driver.js";
+import { RuntimeError, type DeploymentObservation, type RevisionSpec, type RevisionStatus, type RuntimeDriver } from "../driver.js";
 import { controlPaths, errorFromWire, MAX_STATUS_WAIT_MS, statusTag } from "./control-protocol.js";
 import { createWeightsCache } from "./weights-cache.js";
 

@@ -4,14 +4,7 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../log.js";
-import {
-  RuntimeError,
-  type DeploymentObservation,
-  type PreparedWeights,
-  type ReplicaCounts,
-  type RevisionSpec,
-  type RevisionStatus,
-} from "../driver.js";
+import { RuntimeError, type DeploymentObservation, type PreparedWeights, type ReplicaCounts, type RevisionSpec, type RevisionStatus } from "../driver.js";
 import { statusTag } from "./control-protocol.js";
 import type { Revision } from "./revision.js";
 import { RouteTable, type Route } from "./routes.js";
@@ -25,10 +18,7 @@ export interface LocalRuntimeOptions extends SupervisorOptions {
   logger: Logger;
 }
 
-export type Resolution =
-  | { kind: "missing" }
-  | { kind: "stopped"; route: Route }
-  | { kind: "serving"; route: Route; revision: Revision };
+export type Resolution = { kind: "missing" } | { kind: "stopped"; route: Route } | { kind: "serving"; route: Route; revision: Revision };
 
 /** Per-replica detail, for operators and tests (not part of the driver interface). */
 export interface ReplicaDetail {
@@ -48,13 +38,7 @@ export interface LocalRuntime {
    * from `unlessTag`, else the current status after `timeoutMs` or once
    * `signal` aborts (the caller went away).
    */
-  waitRevisionStatus(
-    deploymentUid: string,
-    revision: number,
-    unlessTag: string,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<RevisionStatus>;
+  waitRevisionStatus(deploymentUid: string, revision: number, unlessTag: string, timeoutMs: number, signal?: AbortSignal): Promise<RevisionStatus>;
   /** Long-polls waiting now (operators and tests). */
   readonly statusWaits: number;
   replicaDetails(deploymentUid: string, revision: number): ReplicaDetail[];
@@ -97,8 +81,7 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
       resolve();
     });
 
-  const endpointUrl = (route: Route) =>
-    `${options.gatewayUrl()}/${encodeURIComponent(route.workspace)}/v2/models/${encodeURIComponent(route.deploymentName)}`;
+  const endpointUrl = (route: Route) => `${options.gatewayUrl()}/${encodeURIComponent(route.workspace)}/v2/models/${encodeURIComponent(route.deploymentName)}`;
 
   const refuseReleased = (uid: string) => {
     if (tombstones.has(uid)) {
@@ -209,9 +192,7 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
         .map((uid) => {
           const route = routes.ofDeployment(uid);
           // The serving revision; without a route, the newest one.
-          const revision = route
-            ? supervisor.get(uid, route.revision)
-            : supervisor.revisionsOf(uid).sort((a, b) => b.number - a.number)[0];
+          const revision = route ? supervisor.get(uid, route.revision) : supervisor.revisionsOf(uid).sort((a, b) => b.number - a.number)[0];
           const status = revision?.status();
           const instances: ReplicaCounts = {
             desired: status?.desired ?? 0,

@@ -32,11 +32,7 @@ export interface WeightsSource {
 
 export interface WeightsCache {
   readonly root: string;
-  prepare(
-    source: WeightsSource,
-    onProgress: (p: DownloadProgress) => void,
-    signal?: AbortSignal,
-  ): Promise<PreparedWeights>;
+  prepare(source: WeightsSource, onProgress: (p: DownloadProgress) => void, signal?: AbortSignal): Promise<PreparedWeights>;
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -53,11 +49,7 @@ export function createWeightsCache(options: WeightsCacheOptions): WeightsCache {
   };
   const startup = removeLeftovers().catch((err: unknown) => options.logger.warn("cannot clean the weights cache's temp files", { err }));
 
-  async function prepare(
-    source: WeightsSource,
-    onProgress: (p: DownloadProgress) => void,
-    signal?: AbortSignal,
-  ): Promise<PreparedWeights> {
+  async function prepare(source: WeightsSource, onProgress: (p: DownloadProgress) => void, signal?: AbortSignal): Promise<PreparedWeights> {
     const shown = URL.canParse(source.uri) ? redact(new URL(source.uri)) : source.uri;
     const expected = source.sha256.toLowerCase();
     if (expected !== "" && !SHA256_HEX.test(expected)) {
@@ -98,11 +90,7 @@ export function createWeightsCache(options: WeightsCacheOptions): WeightsCache {
       });
       await pipeline(stream, meter, createWriteStream(tmp), ...(signal ? [{ signal }] : []));
       if (bytesTotal > 0 && bytesDone !== bytesTotal) {
-        throw new RuntimeError(
-          "WEIGHTS_DOWNLOAD_FAILED",
-          `download of ${shown} ended after ${bytesDone} of ${bytesTotal} bytes`,
-          { retryable: true },
-        );
+        throw new RuntimeError("WEIGHTS_DOWNLOAD_FAILED", `download of ${shown} ended after ${bytesDone} of ${bytesTotal} bytes`, { retryable: true });
       }
       const actual = hash.digest("hex");
       if (expected !== "" && actual !== expected) {
@@ -149,10 +137,7 @@ function openerFor(uri: string, token: string | undefined): Opener {
     case "https:":
       return (signal) => openHttp(url, signal, token);
     default:
-      throw new RuntimeError(
-        "INVALID_SPEC",
-        `model uri scheme "${url.protocol}" is not supported by the local runtime; use file:// or http(s)://`,
-      );
+      throw new RuntimeError("INVALID_SPEC", `model uri scheme "${url.protocol}" is not supported by the local runtime; use file:// or http(s)://`);
   }
 }
 

@@ -13,17 +13,22 @@ export async function deleteTheRest(sys: FaultSystem, boundMs: number): Promise<
   const end = Date.now() + boundMs;
   let left: string[] = [];
   while (Date.now() < end) {
-    left = (await sys.db.query<{ name: string }>(
-      `select d.name from deployments d where d.state <> 'DELETED'
-          and not exists (select 1 from tasks t where t.deployment_uid = d.uid and t.kind = 'DELETE')`)).rows.map((r) => r.name);
+    left = (
+      await sys.db.query<{ name: string }>(
+        `select d.name from deployments d where d.state <> 'DELETED'
+          and not exists (select 1 from tasks t where t.deployment_uid = d.uid and t.kind = 'DELETE')`,
+      )
+    ).rows.map((r) => r.name);
     if (left.length === 0) return [];
-    await Promise.all(left.map(async (name) => {
-      try {
-        await apis.next().deletions.deleteDeployment({ name, requestId: `sweep-${name}` }, { timeoutMs: 5000 });
-      } catch (err) {
-        if (statusName(err) === "NOT_FOUND") return;
-      }
-    }));
+    await Promise.all(
+      left.map(async (name) => {
+        try {
+          await apis.next().deletions.deleteDeployment({ name, requestId: `sweep-${name}` }, { timeoutMs: 5000 });
+        } catch (err) {
+          if (statusName(err) === "NOT_FOUND") return;
+        }
+      }),
+    );
     await sleep(200);
   }
   return [`deployments the final sweep could not delete within ${boundMs / 1000} s: ${left.slice(0, 8).join(", ")}`];

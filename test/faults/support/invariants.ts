@@ -9,18 +9,28 @@ import { sleep } from "./wait.js";
 import { partialDownloads } from "./weights-cache.js";
 
 const OPEN = ["PENDING", "RUNNING"];
-const list = (xs: readonly unknown[], max = 8) => xs.slice(0, max).map((x) => (typeof x === "string" ? x : JSON.stringify(x))).join("; ") + (xs.length > max ? `; … ${xs.length - max} more` : "");
+const list = (xs: readonly unknown[], max = 8) =>
+  xs
+    .slice(0, max)
+    .map((x) => (typeof x === "string" ? x : JSON.stringify(x)))
+    .join("; ") + (xs.length > max ? `; … ${xs.length - max} more` : "");
 
 /** Every create and delete that returned OK has its task, of its kind, for its deployment. */
 export async function callsHaveTasks(db: pg.Pool, calls: readonly CallRecord[]): Promise<string[]> {
   const ok = calls.filter((c) => c.code === "OK" && (c.op === "create" || c.op === "delete"));
-  const rows = (await db.query<{ id: string; kind: string; deployment_name: string }>("select id, kind, deployment_name from tasks where id = any($1)", [ok.map((c) => c.taskId)])).rows;
+  const rows = (
+    await db.query<{ id: string; kind: string; deployment_name: string }>("select id, kind, deployment_name from tasks where id = any($1)", [
+      ok.map((c) => c.taskId),
+    ])
+  ).rows;
   const byId = new Map(rows.map((r) => [r.id, r]));
   const bad = ok.filter((c) => {
     const t = byId.get(c.taskId);
     return !t || t.kind !== (c.op === "create" ? "DEPLOY" : "DELETE") || t.deployment_name !== c.name;
   });
-  return bad.length > 0 ? [`${bad.length} of ${ok.length} calls that returned OK have no such task: ${list(bad.map((c) => `${c.op} ${c.name} → task ${c.taskId || "(none)"}`))}`] : [];
+  return bad.length > 0
+    ? [`${bad.length} of ${ok.length} calls that returned OK have no such task: ${list(bad.map((c) => `${c.op} ${c.name} → task ${c.taskId || "(none)"}`))}`]
+    : [];
 }
 
 /**
@@ -36,14 +46,20 @@ export function callsFailCleanly(calls: readonly CallRecord[]): string[] {
   if (bad.length === 0) return [];
   const kinds = new Map<string, CallRecord>();
   for (const c of bad) kinds.set(`${c.op} ${c.code}`, kinds.get(`${c.op} ${c.code}`) ?? c);
-  return [`${bad.length} calls failed with a code that is not "try again": ${list([...kinds].map(([k, c]) => `${k} (${bad.filter((b) => `${b.op} ${b.code}` === k).length}×, e.g. "${c.message ?? ""}")`))}`];
+  return [
+    `${bad.length} calls failed with a code that is not "try again": ${list([...kinds].map(([k, c]) => `${k} (${bad.filter((b) => `${b.op} ${b.code}` === k).length}×, e.g. "${c.message ?? ""}")`))}`,
+  ];
 }
 
 export async function openTasks(db: pg.Pool): Promise<Array<Record<string, unknown>>> {
-  return (await db.query(
-    `select id, kind, deployment_name as name, status, phase, attempt, enqueue_count, lease_owner,
+  return (
+    await db.query(
+      `select id, kind, deployment_name as name, status, phase, attempt, enqueue_count, lease_owner,
             round(extract(epoch from now() - create_time))::int as age_s
-       from tasks where status = any($1) order by create_time`, [OPEN])).rows;
+       from tasks where status = any($1) order by create_time`,
+      [OPEN],
+    )
+  ).rows;
 }
 
 /** Waits (polling, up to boundMs) until no task is open; the ones still open then are the violation. */
@@ -68,24 +84,34 @@ export async function tasksReachTerminal(db: pg.Pool, boundMs: number, giveUp: (
 /** No effect applied twice: one revision and one deploy task per deployment, at most one delete task, gapless event sequences, no late write. */
 export async function effectsOnce(db: pg.Pool): Promise<string[]> {
   const out: string[] = [];
-  const revisions = (await db.query(
-    `select d.name, count(r.*)::int as revisions from deployments d left join revisions r on r.deployment_uid = d.uid
-      group by d.uid, d.name having count(r.*) <> 1`)).rows;
+  const revisions = (
+    await db.query(
+      `select d.name, count(r.*)::int as revisions from deployments d left join revisions r on r.deployment_uid = d.uid
+      group by d.uid, d.name having count(r.*) <> 1`,
+    )
+  ).rows;
   if (revisions.length > 0) out.push(`deployments without exactly one revision: ${list(revisions)}`);
-  const tasks = (await db.query(
-    `select deployment_name as name, kind, count(*)::int as n from tasks group by deployment_uid, deployment_name, kind
-      having count(*) > 1`)).rows;
+  const tasks = (
+    await db.query(
+      `select deployment_name as name, kind, count(*)::int as n from tasks group by deployment_uid, deployment_name, kind
+      having count(*) > 1`,
+    )
+  ).rows;
   if (tasks.length > 0) out.push(`deployments with more than one task of a kind: ${list(tasks)}`);
-  const gaps = (await db.query(
-    `select d.name, d.sequence, count(e.*)::int as events, min(e.sequence) as first, max(e.sequence) as last
+  const gaps = (
+    await db.query(
+      `select d.name, d.sequence, count(e.*)::int as events, min(e.sequence) as first, max(e.sequence) as last
        from deployments d left join events e on e.deployment_uid = d.uid
       group by d.uid, d.name, d.sequence
-     having count(e.*) <> d.sequence or min(e.sequence) <> 1 or max(e.sequence) <> d.sequence`)).rows;
+     having count(e.*) <> d.sequence or min(e.sequence) <> 1 or max(e.sequence) <> d.sequence`,
+    )
+  ).rows;
   if (gaps.length > 0) out.push(`deployments whose events are not exactly 1..sequence: ${list(gaps)}`);
   // Fencing: per task, in sequence order, the attempt never goes back and
   // nothing follows the event that ended it.
-  const late = (await db.query(
-    `with x as (
+  const late = (
+    await db.query(
+      `with x as (
        select d.name, e.sequence, e.type, e.task->>'id' as task_id, (e.task->>'attempt')::int as attempt, e.task->>'status' as status,
               max((e.task->>'attempt')::int) over earlier as max_before,
               bool_or(e.task->>'status' in ('COMPLETED', 'FAILED', 'CANCELLED')) over earlier as ended_before
@@ -93,7 +119,9 @@ export async function effectsOnce(db: pg.Pool): Promise<string[]> {
         where e.task is not null
        window earlier as (partition by e.task->>'id' order by e.sequence rows between unbounded preceding and 1 preceding))
      select name, sequence, type, task_id, attempt, status, max_before, ended_before from x
-      where attempt < max_before or ended_before limit 20`)).rows;
+      where attempt < max_before or ended_before limit 20`,
+    )
+  ).rows;
   if (late.length > 0) out.push(`writes of a stale attempt, or after a task ended (fencing): ${list(late)}`);
   return out;
 }
@@ -104,8 +132,12 @@ export async function watchesGapless(db: pg.Pool, events: readonly EventRecord[]
   const byWatch = new Map<number, EventRecord[]>();
   for (const e of events) byWatch.set(e.watch, [...(byWatch.get(e.watch) ?? []), e]);
   const uids = [...new Set(events.map((e) => e.uid))];
-  const stored = (await db.query<{ deployment_uid: string; sequence: number; type: string }>(
-    "select deployment_uid, sequence, type from events where deployment_uid = any($1)", [uids])).rows;
+  const stored = (
+    await db.query<{ deployment_uid: string; sequence: number; type: string }>(
+      "select deployment_uid, sequence, type from events where deployment_uid = any($1)",
+      [uids],
+    )
+  ).rows;
   const typeOf = new Map(stored.map((r) => [`${r.deployment_uid}#${r.sequence}`, r.type]));
   const broken: string[] = [];
   for (const [id, evs] of byWatch) {
@@ -129,17 +161,25 @@ export async function watchesGapless(db: pg.Pool, events: readonly EventRecord[]
 
 /** Every process of the system still runs, except those the case killed on purpose. */
 export function nothingDied(roles: readonly Role[]): string[] {
-  return roles
-    .filter((r) => !r.alive() && !r.killedOnPurpose)
-    .map((r) => `${r.name} died (${JSON.stringify(r.exit())}): ${lastWords(r)}`);
+  return roles.filter((r) => !r.alive() && !r.killedOnPurpose).map((r) => `${r.name} died (${JSON.stringify(r.exit())}): ${lastWords(r)}`);
 }
 
 /** What a process said as it died: the crash report's telling lines, else its last error. */
 function lastWords(r: Role): string {
-  const raw = r.tail(6000).split("\n").filter((l) => l.trim() !== "" && !l.startsWith("{"));
+  const raw = r
+    .tail(6000)
+    .split("\n")
+    .filter((l) => l.trim() !== "" && !l.startsWith("{"));
   const telling = raw.filter((l) => /Unhandled|Emitted 'error' event|^\S*Error\b|^error:|\bcode: '|message: '|throw /.test(l.trim()));
-  const text = (telling.length > 0 ? telling : raw.slice(-6)).map((l) => l.trim()).slice(0, 8).join(" | ");
-  const last = r.lines.filter((l) => l["level"] === "error").slice(-2).map((l) => JSON.stringify(l)).join(" | ");
+  const text = (telling.length > 0 ? telling : raw.slice(-6))
+    .map((l) => l.trim())
+    .slice(0, 8)
+    .join(" | ");
+  const last = r.lines
+    .filter((l) => l["level"] === "error")
+    .slice(-2)
+    .map((l) => JSON.stringify(l))
+    .join(" | ");
   return (text || last || r.tail(600)).slice(0, 1200);
 }
 

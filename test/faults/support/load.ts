@@ -77,7 +77,10 @@ export async function startLoad(sys: FaultSystem, overrides: Partial<LoadConfig>
     } catch {
       return [];
     }
-    return text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as LoadRecord);
+    return text
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as LoadRecord);
   };
   return {
     file,

@@ -46,8 +46,12 @@ export async function closeGate(url: string, deploymentName: string, phase: stri
   await holder.query("select pg_advisory_lock($1)", [KEY]);
   await holder.query("insert into fault_gate values ($1, $2)", [deploymentName, phase]);
   const task = async (): Promise<GatedTask | undefined> => {
-    const row = (await holder.query<{ id: string; phase: string; attempt: number; lease_owner: string | null }>(
-      "select id, phase, attempt, lease_owner from tasks where deployment_name = $1 and kind = 'DEPLOY'", [deploymentName])).rows[0];
+    const row = (
+      await holder.query<{ id: string; phase: string; attempt: number; lease_owner: string | null }>(
+        "select id, phase, attempt, lease_owner from tasks where deployment_name = $1 and kind = 'DEPLOY'",
+        [deploymentName],
+      )
+    ).rows[0];
     if (!row) return undefined;
     const pid = /-(\d+)-[^-]+$/.exec(row.lease_owner ?? "")?.[1];
     return { id: row.id, phase: row.phase, attempt: row.attempt, workerPid: Number(pid ?? 0) };

@@ -52,7 +52,11 @@ function hookExit(): void {
   // without its exit hooks — this file's and the private servers'. Run them,
   // then die as the signal would have it. (Not process.exit: vitest replaces
   // it in its workers.)
-  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+    ["SIGHUP", 129],
+  ] as const) {
     process.once(signal, () => {
       process.emit("exit", code);
       process.kill(process.pid, "SIGKILL");

@@ -39,10 +39,7 @@ export async function startRole(name: string, args: string[], env: Record<string
     }),
   );
   const log = readLogLines(child.stderr!, exited);
-  const ready = await Promise.race([
-    log.waitFor((line) => line["msg"] === readyMsg, 120_000),
-    exited.then(() => undefined),
-  ]);
+  const ready = await Promise.race([log.waitFor((line) => line["msg"] === readyMsg, 120_000), exited.then(() => undefined)]);
   if (!ready) {
     killProcessGroup(pid);
     await exited;

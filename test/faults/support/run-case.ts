@@ -5,7 +5,16 @@
 import type { LoadConfig } from "../../../src/loadgen/config.js";
 import type { DrainSummary } from "../../../src/loadgen/records.js";
 import { deleteTheRest } from "./delete-the-rest.js";
-import { callsFailCleanly, callsHaveTasks, effectsOnce, nothingDied, nothingLeftBehind, noDuplicateReplicas, tasksReachTerminal, watchesGapless } from "./invariants.js";
+import {
+  callsFailCleanly,
+  callsHaveTasks,
+  effectsOnce,
+  nothingDied,
+  nothingLeftBehind,
+  noDuplicateReplicas,
+  tasksReachTerminal,
+  watchesGapless,
+} from "./invariants.js";
 import { startLoad, type Load } from "./load.js";
 import { watchModelServers } from "./model-servers.js";
 import { summarize } from "./summary.js";

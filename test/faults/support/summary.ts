@@ -15,14 +15,21 @@ function logged(sys: FaultSystem, level: "error" | "warn"): string {
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
   }
-  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `${k} ×${n}`).join("; ");
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 6)
+    .map(([k, n]) => `${k} ×${n}`)
+    .join("; ");
 }
 
 export async function summarize(sys: FaultSystem, load: Load): Promise<string[]> {
   const codes = new Map<string, number>();
   for (const c of load.calls()) codes.set(`${c.op} ${c.code}`, (codes.get(`${c.op} ${c.code}`) ?? 0) + 1);
-  const failed = (await sys.db.query<{ kind: string; reason: string; n: number }>(
-    "select kind, failure->>'reason' as reason, count(*)::int as n from tasks where status = 'FAILED' group by 1, 2")).rows;
+  const failed = (
+    await sys.db.query<{ kind: string; reason: string; n: number }>(
+      "select kind, failure->>'reason' as reason, count(*)::int as n from tasks where status = 'FAILED' group by 1, 2",
+    )
+  ).rows;
   return [
     `calls: ${[...codes].map(([k, n]) => `${k} ${n}`).join(", ")}; watch events: ${load.events().length}`,
     `tasks failed: ${failed.map((f) => `${f.kind} ${f.reason} ×${f.n}`).join(", ") || "none"}`,

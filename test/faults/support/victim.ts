@@ -32,9 +32,13 @@ export interface VictimState {
 }
 
 export async function victimState(sys: FaultSystem, name: string): Promise<VictimState | undefined> {
-  return (await sys.db.query<VictimState>(
-    `select d.state, t.status, t.phase, t.attempt from deployments d join tasks t on t.deployment_uid = d.uid and t.kind = 'DEPLOY'
-      where d.name = $1`, [name])).rows[0];
+  return (
+    await sys.db.query<VictimState>(
+      `select d.state, t.status, t.phase, t.attempt from deployments d join tasks t on t.deployment_uid = d.uid and t.kind = 'DEPLOY'
+      where d.name = $1`,
+      [name],
+    )
+  ).rows[0];
 }
 
 /** Waits until its deploy task completed (RUNNING) in an attempt after `afterAttempt`; a sentence saying otherwise when it does not. */
@@ -53,8 +57,9 @@ export async function victimDeployed(sys: FaultSystem, name: string, afterAttemp
 
 /** The worker process holding its deploy task's lease (lease owner: host-pid-suffix), and the task id. */
 export async function workerHolding(sys: FaultSystem, name: string): Promise<{ worker: Role | undefined; taskId: string; owner: string }> {
-  const row = (await sys.db.query<{ id: string; lease_owner: string | null }>(
-    "select id, lease_owner from tasks where deployment_name = $1 and kind = 'DEPLOY'", [name])).rows[0];
+  const row = (
+    await sys.db.query<{ id: string; lease_owner: string | null }>("select id, lease_owner from tasks where deployment_name = $1 and kind = 'DEPLOY'", [name])
+  ).rows[0];
   const owner = row?.lease_owner ?? "";
   const pid = Number(/-(\d+)-[^-]+$/.exec(owner)?.[1] ?? 0);
   return { worker: sys.workers.find((w) => w.pid === pid), taskId: row?.id ?? "", owner };

@@ -28,9 +28,23 @@ export interface HttpRequestSpec {
 }
 
 const grpcCodeNames = [
-  "ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists",
-  "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range",
-  "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated",
+  "ok",
+  "canceled",
+  "unknown",
+  "invalid_argument",
+  "deadline_exceeded",
+  "not_found",
+  "already_exists",
+  "permission_denied",
+  "resource_exhausted",
+  "failed_precondition",
+  "aborted",
+  "out_of_range",
+  "unimplemented",
+  "internal",
+  "unavailable",
+  "data_loss",
+  "unauthenticated",
 ];
 
 /** The error a Connect JSON body, Connect end-of-stream or gRPC-Web response carries. */
@@ -60,10 +74,14 @@ function errorOf(headers: http.IncomingHttpHeaders, body: Buffer): { code?: stri
       return { code: j.error?.code ?? "ok", message: j.error?.message };
     }
     const trailers = Object.fromEntries(
-      last.data.toString("latin1").split("\r\n").filter(Boolean).map((l) => {
-        const i = l.indexOf(":");
-        return [l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim()];
-      }),
+      last.data
+        .toString("latin1")
+        .split("\r\n")
+        .filter(Boolean)
+        .map((l) => {
+          const i = l.indexOf(":");
+          return [l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim()];
+        }),
     ) as Record<string, string>;
     const code = trailers["grpc-status"];
     return code === undefined ? {} : { code: grpcCodeNames[Number(code)] ?? code, message: decodeURIComponent(trailers["grpc-message"] ?? "") };
@@ -138,9 +156,10 @@ export function sendJson(
   const payload = opts.gzip === true ? gzipSync(raw) : raw;
   const timeout = opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {};
   if (via === "connect-get") {
-    const query = opts.gzip === true
-      ? `encoding=json&base64=1&compression=gzip&message=${payload.toString("base64url")}`
-      : `encoding=json&message=${encodeURIComponent(json)}`;
+    const query =
+      opts.gzip === true
+        ? `encoding=json&base64=1&compression=gzip&message=${payload.toString("base64url")}`
+        : `encoding=json&message=${encodeURIComponent(json)}`;
     return httpRequest(target, { method: "GET", path: `${method}?connect=v1&${query}`, headers: { ...opts.headers }, ...timeout });
   }
   if (via === "connect") {

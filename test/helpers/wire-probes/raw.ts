@@ -109,10 +109,7 @@ export interface HeldStream {
 }
 
 /** Open `count` connections and keep them idle (or, with `stream`, each with one call open). */
-export async function holdConnections(
-  target: string,
-  opts: { count: number; mode: IdleMode; stream?: HeldStream },
-): Promise<HeldConnections> {
+export async function holdConnections(target: string, opts: { count: number; mode: IdleMode; stream?: HeldStream }): Promise<HeldConnections> {
   const { host, port } = parseAddress(target);
   let closed = 0;
   let releasing = false;
