@@ -209,6 +209,7 @@ describe("green rollouts under a steady stream of requests", () => {
     expect(await get(name)).toMatchObject({ state: DeploymentState.STOPPED, endpointUrl: "" });
     const whileStopped = await fetch(`${endpoint}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     expect(whileStopped.status).toBe(503);
+    expect(((await whileStopped.json()) as { error: string }).error).toContain(`modeldeploy scale ${name} --replicas 1`);
     const resumed = await client.updateDeployment({ name, scaling: { minReplicas: 1, maxReplicas: 1 } }, auth());
     expect((await finished(resumed.task!)).status).toBe(TaskStatus.COMPLETED);
     expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, endpointUrl: endpoint, instances: { ready: 1 } });

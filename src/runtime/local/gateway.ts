@@ -178,7 +178,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 }
 
 function unavailableReason(target: Exclude<Resolution, { kind: "missing" }>, name: string): string {
-  return target.kind === "stopped" ? `deployment '${name}' is stopped (no replicas)` : `deployment '${name}' has no ready replica yet`;
+  return target.kind === "stopped"
+    ? `deployment '${name}' is stopped (0 replicas); resume it by scaling it up: \`modeldeploy scale ${name} --replicas 1\`, or UpdateDeployment with scaling.minReplicas ≥ 1`
+    : `deployment '${name}' has no ready replica yet`;
 }
 
 function tooLarge(res: http.ServerResponse): void {
