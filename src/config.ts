@@ -72,6 +72,8 @@ export interface Config {
   sweepIntervalMs: number;
   sweepPendingAfterMs: number;
   progressDeadlineSeconds: number;
+  /** How long the API trusts the runtime host's capacity it read (0: reads it for every check). */
+  hostCapacityCacheMs: number;
   healthPollMs: number;
   shutdownGraceMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
@@ -210,6 +212,7 @@ export function loadConfig(env: Env = process.env): Config {
     sweepIntervalMs: r.int("MODELDEPLOY_SWEEP_INTERVAL_MS", 5000, 50, 3_600_000),
     sweepPendingAfterMs: r.int("MODELDEPLOY_SWEEP_PENDING_AFTER_MS", 15_000, 50, 3_600_000),
     progressDeadlineSeconds: r.int("MODELDEPLOY_PROGRESS_DEADLINE_SECONDS", 600, 1, 86_400),
+    hostCapacityCacheMs: r.int("MODELDEPLOY_HOST_CAPACITY_CACHE_MS", 10_000, 0, 3_600_000),
     healthPollMs: r.int("MODELDEPLOY_HEALTH_POLL_MS", 250, 10, 60_000),
     shutdownGraceMs: r.int("MODELDEPLOY_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     logLevel: r.oneOf("LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),

@@ -15,6 +15,7 @@ import { DEFAULT_LIMITS } from "../domain/validation.js";
 import { DeletionService } from "../gen/modeldeploy/v1/deletion_service_pb.js";
 import { DeploymentService } from "../gen/modeldeploy/v1/deployment_service_pb.js";
 import type { Logger } from "../log.js";
+import { cachedHostCapacity } from "../db/host-capacity.js";
 import { createEventBus } from "../queue/event-bus.js";
 import { startOutboxRelay } from "../queue/outbox-relay.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
@@ -42,6 +43,7 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
     catalog: config.accelerators,
     limits: DEFAULT_LIMITS,
     defaultProgressDeadlineSeconds: config.progressDeadlineSeconds,
+    hostCapacity: cachedHostCapacity(infra.db, config.hostCapacityCacheMs),
     logger,
     tokens,
   };

@@ -1,5 +1,6 @@
 // The worker role: task consumer, sweeper and observer.
 import type { Config } from "../config.js";
+import { reportHostCapacity } from "../db/host-capacity.js";
 import type { Logger } from "../log.js";
 import { createEventBus } from "../queue/event-bus.js";
 import { startSweeper } from "../queue/sweeper.js";
@@ -43,6 +44,7 @@ export async function startWorkerRole(
     healthPollMs: config.healthPollMs,
     followDeployment: (uid, listener) => bus.followDeployment(uid, listener),
   });
+  const capacity = reportCapacity(driver, infra, logger);
   const sweeper = startSweeper({
     db: infra.db,
     queue: infra.queue,
@@ -53,10 +55,24 @@ export async function startWorkerRole(
   return {
     workerId: worker.id,
     async stop(graceMs) {
+      capacity.stop();
       await sweeper.stop();
       await observer.stop();
       await worker.stop(graceMs);
       await bus.close();
     },
   };
+}
+
+/** The runtime host's capacity into the database, at start and every minute, for the API's check. */
+function reportCapacity(driver: RuntimeDriver, infra: Infrastructure, logger: Logger): { stop(): void } {
+  if (!driver.capacity) return { stop: () => {} };
+  const report = () =>
+    driver.capacity!()
+      .then((c) => reportHostCapacity(infra.db, driver.name, c))
+      .catch((err: unknown) => logger.warn("could not report the runtime host's capacity; will retry", { err }));
+  void report();
+  const timer = setInterval(() => void report(), 60_000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }

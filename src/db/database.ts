@@ -110,6 +110,14 @@ export interface OutboxTable {
   created_at: Generated<Timestamp>;
 }
 
+export interface HostCapacityTable {
+  runtime: string;
+  cpu: number;
+  /** bigint: pg returns it as text. */
+  memory_bytes: ColumnType<string, number, number>;
+  reported_at: ColumnType<Date, never, string>;
+}
+
 export interface Database {
   api_keys: ApiKeysTable;
   deployments: DeploymentsTable;
@@ -117,6 +125,7 @@ export interface Database {
   tasks: TasksTable;
   events: EventsTable;
   outbox: OutboxTable;
+  host_capacity: HostCapacityTable;
 }
 
 export type DeploymentRow = Selectable<DeploymentsTable>;

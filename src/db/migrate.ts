@@ -4,11 +4,13 @@ import type { Db } from "./connect.js";
 import * as initial from "./migrations/2026-11-25-0001-initial.js";
 import * as taskScaling from "./migrations/2026-11-30-0001-task-scaling.js";
 import * as eventTxid from "./migrations/2026-11-30-0002-event-txid.js";
+import * as hostCapacity from "./migrations/2026-11-30-0003-host-capacity.js";
 
 const migrations: Record<string, Migration> = {
   "2026-11-25-0001-initial": initial,
   "2026-11-30-0001-task-scaling": taskScaling,
   "2026-11-30-0002-event-txid": eventTxid,
+  "2026-11-30-0003-host-capacity": hostCapacity,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -6,7 +6,7 @@ import { invalidRequest, RefusedError } from "../domain/errors.js";
 import { newId, newSuffix } from "../domain/ids.js";
 import { comparableModel, type Deployment, type ModelSource, type Principal, type Resources, type Scaling, type Task } from "../domain/types.js";
 import { resolveName, validateLabels, validateSpec } from "../domain/validation.js";
-import { checkCapacity } from "./capacity.js";
+import { checkCapacity, checkHostCapacity } from "./capacity.js";
 import type { DeploymentsDeps } from "./deps.js";
 import { newTask } from "./new-task.js";
 import { progressDeadlineProblems, replayIfSeen, requestHash, requestIdProblems } from "./requests.js";
@@ -42,6 +42,7 @@ export async function createDeployment(
   const seen = await replayIfSeen(deps.db, principal.workspace, input.requestId, hash);
   if (seen) return seen;
   await checkCapacity(deps, input.resources, input.scaling);
+  await checkHostCapacity(deps, input.resources, input.scaling);
 
   // A generated suffix that collides is drawn again; a chosen one is the caller's to change.
   for (let tries = 0; ; tries++) {

@@ -1,5 +1,6 @@
 // What the deployment service needs, passed in (no globals).
 import type { Db } from "../db/connect.js";
+import type { HostCapacityRow } from "../db/host-capacity.js";
 import type { NewDeployment, NewDeploymentResult } from "../db/create-deployment.js";
 import type { EventSink } from "../db/transact.js";
 import type { WriteCoalescer } from "../db/write-coalescer.js";
@@ -16,4 +17,6 @@ export interface DeploymentsDeps {
   catalog: readonly CatalogEntry[];
   limits: ValidationLimits;
   defaultProgressDeadlineSeconds: number;
+  /** The runtime host's capacity as its workers last reported it; absent or undefined: not checked. */
+  hostCapacity?: () => Promise<HostCapacityRow | undefined>;
 }

@@ -6,7 +6,7 @@ import type { Executor } from "../db/executor.js";
 import { invalidRequest, RefusedError } from "../domain/errors.js";
 import { comparableModel, type Deployment, type ModelSource, type Principal, type Resources, type Scaling, type Task } from "../domain/types.js";
 import { validateSpec } from "../domain/validation.js";
-import { checkCapacity } from "./capacity.js";
+import { checkCapacity, checkHostCapacity } from "./capacity.js";
 import type { DeploymentsDeps } from "./deps.js";
 import { queueChange, type ChangePlan } from "./queue-change.js";
 import { progressDeadlineProblems, requestHash, requestIdProblems } from "./requests.js";
@@ -56,7 +56,10 @@ async function planUpdate(deps: DeploymentsDeps, trx: Executor, current: Deploym
       { name: current.name },
     );
   }
-  if (!sameValue(resources, current.resources) || newScaling) await checkCapacity({ db: trx, catalog: deps.catalog }, resources, scaling, current.uid);
+  if (!sameValue(resources, current.resources) || newScaling) {
+    await checkCapacity({ db: trx, catalog: deps.catalog }, resources, scaling, current.uid);
+    await checkHostCapacity({ db: trx, hostCapacity: deps.hostCapacity }, resources, scaling, current.uid);
+  }
   if (newRevision) {
     return {
       kind: "UPDATE",

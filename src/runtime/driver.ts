@@ -94,8 +94,16 @@ export interface DeploymentObservation {
   instances: ReplicaCounts;
 }
 
+/** What the host the runtime places replicas on has, for the API's capacity check. */
+export interface HostCapacity {
+  cpu: number;
+  memoryBytes: number;
+}
+
 export interface RuntimeDriver {
   readonly name: string;
+  /** The host's capacity; absent: the runtime has no fixed host (no check). */
+  capacity?(): Promise<HostCapacity>;
   /** Fetch the weights into the cache (a cache hit reports all bytes at once). */
   prepareWeights(spec: RevisionSpec, onProgress: (p: DownloadProgress) => void, signal?: AbortSignal): Promise<PreparedWeights>;
   /** Start (or keep running) spec.replicas replicas of the revision. */

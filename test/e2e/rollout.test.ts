@@ -6,10 +6,10 @@
 import http from "node:http";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo, Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeletionService } from "../../src/gen/modeldeploy/v1/deletion_service_pb.js";
@@ -24,6 +24,7 @@ import {
   type DeploymentEvent,
   type Task,
 } from "../../src/gen/modeldeploy/v1/resources_pb.js";
+import { errorInfoOf } from "../../src/api/errors.js";
 import { buildSampleModel } from "../../src/onnx/sample-model.js";
 import { createTestDatabase, NATS_URL, waitFor, type TestDatabase } from "../helpers/services.js";
 import { startSystem, type RunningSystem } from "../helpers/system.js";
@@ -57,7 +58,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => hanging.listen(0, "127.0.0.1", r));
   hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/slow.onnx`;
-  sys = await startSystem({ databaseUrl: tdb.url, natsUrl: NATS_URL });
+  sys = await startSystem({ databaseUrl: tdb.url, natsUrl: NATS_URL, env: { MODELDEPLOY_HOST_CAPACITY_CACHE_MS: "0" } });
   const transport = createConnectTransport({ baseUrl: sys.httpUrl, httpVersion: "1.1" });
   client = createClient(DeploymentService, transport);
   deletions = createClient(DeletionService, transport);
@@ -300,6 +301,26 @@ describe("green rollouts under a steady stream of requests", () => {
     expect((await client.getDeploymentTask({ taskId: created.task!.id }, auth())).status).toBe(TaskStatus.CANCELLED);
     expect((await get(created.deployment!.name)).state).toBe(DeploymentState.DELETED);
     await waitFor("the deploy's download to be dropped", async () => (hangingSockets.size === 0 ? true : undefined), 60_000, 50);
+  });
+
+  it("refuses at the call what this host cannot hold: the worker reports the host's real memory", async () => {
+    const row = await waitFor("the worker's capacity report", () => tdb.db.selectFrom("host_capacity").selectAll().executeTakeFirst(), 30_000, 50);
+    expect(Number(row.memory_bytes)).toBe(totalmem());
+    const err = await client
+      .createDeployment(
+        {
+          model: { name: "acme/tiny-linear", revision: "1", uri: uri("v1.onnx"), task: "regression" },
+          resources: { cpu: 1, memory: "1Gi", threadCount: 1 },
+          scaling: { minReplicas: 100, maxReplicas: 100 },
+        },
+        auth(),
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e as ConnectError,
+      );
+    expect(err?.code).toBe(Code.ResourceExhausted);
+    expect(errorInfoOf(err)?.reason).toBe("MEMORY_CAPACITY_EXHAUSTED");
   });
 
   it("fails a first deploy whose download stalls at its deadline, leaving nothing running", async () => {

@@ -3,6 +3,7 @@ import http from "node:http";
 import type { Logger } from "../../log.js";
 import { RuntimeError, type PreparedWeights, type RevisionSpec, type RevisionStatus } from "../driver.js";
 import { errorToWire, MAX_STATUS_WAIT_MS, statusTag, tagOfHeader } from "./control-protocol.js";
+import { availableParallelism, totalmem } from "node:os";
 import { closeServer, HttpError, httpUrl, listen, readJson, sendJson } from "./http-util.js";
 import type { LocalRuntime } from "./local-runtime.js";
 
@@ -26,6 +27,8 @@ export async function startControlApi(options: { host: string; port: number; run
     const method = req.method ?? "GET";
     if (path === "/v1/health" && method === "GET") return { ok: true };
     if (path === "/v1/observations" && method === "GET") return { deployments: runtime.observe() };
+    // What this host has: the replicas run here.
+    if (path === "/v1/capacity" && method === "GET") return { cpu: availableParallelism(), memoryBytes: totalmem() };
     if (path === "/v1/revisions" && method === "POST") {
       const body = asRecord(await readJson(req, MAX_BODY_BYTES), "body");
       await runtime.startRevision(revisionSpec(body["spec"]), preparedWeights(body["weights"]));

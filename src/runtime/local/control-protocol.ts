@@ -53,6 +53,7 @@ export const controlPaths = {
   route: (uid: string) => `/v1/deployments/${encodeURIComponent(uid)}/route`,
   deployment: (uid: string) => `/v1/deployments/${encodeURIComponent(uid)}`,
   observations: "/v1/observations",
+  capacity: "/v1/capacity",
 } as const;
 
 /** Longest long-poll the control API holds a request for. */

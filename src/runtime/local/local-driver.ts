@@ -2,7 +2,7 @@
 // into the shared cache in the worker's own process (same host, same dataDir);
 // everything else is a call to the local runtime agent's control API.
 import { silentLogger, type Logger } from "../../log.js";
-import { RuntimeError, type DeploymentObservation, type RevisionSpec, type RevisionStatus, type RuntimeDriver } from "../driver.js";
+import { RuntimeError, type DeploymentObservation, type HostCapacity, type RevisionSpec, type RevisionStatus, type RuntimeDriver } from "../driver.js";
 import { controlPaths, errorFromWire, MAX_STATUS_WAIT_MS, statusTag } from "./control-protocol.js";
 import { createWeightsCache } from "./weights-cache.js";
 
@@ -95,6 +95,7 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
 
   return {
     name: "local",
+    capacity: () => call<HostCapacity>("GET", controlPaths.capacity),
     prepareWeights: (spec, onProgress, signal) => weights.prepare(spec.model, onProgress, signal),
     async startRevision(spec, prepared) {
       // The token is for the download only: the agent never sees it.

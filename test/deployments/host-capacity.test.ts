@@ -1,0 +1,117 @@
+// The runtime host's memory, checked before anything is queued: a request
+// the host cannot hold beside every live deployment is RESOURCE_EXHAUSTED at
+// the call and writes nothing; scaling down frees room; a stopped deployment
+// holds none. Real Postgres; the host is given (the worker reports the real
+// one: test/e2e/rollout.test.ts).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ApiDeps } from "../../src/api/deps.js";
+import { applyChange } from "../../src/db/changes.js";
+import { defaultReplicaMemoryBytes } from "../../src/deployments/capacity.js";
+import { createDeployment } from "../../src/deployments/create.js";
+import { updateDeployment } from "../../src/deployments/update.js";
+import { RefusedError } from "../../src/domain/errors.js";
+import type { Principal } from "../../src/domain/types.js";
+import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
+import { createInput, testApiDeps } from "../helpers/api-deps.js";
+import { createTestDatabase, createTestQueue, type TestDatabase, type TestQueue } from "../helpers/services.js";
+
+let tdb: TestDatabase;
+let tq: TestQueue;
+let bus: EventBus;
+let deps: ApiDeps;
+const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
+// A host that runs 16 replicas of the default size.
+const host = { cpu: 4, memoryBytes: 16 * defaultReplicaMemoryBytes, reportedAt: new Date() };
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  tq = await createTestQueue();
+  bus = createEventBus(tq.nc, tq.prefix);
+  deps = testApiDeps(tdb.db, bus, { hostCapacity: async () => host });
+});
+
+afterAll(async () => {
+  await bus?.close();
+  await tq?.drop();
+  await tdb?.drop();
+});
+
+const withReplicas = (suffix: string, n: number, memory = "") =>
+  createInput({ suffix, scaling: { minReplicas: n, maxReplicas: n }, resources: { ...createInput().resources, memory } });
+
+async function refused(work: Promise<unknown>): Promise<RefusedError> {
+  const err = await work.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(RefusedError);
+  return err as RefusedError;
+}
+
+const count = async () =>
+  Number(
+    (
+      await tdb.db
+        .selectFrom("deployments")
+        .select((eb) => eb.fn.countAll<string>().as("n"))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
+
+describe("the runtime host's capacity", () => {
+  it("refuses at the call what the host cannot hold, and counts what live deployments reserve", async () => {
+    const before = await count();
+    const huge = await refused(createDeployment(deps, alice, withReplicas("huge", 100)));
+    expect(huge).toMatchObject({ kind: "resource_exhausted", reason: "MEMORY_CAPACITY_EXHAUSTED" });
+    expect(huge.message).toContain("100 replica(s) of 256MiB");
+    expect(huge.metadata).toMatchObject({ requestedMemoryBytes: String(100 * defaultReplicaMemoryBytes), availableMemoryBytes: String(host.memoryBytes) });
+    expect(await count()).toBe(before);
+
+    const a = await createDeployment(deps, alice, withReplicas("a", 10));
+    await createDeployment(deps, alice, withReplicas("b", 3, "512MiB"));
+    // 10 + 3 × 2 = 16 of 16 held: one more replica does not fit.
+    expect(await refused(createDeployment(deps, alice, withReplicas("c", 1)))).toMatchObject({ reason: "MEMORY_CAPACITY_EXHAUSTED" });
+    // A deployment asking for 0 replicas holds nothing and always fits.
+    await createDeployment(deps, alice, withReplicas("stopped", 0));
+    // Its deploy done (as a worker would write it), a scale past the host is refused at the call.
+    await applyChange(tdb.db, {
+      deploymentUid: a.deployment.uid,
+      type: "TASK_FINISHED",
+      task: { id: a.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
+      deployment: { state: "RUNNING", active_task_id: null, serving_revision: 1 },
+    });
+    const up = await refused(
+      updateDeployment(deps, alice, {
+        name: a.deployment.name,
+        model: undefined,
+        resources: undefined,
+        scaling: { minReplicas: 12, maxReplicas: 12 },
+        progressDeadlineSeconds: 0,
+        requestId: "",
+      }),
+    );
+    expect(up.reason).toBe("MEMORY_CAPACITY_EXHAUSTED");
+    // Scaling it down fits; once done (as the worker writes it), the room is free for another deployment.
+    const down = await updateDeployment(deps, alice, {
+      name: a.deployment.name,
+      model: undefined,
+      resources: undefined,
+      scaling: { minReplicas: 4, maxReplicas: 4 },
+      progressDeadlineSeconds: 0,
+      requestId: "",
+    });
+    expect(await refused(createDeployment(deps, alice, withReplicas("early", 6)))).toMatchObject({ reason: "MEMORY_CAPACITY_EXHAUSTED" });
+    await applyChange(tdb.db, {
+      deploymentUid: a.deployment.uid,
+      type: "TASK_FINISHED",
+      task: { id: down.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
+      deployment: { state: "RUNNING", active_task_id: null, scaling: { minReplicas: 4, maxReplicas: 4 } },
+    });
+    expect((await createDeployment(deps, alice, withReplicas("later", 6))).deployment.scaling.maxReplicas).toBe(6);
+  });
+
+  it("checks nothing where no host reported (e.g. the no-op runtime)", async () => {
+    const unknown = testApiDeps(tdb.db, bus);
+    expect((await createDeployment(unknown, alice, withReplicas("unbounded", 100))).deployment.scaling.maxReplicas).toBe(100);
+  });
+});
