@@ -1,5 +1,6 @@
 // Helpers for the child processes this project starts (embedded Postgres,
-// nats-server): stop them politely, and never leave them behind.
+// nats-server, model-server replicas): stop them politely, and never leave
+// them behind.
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 

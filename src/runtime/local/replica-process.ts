@@ -1,9 +1,11 @@
 // One model-server child process: spawned with a pipe on stdin (the child
-// exits when that closes, so children never outlive a killed supervisor), its
+// exits when that closes, so children never outlive a killed supervisor), and
+// stopped like every child of this project (src/child-process.ts), its
 // port read from the first {"event":"listening"} line on stdout, its
 // {"event":"ready"} line reported (readiness is pushed, not only polled), its
 // output kept in a LogTail.
 import { spawn } from "node:child_process";
+import { killOnExit, terminateChild } from "../../child-process.js";
 import type { LogTail } from "./log-tail.js";
 
 export interface ProcessExit {
@@ -30,6 +32,8 @@ export function spawnReplicaProcess(command: readonly string[], args: readonly s
   const [file, ...fixedArgs] = command;
   if (!file) throw new Error("model-server command is empty");
   const child = spawn(file, [...fixedArgs, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  // Like every child this project starts: TERM when this process exits.
+  killOnExit(child);
   let exited = false;
 
   let onListening: (port: number) => void = () => {};
@@ -81,13 +85,8 @@ export function spawnReplicaProcess(command: readonly string[], args: readonly s
     },
     async terminate(graceMs) {
       if (exited) return exit;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-      try {
-        return await exit;
-      } finally {
-        clearTimeout(timer);
-      }
+      await terminateChild(child, exit, graceMs, () => tail.push(`did not stop within ${graceMs} ms of SIGTERM: killed`));
+      return exit;
     },
   };
 }
