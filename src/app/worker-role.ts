@@ -64,15 +64,33 @@ export async function startWorkerRole(
   };
 }
 
-/** The runtime host's capacity into the database, at start and every minute, for the API's check. */
+/**
+ * The runtime host's capacity into the database, for the API's check: at
+ * start, then every minute; after a failure (the runtime agent not up yet,
+ * say) again within seconds, so the API is not left without it for a minute.
+ */
 function reportCapacity(driver: RuntimeDriver, infra: Infrastructure, logger: Logger): { stop(): void } {
   if (!driver.capacity) return { stop: () => {} };
-  const report = () =>
-    driver.capacity!()
-      .then((c) => reportHostCapacity(infra.db, driver.name, c))
-      .catch((err: unknown) => logger.warn("could not report the runtime host's capacity; will retry", { err }));
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let failures = 0;
+  const report = async () => {
+    try {
+      await reportHostCapacity(infra.db, driver.name, await driver.capacity!());
+      failures = 0;
+    } catch (err) {
+      // Quietly at first: the agent often starts a moment after the worker.
+      if (failures++ > 0) logger.warn("could not report the runtime host's capacity; will retry", { err });
+    }
+    if (stopped) return;
+    timer = setTimeout(() => void report(), failures > 0 ? Math.min(2000 * failures, 30_000) : 60_000);
+    timer.unref();
+  };
   void report();
-  const timer = setInterval(() => void report(), 60_000);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }
