@@ -73,6 +73,8 @@ describe("weights cache temp files", () => {
       if (child.exitCode !== null) throw new Error(`downloader exited ${child.exitCode}: ${out}`);
       return out.includes("downloading");
     });
+    // Its temp file may appear a moment after it says so.
+    await waitFor("the child's temp file", async () => fileOf(child, await tempFiles()) !== undefined);
     return { child, exited };
   }
 
