@@ -2,7 +2,7 @@
 // the deployment's state, together with their event (one fenced statement
 // each, see attempt.ts). The worker runs the runtime's steps and names the
 // phase it reached; only this module decides what that means for the rows.
-import type { Deployment, Failure, ModelSource, Resources, Task, TaskProgress } from "../domain/types.js";
+import type { Deployment, Failure, ModelSource, Resources, Task, TaskPhase, TaskProgress } from "../domain/types.js";
 import { sql, type UpdateObject } from "kysely";
 import type { Database, DeploymentPatch, TaskPatch } from "../db/database.js";
 import type { AttemptWriter } from "./attempt.js";
@@ -21,17 +21,22 @@ function deadlineFrom(task: Task): Date {
 
 const noInstances: Instances = { desired: 0, ready: 0, pending: 0, restarts: 0 };
 
+/** A task picked up by an attempt: RUNNING in its first phase, its deadline counted from now. */
+function runningPatch(task: Task, phase: TaskPhase, progress: Partial<TaskProgress>): TaskPatch {
+  return {
+    status: "RUNNING",
+    phase,
+    start_time: task.startTime ?? new Date(),
+    progress_deadline: deadlineFrom(task),
+    progress: json({ ...task.progress, ...progress }),
+  };
+}
+
 /** DEPLOY picked up: task RUNNING (VALIDATING), deployment INITIALIZING toward the task's revision. */
 export async function deployStarted(w: AttemptWriter, instances: Instances): Promise<void> {
   const task = w.task;
   await w.write("STATE_CHANGED", {
-    task: {
-      status: "RUNNING",
-      phase: "VALIDATING",
-      start_time: task.startTime ?? new Date(),
-      progress_deadline: deadlineFrom(task),
-      progress: json({ ...task.progress, message: `validating (attempt ${task.attempt})` }),
-    },
+    task: runningPatch(task, "VALIDATING", { message: `validating (attempt ${task.attempt})` }),
     deployment: { state: "INITIALIZING", target_revision: task.revision, instances: json(instances) },
   });
 }
@@ -39,15 +44,7 @@ export async function deployStarted(w: AttemptWriter, instances: Instances): Pro
 /** An UPDATE, ROLLBACK or SCALE picked up: the task runs; the deployment keeps its state (UPDATING, ROLLING_BACK) and serves meanwhile. */
 export async function changeStarted(w: AttemptWriter, message: string): Promise<void> {
   const task = w.task;
-  await w.write("STATE_CHANGED", {
-    task: {
-      status: "RUNNING",
-      phase: "VALIDATING",
-      start_time: task.startTime ?? new Date(),
-      progress_deadline: deadlineFrom(task),
-      progress: json({ ...task.progress, message: `${message} (attempt ${task.attempt})` }),
-    },
-  });
+  await w.write("STATE_CHANGED", { task: runningPatch(task, "VALIDATING", { message: `${message} (attempt ${task.attempt})` }) });
 }
 
 /** `first`: a first deploy, whose deployment shows DOWNLOADING; a change keeps its state. */
@@ -183,13 +180,7 @@ export async function deployFinished(
 export async function deleteStarted(w: AttemptWriter): Promise<void> {
   const task = w.task;
   await w.write("STATE_CHANGED", {
-    task: {
-      status: "RUNNING",
-      phase: "DRAINING",
-      start_time: task.startTime ?? new Date(),
-      progress_deadline: deadlineFrom(task),
-      progress: json({ ...task.progress, percent: Math.max(task.progress.percent, 10), message: "draining in-flight requests" }),
-    },
+    task: runningPatch(task, "DRAINING", { percent: Math.max(task.progress.percent, 10), message: "draining in-flight requests" }),
     deployment: { state: "DELETING" },
   });
 }
