@@ -2,8 +2,7 @@
 // in a child process (src/db/embedded-postgres-main.ts) serving the Postgres
 // wire protocol on 127.0.0.1. A child keeps PGlite's 400-700 MB RSS out of
 // the main process.
-import { killOnExit, tailLines, terminateChild } from "../child-process.js";
-import { spawn, type ChildProcess } from "node:child_process";
+import { portEvent, spawnChild, startedOrStopped } from "../child-process.js";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,8 +24,6 @@ export interface EmbeddedPostgres {
   /** SIGTERM, wait for the child to close PGlite and exit (SIGKILL after the grace period). Idempotent. */
   stop(): Promise<void>;
 }
-
-const STDERR_TAIL_BYTES = 4096;
 
 /**
  * Start PGlite in a child process and return a connection URL for it.
@@ -50,68 +47,40 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const stopGraceMs = options.stopGraceMs ?? 20_000;
   const script = childScript();
 
-  const child = spawn(process.execPath, [script, "--data", dataDir, "--host", "127.0.0.1", "--port", "0"], {
-    // stdin unused; stdout: the listening line; stderr: JSON logs; IPC: closes when we die.
-    stdio: ["ignore", "pipe", "pipe", "ipc"],
+  let onListening: (port: number) => void = () => {};
+  const listening = new Promise<number>((resolve) => (onListening = resolve));
+  const child = spawnChild({
+    name: "embedded Postgres",
+    file: process.execPath,
+    args: [script, "--data", dataDir, "--host", "127.0.0.1", "--port", "0"],
+    // IPC: it closes when we die, and the child exits then.
+    ipc: true,
     // Own process group: a terminal's Ctrl-C goes to us, not to the database
     // we still need while draining; we stop it last.
     detached: true,
-    env: process.env,
+    onStdoutLine(line) {
+      const event = portEvent(line);
+      if (event?.event !== "listening") return false;
+      onListening(event.port);
+      return true;
+    },
+    onStderrLine: (line) => relay(logger, line),
+    onUnexpectedExit: (exit, tail) => logger.error("embedded Postgres exited unexpectedly", { ...exit, tail }),
   });
-  killOnExit(child);
-  const exited = new Promise<void>((resolve) => {
-    child.once("exit", () => resolve());
-    // A spawn failure emits 'error' and never 'exit'.
-    child.once("error", () => {
-      if (child.pid === undefined) resolve();
-    });
-  });
-  child.on("error", (err) => logger.warn("embedded Postgres child process error", { err }));
-
-  let stderrTail = "";
-  let stderrLine = "";
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => {
-    stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
-    stderrLine += chunk;
-    let nl: number;
-    while ((nl = stderrLine.indexOf("\n")) >= 0) {
-      relay(logger, stderrLine.slice(0, nl));
-      stderrLine = stderrLine.slice(nl + 1);
-    }
-  });
-
-  let port: number;
-  try {
-    port = await waitForListening(child, startTimeoutMs, () => stderrTail);
-  } catch (err) {
-    await terminateChild(child, exited, 2_000, () => logger.warn("embedded Postgres did not exit after SIGTERM; sending SIGKILL", { pid: child.pid }));
-    throw err;
-  }
-
-  let stopping: Promise<void> | undefined;
-  child.once("exit", (code, signal) => {
-    if (stopping === undefined) {
-      logger.error("embedded Postgres exited unexpectedly", { code, signal, stderrTail: tailLines(stderrTail) });
-    }
-  });
+  const port = await startedOrStopped(child, listening, "listening", startTimeoutMs);
   // Running: the child must not keep this process alive by itself.
   child.unref();
-  child.channel?.unref();
-  (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
-  (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
 
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   logger.info("embedded Postgres started", { dataDir, port, pid: child.pid });
+  let stopped: Promise<void> | undefined;
   return {
     url,
     stop() {
-      stopping ??= terminateChild(child, exited, stopGraceMs, () =>
-        logger.warn("embedded Postgres did not exit after SIGTERM; sending SIGKILL", { pid: child.pid }),
-      ).then(() => {
-        logger.info("embedded Postgres stopped", { code: child.exitCode, signal: child.signalCode });
-      });
-      return stopping;
+      stopped ??= child
+        .stop(stopGraceMs, () => logger.warn("embedded Postgres did not exit after SIGTERM; sending SIGKILL", { pid: child.pid }))
+        .then((exit) => logger.info("embedded Postgres stopped", { ...exit }));
+      return stopped;
     },
   };
 }
@@ -131,57 +100,6 @@ function childScript(): string {
     throw new Error(`embedded Postgres: child script not found (looked for ${candidates.join(", ")}); run \`npm run build\` first`);
   }
   return found;
-}
-
-function waitForListening(child: ChildProcess, timeoutMs: number, stderrTail: () => string): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    let buffered = "";
-    const cleanup = () => {
-      clearTimeout(timer);
-      child.stdout!.off("data", onData);
-      child.off("exit", onExit);
-      child.off("error", onError);
-    };
-    const fail = (message: string) => {
-      cleanup();
-      const t = tailLines(stderrTail());
-      reject(new Error(t === "" ? message : `${message}; child stderr:\n${t}`));
-    };
-    const onData = (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        const port = listeningPort(line);
-        if (port !== undefined) {
-          cleanup();
-          resolve(port);
-          return;
-        }
-      }
-    };
-    const onExit = (code: number | null, signal: NodeJS.Signals | null) => fail(`embedded Postgres exited before listening (code ${code}, signal ${signal})`);
-    const onError = (err: Error) => fail(`embedded Postgres could not be started: ${err.message}`);
-    const timer = setTimeout(() => fail(`embedded Postgres did not report listening within ${timeoutMs} ms`), timeoutMs);
-    child.stdout!.setEncoding("utf8");
-    child.stdout!.on("data", onData);
-    child.once("exit", onExit);
-    child.once("error", onError);
-  });
-}
-
-function listeningPort(line: string): number | undefined {
-  if (!line.startsWith("{")) return undefined;
-  try {
-    const msg = JSON.parse(line) as { event?: unknown; port?: unknown };
-    if (msg.event === "listening" && typeof msg.port === "number" && Number.isInteger(msg.port) && msg.port > 0) {
-      return msg.port;
-    }
-  } catch {
-    // not ours
-  }
-  return undefined;
 }
 
 /** Re-emit the child's JSON log lines through our logger; anything else at debug. */

@@ -1,8 +1,7 @@
 // The embedded NATS for a newcomer's first run (no NATS_URL): a
 // `nats-server -js` child process on 127.0.0.1 with its JetStream store under
 // <dataDir>/nats, so streams and unacknowledged work survive a restart.
-import { isProcessAlive, killOnExit, tailLines, terminateChild } from "../child-process.js";
-import { spawn, type ChildProcess } from "node:child_process";
+import { isProcessAlive, spawnChild, startedOrStopped, type Child } from "../child-process.js";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -33,7 +32,6 @@ export class NatsServerNotFoundError extends Error {
 }
 
 const WELL_KNOWN = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server"];
-const STDERR_TAIL_BYTES = 4096;
 
 /**
  * Where nats-server is: `binary` (from the configuration), else PATH (from
@@ -100,47 +98,40 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
 
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const server = spawnServer(binary, port, storeDir, logger);
+    const server = spawnChild({
+      name: "nats-server",
+      file: binary,
+      args: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir],
+      onStderrLine: (line) => relay(logger, line),
+      onUnexpectedExit: (exit, tail) => logger.error("embedded nats-server exited unexpectedly", { ...exit, tail }),
+    });
     try {
-      await waitUntilReady(server, port, startTimeoutMs);
+      await startedOrStopped(server, untilReady(server, port), "ready", startTimeoutMs);
     } catch (err) {
-      await terminateChild(server.child, server.exited, 2_000, () =>
-        logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { pid: server.child.pid }),
-      );
       // The free port was taken between our probe and the server's bind: once more.
-      if (attempt === 1 && /address already in use/i.test(server.stderrTail())) {
+      if (attempt === 1 && /address already in use/i.test(server.tail.text())) {
         logger.warn("port taken before nats-server could bind it; retrying on another port", { port });
         continue;
       }
       throw err;
     }
-
-    let stopping: Promise<void> | undefined;
-    server.child.once("exit", (code, signal) => {
-      if (stopping === undefined) {
-        logger.error("embedded nats-server exited unexpectedly", { code, signal, stderrTail: tailLines(server.stderrTail()) });
-      }
-    });
     // Running: the server must not keep this process alive by itself.
-    server.child.unref();
-    (server.child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+    server.unref();
 
     const url = `nats://127.0.0.1:${port}`;
-    fs.writeFileSync(pidFile, `${server.child.pid}\n`);
-    logger.info("embedded nats-server started", { url, storeDir, binary, pid: server.child.pid });
+    fs.writeFileSync(pidFile, `${server.pid}\n`);
+    logger.info("embedded nats-server started", { url, storeDir, binary, pid: server.pid });
+    let stopped: Promise<void> | undefined;
     return {
       url,
       stop() {
-        stopping ??= terminateChild(server.child, server.exited, stopGraceMs, () =>
-          logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { pid: server.child.pid }),
-        ).then(() => {
-          fs.rmSync(pidFile, { force: true });
-          logger.info("embedded nats-server stopped", {
-            code: server.child.exitCode,
-            signal: server.child.signalCode,
+        stopped ??= server
+          .stop(stopGraceMs, () => logger.warn("nats-server did not exit after SIGTERM; sending SIGKILL", { pid: server.pid }))
+          .then((exit) => {
+            fs.rmSync(pidFile, { force: true });
+            logger.info("embedded nats-server stopped", { ...exit });
           });
-        });
-        return stopping;
+        return stopped;
       },
     };
   }
@@ -179,41 +170,6 @@ async function stopOrphanedServer(pidFile: string, storeDir: string, logger: Log
   fs.rmSync(pidFile, { force: true });
 }
 
-interface Server {
-  child: ChildProcess;
-  exited: Promise<void>;
-  stderrTail(): string;
-}
-
-function spawnServer(binary: string, port: number, storeDir: string, logger: Logger): Server {
-  const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  killOnExit(child);
-  const exited = new Promise<void>((resolve) => {
-    child.once("exit", () => resolve());
-    // A spawn failure emits 'error' and never 'exit'.
-    child.once("error", () => {
-      if (child.pid === undefined) resolve();
-    });
-  });
-  child.on("error", (err) => logger.warn("nats-server child process error", { err }));
-
-  let stderrTail = "";
-  let partial = "";
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => {
-    stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
-    partial += chunk;
-    let nl: number;
-    while ((nl = partial.indexOf("\n")) >= 0) {
-      relay(logger, partial.slice(0, nl));
-      partial = partial.slice(nl + 1);
-    }
-  });
-  return { child, exited, stderrTail: () => stderrTail };
-}
-
 /** nats-server log lines: `[pid] date time [INF] text`. Errors and warnings keep their level; the rest is debug. */
 function relay(logger: Logger, line: string): void {
   const m = /^\[\d+\]\s+\S+\s+\S+\s+\[(\w+)\]\s?(.*)$/.exec(line);
@@ -244,34 +200,21 @@ function freePort(): Promise<number> {
 }
 
 /**
- * Poll 127.0.0.1:port until it sends a NATS INFO line with JetStream on, or
- * fail when the server exits or the time is up. Checking INFO (not only that
- * the port accepts) also rules out another program having taken the port.
+ * Polls 127.0.0.1:port until it sends a NATS INFO line with JetStream on.
+ * Checking INFO (not only that the port accepts) also rules out another
+ * program having taken the port. Stops polling once the server has exited.
  */
-async function waitUntilReady(server: Server, port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let exited = false;
-  void server.exited.then(() => (exited = true));
-  let lastProblem = "not started";
-  function fail(message: string): never {
-    const t = tailLines(server.stderrTail());
-    throw new Error(t === "" ? message : `${message}; nats-server stderr:\n${t}`);
-  }
-  while (true) {
-    if (exited) {
-      fail(`nats-server exited before it was ready (code ${server.child.exitCode}, signal ${server.child.signalCode})`);
-    }
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) fail(`nats-server did not become ready on 127.0.0.1:${port} within ${timeoutMs} ms (${lastProblem})`);
-    const info = await readInfo(port, Math.min(remaining, 2_000));
+async function untilReady(server: Child, port: number): Promise<void> {
+  while (!server.exited) {
+    const info = await readInfo(port, 2_000);
     if (info.ok) {
       if (info.jetstream) return;
-      fail(`the server on 127.0.0.1:${port} does not have JetStream enabled`);
+      throw new Error(`the server on 127.0.0.1:${port} does not have JetStream enabled`);
     }
-    lastProblem = info.problem;
     // Not listening yet: wait a little, or less if the server exits meanwhile.
-    await Promise.race([server.exited, new Promise((resolve) => setTimeout(resolve, 25))]);
+    await Promise.race([server.exit, new Promise((resolve) => setTimeout(resolve, 25))]);
   }
+  return new Promise<never>(() => {}); // startedOrStopped reports the exit
 }
 
 type InfoResult = { ok: true; jetstream: boolean } | { ok: false; problem: string };

@@ -10,7 +10,7 @@ import type { PreparedWeights } from "../../src/runtime/driver.js";
 import { statusTag } from "../../src/runtime/local/control-protocol.js";
 import { probeReady } from "../../src/runtime/local/health-check.js";
 import { createLocalRuntime, type LocalRuntime } from "../../src/runtime/local/local-runtime.js";
-import { LogTail } from "../../src/runtime/local/log-tail.js";
+import { LogTail } from "../../src/log-tail.js";
 import { spawnReplicaProcess } from "../../src/runtime/local/replica-process.js";
 import { writeSampleModel } from "../helpers/onnx-model.js";
 import { isAlive, MODEL_SERVER_MAIN, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";

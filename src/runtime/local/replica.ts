@@ -4,7 +4,7 @@
 // been ready is a crash, restarted with exponential backoff. Readiness comes
 // from probes: one as soon as the process says it is ready, and periodic ones.
 import type { Logger } from "../../log.js";
-import { LogTail } from "./log-tail.js";
+import { LogTail } from "../../log-tail.js";
 import type { ProcessExit, ReplicaProcess } from "./replica-process.js";
 
 export type ReplicaPhase = "running" | "backoff" | "failed" | "stopping" | "stopped";

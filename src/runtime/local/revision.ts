@@ -2,7 +2,7 @@
 // reads and the round-robin choice the gateway makes.
 import type { Logger } from "../../log.js";
 import type { PreparedWeights, RevisionSpec, RevisionStatus } from "../driver.js";
-import type { LogTail } from "./log-tail.js";
+import type { LogTail } from "../../log-tail.js";
 import { Replica } from "./replica.js";
 import type { ReplicaProcess } from "./replica-process.js";
 

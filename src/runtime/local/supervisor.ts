@@ -5,7 +5,7 @@
 import type { Logger } from "../../log.js";
 import { RuntimeError } from "../driver.js";
 import { probeReady } from "./health-check.js";
-import type { LogTail } from "./log-tail.js";
+import type { LogTail } from "../../log-tail.js";
 import type { Replica } from "./replica.js";
 import { Revision, type RevisionDesired, type RevisionTiming } from "./revision.js";
 import { spawnReplicaProcess } from "./replica-process.js";

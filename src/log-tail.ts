@@ -1,7 +1,4 @@
 // The last lines a child process wrote, kept for failure reports.
-import type { Readable } from "node:stream";
-import { createInterface } from "node:readline";
-
 const MAX_LINE_CHARS = 2_000;
 
 export class LogTail {
@@ -14,12 +11,8 @@ export class LogTail {
     if (this.lines.length > this.maxLines) this.lines.shift();
   }
 
-  /** Feeds every line of the stream to `onLine` (default: keep it). */
-  follow(stream: Readable, onLine: (line: string) => void = (l) => this.push(l)): void {
-    createInterface({ input: stream, crlfDelay: Infinity }).on("line", onLine);
-  }
-
-  text(): string {
-    return this.lines.join("\n");
+  /** The last `lines` lines kept (all by default). */
+  text(lines = this.maxLines): string {
+    return this.lines.slice(-lines).join("\n");
   }
 }
