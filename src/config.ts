@@ -74,6 +74,8 @@ export interface Config {
   progressDeadlineSeconds: number;
   /** How long the API trusts the runtime host's capacity it read (0: reads it for every check). */
   hostCapacityCacheMs: number;
+  /** CPU the host offers for reservations: its cores × this (as OpenStack's cpu_allocation_ratio). */
+  cpuAllocationRatio: number;
   healthPollMs: number;
   shutdownGraceMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
@@ -93,6 +95,7 @@ interface Reader {
   str(key: string, fallback: string): string;
   optional(key: string): string | undefined;
   int(key: string, fallback: number, min: number, max: number): number;
+  number(key: string, fallback: number, min: number, max: number): number;
   oneOf<T extends string>(key: string, fallback: T, allowed: readonly T[]): T;
 }
 
@@ -110,6 +113,16 @@ function reader(env: Env, problems: string[]): Reader {
       const n = Number(v);
       if (!Number.isInteger(n) || n < min || n > max) {
         problems.push(`${key}=${v}: expected a whole number from ${min} to ${max}`);
+        return fallback;
+      }
+      return n;
+    },
+    number(key, fallback, min, max) {
+      const v = raw(key);
+      if (v === undefined) return fallback;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < min || n > max) {
+        problems.push(`${key}=${v}: expected a number from ${min} to ${max}`);
         return fallback;
       }
       return n;
@@ -213,6 +226,7 @@ export function loadConfig(env: Env = process.env): Config {
     sweepPendingAfterMs: r.int("MODELDEPLOY_SWEEP_PENDING_AFTER_MS", 15_000, 50, 3_600_000),
     progressDeadlineSeconds: r.int("MODELDEPLOY_PROGRESS_DEADLINE_SECONDS", 600, 1, 86_400),
     hostCapacityCacheMs: r.int("MODELDEPLOY_HOST_CAPACITY_CACHE_MS", 10_000, 0, 3_600_000),
+    cpuAllocationRatio: r.number("MODELDEPLOY_CPU_ALLOCATION_RATIO", 4, 0.1, 1000),
     healthPollMs: r.int("MODELDEPLOY_HEALTH_POLL_MS", 250, 10, 60_000),
     shutdownGraceMs: r.int("MODELDEPLOY_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     logLevel: r.oneOf("LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),

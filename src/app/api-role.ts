@@ -44,6 +44,7 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
     limits: DEFAULT_LIMITS,
     defaultProgressDeadlineSeconds: config.progressDeadlineSeconds,
     hostCapacity: cachedHostCapacity(infra.db, config.hostCapacityCacheMs),
+    cpuAllocationRatio: config.cpuAllocationRatio,
     logger,
     tokens,
   };

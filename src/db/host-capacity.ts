@@ -28,15 +28,19 @@ export async function readHostCapacity(db: Executor): Promise<HostCapacityRow | 
   return row ? { cpu: row.cpu, memoryBytes: Number(row.memory_bytes), reportedAt: new Date(row.reported_at) } : undefined;
 }
 
-/** Memory and max replicas of every live deployment but `exceptUid` (the one being changed). */
-export async function liveReservations(db: Executor, exceptUid: string): Promise<{ memory: string; maxReplicas: number }[]> {
+/** Memory, CPU and max replicas of every live deployment but `exceptUid` (the one being changed). */
+export async function liveReservations(db: Executor, exceptUid: string): Promise<{ memory: string; cpu: number; maxReplicas: number }[]> {
   const rows = await db
     .selectFrom("deployments")
-    .select([sql<string>`resources->>'memory'`.as("memory"), sql<number>`(scaling->>'maxReplicas')::int`.as("max_replicas")])
+    .select([
+      sql<string>`resources->>'memory'`.as("memory"),
+      sql<number>`coalesce((resources->>'cpu')::float8, 0)`.as("cpu"),
+      sql<number>`(scaling->>'maxReplicas')::int`.as("max_replicas"),
+    ])
     .where("state", "not in", ["DELETED", "FAILED"])
     .where("uid", "<>", exceptUid)
     .execute();
-  return rows.map((r) => ({ memory: r.memory, maxReplicas: Number(r.max_replicas) }));
+  return rows.map((r) => ({ memory: r.memory, cpu: Number(r.cpu), maxReplicas: Number(r.max_replicas) }));
 }
 
 /** readHostCapacity, read again at most every `ttlMs` (creates are hot; the host changes rarely). */

@@ -47,24 +47,30 @@ export async function acceleratorCatalog(deps: Pick<DeploymentsDeps, "db" | "cat
 export const defaultReplicaMemoryBytes = 256 * 1024 * 1024;
 
 const mib = (bytes: number) => `${Math.round(bytes / (1024 * 1024))}MiB`;
+const cores = (n: number) => String(Math.round(n * 1000) / 1000);
 
 /**
- * Refused (resource_exhausted) when the runtime host's memory cannot hold the
- * replicas asked for beside every live deployment's (each reserves its
- * memory × maxReplicas; CPU is shared, not reserved). `exceptUid`: a
- * deployment being changed, whose own reservation the change replaces.
+ * Refused (resource_exhausted) when the runtime host cannot hold the replicas
+ * asked for beside every live deployment's. Each replica reserves its memory
+ * (256 MiB when unset) against the host's memory, and its cpu (none when
+ * unset: best effort, as a Kubernetes pod without requests) against the
+ * host's cores × the CPU allocation ratio. `exceptUid`: a deployment being
+ * changed, whose own reservation the change replaces.
  */
 export async function checkHostCapacity(
-  deps: Pick<DeploymentsDeps, "db" | "hostCapacity">,
+  deps: Pick<DeploymentsDeps, "db" | "hostCapacity" | "cpuAllocationRatio">,
   resources: Resources,
   scaling: Scaling,
   exceptUid = "",
 ): Promise<void> {
   const host = await deps.hostCapacity?.();
   if (host === undefined || scaling.maxReplicas === 0) return;
+  const live = await liveReservations(deps.db, exceptUid);
+  const replicas = (r: { maxReplicas: number }) => Math.max(r.maxReplicas, 0);
+
   const perReplica = (memory: string) => parseMemory(memory) || defaultReplicaMemoryBytes;
   const wanted = perReplica(resources.memory) * scaling.maxReplicas;
-  const used = (await liveReservations(deps.db, exceptUid)).reduce((sum, r) => sum + perReplica(r.memory) * Math.max(r.maxReplicas, 0), 0);
+  const used = live.reduce((sum, r) => sum + perReplica(r.memory) * replicas(r), 0);
   const free = Math.max(host.memoryBytes - used, 0);
   if (wanted > free) {
     throw new RefusedError(
@@ -72,6 +78,21 @@ export async function checkHostCapacity(
       `not enough memory on the runtime host for ${scaling.maxReplicas} replica(s) of ${mib(perReplica(resources.memory))}: ${mib(wanted)} asked, ${mib(free)} of ${mib(host.memoryBytes)} free; lower the replicas or the memory, or stop or delete other deployments`,
       "MEMORY_CAPACITY_EXHAUSTED",
       { requestedMemoryBytes: String(wanted), availableMemoryBytes: String(free), hostMemoryBytes: String(host.memoryBytes) },
+    );
+  }
+
+  const ratio = deps.cpuAllocationRatio ?? 4;
+  const wantedCpu = resources.cpu * scaling.maxReplicas;
+  if (wantedCpu === 0) return;
+  const offered = host.cpu * ratio;
+  const freeCpu = Math.max(offered - live.reduce((sum, r) => sum + r.cpu * replicas(r), 0), 0);
+  // A thousandth of a core of slack: sums of fractional cores are not exact.
+  if (wantedCpu > freeCpu + 0.001) {
+    throw new RefusedError(
+      "resource_exhausted",
+      `not enough CPU on the runtime host for ${scaling.maxReplicas} replica(s) of ${cores(resources.cpu)} cores: ${cores(wantedCpu)} asked, ${cores(freeCpu)} of ${cores(offered)} free (${host.cpu} cores × allocation ratio ${ratio}); lower the replicas or the cpu, or stop or delete other deployments`,
+      "CPU_CAPACITY_EXHAUSTED",
+      { requestedCpu: cores(wantedCpu), availableCpu: cores(freeCpu), hostCpu: String(host.cpu), cpuAllocationRatio: String(ratio) },
     );
   }
 }

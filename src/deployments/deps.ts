@@ -19,4 +19,6 @@ export interface DeploymentsDeps {
   defaultProgressDeadlineSeconds: number;
   /** The runtime host's capacity as its workers last reported it; absent or undefined: not checked. */
   hostCapacity?: () => Promise<HostCapacityRow | undefined>;
+  /** Reservable CPU = the host's cores × this; default 4. */
+  cpuAllocationRatio?: number;
 }

@@ -4,9 +4,11 @@
 import { findRevision, previousServedRevision } from "../db/revisions.js";
 import { invalidRequest, RefusedError } from "../domain/errors.js";
 import type { Deployment, Principal, Task } from "../domain/types.js";
+import { checkCapacity, checkHostCapacity } from "./capacity.js";
 import type { DeploymentsDeps } from "./deps.js";
 import { queueChange } from "./queue-change.js";
 import { requestHash, requestIdProblems } from "./requests.js";
+import { sameValue } from "./same-value.js";
 
 export interface RollbackInput {
   name: string;
@@ -60,6 +62,16 @@ export async function rollbackDeployment(deps: DeploymentsDeps, principal: Princ
           name: current.name,
           revision: String(target.number),
         });
+      }
+      // Back to other resources: they must fit as an update's would.
+      if (!sameValue(target.resources, current.resources)) {
+        await checkCapacity({ db: trx, catalog: deps.catalog }, target.resources, current.scaling, current.uid);
+        await checkHostCapacity(
+          { db: trx, hostCapacity: deps.hostCapacity, cpuAllocationRatio: deps.cpuAllocationRatio },
+          target.resources,
+          current.scaling,
+          current.uid,
+        );
       }
       return {
         kind: "ROLLBACK",

@@ -58,7 +58,7 @@ async function planUpdate(deps: DeploymentsDeps, trx: Executor, current: Deploym
   }
   if (!sameValue(resources, current.resources) || newScaling) {
     await checkCapacity({ db: trx, catalog: deps.catalog }, resources, scaling, current.uid);
-    await checkHostCapacity({ db: trx, hostCapacity: deps.hostCapacity }, resources, scaling, current.uid);
+    await checkHostCapacity({ db: trx, hostCapacity: deps.hostCapacity, cpuAllocationRatio: deps.cpuAllocationRatio }, resources, scaling, current.uid);
   }
   if (newRevision) {
     return {

@@ -8,6 +8,7 @@ import type { ApiDeps } from "../../src/api/deps.js";
 import { applyChange } from "../../src/db/changes.js";
 import { defaultReplicaMemoryBytes } from "../../src/deployments/capacity.js";
 import { createDeployment } from "../../src/deployments/create.js";
+import { rollbackDeployment } from "../../src/deployments/rollback.js";
 import { updateDeployment } from "../../src/deployments/update.js";
 import { RefusedError } from "../../src/domain/errors.js";
 import type { Principal } from "../../src/domain/types.js";
@@ -36,8 +37,8 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-const withReplicas = (suffix: string, n: number, memory = "") =>
-  createInput({ suffix, scaling: { minReplicas: n, maxReplicas: n }, resources: { ...createInput().resources, memory } });
+const withReplicas = (suffix: string, n: number, memory = "", cpu = 1) =>
+  createInput({ suffix, scaling: { minReplicas: n, maxReplicas: n }, resources: { ...createInput().resources, memory, cpu } });
 
 async function refused(work: Promise<unknown>): Promise<RefusedError> {
   const err = await work.then(
@@ -113,5 +114,62 @@ describe("the runtime host's capacity", () => {
   it("checks nothing where no host reported (e.g. the no-op runtime)", async () => {
     const unknown = testApiDeps(tdb.db, bus);
     expect((await createDeployment(unknown, alice, withReplicas("unbounded", 100))).deployment.scaling.maxReplicas).toBe(100);
+  });
+
+  it("reserves CPU against the host's cores × the allocation ratio; a replica that names no cpu reserves none", async () => {
+    const own = await createTestDatabase();
+    try {
+      // 4 cores × ratio 1: 4 cores to reserve.
+      const d = testApiDeps(own.db, bus, { hostCapacity: async () => host, cpuAllocationRatio: 1 });
+      await createDeployment(d, alice, withReplicas("half", 2, "", 1.5));
+      const over = await refused(createDeployment(d, alice, withReplicas("over", 2, "", 0.75)));
+      expect(over).toMatchObject({ kind: "resource_exhausted", reason: "CPU_CAPACITY_EXHAUSTED" });
+      expect(over.message).toContain("2 replica(s) of 0.75 cores: 1.5 asked, 1 of 4 free (4 cores × allocation ratio 1)");
+      expect(over.metadata).toMatchObject({ requestedCpu: "1.5", availableCpu: "1", hostCpu: "4", cpuAllocationRatio: "1" });
+      await createDeployment(d, alice, withReplicas("fits", 2, "", 0.5));
+      // Best effort: no cpu named, none reserved.
+      await createDeployment(d, alice, withReplicas("besteffort", 4, "", 0));
+      // The default ratio (4) offers 16 of these cores.
+      const roomy = testApiDeps(own.db, bus, { hostCapacity: async () => host });
+      await createDeployment(roomy, alice, withReplicas("roomy", 3, "", 4));
+    } finally {
+      await own.drop();
+    }
+  });
+
+  it("checks a rollback to other resources as it checks an update", async () => {
+    const own = await createTestDatabase();
+    try {
+      const d = testApiDeps(own.db, bus, { hostCapacity: async () => host, cpuAllocationRatio: 1 });
+      // Revision 1: 2 × 1 core; revision 2: 2 × 0.5 cores.
+      const r = await createDeployment(d, alice, withReplicas("r", 2, "", 1));
+      await applyChange(own.db, {
+        deploymentUid: r.deployment.uid,
+        type: "TASK_FINISHED",
+        task: { id: r.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
+        deployment: { state: "RUNNING", active_task_id: null, serving_revision: 1 },
+      });
+      const small = { ...r.deployment.resources, cpu: 0.5 };
+      const up = await updateDeployment(d, alice, {
+        name: r.deployment.name,
+        model: undefined,
+        resources: small,
+        scaling: undefined,
+        progressDeadlineSeconds: 0,
+        requestId: "",
+      });
+      await applyChange(own.db, {
+        deploymentUid: r.deployment.uid,
+        type: "TASK_FINISHED",
+        task: { id: up.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
+        deployment: { state: "RUNNING", active_task_id: null, serving_revision: 2, resources: small },
+      });
+      // Another deployment takes 3 of the 4 cores: 1 core stays free beside revision 2's.
+      await createDeployment(d, alice, withReplicas("other", 2, "", 1.5));
+      const back = await refused(rollbackDeployment(d, alice, { name: r.deployment.name, revision: 1, requestId: "" }));
+      expect(back).toMatchObject({ kind: "resource_exhausted", reason: "CPU_CAPACITY_EXHAUSTED", metadata: { requestedCpu: "2", availableCpu: "1" } });
+    } finally {
+      await own.drop();
+    }
   });
 });
