@@ -1,5 +1,6 @@
 // Every setting, read from the environment once, validated, with defaults in
-// one place. The README's configuration table mirrors `settings` below.
+// one place. The README's configuration table mirrors loadConfig below
+// (configVariables() lists what it reads; deploy/ may set only those).
 import path from "node:path";
 
 export interface AcceleratorConfig {
@@ -60,6 +61,8 @@ export interface Config {
   runtimeDriver: "local" | "noop";
   gatewayHost: string;
   gatewayPort: number;
+  /** The gateway's address in endpoint URLs (behind a Service or proxy); unset: http://gatewayHost:gatewayPort. */
+  gatewayPublicUrl: string | undefined;
   runtimeControlHost: string;
   runtimeControlPort: number;
   /** Where workers reach the local runtime agent; derived when unset. */
@@ -212,6 +215,7 @@ export function loadConfig(env: Env = process.env): Config {
     runtimeDriver: r.oneOf("MODELDEPLOY_RUNTIME", "local", ["local", "noop"] as const),
     gatewayHost: r.str("MODELDEPLOY_GATEWAY_HOST", "127.0.0.1"),
     gatewayPort: r.int("MODELDEPLOY_GATEWAY_PORT", 8000, 0, 65535),
+    gatewayPublicUrl: r.optional("MODELDEPLOY_GATEWAY_PUBLIC_URL"),
     runtimeControlHost: r.str("MODELDEPLOY_RUNTIME_CONTROL_HOST", "127.0.0.1"),
     runtimeControlPort: r.int("MODELDEPLOY_RUNTIME_CONTROL_PORT", 8001, 0, 65535),
     runtimeControlUrl: r.optional("MODELDEPLOY_RUNTIME_CONTROL_URL"),
@@ -239,6 +243,25 @@ export function loadConfig(env: Env = process.env): Config {
       `DATABASE_QUERY_TIMEOUT_MS=${config.databaseQueryTimeoutMs}: must be longer than DATABASE_STATEMENT_TIMEOUT_MS (${config.databaseStatementTimeoutMs})`,
     );
   }
+  if (config.gatewayPublicUrl !== undefined && !/^https?:\/\/[^/]/.test(config.gatewayPublicUrl)) {
+    problems.push(`MODELDEPLOY_GATEWAY_PUBLIC_URL=${config.gatewayPublicUrl}: expected an http:// or https:// URL`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/** Every environment variable loadConfig reads, in the order it reads them (it reads each one whatever the others say). */
+export function configVariables(): string[] {
+  const read = new Set<string>();
+  const recorder = new Proxy<Env>(
+    {},
+    {
+      get(_target, key) {
+        if (typeof key === "string") read.add(key);
+        return undefined;
+      },
+    },
+  );
+  loadConfig(recorder);
+  return [...read];
 }

@@ -17,6 +17,7 @@ export async function startRuntimeAgent(config: Config, logger: Logger): Promise
     dataDir: runtimeDataDir(config),
     gatewayHost: config.gatewayHost,
     gatewayPort: config.gatewayPort,
+    gatewayPublicUrl: config.gatewayPublicUrl,
     controlHost: config.runtimeControlHost,
     controlPort: config.runtimeControlPort,
     maxReplicas: config.localMaxReplicas,

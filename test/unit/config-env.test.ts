@@ -1,14 +1,14 @@
 // Configuration comes from environment variables read and validated in one
 // place (src/config.ts), documented in the README's configuration table;
 // lower layers get their settings as parameters.
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
+import { configVariables, loadConfig } from "../../src/config.js";
 import { findNatsServer, NatsServerNotFoundError } from "../../src/queue/embedded-nats.js";
+import { documentedVariables } from "../helpers/readme-config.js";
 
-const root = path.resolve(import.meta.dirname, "../..");
 const dir = mkdtempSync(path.join(tmpdir(), "md-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -49,39 +49,15 @@ describe("NATS_SERVER_BIN", () => {
 });
 
 describe("README configuration table", () => {
-  /** Every variable src/config.ts reads (`r.str("X", …)`, `r.optional("X")`, …). */
-  function configVariables(): string[] {
-    const source = readFileSync(path.join(root, "src/config.ts"), "utf8");
-    return [...source.matchAll(/\br\.(?:str|optional|int|oneOf)\(\s*"([A-Z0-9_]+)"/g)].map((m) => m[1]!);
-  }
-
-  /** The variables the "## Configuration" table documents (`A_HOST` / `_PORT` is A_HOST and A_PORT). */
-  function documentedVariables(): Set<string> {
-    const readme = readFileSync(path.join(root, "README.md"), "utf8");
-    const section = readme.slice(readme.indexOf("## Configuration"));
-    const table = section.slice(0, section.indexOf("\n## ", 1));
-    const out = new Set<string>();
-    for (const line of table.split("\n")) {
-      const first = /^\|\s*([^|]+?)\s*\|/.exec(line)?.[1] ?? "";
-      const names = [...first.matchAll(/`([A-Z0-9_]+)`/g)].map((m) => m[1]!);
-      const base = names[0];
-      for (const name of names) {
-        // "`X_CERT_FILE` / `_KEY_FILE`": the suffix replaces the base's last words.
-        if (name.startsWith("_") && base !== undefined) {
-          const words = name.slice(1).split("_").length;
-          out.add([...base.split("_").slice(0, -words), ...name.slice(1).split("_")].join("_"));
-        } else out.add(name);
-      }
-    }
-    return out;
-  }
-
   it("documents every variable the configuration reads", () => {
     const read = configVariables();
     expect(read).toContain("NATS_SERVER_BIN");
+    expect(read).toContain("MODELDEPLOY_CPU_ALLOCATION_RATIO");
     expect(read.length).toBeGreaterThan(20);
     const documented = documentedVariables();
     expect(read.filter((v) => !documented.has(v))).toEqual([]);
+    // …and nothing it does not read.
+    expect([...documented].filter((v) => !read.includes(v))).toEqual([]);
   });
 });
 
@@ -103,5 +79,13 @@ describe("wire limits", () => {
     expect(loadConfig({ MODELDEPLOY_MAX_CONNECTIONS: "8", MODELDEPLOY_IDLE_CONNECTION_MS: "500" })).toMatchObject({ maxConnections: 8, idleConnectionMs: 500 });
     expect(() => loadConfig({ MODELDEPLOY_MAX_JSON_DEPTH: "0" })).toThrow(/MODELDEPLOY_MAX_JSON_DEPTH=0/);
     expect(() => loadConfig({ MODELDEPLOY_MAX_CONNECTIONS: "lots" })).toThrow(/MODELDEPLOY_MAX_CONNECTIONS=lots/);
+  });
+});
+
+describe("MODELDEPLOY_GATEWAY_PUBLIC_URL", () => {
+  it("is an http(s) URL, unset by default (the gateway's own address)", () => {
+    expect(loadConfig({}).gatewayPublicUrl).toBeUndefined();
+    expect(loadConfig({ MODELDEPLOY_GATEWAY_PUBLIC_URL: "http://modeldeploy-gateway:8000" }).gatewayPublicUrl).toBe("http://modeldeploy-gateway:8000");
+    expect(() => loadConfig({ MODELDEPLOY_GATEWAY_PUBLIC_URL: "modeldeploy-gateway:8000" })).toThrow(/MODELDEPLOY_GATEWAY_PUBLIC_URL=modeldeploy-gateway:8000/);
   });
 });
