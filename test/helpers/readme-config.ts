@@ -1,27 +1,36 @@
-// The variables the README's "## Configuration" table documents, read from the
-// README itself (config-env and deploy tests compare them with src/config.ts).
+// The README's "## Configuration" table, read from the README itself
+// (config-env and deploy tests compare it with src/config.ts).
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
-/** Every variable named in the table's first column (`A_HOST` / `_PORT` is A_HOST and A_PORT). */
-export function documentedVariables(): Set<string> {
+/**
+ * The table's default column by variable, backticks removed. A row
+ * "`A_HOST` / `_PORT` | `x` / y" documents A_HOST (default x) and A_PORT
+ * (default y): a suffix replaces as many of the first name's last words.
+ */
+export function documentedDefaults(): Map<string, string> {
   const readme = readFileSync(path.join(root, "README.md"), "utf8");
   const section = readme.slice(readme.indexOf("## Configuration"));
   const table = section.slice(0, section.indexOf("\n## ", 1));
-  const out = new Set<string>();
+  const out = new Map<string, string>();
   for (const line of table.split("\n")) {
-    const first = /^\|\s*([^|]+?)\s*\|/.exec(line)?.[1] ?? "";
-    const names = [...first.matchAll(/`([A-Z0-9_]+)`/g)].map((m) => m[1]!);
-    const base = names[0];
-    for (const name of names) {
-      // "`X_CERT_FILE` / `_KEY_FILE`": the suffix replaces the base's last words.
-      if (name.startsWith("_") && base !== undefined) {
-        const words = name.slice(1).split("_").length;
-        out.add([...base.split("_").slice(0, -words), ...name.slice(1).split("_")].join("_"));
-      } else out.add(name);
-    }
+    const cells = /^\|([^|]+)\|([^|]*)\|/.exec(line);
+    if (!cells) continue;
+    const names = [...cells[1]!.matchAll(/`([A-Z0-9_]+)`/g)].map((m) => m[1]!);
+    const defaults = names.length > 1 ? cells[2]!.split(" / ") : [cells[2]!];
+    const base = names[0] ?? "";
+    names.forEach((name, i) => {
+      const suffix = name.startsWith("_") ? name.slice(1).split("_") : undefined;
+      const full = suffix ? [...base.split("_").slice(0, -suffix.length), ...suffix].join("_") : name;
+      out.set(full, (defaults[i] ?? "").replaceAll("`", "").trim());
+    });
   }
   return out;
+}
+
+/** Every variable named in the table's first column. */
+export function documentedVariables(): Set<string> {
+  return new Set(documentedDefaults().keys());
 }
