@@ -19,6 +19,7 @@ import {
   readYaml,
   root,
 } from "./deploy-files.js";
+import { unknownFieldErrors } from "./kubernetes-fields.js";
 
 const baseDir = path.join(k8sDir, "base");
 const overlaysDir = path.join(k8sDir, "overlays");
@@ -118,6 +119,23 @@ describe("every manifest", () => {
       const errors = (await Promise.all(objects.map(schemaErrors))).filter(Boolean);
       expect(errors, what).toEqual([]);
     }
+  });
+
+  it("has only fields Kubernetes knows (kubernetes-types), as the API server's strict field validation requires", () => {
+    for (const dir of [baseDir, ...overlays]) expect(unknownFieldErrors(objectsOf(dir)), path.relative(root, dir)).toEqual([]);
+  });
+
+  it("the field check catches a misspelt field and a value of the wrong type", () => {
+    const [api] = readYaml(path.join(baseDir, "api-deployment.yaml")) as K8sObject[];
+    const broken = (change: (container: Record<string, unknown>) => void) => {
+      const copy = structuredClone(api!);
+      change(podTemplate(copy)!.spec.containers[0] as unknown as Record<string, unknown>);
+      return unknownFieldErrors([copy]).join("\n");
+    };
+    expect(broken((c) => (c["readinesProbe"] = { grpc: { port: 50051 } }))).toMatch(
+      /Deployment modeldeploy-api: .*'"readinesProbe"' does not exist in type 'Container'/,
+    );
+    expect(broken((c) => (c["args"] = "api"))).toMatch(/Deployment modeldeploy-api: Type 'string' is not assignable to type 'string\[\]'/);
   });
 
   it("the schema check catches a broken manifest (a probe on a named gRPC port, a missing selector)", async () => {
