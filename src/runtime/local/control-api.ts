@@ -6,6 +6,7 @@ import { errorToWire, MAX_STATUS_WAIT_MS, statusTag, tagOfHeader } from "./contr
 import { availableParallelism, totalmem } from "node:os";
 import { closeServer, HttpError, httpUrl, listen, readJson, sendJson } from "./http-util.js";
 import type { LocalRuntime } from "./local-runtime.js";
+import { withinContainerLimits } from "./container-limits.js";
 
 export interface ControlApi {
   readonly url: string;
@@ -28,7 +29,7 @@ export async function startControlApi(options: { host: string; port: number; run
     if (path === "/v1/health" && method === "GET") return { ok: true };
     if (path === "/v1/observations" && method === "GET") return { deployments: runtime.observe() };
     // What this host has: the replicas run here.
-    if (path === "/v1/capacity" && method === "GET") return { cpu: availableParallelism(), memoryBytes: totalmem() };
+    if (path === "/v1/capacity" && method === "GET") return withinContainerLimits({ cpu: availableParallelism(), memoryBytes: totalmem() });
     if (path === "/v1/revisions" && method === "POST") {
       const body = asRecord(await readJson(req, MAX_BODY_BYTES), "body");
       await runtime.startRevision(revisionSpec(body["spec"]), preparedWeights(body["weights"]));
