@@ -2,6 +2,7 @@
 // schema (the copy the dclint package ships) and runs what it should:
 // Postgres, NATS with JetStream, migrations, the API, two workers and the
 // runtime, started in order.
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -10,7 +11,8 @@ import { describe, expect, it } from "vitest";
 import { composeFile, deployDir, modeldeployServices, readCompose, readDockerfile } from "./deploy-files.js";
 
 const require = createRequire(import.meta.url);
-const schemaFile = path.join(path.dirname(require.resolve("dclint/package.json")), "schemas/compose.schema.json");
+const dclint = path.dirname(require.resolve("dclint/package.json"));
+const schemaFile = path.join(dclint, "schemas/compose.schema.json");
 
 const composeValidator = () => (validator ??= compileSchema());
 let validator: ReturnType<typeof compileSchema> | undefined;
@@ -41,6 +43,11 @@ describe("compose.yaml", () => {
     const badDepends = structuredClone(compose) as unknown as { services: Record<string, Record<string, unknown>> };
     badDepends.services["api"]!["depends_on"] = { migrate: { condition: "finished" } };
     expect(validate(badDepends)).toBe(false);
+  });
+
+  it("has no error by dclint's rules (ports published on an interface, …; its style warnings aside)", () => {
+    const r = spawnSync(process.execPath, [path.join(dclint, "bin/dclint.cjs"), "--quiet", "--color=false", composeFile], { cwd: deployDir, encoding: "utf8" });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
   });
 
   it("runs Postgres, NATS with JetStream, migrate, the API, two workers and the runtime", () => {
