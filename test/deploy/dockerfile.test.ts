@@ -7,6 +7,7 @@ import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { validate } from "dockerfile-utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { deployDir, envOf, type Instruction, kustomizationResources, k8sDir, podTemplate, readDockerfile, root, type Stage } from "./deploy-files.js";
 
@@ -30,6 +31,13 @@ function copies(stage: Stage): Array<{ from: string | undefined; sources: string
 const execForm = (ins: Instruction | undefined) => (ins ? (JSON.parse(ins.args) as string[]) : undefined);
 
 describe("Dockerfile", () => {
+  it("validates: no error or warning from dockerfile-utils (the validator behind VS Code's Dockerfile support)", () => {
+    const text = readFileSync(path.join(deployDir, "Dockerfile"), "utf8");
+    expect(validate(text).map((d) => `line ${d.range.start.line + 1}: ${d.message}`)).toEqual([]);
+    // …which does catch a broken one.
+    expect(validate(text.replace("USER 1000:1000", "USR 1000:1000")).map((d) => d.message)).toEqual(["Unknown instruction: USR"]);
+  });
+
   it("is multi-stage: the image gets only what the other stages built", () => {
     expect(stages.length).toBeGreaterThanOrEqual(3);
     for (const s of stages.slice(0, -1)) expect(s.name, s.from).toBeDefined();
