@@ -26,7 +26,8 @@ export function showError(err: unknown): ShownError {
     reason: info?.reason || undefined,
     metadata: info ? Object.entries(info.metadata) : [],
     violations: e.findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => `${v.field}: ${v.description}`)),
-    requestId: e.metadata.get("x-request-id") ?? undefined,
+    // A stream's error carries its headers and trailers: the id may be in both.
+    requestId: e.metadata.get("x-request-id")?.split(",")[0],
   };
 }
 

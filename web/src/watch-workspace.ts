@@ -45,18 +45,24 @@ export function useWorkspace(api: Api, onUnauthenticated: (err: unknown) => void
     };
     const stop = keepStreaming({
       async run(signal, onOpen) {
-        const stream = api.deployments.watchDeployments(
-          { afterCursor: cursor },
-          {
-            signal,
-            onHeader: () => {
-              // A new stream (no cursor yet) starts with a snapshot of everything.
-              if (cursor === "") rows.clear();
-              render();
-              onOpen();
-            },
-          },
-        );
+        let opened = false;
+        const open = () => {
+          if (opened) return;
+          opened = true;
+          // A new stream (no cursor yet) starts with a snapshot of everything.
+          if (cursor === "") rows.clear();
+          render();
+          onOpen();
+        };
+        const stream = api.deployments.watchDeployments({ afterCursor: cursor }, { signal, onHeader: open });
+        // The API sends a stream's headers with its first event, and an empty
+        // workspace's snapshot has none: a list says whether there is nothing to wait for.
+        if (cursor === "") {
+          api.deployments.listDeployments({ pageSize: 1 }, { signal }).then(
+            (list) => list.deployments.length === 0 && open(),
+            () => {}, // the stream reports what is wrong
+          );
+        }
         for await (const e of stream) {
           apply(rows, e);
           if (e.cursor) cursor = e.cursor;
