@@ -102,10 +102,7 @@ describe.skipIf(!haveBrowser)("the web dashboard in chromium", () => {
 
     // Create from the form; the accelerator choices are the catalog's.
     await page.click("main a.button:has-text('New deployment')");
-    await expect.poll(() => page.locator("select[name=acceleratorType] option").allTextContents()).toEqual([
-      "none (CPU only)",
-      "L4-24GB (24GiB, 4 available)",
-    ]);
+    await expect.poll(() => page.locator("select[name=acceleratorType] option").allTextContents()).toEqual(["none (CPU only)", "L4-24GB (24GiB, 4 available)"]);
     await page.fill("input[name=modelName]", "acme/tiny-linear");
     await page.fill("input[name=uri]", weightsUrl);
     await page.fill("input[name=suffix]", "web");

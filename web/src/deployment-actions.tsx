@@ -119,13 +119,7 @@ export function UpdateForm({ api, deployment: d, onCallError }: Props) {
         <Field {...f} name="uri" label="Weights URI" />
         <Field {...f} name="revision" label="Revision" />
         <Field {...f} name="sha256" label="SHA-256" />
-        <Field
-          {...f}
-          name="token"
-          label="Access token"
-          type="password"
-          placeholder={d.model?.tokenSet ? "set: give it again with a new model" : "optional"}
-        />
+        <Field {...f} name="token" label="Access token" type="password" placeholder={d.model?.tokenSet ? "set: give it again with a new model" : "optional"} />
         <Field {...f} name="cpu" label="CPU cores" type="number" />
         <Field {...f} name="memory" label="Memory" />
         <Field {...f} name="threadCount" label="Threads" type="number" />

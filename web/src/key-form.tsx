@@ -14,8 +14,8 @@ export function KeyForm({ onKey, error }: { onKey: (key: string) => void; error:
     >
       <h2>Sign in</h2>
       <p class="hint">
-        An API key of your workspace (<code>npx modeldeploy keys create</code>, or <code>.modeldeploy/bootstrap-key</code>). It is kept in this browser
-        tab's session only.
+        An API key of your workspace (<code>npx modeldeploy keys create</code>, or <code>.modeldeploy/bootstrap-key</code>). It is kept in this browser tab's
+        session only.
       </p>
       <label>
         API key

@@ -3,13 +3,7 @@
 // or changed state; progress events update the task they carry in place.
 import { useEffect, useState } from "preact/hooks";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  EventType,
-  type Deployment,
-  type DeploymentEvent,
-  type DeploymentRevision,
-  type Task,
-} from "../../src/gen/modeldeploy/v1/resources_pb.js";
+import { EventType, type Deployment, type DeploymentEvent, type DeploymentRevision, type Task } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import type { Api } from "./api.js";
 import { keepStreaming } from "./streams.js";
 
