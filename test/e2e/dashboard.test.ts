@@ -2,8 +2,8 @@
 // playwright-core; no browser download) against the real all-in-one process:
 // sign in with the API key, create a deployment from the form, watch it
 // become RUNNING live, scale it, see a refused call's code and reason, roll
-// out weights that fail and read the failure's log tail, delete it — all in
-// one page load. A screenshot of each main view is kept in test-artifacts/.
+// out weights that fail and read the failure's log tail, cancel an update in
+// flight, delete it — all in one page load. A screenshot of each main view is kept in test-artifacts/.
 import http from "node:http";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -31,7 +31,7 @@ let dir: string;
 let browser: Browser;
 /** Serves the sample model's weights, held until the test has seen the deployment downloading. */
 let weights: http.Server;
-let weightsUrl: string;
+let weightsBase: string;
 let releaseWeights: () => void;
 const weightsReleased = new Promise<void>((resolve) => (releaseWeights = resolve));
 let page: Page;
@@ -50,13 +50,14 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), "md-web-e2e-"));
   const model = await writeSampleModel(dir, "v1.onnx");
   const bytes = readFileSync(model.path);
-  weights = http.createServer((_req, res) => {
+  weights = http.createServer((req, res) => {
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(bytes.length) });
-    res.flushHeaders();
-    void weightsReleased.then(() => res.end(bytes));
+    // hang.onnx: half the bytes, then nothing (an update that runs until cancelled).
+    if (req.url === "/hang.onnx") res.write(bytes.subarray(0, bytes.length >> 1));
+    else void weightsReleased.then(() => res.end(bytes));
   });
   await new Promise<void>((r) => weights.listen(0, "127.0.0.1", r));
-  weightsUrl = `http://127.0.0.1:${(weights.address() as AddressInfo).port}/v1.onnx`;
+  weightsBase = `http://127.0.0.1:${(weights.address() as AddressInfo).port}`;
   writeFileSync(path.join(dir, "broken.onnx"), "this is not an onnx file");
   sys = await startSystem({ databaseUrl: tdb.url, natsUrl: NATS_URL, env: { MODELDEPLOY_ACCELERATORS: "L4-24GB:24GiB:2:4" } });
   browser = await chromium.launch({ executablePath, args: launchArgs });
@@ -104,7 +105,7 @@ describe.skipIf(!haveBrowser)("the web dashboard in chromium", () => {
     await page.click("main a.button:has-text('New deployment')");
     await expect.poll(() => page.locator("select[name=acceleratorType] option").allTextContents()).toEqual(["none (CPU only)", "L4-24GB (24GiB, 4 available)"]);
     await page.fill("input[name=modelName]", "acme/tiny-linear");
-    await page.fill("input[name=uri]", weightsUrl);
+    await page.fill("input[name=uri]", `${weightsBase}/v1.onnx`);
     await page.fill("input[name=suffix]", "web");
     await page.fill("input[name=labels]", "team=ml");
     await shot("2-create-form.png");
@@ -165,13 +166,27 @@ describe.skipIf(!haveBrowser)("the web dashboard in chromium", () => {
     await view.locator(".instances", { hasText: "2 ready of 2 desired" }).waitFor(slow);
     await shot("4-deployment.png");
 
+    // An update whose download never ends: its live progress, then cancelled; revision 1 keeps serving.
+    await view.locator("form.update input[name=uri]").fill(`${weightsBase}/hang.onnx`);
+    await view.locator("form.update input[name=revision]").fill("3");
+    await view.locator("form.update button[type=submit]").click();
+    const active = view.locator(".active-task");
+    await active.locator(".progress .phase", { hasText: "DOWNLOADING" }).waitFor(slow);
+    await view.locator(".title .state[data-state=UPDATING]").waitFor();
+    await shot("5-deployment-updating.png");
+    await active.locator("button", { hasText: "Cancel task" }).click();
+    await view.locator("table.tasks tr", { hasText: "UPDATE" }).locator(".state", { hasText: "CANCELLED" }).waitFor(slow);
+    await active.waitFor({ state: "detached", ...slow });
+    await view.locator(".title .state[data-state=RUNNING]").waitFor(slow);
+    expect(await view.locator(".summary").textContent()).toContain("serving 1");
+
     // Delete: two clicks, then DELETED live; the list no longer has it.
     await view.locator(".delete button", { hasText: "Delete…" }).click();
     await view.locator(".delete button", { hasText: `Delete ${name}` }).click();
     await view.locator(".notice.deleted").waitFor(slow);
     await view.locator(".notice.deleted a").click();
     await page.locator(".empty", { hasText: "No deployments yet" }).waitFor(slow);
-    await shot("5-after-delete.png");
+    await shot("6-after-delete.png");
 
     expect(await page.evaluate("window.__sameLoad")).toBe(true);
     expect(pageErrors).toEqual([]);

@@ -7,6 +7,11 @@ import { ErrorBox } from "./error-box.js";
 import { Field, newRequestId, num, weightsUri, type Values } from "./fields.js";
 import { useAction } from "./use-action.js";
 
+/** One change at a time (the API refuses another with TASK_IN_PROGRESS): say why the button waits. */
+function InProgressHint({ deployment: d }: { deployment: Deployment }) {
+  return d.activeTaskId ? <p class="hint">Waits for the change in progress (cancel it, or let it finish).</p> : null;
+}
+
 interface Props {
   api: Api;
   deployment: Deployment;
@@ -42,7 +47,8 @@ export function ScaleForm({ api, deployment: d, onCallError }: Props) {
         <Field values={values} set={set} name="maxReplicas" label="Max replicas" type="number" />
       </div>
       <ErrorBox error={scale.error} />
-      <button type="submit" disabled={scale.busy}>
+      <InProgressHint deployment={d} />
+      <button type="submit" disabled={scale.busy || d.activeTaskId !== ""}>
         Scale
       </button>
     </form>
@@ -100,6 +106,9 @@ export function UpdateForm({ api, deployment: d, onCallError }: Props) {
         }
       : undefined;
     if (!model && !resources) throw new Error("nothing changed: edit the model or the resources first");
+    // A model given replaces the old one whole, its token too: the API never shows it, so it must come again.
+    if (model && d.model?.tokenSet && !model.token)
+      throw new Error("this model has an access token, which is never shown: give it again (or the new model's token)");
     await api.deployments.updateDeployment({ name: d.name, model, resources, requestId: newRequestId() });
   });
   useEffect(() => onCallError(update.error), [update.error]);
@@ -128,7 +137,8 @@ export function UpdateForm({ api, deployment: d, onCallError }: Props) {
         <Field {...f} name="acceleratorCount" label="Accelerator count" type="number" />
       </div>
       <ErrorBox error={update.error} />
-      <button type="submit" disabled={update.busy}>
+      <InProgressHint deployment={d} />
+      <button type="submit" disabled={update.busy || d.activeTaskId !== ""}>
         Roll out
       </button>
     </form>
@@ -162,7 +172,8 @@ export function RollbackForm({ api, deployment: d, revisions, onCallError }: Pro
         </select>
       </label>
       <ErrorBox error={rollback.error} />
-      <button type="submit" disabled={rollback.busy}>
+      <InProgressHint deployment={d} />
+      <button type="submit" disabled={rollback.busy || d.activeTaskId !== ""}>
         Roll back
       </button>
     </form>

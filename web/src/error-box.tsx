@@ -7,7 +7,7 @@ export function ErrorBox({ error }: { error: unknown }) {
   return (
     <div class="error" role="alert">
       <div>
-        <span class="code">{e.code}</span> {e.message}
+        {e.code && <span class="code">{e.code}</span>} {e.message}
       </div>
       {e.reason && (
         <div class="reason">

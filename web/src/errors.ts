@@ -18,7 +18,11 @@ function codeName(code: Code): string {
 }
 
 export function showError(err: unknown): ShownError {
-  const e = ConnectError.from(err);
+  // The page's own refusals (a form it cannot send) have no code.
+  if (!(err instanceof ConnectError)) {
+    return { code: "", message: err instanceof Error ? err.message : String(err), reason: undefined, metadata: [], violations: [], requestId: undefined };
+  }
+  const e = err;
   const info = e.findDetails(ErrorInfoSchema)[0];
   return {
     code: codeName(e.code),

@@ -3,7 +3,7 @@
 // or changed state; progress events update the task they carry in place.
 import { useEffect, useState } from "preact/hooks";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { EventType, type Deployment, type DeploymentEvent, type DeploymentRevision, type Task } from "../../src/gen/modeldeploy/v1/resources_pb.js";
+import { EventType, TaskStatus, type Deployment, type DeploymentEvent, type DeploymentRevision, type Task } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import type { Api } from "./api.js";
 import { keepStreaming } from "./streams.js";
 
@@ -19,6 +19,27 @@ export interface DeploymentView {
 
 const empty: DeploymentView = { deployment: undefined, revisions: [], tasks: [], live: false, deleted: false, error: undefined };
 const recentTasks = 20;
+
+const settledStatus = (t: Task) => t.status === TaskStatus.COMPLETED || t.status === TaskStatus.FAILED || t.status === TaskStatus.CANCELLED;
+
+/**
+ * The later of two readings of one task: a task only moves forward (its
+ * percent never decreases, a settled task stays settled), and a list read
+ * that started before an event may answer after it.
+ */
+function later(a: Task, b: Task): Task {
+  if (settledStatus(a) !== settledStatus(b)) return settledStatus(a) ? a : b;
+  return (a.progress?.percent ?? 0) > (b.progress?.percent ?? 0) ? a : b;
+}
+
+/** The list as read, each task no older than the one already shown. */
+function mergeList(shown: Task[], read: Task[]): Task[] {
+  const byId = new Map(shown.map((t) => [t.id, t]));
+  return read.map((t) => {
+    const seen = byId.get(t.id);
+    return seen ? later(seen, t) : t;
+  });
+}
 
 function mergeTask(tasks: Task[], t: Task | undefined): Task[] {
   if (t === undefined || t.id === "") return tasks;
@@ -52,7 +73,7 @@ export function useDeployment(api: Api, name: string, onUnauthenticated: (err: u
             api.deployments.listDeploymentTasks({ name, pageSize: recentTasks }),
           ]);
           if (gone) return;
-          setView((v) => ({ ...v, revisions: revs.revisions, tasks: tasks.tasks }));
+          setView((v) => ({ ...v, revisions: revs.revisions, tasks: mergeList(v.tasks, tasks.tasks) }));
         } while (again && !gone);
       } catch {
         // The watch reports what is wrong; the lists are read again on its next event.
