@@ -3,7 +3,7 @@
 // sign in with the API key, create a deployment from the form, watch it
 // become RUNNING live, scale it, see a refused call's code and reason, roll
 // out weights that fail and read the failure's log tail, cancel an update in
-// flight, delete it — all in one page load. A screenshot of each main view is kept in test-artifacts/.
+// flight, roll out new weights and roll back, delete it — all in one page load. A screenshot of each main view is kept in test-artifacts/.
 import http from "node:http";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -49,6 +49,7 @@ beforeAll(async () => {
   tdb = await createTestDatabase({ migrate: false });
   dir = mkdtempSync(path.join(tmpdir(), "md-web-e2e-"));
   const model = await writeSampleModel(dir, "v1.onnx");
+  await writeSampleModel(dir, "v2.onnx");
   const bytes = readFileSync(model.path);
   weights = http.createServer((req, res) => {
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(bytes.length) });
@@ -83,7 +84,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(!haveBrowser)("the web dashboard in chromium", () => {
-  it("creates a deployment from the form, sees it RUNNING live, scales it, shows errors and failures, and deletes it", async () => {
+  it("creates a deployment from the form, sees it RUNNING live, scales, updates, cancels, rolls back and deletes it, with errors and failures shown", async () => {
     process.stdout.write(`dashboard screenshots: ${artifacts}\n`);
     const res = await page.goto(`${sys.httpUrl}/`);
     expect(res?.status()).toBe(200);
@@ -179,6 +180,17 @@ describe.skipIf(!haveBrowser)("the web dashboard in chromium", () => {
     await active.waitFor({ state: "detached", ...slow });
     await view.locator(".title .state[data-state=RUNNING]").waitFor(slow);
     expect(await view.locator(".summary").textContent()).toContain("serving 1");
+
+    // New weights that load: revision 4 serves; then roll back to the previous model (a new revision, 5).
+    await view.locator("form.update input[name=uri]").fill(path.join(dir, "v2.onnx"));
+    await view.locator("form.update input[name=revision]").fill("2");
+    await view.locator("form.update button[type=submit]").click();
+    await expect.poll(() => view.locator(".traffic").textContent(), slow).toBe("rev 4: 100%");
+    await view.locator(".title .state[data-state=RUNNING]").waitFor(slow);
+    await view.locator("form.rollback button[type=submit]:enabled").click();
+    await view.locator("table.tasks tr", { hasText: "ROLLBACK" }).locator(".state", { hasText: "COMPLETED" }).waitFor(slow);
+    await expect.poll(() => view.locator(".traffic").textContent(), slow).toBe("rev 5: 100%");
+    expect(await view.locator("table.revisions tr.serving").textContent()).toContain(`${weightsBase}/v1.onnx`);
 
     // Delete: two clicks, then DELETED live; the list no longer has it.
     await view.locator(".delete button", { hasText: "Delete…" }).click();
