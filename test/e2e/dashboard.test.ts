@@ -104,7 +104,9 @@ describe.skipIf(!haveBrowser)("the web dashboard in chromium", () => {
 
     // Create from the form; the accelerator choices are the catalog's.
     await page.click("main a.button:has-text('New deployment')");
-    await expect.poll(() => page.locator("select[name=acceleratorType] option").allTextContents()).toEqual(["none (CPU only)", "L4-24GB (24GiB, 4 available)"]);
+    await expect
+      .poll(() => page.locator("select[name=acceleratorType] option").allTextContents(), slow)
+      .toEqual(["none (CPU only)", "L4-24GB (24GiB, 4 available)"]);
     await page.fill("input[name=modelName]", "acme/tiny-linear");
     await page.fill("input[name=uri]", `${weightsBase}/v1.onnx`);
     await page.fill("input[name=suffix]", "web");
@@ -121,7 +123,7 @@ describe.skipIf(!haveBrowser)("the web dashboard in chromium", () => {
     await shot("3-list-downloading.png");
     releaseWeights();
     await row.locator(".state", { hasText: /^RUNNING$/ }).waitFor(slow);
-    await expect.poll(() => row.locator(".replicas").textContent()).toBe("1/1");
+    await expect.poll(() => row.locator(".replicas").textContent(), slow).toBe("1/1");
     await shot("3-list.png");
 
     // The deployment: instances, traffic, revisions and tasks.
@@ -130,7 +132,7 @@ describe.skipIf(!haveBrowser)("the web dashboard in chromium", () => {
     const view = page.locator("section.deployment");
     await view.locator(".title .state[data-state=RUNNING]").waitFor(slow);
     await view.locator(".instances", { hasText: "1 ready of 1 desired" }).waitFor(slow);
-    await expect.poll(() => view.locator(".traffic").textContent()).toBe("rev 1: 100%");
+    await expect.poll(() => view.locator(".traffic").textContent(), slow).toBe("rev 1: 100%");
     await view.locator("table.revisions tbody tr").first().waitFor();
     await view.locator("table.tasks tr", { hasText: "DEPLOY" }).locator(".state", { hasText: "COMPLETED" }).waitFor(slow);
 
@@ -141,7 +143,7 @@ describe.skipIf(!haveBrowser)("the web dashboard in chromium", () => {
     await view.locator("table.tasks tr", { hasText: "SCALE" }).locator(".state", { hasText: "COMPLETED" }).waitFor(slow);
     await view.locator(".instances", { hasText: "2 ready of 2 desired" }).waitFor(slow);
     await view.locator(".title .state[data-state=RUNNING]").waitFor(slow);
-    await expect.poll(() => view.locator(".scaling").textContent()).toBe("2–2 replicas");
+    await expect.poll(() => view.locator(".scaling").textContent(), slow).toBe("2–2 replicas");
 
     // A refused call shows its code, message and ErrorInfo reason.
     await view.locator("form.scale input[name=minReplicas]").fill("3");
@@ -190,6 +192,8 @@ describe.skipIf(!haveBrowser)("the web dashboard in chromium", () => {
     await view.locator("form.rollback button[type=submit]:enabled").click();
     await view.locator("table.tasks tr", { hasText: "ROLLBACK" }).locator(".state", { hasText: "COMPLETED" }).waitFor(slow);
     await expect.poll(() => view.locator(".traffic").textContent(), slow).toBe("rev 5: 100%");
+    // The revisions are read again after the event: they may arrive a moment later.
+    await view.locator("table.revisions tr.serving", { hasText: `5 (serving)` }).waitFor(slow);
     expect(await view.locator("table.revisions tr.serving").textContent()).toContain(`${weightsBase}/v1.onnx`);
 
     // Delete: two clicks, then DELETED live; the list no longer has it.
