@@ -1,5 +1,6 @@
 // Every deployment of the workspace, live (WatchDeployments): a snapshot,
 // then each change; a dropped stream resumes after the last cursor it gave.
+import { Code, ConnectError } from "@connectrpc/connect";
 import { useEffect, useState } from "preact/hooks";
 import { DeploymentState, EventType, type Deployment, type DeploymentEvent, type Task } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import type { Api } from "./api.js";
@@ -63,10 +64,16 @@ export function useWorkspace(api: Api, onUnauthenticated: (err: unknown) => void
             () => {}, // the stream reports what is wrong
           );
         }
-        for await (const e of stream) {
-          apply(rows, e);
-          if (e.cursor) cursor = e.cursor;
-          render();
+        try {
+          for await (const e of stream) {
+            apply(rows, e);
+            if (e.cursor) cursor = e.cursor;
+            render();
+          }
+        } catch (err) {
+          // A cursor the API no longer knows (CURSOR_INVALID): start again from a snapshot.
+          if (err instanceof ConnectError && err.code === Code.InvalidArgument) cursor = "";
+          throw err;
         }
       },
       onStatus(live, error) {
