@@ -45,6 +45,7 @@ async function shot(file: string): Promise<void> {
 
 beforeAll(async () => {
   if (!haveBrowser) return;
+  rmSync(artifacts, { recursive: true, force: true });
   mkdirSync(artifacts, { recursive: true });
   tdb = await createTestDatabase({ migrate: false });
   dir = mkdtempSync(path.join(tmpdir(), "md-web-e2e-"));
