@@ -25,7 +25,7 @@ import type { TokenSealer } from "../secrets/token-seal.js";
 import type { Infrastructure } from "./infrastructure.js";
 
 /** Where `npm run build` puts the dashboard: two folders up from src/app (tests) and dist/app alike. */
-export const dashboardDir = fileURLToPath(new URL("../../dist/web/", import.meta.url));
+const dashboardDir = fileURLToPath(new URL("../../dist/web/", import.meta.url));
 
 export interface ApiRole {
   grpcPort: number;
