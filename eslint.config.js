@@ -1,6 +1,8 @@
 // ESLint flat config (ESLint 9). Deliberately small: the type-aware promise
 // rules, import cycles and the layering of DESIGN.md "Conventions":
 //   bin → api | worker → domain, db, queue, runtime; domain imports nothing.
+// The web dashboard (web/src) is checked against its own tsconfig (DOM, no
+// Node) and reaches into src/ only for the generated code.
 // Run with `npm run lint`.
 import { defineConfig } from "eslint/config";
 import tseslint from "typescript-eslint";
@@ -9,17 +11,25 @@ import { createTypeScriptImportResolver } from "eslint-import-resolver-typescrip
 
 const root = import.meta.dirname;
 const tsconfig = `${root}/tsconfig.test.json`;
+const webTsconfig = `${root}/web/tsconfig.json`;
 
 /** Layers that sit below api/worker and must never reach up into them. */
 const lowerLayers = ["src/db", "src/queue", "src/runtime", "src/model-server", "src/onnx"];
 const upperLayers = ["src/api", "src/worker", "src/app", "src/bin", "src/cli"];
 
+const sharedRules = {
+  "@typescript-eslint/no-floating-promises": "error",
+  "@typescript-eslint/no-misused-promises": "error",
+  "import-x/no-cycle": ["error", { ignoreExternal: true }],
+  "import-x/no-self-import": "error",
+};
+
 export default defineConfig(
   {
-    ignores: ["dist/**", "node_modules/**", "src/gen/**"],
+    ignores: ["dist/**", "node_modules/**", "src/gen/**", "test-artifacts/**"],
   },
   {
-    files: ["src/**/*.ts", "test/**/*.ts", "bench/**/*.ts", "vitest.config.ts", "vitest.faults.config.ts"],
+    files: ["src/**/*.ts", "test/**/*.ts", "bench/**/*.ts", "vitest.config.ts", "vitest.faults.config.ts", "web/vite.config.ts"],
     linterOptions: { reportUnusedDisableDirectives: "error" },
     languageOptions: {
       parser: tseslint.parser,
@@ -43,12 +53,9 @@ export default defineConfig(
       "import-x/resolver-next": [createTypeScriptImportResolver({ project: tsconfig })],
     },
     rules: {
-      "@typescript-eslint/no-floating-promises": "error",
-      "@typescript-eslint/no-misused-promises": "error",
+      ...sharedRules,
       // Generators that only throw (unimplemented stubs) say so with a directive.
       "require-yield": "error",
-      "import-x/no-cycle": ["error", { ignoreExternal: true }],
-      "import-x/no-self-import": "error",
       "import-x/no-restricted-paths": [
         "error",
         {
@@ -89,6 +96,46 @@ export default defineConfig(
               target: ["src/!(bin)/**", "src/*.ts", "test/**", "bench/**", "vitest.config.ts"],
               from: "src/bin",
               message: "Nothing outside src/bin imports src/bin.",
+            },
+            {
+              target: ["src", "test", "bench"],
+              from: "web",
+              message: "The server and its tests never import the web dashboard's code.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ["web/src/**/*.ts", "web/src/**/*.tsx"],
+    linterOptions: { reportUnusedDisableDirectives: "error" },
+    languageOptions: {
+      parser: tseslint.parser,
+      parserOptions: { project: webTsconfig, tsconfigRootDir: root },
+    },
+    plugins: {
+      "@typescript-eslint": tseslint.plugin,
+      "import-x": importX,
+    },
+    settings: {
+      "import-x/extensions": [".ts", ".tsx"],
+      "import-x/parsers": { "@typescript-eslint/parser": [".ts", ".tsx"] },
+      "import-x/external-module-folders": ["node_modules", "node_modules/@types"],
+      "import-x/resolver-next": [createTypeScriptImportResolver({ project: webTsconfig })],
+    },
+    rules: {
+      ...sharedRules,
+      "import-x/no-restricted-paths": [
+        "error",
+        {
+          basePath: root,
+          zones: [
+            {
+              target: "web",
+              from: "src",
+              except: ["./gen"],
+              message: "The web dashboard runs in the browser: of src/ it imports only the generated code (src/gen).",
             },
           ],
         },

@@ -34,6 +34,7 @@ import { pathOf, type NodeRequest, type NodeResponse } from "./node-http.js";
 import { applySessionLimits } from "./http2-session-limits.js";
 import { writeProtocolError } from "./protocol-error.js";
 import { sniffProtocol } from "./protocol-sniff.js";
+import type { StaticAssets } from "./static-assets.js";
 import { answerClientError } from "./h1-client-error.js";
 import { headersTooLarge, tooManyConnections } from "./request-rejections.js";
 import { headerHardLimitFactor, rawHeaderBytes, wireLimits, type WireLimits } from "./wire-limits.js";
@@ -66,6 +67,8 @@ export interface ConnectServerOptions {
    * connect-node (tests compare the two).
    */
   unaryFastPath?: boolean;
+  /** The web dashboard's files (static-assets.ts), served for GET and HEAD beside the RPC routes. */
+  assets?: StaticAssets;
 }
 
 export interface ConnectServer {
@@ -207,6 +210,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
       else sendJson(res, 200, { status: "ok" }, req.method);
       return;
     }
+    if (opts.assets?.serve(req, res, path) === true) return;
     if (fast?.serve(req, res, path) === true) return;
     adapter(req, res);
   };

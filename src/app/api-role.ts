@@ -1,5 +1,7 @@
 // The API role: gRPC (grpc-js) and Connect/gRPC-Web (connect-node) servers
-// over the same service implementations, plus the outbox relay.
+// over the same service implementations, plus the outbox relay; the
+// Connect port also serves the web dashboard.
+import { fileURLToPath } from "node:url";
 import type { Config } from "../config.js";
 import { createAuthenticator } from "../api/auth.js";
 import { createNewDeploymentWriter } from "../db/create-deployment.js";
@@ -10,6 +12,7 @@ import { createDeploymentService } from "../api/deployment-service.js";
 import type { ApiDeps } from "../api/deps.js";
 import type { WireLimits } from "../api/wire-limits.js";
 import { createGrpcServer } from "../api/grpc-server.js";
+import { loadStaticAssets } from "../api/static-assets.js";
 import { createWatchHub } from "../api/watch-hub.js";
 import { DEFAULT_LIMITS } from "../domain/validation.js";
 import { DeletionService } from "../gen/modeldeploy/v1/deletion_service_pb.js";
@@ -20,6 +23,9 @@ import { createEventBus } from "../queue/event-bus.js";
 import { startOutboxRelay } from "../queue/outbox-relay.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
 import type { Infrastructure } from "./infrastructure.js";
+
+/** Where `npm run build` puts the dashboard: two folders up from src/app (tests) and dist/app alike. */
+const dashboardDir = fileURLToPath(new URL("../../dist/web/", import.meta.url));
 
 export interface ApiRole {
   grpcPort: number;
@@ -65,9 +71,12 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
     limits,
     tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : undefined,
   });
+  const assets = loadStaticAssets(dashboardDir);
+  if (assets === undefined) logger.info("no dashboard to serve (build it with npm run build)", { dir: dashboardDir });
   const connect = createConnectServer({
     services,
     logger,
+    assets,
     readMaxBytes: config.maxRequestBytes,
     maxJsonBytes: config.maxJsonRequestBytes,
     maxJsonDepth: config.maxJsonDepth,

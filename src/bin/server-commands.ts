@@ -85,6 +85,7 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<num
       "modeldeploy is running",
       `  gRPC:             ${config.grpcHost}:${api.grpcPort}   (health and reflection on)`,
       `  Connect/gRPC-Web: http://${config.httpHost}:${api.httpPort}`,
+      `  dashboard:        http://${config.httpHost}:${api.httpPort}/`,
       agent
         ? `  inference gateway: ${agent.gatewayUrl}\n  runtime control:  ${agent.controlUrl}   (no auth: keep it on loopback)`
         : `  runtime: ${config.runtimeDriver}`,

@@ -90,7 +90,7 @@ export async function checkHostCapacity(
   if (wantedCpu > freeCpu + 0.001) {
     throw new RefusedError(
       "resource_exhausted",
-      `not enough CPU on the runtime host for ${scaling.maxReplicas} replica(s) of ${cores(resources.cpu)} cores: ${cores(wantedCpu)} asked, ${cores(freeCpu)} of ${cores(offered)} free (${host.cpu} cores × allocation ratio ${ratio}); lower the replicas or the cpu, or stop or delete other deployments`,
+      `not enough CPU on the runtime host for ${scaling.maxReplicas} replica(s) of ${cores(resources.cpu)} CPU: ${cores(wantedCpu)} asked, ${cores(freeCpu)} of ${cores(offered)} free (${host.cpu} cores × allocation ratio ${ratio}); lower the replicas or the cpu, or stop or delete other deployments`,
       "CPU_CAPACITY_EXHAUSTED",
       { requestedCpu: cores(wantedCpu), availableCpu: cores(freeCpu), hostCpu: String(host.cpu), cpuAllocationRatio: String(ratio) },
     );

@@ -14,7 +14,11 @@ import { deployDir, envOf, type Instruction, kustomizationResources, k8sDir, pod
 const dockerfile = readDockerfile(path.join(deployDir, "Dockerfile"));
 const stages = dockerfile.stages;
 const final = stages[stages.length - 1]!;
-const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { type: string; dependencies: Record<string, string> };
+const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as {
+  type: string;
+  dependencies: Record<string, string>;
+  scripts: Record<string, string>;
+};
 
 const all = (stage: Stage, keyword: string): Instruction[] => stage.instructions.filter((i) => i.keyword === keyword);
 const stageNamed = (name: string) => stages.find((s) => s.name === name);
@@ -82,6 +86,18 @@ describe("Dockerfile", () => {
       expect(copied.map((c) => c.args).join(" "), s.name).toMatch(/package\.json package-lock\.json \.npmrc/);
     }
     expect(all(stageNamed("deps")!, "RUN").some((r) => r.args.includes("npm ci --omit=dev"))).toBe(true);
+  });
+
+  it("gives the build stage what `npm run build` reads: tsc's project and sources, each --config's folder (the dashboard)", () => {
+    const build = stageNamed("build")!;
+    expect(all(build, "RUN").map((r) => r.args)).toContain("npm run build");
+    const copied = copies(build).flatMap((c) => c.sources);
+    const script = pkg.scripts["build"]!;
+    const project = /tsc -p (\S+)/.exec(script)![1]!;
+    const { include } = JSON.parse(readFileSync(path.join(root, project), "utf8")) as { include: string[] };
+    const configs = [...script.matchAll(/--config (\S+)/g)].map((m) => m[1]!.split("/")[0]!);
+    expect(configs).toContain("web");
+    for (const needed of [project, ...include, ...configs]) expect(copied, needed).toContain(needed);
   });
 
   it("holds the model-server runtime: production dependencies with every package the code imports, the compiled code, package.json", () => {

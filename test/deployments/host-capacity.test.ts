@@ -124,7 +124,7 @@ describe("the runtime host's capacity", () => {
       await createDeployment(d, alice, withReplicas("half", 2, "", 1.5));
       const over = await refused(createDeployment(d, alice, withReplicas("over", 2, "", 0.75)));
       expect(over).toMatchObject({ kind: "resource_exhausted", reason: "CPU_CAPACITY_EXHAUSTED" });
-      expect(over.message).toContain("2 replica(s) of 0.75 cores: 1.5 asked, 1 of 4 free (4 cores × allocation ratio 1)");
+      expect(over.message).toContain("2 replica(s) of 0.75 CPU: 1.5 asked, 1 of 4 free (4 cores × allocation ratio 1)");
       expect(over.metadata).toMatchObject({ requestedCpu: "1.5", availableCpu: "1", hostCpu: "4", cpuAllocationRatio: "1" });
       await createDeployment(d, alice, withReplicas("fits", 2, "", 0.5));
       // Best effort: no cpu named, none reserved.
