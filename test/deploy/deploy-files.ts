@@ -2,7 +2,7 @@
 // when this host has it), the Dockerfile's instructions, and each
 // modeldeploy container's environment as the configuration module sees it.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parseAllDocuments } from "yaml";
 
@@ -19,13 +19,6 @@ export function readYaml(file: string): unknown[] {
     if (problems.length > 0) throw new Error(`${path.relative(root, file)}: ${problems.map((p) => p.message).join("; ")}`);
   }
   return list.map((doc) => doc.toJS() as unknown).filter((d) => d !== null && d !== undefined);
-}
-
-export function yamlFilesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: "utf8" })
-    .filter((f) => f.endsWith(".yaml") || f.endsWith(".yml"))
-    .map((f) => path.join(dir, f))
-    .sort();
 }
 
 // --- Kubernetes objects -----------------------------------------------------
