@@ -172,6 +172,15 @@ describe("the image's production stage, run here", () => {
     expect(readdirSync(engines)).toEqual(["linux"]);
     expect(readdirSync(path.join(engines, "linux"))).toEqual([process.arch]);
     expect(existsSync(path.join(dir, "node_modules/typescript")), "no dev dependencies").toBe(false);
+    // Whether this npm runs install scripts or not (npm 11 may not), the
+    // stage's environment makes onnxruntime-node's skip its download.
+    const ortInstall = spawnSync(process.execPath, ["script/install"], {
+      cwd: path.join(dir, "node_modules/onnxruntime-node"),
+      encoding: "utf8",
+      env: { PATH: process.env["PATH"], ...envOf(deps) },
+      timeout: 60_000,
+    });
+    expect([ortInstall.status, ortInstall.stdout + ortInstall.stderr]).toEqual([0, ""]);
     // The final stage's other copies: dist/, bin/, package.json.
     cpSync(path.join(root, "dist"), path.join(dir, "dist"), { recursive: true });
     cpSync(path.join(root, "bin"), path.join(dir, "bin"), { recursive: true });
