@@ -123,7 +123,13 @@ describe("Dockerfile", () => {
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith("#"));
-    expect(ignored).toEqual(expect.arrayContaining(["node_modules", "dist", ".git", ".modeldeploy"]));
+    expect(ignored).toEqual(expect.arrayContaining([".git", ".modeldeploy"]));
+    // Everything git ignores (builds, data, test output) stays out too.
+    const gitIgnored = readFileSync(path.join(root, ".gitignore"), "utf8")
+      .split("\n")
+      .map((l) => l.trim().replace(/\/$/, ""))
+      .filter((l) => l && !l.startsWith("#"));
+    expect(ignored).toEqual(expect.arrayContaining(gitIgnored));
     const copiedFromContext = stages.flatMap((s) => copies(s).filter((c) => c.from === undefined)).flatMap((c) => c.sources);
     for (const source of copiedFromContext) {
       expect(ignored, source).not.toContain(source);
