@@ -4,6 +4,7 @@
 // environment passes the module's own validation (loadConfig), and the
 // ports, hosts and URLs the files wire together are the ones that
 // configuration makes each role use.
+import { readdirSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { type Config, configVariables, loadConfig } from "../../src/config.js";
@@ -161,63 +162,62 @@ describe("compose.yaml", () => {
   });
 });
 
-describe.each([path.join(k8sDir, "base"), path.join(k8sDir, "overlays/production")].map((dir) => [path.relative(root, dir), dir] as const))(
-  "%s",
-  (name, dir) => {
-    const objects: K8sObject[] = kubectlAvailable() ? kustomizeBuild(dir) : kustomizationResources(dir);
-    const configMaps = new Map(objects.filter((o) => o.kind === "ConfigMap").map((o) => [o.metadata.name, o.data ?? {}]));
-    const containers: Array<{ r: RoleEnv; c: Container; pod: PodTemplate; obj: K8sObject }> = [];
-    for (const obj of objects) {
-      const pod = podTemplate(obj);
-      for (const c of pod?.spec.containers ?? []) {
-        const env: Record<string, string> = { ...imageEnv };
-        for (const from of c.envFrom ?? []) {
-          expect(from.configMapRef, "settings come from a ConfigMap (secrets one by one)").toBeDefined();
-          const data = configMaps.get(from.configMapRef!.name);
-          expect(data, `ConfigMap ${from.configMapRef!.name}`).toBeDefined();
-          Object.assign(env, data);
-        }
-        for (const e of c.env ?? []) {
-          if (e.value !== undefined) env[e.name] = e.value;
-          else {
-            expect(e.valueFrom?.secretKeyRef, `${obj.metadata.name}/${c.name} ${e.name}`).toBeDefined();
-            expect(Object.keys(SECRET_STAND_INS), "only secrets come from Secrets").toContain(e.name);
-            env[e.name] = SECRET_STAND_INS[e.name]!;
-          }
-        }
-        containers.push({ r: { where: `${name} ${obj.metadata.name}/${c.name}`, role: c.args?.[0] ?? "", env }, c, pod: pod!, obj });
+const overlays = readdirSync(path.join(k8sDir, "overlays")).map((name) => path.join(k8sDir, "overlays", name));
+
+describe.each([path.join(k8sDir, "base"), ...overlays].map((dir) => [path.relative(root, dir), dir] as const))("%s", (name, dir) => {
+  const objects: K8sObject[] = kubectlAvailable() ? kustomizeBuild(dir) : kustomizationResources(dir);
+  const configMaps = new Map(objects.filter((o) => o.kind === "ConfigMap").map((o) => [o.metadata.name, o.data ?? {}]));
+  const containers: Array<{ r: RoleEnv; c: Container; pod: PodTemplate; obj: K8sObject }> = [];
+  for (const obj of objects) {
+    const pod = podTemplate(obj);
+    for (const c of pod?.spec.containers ?? []) {
+      const env: Record<string, string> = { ...imageEnv };
+      for (const from of c.envFrom ?? []) {
+        expect(from.configMapRef, "settings come from a ConfigMap (secrets one by one)").toBeDefined();
+        const data = configMaps.get(from.configMapRef!.name);
+        expect(data, `ConfigMap ${from.configMapRef!.name}`).toBeDefined();
+        Object.assign(env, data);
       }
-    }
-    const entry = (r: RoleEnv) => containers.find((x) => x.r === r)!;
-
-    function containerPorts(r: RoleEnv): Record<string, number | undefined> {
-      return Object.fromEntries((entry(r).c.ports ?? []).map((p) => [p.name ?? String(p.containerPort), p.containerPort]));
-    }
-
-    /** Where the pod's volume "data" is mounted in this container. */
-    function dataVolume(r: RoleEnv): string | undefined {
-      return entry(r).c.volumeMounts?.find((m) => m.name === "data")?.mountPath;
-    }
-
-    it("sets only documented settings, valid ones, and wires the roles together", () => {
-      checkRoles(
-        containers.map((x) => x.r),
-        containerPorts,
-        dataVolume,
-      );
-    });
-
-    it("gives every process longer than its shutdown grace to stop", () => {
-      for (const { r, pod } of containers) {
-        const seconds = (pod.spec as { terminationGracePeriodSeconds?: number }).terminationGracePeriodSeconds ?? 30;
-        expect(seconds * 1000, r.where).toBeGreaterThan(configOf(r).shutdownGraceMs);
+      for (const e of c.env ?? []) {
+        if (e.value !== undefined) env[e.name] = e.value;
+        else {
+          expect(e.valueFrom?.secretKeyRef, `${obj.metadata.name}/${c.name} ${e.name}`).toBeDefined();
+          expect(Object.keys(SECRET_STAND_INS), "only secrets come from Secrets").toContain(e.name);
+          env[e.name] = SECRET_STAND_INS[e.name]!;
+        }
       }
-    });
+      containers.push({ r: { where: `${name} ${obj.metadata.name}/${c.name}`, role: c.args?.[0] ?? "", env }, c, pod: pod!, obj });
+    }
+  }
+  const entry = (r: RoleEnv) => containers.find((x) => x.r === r)!;
 
-    it("puts the worker beside the runtime, in its pod (loopback control API, one data volume)", () => {
-      const worker = containers.filter((x) => x.r.role === "worker");
-      const runtime = containers.find((x) => x.r.role === "runtime")!;
-      for (const w of worker) expect(w.obj, w.r.where).toBe(runtime.obj);
-    });
-  },
-);
+  function containerPorts(r: RoleEnv): Record<string, number | undefined> {
+    return Object.fromEntries((entry(r).c.ports ?? []).map((p) => [p.name ?? String(p.containerPort), p.containerPort]));
+  }
+
+  /** Where the pod's volume "data" is mounted in this container. */
+  function dataVolume(r: RoleEnv): string | undefined {
+    return entry(r).c.volumeMounts?.find((m) => m.name === "data")?.mountPath;
+  }
+
+  it("sets only documented settings, valid ones, and wires the roles together", () => {
+    checkRoles(
+      containers.map((x) => x.r),
+      containerPorts,
+      dataVolume,
+    );
+  });
+
+  it("gives every process longer than its shutdown grace to stop", () => {
+    for (const { r, pod } of containers) {
+      const seconds = (pod.spec as { terminationGracePeriodSeconds?: number }).terminationGracePeriodSeconds ?? 30;
+      expect(seconds * 1000, r.where).toBeGreaterThan(configOf(r).shutdownGraceMs);
+    }
+  });
+
+  it("puts the worker beside the runtime, in its pod (loopback control API, one data volume)", () => {
+    const worker = containers.filter((x) => x.r.role === "worker");
+    const runtime = containers.find((x) => x.r.role === "runtime")!;
+    for (const w of worker) expect(w.obj, w.r.where).toBe(runtime.obj);
+  });
+});
