@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { Script } from "node:vm";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { composeFile, deployDir, modeldeployServices, readCompose, readDockerfile } from "./deploy-files.js";
@@ -77,6 +78,15 @@ describe("compose.yaml", () => {
       runtime: { condition: "service_healthy", restart: true },
     });
     for (const name of ["postgres", "nats", "api", "runtime"]) expect(s[name]!.healthcheck, name).toBeDefined();
+  });
+
+  it("health-checks with commands the image has: its node, whose scripts compile", () => {
+    for (const [name, s] of modeldeployServices(compose)) {
+      const test = s.healthcheck?.test;
+      if (!test) continue;
+      expect(test.slice(0, 3), name).toEqual(["CMD", "node", "-e"]);
+      expect(() => new Script(test[3]!), name).not.toThrow();
+    }
   });
 
   it("gives the workers the runtime's network namespace and data volume", () => {
