@@ -1,0 +1,51 @@
+// PGlite 0.3 starts Postgres with settings compiled into its WASM
+// (`-c shared_buffers=128MB`, among others) and reads no postgresql.conf, so
+// the 128 MB buffer pool (zeroed at start, so resident) cannot be set from
+// outside. The compiled module is patched instead: the one literal
+// `shared_buffers=128MB` in its data is rewritten before compiling, and the
+// patched module is handed to PGlite through its `wasmModule` option.
+// Measured with the embedded default (a few MB of data): the PGlite child's
+// idle RSS falls by ~110 MB, and its queries run at the same speed (every
+// page the control plane reads fits in 16 MB many times over).
+import fs from "node:fs";
+import type { PGliteOptions } from "@electric-sql/pglite";
+
+type WasmModule = NonNullable<PGliteOptions["wasmModule"]>;
+// The WebAssembly global is not in this project's lib (ES2023, no DOM).
+declare const WebAssembly: { compile(bytes: Uint8Array): Promise<WasmModule> };
+
+export const EMBEDDED_SHARED_BUFFERS = "16MB";
+
+const COMPILED_SETTING = "shared_buffers=128MB";
+
+export interface PatchedWasm {
+  module: WasmModule;
+  /** The value now compiled in, e.g. "16MB". */
+  sharedBuffers: string;
+}
+
+/**
+ * The bytes of `wasm` with the compiled-in `shared_buffers=128MB` replaced by
+ * `shared_buffers=<value>`, or undefined when that literal is not there
+ * exactly once (another PGlite build: it is then used as it is).
+ */
+export function patchSharedBuffers(wasm: Buffer, value: string): Buffer | undefined {
+  const from = Buffer.from(`${COMPILED_SETTING}\0`);
+  const replacement = Buffer.from(`shared_buffers=${value}\0`);
+  if (!/^\d+(kB|MB)$/.test(value) || replacement.length > from.length) throw new Error(`shared_buffers ${value}: a size such as 16MB, at most 5 characters`);
+  const at = wasm.indexOf(from);
+  if (at < 0 || wasm.indexOf(from, at + 1) >= 0) return undefined;
+  const patched = Buffer.from(wasm);
+  // NUL-padded to the old length: the C string ends at the first NUL.
+  patched.fill(0, at, at + from.length);
+  replacement.copy(patched, at);
+  return patched;
+}
+
+/** PGlite's WASM compiled with a smaller buffer pool; undefined when it cannot be patched. */
+export async function compileLeanPGlite(value = EMBEDDED_SHARED_BUFFERS): Promise<PatchedWasm | undefined> {
+  const file = new URL("./pglite.wasm", import.meta.resolve("@electric-sql/pglite"));
+  const patched = patchSharedBuffers(fs.readFileSync(file), value);
+  if (patched === undefined) return undefined;
+  return { module: await WebAssembly.compile(patched), sharedBuffers: value };
+}
