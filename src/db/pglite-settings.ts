@@ -25,9 +25,10 @@ export interface PatchedWasm {
 }
 
 /**
- * The bytes of `wasm` with the compiled-in `shared_buffers=128MB` replaced by
- * `shared_buffers=<value>`, or undefined when that literal is not there
- * exactly once (another PGlite build: it is then used as it is).
+ * Replaces the compiled-in `shared_buffers=128MB` in `wasm` (in place: no
+ * second 9 MB copy) by `shared_buffers=<value>` and returns it, or returns
+ * undefined, changing nothing, when that literal is not there exactly once
+ * (another PGlite build: it is then used as it is).
  */
 export function patchSharedBuffers(wasm: Buffer, value: string): Buffer | undefined {
   const from = Buffer.from(`${COMPILED_SETTING}\0`);
@@ -35,11 +36,10 @@ export function patchSharedBuffers(wasm: Buffer, value: string): Buffer | undefi
   if (!/^\d+(kB|MB)$/.test(value) || replacement.length > from.length) throw new Error(`shared_buffers ${value}: a size such as 16MB, at most 5 characters`);
   const at = wasm.indexOf(from);
   if (at < 0 || wasm.indexOf(from, at + 1) >= 0) return undefined;
-  const patched = Buffer.from(wasm);
   // NUL-padded to the old length: the C string ends at the first NUL.
-  patched.fill(0, at, at + from.length);
-  replacement.copy(patched, at);
-  return patched;
+  wasm.fill(0, at, at + from.length);
+  replacement.copy(wasm, at);
+  return wasm;
 }
 
 /** PGlite's WASM compiled with a smaller buffer pool; undefined when it cannot be patched. */

@@ -1,0 +1,13 @@
+import fs from "node:fs";
+const rss = () => (/VmRSS:\s+(\d+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))[1] / 1024).toFixed(1);
+const base = rss();
+const ort = await import("onnxruntime-node");
+const afterImport = rss();
+const opts = JSON.parse(process.argv[3] ?? "{}");
+const s = await ort.InferenceSession.create(process.argv[2], { interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all", logSeverityLevel: 3, ...opts });
+const afterSession = rss();
+const feeds = { x: new ort.Tensor("float32", new Float32Array([1, 2, 3, 4]), [1, 4]), ids: new ort.Tensor("int64", new BigInt64Array([5n]), [1]) };
+for (let i = 0; i < 100; i++) await s.run(feeds);
+await new Promise((r) => setTimeout(r, 1000));
+const threads = /Threads:\s+(\d+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))[1];
+console.log(`base ${base} import ${afterImport} session ${afterSession} after100 ${rss()} threads ${threads}`);
