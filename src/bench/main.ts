@@ -13,6 +13,7 @@ import { createBenchClient } from "./client.js";
 import type { FigureContext } from "./figures/context.js";
 import { createFigure } from "./figures/create.js";
 import { dispatchFigure } from "./figures/dispatch.js";
+import { embeddedIdleFigure } from "./figures/embedded-idle.js";
 import { drainFigures } from "./figures/drain.js";
 import { fanoutFigure } from "./figures/fanout.js";
 import { idleRssFigures } from "./figures/idle-rss.js";
@@ -137,6 +138,8 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
         if (wants(o, "9")) await guard(rows, "9", "idle RSS", () => idleRssFigures(ctx, model));
       });
     }
+    // Stage D: the embedded default, on its own PGlite and nats-server.
+    if (wants(o, "10")) await guard(rows, "10", "idle memory, embedded default", async () => [await embeddedIdleFigure(o, model, log)]);
   } finally {
     rmSync(model.dir, { recursive: true, force: true });
     await rawDb.drop();

@@ -2,7 +2,7 @@
 // stopped at the end, on failure, on Ctrl-C and even when the bench itself
 // exits abruptly (a synchronous SIGKILL from the exit handler).
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 export interface Proc {
@@ -150,4 +150,47 @@ export async function stopAll(): Promise<void> {
         }),
     ),
   );
+}
+
+export interface TreeMemory {
+  /** Sum of VmRSS over the process and all its descendants, MB (a page two processes share is counted twice). */
+  rssMB: number;
+  /** Sum of Pss (smaps_rollup): each shared page divided among the processes that map it, MB. */
+  pssMB: number;
+  processes: { pid: number; command: string; rssMB: number }[];
+}
+
+/** The process `root` and its descendants (by parent pid, from /proc/<pid>/stat), and their memory. */
+export function treeMemory(root: number): TreeMemory {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // After the command in parentheses (which may hold spaces): state, ppid.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const pids: number[] = [];
+  const visit = (pid: number) => {
+    pids.push(pid);
+    for (const child of children.get(pid) ?? []) visit(child);
+  };
+  visit(root);
+  const processes: TreeMemory["processes"] = [];
+  let pssKB = 0;
+  for (const pid of pids) {
+    try {
+      const rssMB = rssOf(pid);
+      pssKB += Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? NaN);
+      const command = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+      processes.push({ pid, command: command.join(" "), rssMB });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return { rssMB: processes.reduce((sum, p) => sum + p.rssMB, 0), pssMB: pssKB / 1024, processes };
 }

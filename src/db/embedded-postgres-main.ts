@@ -23,6 +23,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { isProcessAlive } from "../child-process.js";
 import { createLogger } from "../log.js";
+import { compileLeanPGlite } from "./pglite-settings.js";
 
 const log = createLogger({ base: { component: "embedded-postgres" } });
 
@@ -204,13 +205,16 @@ class SessionQueue {
  * 0.3.16): so a new directory is initialised first, then reopened.
  */
 async function openPGlite(dataDir: string): Promise<PGlite> {
+  const lean = await compileLeanPGlite();
+  if (lean === undefined) log.warn("this PGlite build has no shared_buffers=128MB to lower; running it as it is");
+  const wasm = lean ? { wasmModule: lean.module } : {};
   if (!fs.existsSync(path.join(dataDir, "PG_VERSION"))) {
     const started = Date.now();
-    const init = await PGlite.create(dataDir);
+    const init = await PGlite.create(dataDir, wasm);
     await init.close();
     log.info("initialised a new PGlite data directory", { dataDir, ms: Date.now() - started });
   }
-  const db = await PGlite.create(dataDir, { database: "postgres", username: "postgres" });
+  const db = await PGlite.create(dataDir, { database: "postgres", username: "postgres", ...wasm });
   const current = (await db.query<{ db: string }>("select current_database() as db")).rows[0]?.db;
   if (current !== "postgres") {
     await db.close();
@@ -309,6 +313,10 @@ async function main(): Promise<void> {
     const port = await front.listen(options.host, options.port);
     if (stopping !== undefined) return;
     process.stdout.write(JSON.stringify({ event: "listening", port }) + "\n");
+    // The first run's initdb instance is closed and unreferenced, but its
+    // WASM memory stays resident until a full collection, which an idle
+    // process may never run (started with --expose-gc: embedded-postgres.ts).
+    setTimeout(() => (globalThis as { gc?: () => void }).gc?.(), 100).unref();
     log.info("listening", { host: options.host, port });
   } catch (err) {
     if (stopping !== undefined) return;

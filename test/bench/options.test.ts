@@ -25,5 +25,6 @@ describe("bench options", () => {
     expect(wants(o, "4")).toBe(true);
     expect(wants(o, "2")).toBe(false);
     expect(() => parseOptions(["--only", "12"], {})).toThrow(/figure ids/);
+    expect(wants(parseOptions(["--only", "10"], {}), "10")).toBe(true);
   });
 });

@@ -11,6 +11,7 @@ import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../src/db/embedded-postgres.js";
+import { EMBEDDED_SHARED_BUFFERS } from "../../src/db/pglite-settings.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../helpers/services.js";
 import { NatsServerNotFoundError, findNatsServer, startEmbeddedNats, type EmbeddedNats } from "../../src/queue/embedded-nats.js";
@@ -46,6 +47,8 @@ describe("embedded Postgres (PGlite child process)", () => {
     try {
       const who = await db.query<{ db: string; user: string }>("select current_database() as db, current_user as user");
       expect(who.rows).toEqual([{ db: "postgres", user: "postgres" }]);
+      // PGlite's compiled-in 128MB, lowered (src/db/pglite-settings.ts).
+      expect((await db.query<{ shared_buffers: string }>("show shared_buffers")).rows).toEqual([{ shared_buffers: EMBEDDED_SHARED_BUFFERS }]);
 
       await db.query("create table notes (id int primary key, body text not null)");
       await db.query("insert into notes (id, body) values ($1, $2)", [1, "plain insert"]);
