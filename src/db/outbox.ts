@@ -1,13 +1,19 @@
 import type { Executor } from "./executor.js";
 
-export async function insertOutbox(db: Executor, taskId: string, msgId: string): Promise<void> {
-  await db.insertInto("outbox").values({ task_id: taskId, msg_id: msgId }).execute();
+/** `traceContext`: the queuing call's W3C trace headers (tracing.ts), or null. */
+export async function insertOutbox(db: Executor, taskId: string, msgId: string, traceContext: Record<string, string> | null = null): Promise<void> {
+  await db
+    .insertInto("outbox")
+    .values({ task_id: taskId, msg_id: msgId, trace_context: traceContext === null ? null : JSON.stringify(traceContext) })
+    .execute();
 }
 
 export interface OutboxEntry {
   id: string;
   taskId: string;
   msgId: string;
+  /** As written by insertOutbox (unchecked: the reader validates it). */
+  traceContext: unknown;
 }
 
 /**
@@ -17,9 +23,16 @@ export interface OutboxEntry {
  */
 export async function drainOutbox(db: Executor, limit: number, publish: (entries: OutboxEntry[]) => Promise<void>): Promise<number> {
   return db.transaction().execute(async (trx) => {
-    const rows = await trx.selectFrom("outbox").select(["id", "task_id", "msg_id"]).orderBy("id").limit(limit).forUpdate().skipLocked().execute();
+    const rows = await trx
+      .selectFrom("outbox")
+      .select(["id", "task_id", "msg_id", "trace_context"])
+      .orderBy("id")
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .execute();
     if (rows.length === 0) return 0;
-    await publish(rows.map((r) => ({ id: String(r.id), taskId: r.task_id, msgId: r.msg_id })));
+    await publish(rows.map((r) => ({ id: String(r.id), taskId: r.task_id, msgId: r.msg_id, traceContext: r.trace_context })));
     await trx
       .deleteFrom("outbox")
       .where(

@@ -1,0 +1,82 @@
+// OpenTelemetry tracing through the API package only. Until a tracer
+// provider is installed (tracing-sdk.ts: OTLP when configured, or a test's
+// in-memory exporter) `tracingEnabled()` is false and every caller skips its
+// spans outright: tracing off costs a boolean test per call.
+//
+// Context crosses processes as W3C trace context (traceparent, tracestate):
+// API call → outbox row (trace_context) → queue message headers → worker
+// task → runtime control calls (HTTP headers).
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type SpanOptions, type TextMapGetter } from "@opentelemetry/api";
+
+export { SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Context, type Span } from "@opentelemetry/api";
+
+let enabled = false;
+
+export function tracingEnabled(): boolean {
+  return enabled;
+}
+
+/** Set by whoever installs (true) or removes (false) the tracer provider. */
+export function setTracingEnabled(on: boolean): void {
+  enabled = on;
+}
+
+export function tracer() {
+  return trace.getTracer("modeldeploy");
+}
+
+/** W3C trace context headers: traceparent and, when there is one, tracestate. */
+export type TraceCarrier = Record<string, string>;
+
+/** The active span's context as headers, or null (tracing off, or no span). */
+export function activeTraceCarrier(): TraceCarrier | null {
+  if (!enabled) return null;
+  return carrierOf(context.active());
+}
+
+export function carrierOf(ctx: Context): TraceCarrier | null {
+  const carrier: TraceCarrier = {};
+  propagation.inject(ctx, carrier);
+  return carrier["traceparent"] === undefined ? null : carrier;
+}
+
+/** The remote parent the carrier names (ROOT_CONTEXT when it names none). */
+export function contextFrom<C>(carrier: C, getter?: TextMapGetter<C>): Context {
+  return getter === undefined ? propagation.extract(ROOT_CONTEXT, carrier) : propagation.extract(ROOT_CONTEXT, carrier, getter);
+}
+
+/** A trace carrier read back from storage (the outbox): only string values, only W3C keys. */
+export function parseTraceCarrier(value: unknown): TraceCarrier | null {
+  if (typeof value !== "object" || value === null) return null;
+  const out: TraceCarrier = {};
+  for (const key of ["traceparent", "tracestate"]) {
+    const v = (value as Record<string, unknown>)[key];
+    if (typeof v === "string" && v.length <= 512) out[key] = v;
+  }
+  return out["traceparent"] === undefined ? null : out;
+}
+
+/** Marks a span failed with the error's message. */
+export function spanFailed(span: Span, err: unknown): void {
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+}
+
+/**
+ * Runs `fn` inside a new child span of `parent` (default: the active context)
+ * and ends it; an error fails the span and is rethrown. Tracing off: `fn` alone.
+ */
+export async function withSpan<T>(name: string, options: SpanOptions, fn: (span: Span | undefined) => Promise<T>, parent?: Context): Promise<T> {
+  if (!enabled) return fn(undefined);
+  const base = parent ?? context.active();
+  const span = tracer().startSpan(name, options, base);
+  try {
+    return await context.with(trace.setSpan(base, span), () => fn(span));
+  } catch (err) {
+    spanFailed(span, err);
+    throw err;
+  } finally {
+    span.end();
+  }
+}
+
+export const spanKind = SpanKind;
