@@ -72,9 +72,12 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<num
     const bootstrapKey = await ensureBootstrapKey(config, infra.db);
     const agent = config.runtimeDriver === "local" ? await startRuntimeAgent(config, logger) : undefined;
     const driver = createDriver(config, logger, agent);
-    const api = await startApiRole(config, infra, logger, tokens);
+    // One process: the API's HTTP port serves the worker's series too.
+    const { createRegistry } = await import("../telemetry/metrics.js");
+    const registry = createRegistry();
+    const api = await startApiRole(config, infra, logger, tokens, registry);
     stops.push((g) => api.stop(g));
-    const worker = await startWorkerRole(config, infra, driver, logger, tokens);
+    const worker = await startWorkerRole(config, infra, driver, logger, tokens, registry);
     stops.push((g) => worker.stop(g));
     stops.push(async () => {
       await driver.close();
@@ -88,6 +91,7 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<num
       agent
         ? `  inference gateway: ${agent.gatewayUrl}\n  runtime control:  ${agent.controlUrl}   (no auth: keep it on loopback)`
         : `  runtime: ${config.runtimeDriver}`,
+      `  metrics:          http://${config.httpHost}:${api.httpPort}/metrics (api, worker)${agent ? `, ${agent.controlUrl}/metrics (runtime)` : ""}`,
       `  database: ${infra.embedded.postgres ? `embedded PGlite in ${path.join(config.dataDir, "postgres")}` : "DATABASE_URL"}`,
       `  queue:    ${infra.embedded.nats ? `embedded nats-server (${infra.natsUrl})` : "NATS_URL"}`,
       bootstrapKey

@@ -23,6 +23,8 @@ import { startPullLoop } from "./pull-loop.js";
 import type { RetryPolicy } from "./retry-schedule.js";
 import { failureFromError, runTask } from "./run-task.js";
 import { settleRuntime } from "./settle-runtime.js";
+import { contextFrom, otelContext, otelTrace, spanFailed, spanKind, tracer, tracingEnabled, type Context, type Span } from "../telemetry/tracing.js";
+import type { TaskOutcome, WorkerMetrics } from "./worker-metrics.js";
 
 export interface WorkerOptions {
   db: Db;
@@ -45,6 +47,8 @@ export interface WorkerOptions {
   downloadRetry?: RetryPolicy;
   /** Opens the model tokens the api sealed (MODELDEPLOY_SECRET_KEY). */
   tokens?: TokenSealer;
+  /** Each task run observed at its end (worker-metrics.ts). */
+  metrics?: WorkerMetrics;
 }
 
 /** A task still running after this long follows its deployment's events (a quick task never pays for a subscription). */
@@ -82,7 +86,20 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     if (claim.kind === "terminal" || claim.kind === "leased") return { kind: "ack" };
 
     const task = toTask(claim.task);
-    const tlog = log.child({ taskId: task.id, attempt: task.attempt, kind: task.kind });
+    // Every line about the task names it, its deployment and workspace, and the call that queued it.
+    const tlog = log.child({
+      taskId: task.id,
+      attempt: task.attempt,
+      kind: task.kind,
+      workspace: task.workspace,
+      deployment: task.deploymentName,
+      deploymentUid: task.deploymentUid,
+      ...(task.requestId !== "" ? { requestId: task.requestId } : {}),
+    });
+    const started = performance.now();
+    let outcome: TaskOutcome = "retried";
+    // Tracing on: the task runs in a span, child of the call that queued it (the message's headers).
+    const traced = tracingEnabled() ? startTaskSpan(msg, task) : undefined;
     const ac = new AbortController();
     running.add(ac);
     // Keep the lease and the message alive while a long step runs; a lease
@@ -115,16 +132,21 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       }, followAfterMs);
     try {
       tlog.info("task started");
-      await runTask(
-        { db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs, downloadRetry: o.downloadRetry, tokens: o.tokens },
-        task,
-        ac.signal,
-        claim,
-      );
+      const run = () =>
+        runTask(
+          { db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs, downloadRetry: o.downloadRetry, tokens: o.tokens },
+          task,
+          ac.signal,
+          claim,
+        );
+      await (traced === undefined ? run() : otelContext.with(traced.context, run));
       tlog.info("task finished");
+      outcome = "succeeded";
       return { kind: "ack" };
     } catch (err) {
+      if (traced !== undefined) spanFailed(traced.span, err);
       if (err instanceof FencedError || ac.signal.reason instanceof FencedError) {
+        outcome = "stopped";
         tlog.info("task taken over or cancelled; stopping this attempt");
         await settleIfCancelled(task, tlog);
         return { kind: "ack" };
@@ -132,6 +154,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       const failure = failureFromError(err);
       const lastChance = msg.info.deliveryCount >= o.maxDeliver;
       if (failure || lastChance) {
+        outcome = "failed";
         const final = failure ?? failureOf("INTERNAL", `task failed after ${msg.info.deliveryCount} attempts: ${describe(err)}`, { retryable: true });
         tlog.warn("task failed", { reason: final.reason, message: final.message });
         const row = await findDeploymentByUid(o.db, task.deploymentUid);
@@ -156,6 +179,11 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       clearTimeout(follow || undefined);
       unfollow?.();
       running.delete(ac);
+      o.metrics?.taskEnded(task.kind, outcome, (performance.now() - started) / 1000);
+      if (traced !== undefined) {
+        traced.span.setAttribute("modeldeploy.task_outcome", outcome);
+        traced.span.end();
+      }
     }
   };
 
@@ -206,6 +234,32 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       log.info("worker stopped");
     },
   };
+}
+
+const natsHeaders = {
+  get: (carrier: JsMsg["headers"], key: string) => carrier?.get(key) || undefined,
+  keys: (carrier: JsMsg["headers"]) => (carrier ? carrier.keys() : []),
+};
+
+/** The task's consumer span, child of the trace context its message carries. */
+function startTaskSpan(msg: JsMsg, task: Task): { span: Span; context: Context } {
+  const parent = contextFrom(msg.headers, natsHeaders);
+  const span = tracer().startSpan(
+    `task ${task.kind}`,
+    {
+      kind: spanKind.CONSUMER,
+      attributes: {
+        "messaging.system": "nats",
+        "modeldeploy.task_id": task.id,
+        "modeldeploy.task_kind": task.kind,
+        "modeldeploy.attempt": task.attempt,
+        "modeldeploy.workspace": task.workspace,
+        "modeldeploy.deployment": task.deploymentName,
+      },
+    },
+    parent,
+  );
+  return { span, context: otelTrace.setSpan(parent, span) };
 }
 
 function backoff(deliveryCount: number): number {

@@ -47,6 +47,8 @@ export interface LocalRuntime {
   release(deploymentUid: string): Promise<void>;
   observe(): DeploymentObservation[];
   resolve(workspace: string, deploymentName: string): Resolution;
+  /** Replicas on this host by state: ready, starting (not ready yet), backoff (restarting), failed, stopping, stopped. */
+  replicaStates(): Map<string, number>;
   /** Starts what the persisted state says should run. */
   restore(): void;
   /** Stops every replica; the persisted state stays, for the next start. */
@@ -215,6 +217,17 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
       const revision = supervisor.get(route.deploymentUid, route.revision);
       if (!revision || revision.desired.replicas === 0) return { kind: "stopped", route };
       return { kind: "serving", route, revision };
+    },
+
+    replicaStates() {
+      const counts = new Map<string, number>();
+      for (const revision of supervisor.all()) {
+        for (const r of revision.replicas) {
+          const state = r.ready ? "ready" : r.phase === "running" ? "starting" : r.phase;
+          counts.set(state, (counts.get(state) ?? 0) + 1);
+        }
+      }
+      return counts;
     },
 
     restore() {
