@@ -108,8 +108,8 @@ export interface OutboxTable {
   task_id: string;
   msg_id: string;
   created_at: Generated<Timestamp>;
-  /** W3C trace context of the call that queued the task (traceparent, tracestate); null: not traced. */
-  trace_context: ColumnType<Record<string, string> | null, string | null | undefined, string | null>;
+  /** Headers for the task's message from the call that queued it (x-request-id, traceparent, tracestate). */
+  call_context: ColumnType<Record<string, string> | null, string | null | undefined, string | null>;
 }
 
 export interface HostCapacityTable {

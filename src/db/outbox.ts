@@ -1,10 +1,10 @@
 import type { Executor } from "./executor.js";
 
-/** `traceContext`: the queuing call's W3C trace headers (tracing.ts), or null. */
-export async function insertOutbox(db: Executor, taskId: string, msgId: string, traceContext: Record<string, string> | null = null): Promise<void> {
+/** `callContext`: headers of the task's message from the call that queued it (telemetry/call-context.ts), or null. */
+export async function insertOutbox(db: Executor, taskId: string, msgId: string, callContext: Record<string, string> | null = null): Promise<void> {
   await db
     .insertInto("outbox")
-    .values({ task_id: taskId, msg_id: msgId, trace_context: traceContext === null ? null : JSON.stringify(traceContext) })
+    .values({ task_id: taskId, msg_id: msgId, call_context: callContext === null ? null : JSON.stringify(callContext) })
     .execute();
 }
 
@@ -13,7 +13,7 @@ export interface OutboxEntry {
   taskId: string;
   msgId: string;
   /** As written by insertOutbox (unchecked: the reader validates it). */
-  traceContext: unknown;
+  callContext: unknown;
 }
 
 /**
@@ -25,14 +25,14 @@ export async function drainOutbox(db: Executor, limit: number, publish: (entries
   return db.transaction().execute(async (trx) => {
     const rows = await trx
       .selectFrom("outbox")
-      .select(["id", "task_id", "msg_id", "trace_context"])
+      .select(["id", "task_id", "msg_id", "call_context"])
       .orderBy("id")
       .limit(limit)
       .forUpdate()
       .skipLocked()
       .execute();
     if (rows.length === 0) return 0;
-    await publish(rows.map((r) => ({ id: String(r.id), taskId: r.task_id, msgId: r.msg_id, traceContext: r.trace_context })));
+    await publish(rows.map((r) => ({ id: String(r.id), taskId: r.task_id, msgId: r.msg_id, callContext: r.call_context })));
     await trx
       .deleteFrom("outbox")
       .where(

@@ -9,7 +9,6 @@ import { resolveName, validateLabels, validateSpec } from "../domain/validation.
 import { checkCapacity, checkHostCapacity } from "./capacity.js";
 import type { DeploymentsDeps } from "./deps.js";
 import { newTask } from "./new-task.js";
-import { activeTraceCarrier } from "../telemetry/tracing.js";
 import { progressDeadlineProblems, replayIfSeen, requestHash, requestIdProblems } from "./requests.js";
 
 export interface CreateInput {
@@ -108,7 +107,7 @@ async function insertCreate(deps: DeploymentsDeps, principal: Principal, input: 
       revision: { number: 1, model: input.model, resources: input.resources, taskId, createTime: now },
       task,
       requestHash: hash,
-      traceContext: activeTraceCarrier(),
+      callContext: deps.callContext ?? null,
     },
     call,
   );

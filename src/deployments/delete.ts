@@ -6,7 +6,6 @@ import { isUniqueViolation } from "../db/db-errors.js";
 import { findDeploymentByName, lockDeployment } from "../db/deployments.js";
 import { taskToRow, toTask } from "../db/mappers.js";
 import { insertOutbox } from "../db/outbox.js";
-import { activeTraceCarrier } from "../telemetry/tracing.js";
 import { findTask, insertTask } from "../db/tasks.js";
 import { transact } from "../db/transact.js";
 import { deploymentNotFound, invalidRequest } from "../domain/errors.js";
@@ -29,8 +28,6 @@ export async function deleteDeployment(deps: DeploymentsDeps, principal: Princip
   if (!found || found.state === "DELETED") throw deploymentNotFound(name);
   const taskId = newId();
   const now = new Date();
-  // Read here, in the call's context: the transaction's callback may run in another (a pooled connection's waiter).
-  const traceContext = activeTraceCarrier();
   let result: Task;
   try {
     result = await transact(deps.db, deps.sink, async (trx, emit) => {
@@ -71,7 +68,7 @@ export async function deleteDeployment(deps: DeploymentsDeps, principal: Princip
         now,
       });
       await insertTask(trx, taskToRow(task, { requestHash: hash, enqueuedAt: now }));
-      await insertOutbox(trx, taskId, taskId, traceContext);
+      await insertOutbox(trx, taskId, taskId, deps.callContext ?? null);
       const event = await applyChange(trx, {
         deploymentUid: locked.uid,
         type: "STATE_CHANGED",

@@ -9,7 +9,6 @@ import { findDeploymentByName, lockDeployment } from "../db/deployments.js";
 import type { Trx } from "../db/executor.js";
 import { taskToRow, toDeployment } from "../db/mappers.js";
 import { insertOutbox } from "../db/outbox.js";
-import { activeTraceCarrier } from "../telemetry/tracing.js";
 import { insertRevision, nextRevisionNumber } from "../db/revisions.js";
 import { findTask, insertTask } from "../db/tasks.js";
 import { transact } from "../db/transact.js";
@@ -48,8 +47,6 @@ export async function queueChange(deps: DeploymentsDeps, principal: Principal, r
   if (seen) return seen;
   const found = await findDeploymentByName(deps.db, principal.workspace, req.name);
   if (!found || found.state === "DELETED") throw deploymentNotFound(req.name);
-  // Read here, in the call's context: the transaction's callback may run in another (a pooled connection's waiter).
-  const traceContext = activeTraceCarrier();
   let result: { deployment: Deployment; task: Task };
   try {
     result = await transact(deps.db, deps.sink, async (trx, emit) => {
@@ -89,7 +86,7 @@ export async function queueChange(deps: DeploymentsDeps, principal: Principal, r
       });
       await insertTask(trx, taskToRow(task, { requestHash: req.requestHash, enqueuedAt: now }));
       if (plan.revision) await insertRevision(trx, current.uid, { number: revision, ...plan.revision, taskId, createTime: now });
-      await insertOutbox(trx, taskId, taskId, traceContext);
+      await insertOutbox(trx, taskId, taskId, deps.callContext ?? null);
       const event = await applyChange(trx, {
         deploymentUid: current.uid,
         type: "STATE_CHANGED",

@@ -3,7 +3,8 @@
 import type { Db } from "../db/connect.js";
 import { drainOutbox, type OutboxEntry } from "../db/outbox.js";
 import type { Logger } from "../log.js";
-import { carrierOf, contextFrom, otelTrace, parseTraceCarrier, spanFailed, spanKind, tracer, tracingEnabled } from "../telemetry/tracing.js";
+import { parseCallContext } from "../telemetry/call-context.js";
+import { carrierOf, contextFrom, otelTrace, spanFailed, spanKind, tracer, tracingEnabled } from "../telemetry/tracing.js";
 import { createOutageLog } from "./outage-log.js";
 import type { TaskPublisher } from "./task-queue.js";
 
@@ -74,17 +75,17 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
 }
 
 /**
- * One outbox row to the queue, its call's trace context in the message's
- * headers: through a producer span of this relay when tracing is on here,
- * as written otherwise.
+ * One outbox row to the queue, its call's context (request id, trace) in the
+ * message's headers; a traced call's message is sent in a producer span of
+ * this relay when tracing is on here.
  */
 async function publishEntry(publisher: TaskPublisher, e: OutboxEntry): Promise<void> {
-  const carrier = parseTraceCarrier(e.traceContext);
-  if (carrier === null || !tracingEnabled()) return publisher.publish(e.taskId, e.msgId, carrier);
+  const carrier = parseCallContext(e.callContext);
+  if (carrier?.["traceparent"] === undefined || !tracingEnabled()) return publisher.publish(e.taskId, e.msgId, carrier);
   const parent = contextFrom(carrier);
   const span = tracer().startSpan("task publish", { kind: spanKind.PRODUCER, attributes: { "messaging.system": "nats", "modeldeploy.task_id": e.taskId } }, parent);
   try {
-    await publisher.publish(e.taskId, e.msgId, carrierOf(otelTrace.setSpan(parent, span)));
+    await publisher.publish(e.taskId, e.msgId, { ...carrier, ...carrierOf(otelTrace.setSpan(parent, span)) });
   } catch (err) {
     spanFailed(span, err);
     throw err;

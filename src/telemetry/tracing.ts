@@ -4,7 +4,7 @@
 // spans outright: tracing off costs a boolean test per call.
 //
 // Context crosses processes as W3C trace context (traceparent, tracestate):
-// API call → outbox row (trace_context) → queue message headers → worker
+// API call → outbox row (call_context) → queue message headers → worker
 // task → runtime control calls (HTTP headers).
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type SpanOptions, type TextMapGetter } from "@opentelemetry/api";
 
@@ -43,17 +43,6 @@ export function carrierOf(ctx: Context): TraceCarrier | null {
 /** The remote parent the carrier names (ROOT_CONTEXT when it names none). */
 export function contextFrom<C>(carrier: C, getter?: TextMapGetter<C>): Context {
   return getter === undefined ? propagation.extract(ROOT_CONTEXT, carrier) : propagation.extract(ROOT_CONTEXT, carrier, getter);
-}
-
-/** A trace carrier read back from storage (the outbox): only string values, only W3C keys. */
-export function parseTraceCarrier(value: unknown): TraceCarrier | null {
-  if (typeof value !== "object" || value === null) return null;
-  const out: TraceCarrier = {};
-  for (const key of ["traceparent", "tracestate"]) {
-    const v = (value as Record<string, unknown>)[key];
-    if (typeof v === "string" && v.length <= 512) out[key] = v;
-  }
-  return out["traceparent"] === undefined ? null : out;
 }
 
 /** Marks a span failed with the error's message. */

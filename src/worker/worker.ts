@@ -25,6 +25,7 @@ import { failureFromError, runTask } from "./run-task.js";
 import { settleRuntime } from "./settle-runtime.js";
 import { contextFrom, otelContext, otelTrace, spanFailed, spanKind, tracer, tracingEnabled, type Context, type Span } from "../telemetry/tracing.js";
 import type { TaskOutcome, WorkerMetrics } from "./worker-metrics.js";
+import { REQUEST_ID_HEADER } from "../telemetry/call-context.js";
 
 export interface WorkerOptions {
   db: Db;
@@ -94,7 +95,8 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       workspace: task.workspace,
       deployment: task.deploymentName,
       deploymentUid: task.deploymentUid,
-      ...(task.requestId !== "" ? { requestId: task.requestId } : {}),
+      // The x-request-id of the call that queued it (absent on a task the sweeper re-enqueued).
+      ...requestIdOf(msg),
     });
     const started = performance.now();
     let outcome: TaskOutcome = "retried";
@@ -234,6 +236,11 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       log.info("worker stopped");
     },
   };
+}
+
+function requestIdOf(msg: JsMsg): { requestId?: string } {
+  const id = msg.headers?.get(REQUEST_ID_HEADER);
+  return id ? { requestId: id } : {};
 }
 
 const natsHeaders = {
