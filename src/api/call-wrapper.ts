@@ -246,10 +246,14 @@ const headersGetter = {
 /** The call's server span, child of the caller's trace context if it sent one (traceparent). */
 function startCallSpan(method: DescMethod, ctx: HandlerContext, requestId: string): { span: Span; run: <T>(f: () => T) => T } {
   const parent = contextFrom(ctx.requestHeader, headersGetter);
-  const span = tracer().startSpan(`${method.parent.typeName}/${method.name}`, {
-    kind: spanKind.SERVER,
-    attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name, "modeldeploy.request_id": requestId },
-  }, parent);
+  const span = tracer().startSpan(
+    `${method.parent.typeName}/${method.name}`,
+    {
+      kind: spanKind.SERVER,
+      attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name, "modeldeploy.request_id": requestId },
+    },
+    parent,
+  );
   const active = otelTrace.setSpan(parent, span);
   return { span, run: (f) => otelContext.with(active, f) };
 }

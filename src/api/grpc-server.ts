@@ -481,7 +481,11 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const streamSerializer = opts.streamSerializer ?? createSharedSerializer();
 
   for (const { service, impl } of opts.services) {
-    const wrapped = wrapServiceImpl(service, impl, { logger, shutdownSignal: shutdown.signal, ...(opts.metrics ? { metrics: opts.metrics } : {}) }) as unknown as Record<string, ImplFn>;
+    const wrapped = wrapServiceImpl(service, impl, {
+      logger,
+      shutdownSignal: shutdown.signal,
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    }) as unknown as Record<string, ImplFn>;
     const handlers: grpc.UntypedServiceImplementation = {};
     for (const method of service.methods) {
       const fn = wrapped[method.localName];

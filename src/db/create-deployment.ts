@@ -78,7 +78,12 @@ export async function insertNewDeployments(db: Executor, items: readonly NewDepl
   for (const i of sorted) if (i.callContext) contexts[i.task.id] = i.callContext;
   // One statement is atomic: after a deadlock it can simply run again.
   const rows = await retryWriteConflicts("a batch of creates", () =>
-    executePreparedSql<InsertedRow>(db, INSERT_NEW_DEPLOYMENTS, [JSON.stringify(deployments), JSON.stringify(revisions), JSON.stringify(tasks), JSON.stringify(contexts)]),
+    executePreparedSql<InsertedRow>(db, INSERT_NEW_DEPLOYMENTS, [
+      JSON.stringify(deployments),
+      JSON.stringify(revisions),
+      JSON.stringify(tasks),
+      JSON.stringify(contexts),
+    ]),
   );
   const byUid = new Map(rows.map((r) => [r.dep.uid, r]));
   return items.map(({ deployment }): NewDeploymentResult => {

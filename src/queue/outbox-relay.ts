@@ -83,7 +83,11 @@ async function publishEntry(publisher: TaskPublisher, e: OutboxEntry): Promise<v
   const carrier = parseCallContext(e.callContext);
   if (carrier?.["traceparent"] === undefined || !tracingEnabled()) return publisher.publish(e.taskId, e.msgId, carrier);
   const parent = contextFrom(carrier);
-  const span = tracer().startSpan("task publish", { kind: spanKind.PRODUCER, attributes: { "messaging.system": "nats", "modeldeploy.task_id": e.taskId } }, parent);
+  const span = tracer().startSpan(
+    "task publish",
+    { kind: spanKind.PRODUCER, attributes: { "messaging.system": "nats", "modeldeploy.task_id": e.taskId } },
+    parent,
+  );
   try {
     await publisher.publish(e.taskId, e.msgId, { ...carrier, ...carrierOf(otelTrace.setSpan(parent, span)) });
   } catch (err) {

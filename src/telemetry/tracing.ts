@@ -6,7 +6,18 @@
 // Context crosses processes as W3C trace context (traceparent, tracestate):
 // API call → outbox row (call_context) → queue message headers → worker
 // task → runtime control calls (HTTP headers).
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type SpanOptions, type TextMapGetter } from "@opentelemetry/api";
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+  type SpanOptions,
+  type TextMapGetter,
+} from "@opentelemetry/api";
 
 export { SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Context, type Span } from "@opentelemetry/api";
 

@@ -111,7 +111,8 @@ describe("metrics", () => {
     expect(d.state).toBe(DeploymentState.RUNNING);
 
     // Gateway traffic: one inference, one request the model server refuses.
-    const infer = (body: unknown) => fetch(`${d.endpointUrl}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const infer = (body: unknown) =>
+      fetch(`${d.endpointUrl}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     const ok = await infer({
       inputs: [
         { name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] },
@@ -148,7 +149,10 @@ describe("metrics", () => {
 
     watching.abort();
     await watch.return?.().catch(() => undefined);
-    await waitFor("the watch to close", async () => value(await scrape(`${sys.httpUrl}/metrics`), "modeldeploy_watch_streams_open", { method: "WatchDeployment" }) === 0);
+    await waitFor(
+      "the watch to close",
+      async () => value(await scrape(`${sys.httpUrl}/metrics`), "modeldeploy_watch_streams_open", { method: "WatchDeployment" }) === 0,
+    );
     // A refused call is counted under its code.
     await expect(client.getDeployment({ name: "no-such-deployment" }, auth())).rejects.toThrow();
     expect(value(await scrape(`${sys.httpUrl}/metrics`), "modeldeploy_rpc_duration_seconds_count", { method: "GetDeployment", code: "not_found" })).toBe(1);

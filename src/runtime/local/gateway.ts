@@ -112,7 +112,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return proxy(req, res, resolved.revision, upstreamPath, name, target);
   }
 
-  async function proxy(req: http.IncomingMessage, res: http.ServerResponse, revision: Revision, path: string, name: string, target: GatewayTarget): Promise<void> {
+  async function proxy(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    revision: Revision,
+    path: string,
+    name: string,
+    target: GatewayTarget,
+  ): Promise<void> {
     const declared = Number(req.headers["content-length"] ?? NaN);
     if (declared > maxBodyBytes) {
       failed(target, "body_too_large");

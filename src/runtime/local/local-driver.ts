@@ -35,7 +35,11 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
   async function call<T>(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<T> {
     if (!tracingEnabled()) return send<T>(method, path, body, o);
     const parent = otelContext.active();
-    const span = tracer().startSpan(`runtime ${method} ${pathTemplate(path)}`, { kind: spanKind.CLIENT, attributes: { "http.request.method": method, "url.path": path } }, parent);
+    const span = tracer().startSpan(
+      `runtime ${method} ${pathTemplate(path)}`,
+      { kind: spanKind.CLIENT, attributes: { "http.request.method": method, "url.path": path } },
+      parent,
+    );
     try {
       return await send<T>(method, path, body, { ...o, headers: { ...o.headers, ...carrierOf(otelTrace.setSpan(parent, span)) } });
     } catch (err) {
