@@ -9,7 +9,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { RequestInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../log.js";
-import { contextFrom, otelContext, otelTrace, spanKind, SpanStatusCode, tracer, tracingEnabled, type Span } from "../telemetry/tracing.js";
+import { contextFrom, otelContext, otelTrace, SpanKind, SpanStatusCode, tracer, tracingEnabled, type Span } from "../telemetry/tracing.js";
 import { directWriterOf } from "./direct-writer.js";
 import { codeName, toConnectError } from "./errors.js";
 import type { MethodMetrics, RpcMetrics } from "./rpc-metrics.js";
@@ -249,7 +249,7 @@ function startCallSpan(method: DescMethod, ctx: HandlerContext, requestId: strin
   const span = tracer().startSpan(
     `${method.parent.typeName}/${method.name}`,
     {
-      kind: spanKind.SERVER,
+      kind: SpanKind.SERVER,
       attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name, "modeldeploy.request_id": requestId },
     },
     parent,

@@ -4,7 +4,7 @@ import type { Db } from "../db/connect.js";
 import { drainOutbox, type OutboxEntry } from "../db/outbox.js";
 import type { Logger } from "../log.js";
 import { parseCallContext } from "../telemetry/call-context.js";
-import { carrierOf, contextFrom, otelTrace, spanFailed, spanKind, tracer, tracingEnabled } from "../telemetry/tracing.js";
+import { carrierOf, contextFrom, otelTrace, spanFailed, SpanKind, tracer, tracingEnabled } from "../telemetry/tracing.js";
 import { createOutageLog } from "./outage-log.js";
 import type { TaskPublisher } from "./task-queue.js";
 
@@ -85,7 +85,7 @@ async function publishEntry(publisher: TaskPublisher, e: OutboxEntry): Promise<v
   const parent = contextFrom(carrier);
   const span = tracer().startSpan(
     "task publish",
-    { kind: spanKind.PRODUCER, attributes: { "messaging.system": "nats", "modeldeploy.task_id": e.taskId } },
+    { kind: SpanKind.PRODUCER, attributes: { "messaging.system": "nats", "modeldeploy.task_id": e.taskId } },
     parent,
   );
   try {

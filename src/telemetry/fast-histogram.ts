@@ -64,9 +64,9 @@ export class FastHistogram {
       let cumulative = 0;
       this.bounds.forEach((le, i) => {
         cumulative += c.counts[i]!;
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...c.labels, le }, value: cumulative });
+        values.push({ metricName: `${this.name}_bucket`, labels: { le, ...c.labels }, value: cumulative });
       });
-      values.push({ metricName: `${this.name}_bucket`, labels: { ...c.labels, le: "+Inf" }, value: c.count });
+      values.push({ metricName: `${this.name}_bucket`, labels: { le: "+Inf", ...c.labels }, value: c.count });
       values.push({ metricName: `${this.name}_sum`, labels: c.labels, value: c.sum });
       values.push({ metricName: `${this.name}_count`, labels: c.labels, value: c.count });
     }

@@ -6,18 +6,7 @@
 // Context crosses processes as W3C trace context (traceparent, tracestate):
 // API call → outbox row (call_context) → queue message headers → worker
 // task → runtime control calls (HTTP headers).
-import {
-  context,
-  propagation,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Context,
-  type Span,
-  type SpanOptions,
-  type TextMapGetter,
-} from "@opentelemetry/api";
+import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Span, type TextMapGetter } from "@opentelemetry/api";
 
 export { SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Context, type Span } from "@opentelemetry/api";
 
@@ -60,23 +49,3 @@ export function contextFrom<C>(carrier: C, getter?: TextMapGetter<C>): Context {
 export function spanFailed(span: Span, err: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
 }
-
-/**
- * Runs `fn` inside a new child span of `parent` (default: the active context)
- * and ends it; an error fails the span and is rethrown. Tracing off: `fn` alone.
- */
-export async function withSpan<T>(name: string, options: SpanOptions, fn: (span: Span | undefined) => Promise<T>, parent?: Context): Promise<T> {
-  if (!enabled) return fn(undefined);
-  const base = parent ?? context.active();
-  const span = tracer().startSpan(name, options, base);
-  try {
-    return await context.with(trace.setSpan(base, span), () => fn(span));
-  } catch (err) {
-    spanFailed(span, err);
-    throw err;
-  } finally {
-    span.end();
-  }
-}
-
-export const spanKind = SpanKind;

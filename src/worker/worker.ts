@@ -23,7 +23,7 @@ import { startPullLoop } from "./pull-loop.js";
 import type { RetryPolicy } from "./retry-schedule.js";
 import { failureFromError, runTask } from "./run-task.js";
 import { settleRuntime } from "./settle-runtime.js";
-import { contextFrom, otelContext, otelTrace, spanFailed, spanKind, tracer, tracingEnabled, type Context, type Span } from "../telemetry/tracing.js";
+import { contextFrom, otelContext, otelTrace, spanFailed, SpanKind, tracer, tracingEnabled, type Context, type Span } from "../telemetry/tracing.js";
 import type { TaskOutcome, WorkerMetrics } from "./worker-metrics.js";
 import { REQUEST_ID_HEADER } from "../telemetry/call-context.js";
 
@@ -195,7 +195,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       outcome = await handle(msg);
     } catch (err) {
       // The database or queue is unreachable: nothing was decided, try later.
-      log.warn("task message not processed; will be redelivered", { err: describe(err) });
+      log.warn("task message not processed; will be redelivered", { taskId: parseTaskMessage(msg)?.taskId, err: describe(err) });
       outcome = { kind: "nak", delayMs: backoff(msg.info.deliveryCount) };
     }
     if (outcome.kind === "ack") msg.ack();
@@ -203,7 +203,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     else {
       // A bare +TERM: nats-server 2.9 ignores "+TERM <reason>" and would
       // redeliver the message, so the reason goes to the log instead.
-      log.warn("task message terminated", { reason: outcome.reason, seq: msg.seq });
+      log.warn("task message terminated", { taskId: parseTaskMessage(msg)?.taskId, reason: outcome.reason, seq: msg.seq });
       msg.term();
     }
   };
@@ -254,7 +254,7 @@ function startTaskSpan(msg: JsMsg, task: Task): { span: Span; context: Context }
   const span = tracer().startSpan(
     `task ${task.kind}`,
     {
-      kind: spanKind.CONSUMER,
+      kind: SpanKind.CONSUMER,
       attributes: {
         "messaging.system": "nats",
         "modeldeploy.task_id": task.id,

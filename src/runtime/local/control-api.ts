@@ -2,7 +2,7 @@
 import http from "node:http";
 import type { Logger } from "../../log.js";
 import { serveMetrics, type Registry } from "../../telemetry/metrics.js";
-import { contextFrom, otelContext, otelTrace, spanKind, SpanStatusCode, tracer, tracingEnabled } from "../../telemetry/tracing.js";
+import { contextFrom, otelContext, otelTrace, SpanKind, SpanStatusCode, tracer, tracingEnabled } from "../../telemetry/tracing.js";
 import { RuntimeError, type PreparedWeights, type RevisionSpec, type RevisionStatus } from "../driver.js";
 import { errorToWire, MAX_STATUS_WAIT_MS, pathTemplate, statusTag, tagOfHeader } from "./control-protocol.js";
 import { availableParallelism, totalmem } from "node:os";
@@ -117,7 +117,7 @@ export async function startControlApi(options: {
     const method = req.method ?? "GET";
     const span = tracer().startSpan(
       `runtime control ${method} ${pathTemplate(req.url ?? "/")}`,
-      { kind: spanKind.SERVER, attributes: { "http.request.method": method, "url.path": req.url ?? "/" } },
+      { kind: SpanKind.SERVER, attributes: { "http.request.method": method, "url.path": req.url ?? "/" } },
       parent,
     );
     res.once("close", () => {

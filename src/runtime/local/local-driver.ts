@@ -2,7 +2,7 @@
 // into the shared cache in the worker's own process (same host, same dataDir);
 // everything else is a call to the local runtime agent's control API.
 import { silentLogger, type Logger } from "../../log.js";
-import { carrierOf, otelContext, otelTrace, spanFailed, spanKind, tracer, tracingEnabled } from "../../telemetry/tracing.js";
+import { carrierOf, otelContext, otelTrace, spanFailed, SpanKind, tracer, tracingEnabled } from "../../telemetry/tracing.js";
 import { RuntimeError, type DeploymentObservation, type HostCapacity, type RevisionSpec, type RevisionStatus, type RuntimeDriver } from "../driver.js";
 import { controlPaths, errorFromWire, MAX_STATUS_WAIT_MS, pathTemplate, statusTag } from "./control-protocol.js";
 import { createWeightsCache } from "./weights-cache.js";
@@ -37,7 +37,7 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
     const parent = otelContext.active();
     const span = tracer().startSpan(
       `runtime ${method} ${pathTemplate(path)}`,
-      { kind: spanKind.CLIENT, attributes: { "http.request.method": method, "url.path": path } },
+      { kind: SpanKind.CLIENT, attributes: { "http.request.method": method, "url.path": path } },
       parent,
     );
     try {
