@@ -57,6 +57,11 @@ export class FastHistogram {
     return c;
   }
 
+  /** Drops the series whose labels `match` (a released deployment's, say). */
+  remove(match: (labels: Readonly<Record<string, string>>) => boolean): void {
+    for (const [key, c] of this.children) if (match(c.labels)) this.children.delete(key);
+  }
+
   /** Read by the registry on a scrape. */
   get(): Promise<{ name: string; help: string; type: string; values: MetricValueWithName<string>[]; aggregator: string }> {
     const values: MetricValueWithName<string>[] = [];

@@ -11,6 +11,7 @@ import { pathToFileURL } from "node:url";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeletionService } from "../../src/gen/modeldeploy/v1/deletion_service_pb.js";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import { DeploymentState, type Deployment } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import { buildSampleModel } from "../../src/onnx/sample-model.js";
@@ -55,6 +56,7 @@ let tdb: TestDatabase;
 let sys: RunningSystem;
 let dir: string;
 let client: Client<typeof DeploymentService>;
+let deletions: Client<typeof DeletionService>;
 let worker: ChildProcess | undefined;
 const auth = () => ({ headers: { authorization: `Bearer ${sys.apiKey}` } });
 
@@ -62,7 +64,9 @@ beforeAll(async () => {
   tdb = await createTestDatabase({ migrate: false });
   dir = mkdtempSync(path.join(tmpdir(), "md-metrics-"));
   sys = await startSystem({ databaseUrl: tdb.url, natsUrl: NATS_URL, env: { LOG_LEVEL: "info" } });
-  client = createClient(DeploymentService, createConnectTransport({ baseUrl: sys.httpUrl, httpVersion: "1.1" }));
+  const transport = createConnectTransport({ baseUrl: sys.httpUrl, httpVersion: "1.1" });
+  client = createClient(DeploymentService, transport);
+  deletions = createClient(DeletionService, transport);
 });
 
 afterAll(async () => {
@@ -175,6 +179,12 @@ describe("metrics", () => {
     expect(value(stopped, "modeldeploy_gateway_requests_total", { ...target, code: "503" })).toBe(1);
     expect(value(stopped, "modeldeploy_replicas", { state: "ready" })).toBe(0);
     expect(value(await scrape(`${sys.httpUrl}/metrics`), "modeldeploy_task_duration_seconds_count", { kind: "SCALE", outcome: "succeeded" })).toBe(1);
+
+    // Deleted: its gateway series go with it.
+    await deletions.deleteDeployment({ name }, auth());
+    expect((await settled(name)).state).toBe(DeploymentState.DELETED);
+    await waitFor("the gateway series to go", async () => !(await scrape(`${sys.controlUrl}/metrics`)).some((s) => s.labels["deployment"] === name));
+    expect(value(await scrape(`${sys.httpUrl}/metrics`), "modeldeploy_task_duration_seconds_count", { kind: "DELETE", outcome: "succeeded" })).toBe(1);
 
     // Every line about the task names it, its deployment, its workspace and the call's request id.
     const taskLines = sys

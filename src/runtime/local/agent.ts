@@ -58,6 +58,8 @@ export async function createLocalRuntimeAgent(options: LocalRuntimeAgentOptions)
   const gatewayHost = options.gatewayHost ?? "127.0.0.1";
   let gateway: Gateway | undefined;
   let control: ControlApi | undefined;
+  const registry = options.metricsRegistry ?? createRegistry();
+  const gatewayMetrics = createGatewayMetrics(registry);
   const runtime: LocalRuntime = createLocalRuntime({
     dataDir: options.dataDir,
     modelServerCommand: options.modelServerCommand ?? defaultModelServerCommand(),
@@ -70,10 +72,10 @@ export async function createLocalRuntimeAgent(options: LocalRuntimeAgentOptions)
       return options.gatewayPublicUrl?.replace(/\/+$/, "") ?? gateway.url;
     },
     logger,
+    onReleased: (route) => gatewayMetrics.forget(route.workspace, route.deploymentName),
   });
-
-  const registry = options.metricsRegistry ?? createRegistry();
   registerReplicaGauge(registry, () => runtime.replicaStates());
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -89,7 +91,7 @@ export async function createLocalRuntimeAgent(options: LocalRuntimeAgentOptions)
       port: options.gatewayPort ?? 8000,
       resolve: (workspace, name) => runtime.resolve(workspace, name),
       logger: logger.child({ component: "gateway" }),
-      metrics: createGatewayMetrics(registry),
+      metrics: gatewayMetrics,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
     });
     runtime.restore();

@@ -16,6 +16,8 @@ export interface LocalRuntimeOptions extends SupervisorOptions {
   /** Base of endpoint URLs, e.g. http://127.0.0.1:8081 (known once the gateway listens). */
   gatewayUrl: () => string;
   logger: Logger;
+  /** A deployment was released (its route, if it had one): its metrics series can go. */
+  onReleased?: (route: Route) => void;
 }
 
 export type Resolution = { kind: "missing" } | { kind: "stopped"; route: Route } | { kind: "serving"; route: Route; revision: Revision };
@@ -180,8 +182,10 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
     },
 
     async release(uid) {
+      const route = routes.ofDeployment(uid);
       tombstones.add(uid);
       routes.remove(uid);
+      if (route) options.onReleased?.(route);
       persist();
       await Promise.all(supervisor.revisionsOf(uid).map((r) => supervisor.remove(uid, r.number)));
       logger.info("deployment released", { deploymentUid: uid });

@@ -20,6 +20,8 @@ export interface GatewayMetrics {
   /** A request ended (its response finished or the client went away). */
   request(target: GatewayTarget, status: number, seconds: number): void;
   error(target: GatewayTarget, reason: GatewayError): void;
+  /** Drops a released deployment's series (every revision, code and reason). */
+  forget(workspace: string, deployment: string): void;
 }
 
 export function createGatewayMetrics(registry: Registry): GatewayMetrics {
@@ -49,6 +51,15 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     },
     error(t, reason) {
       errors.inc({ workspace: t.workspace, deployment: t.deployment, revision: t.revision, reason });
+    },
+    forget(workspace, deployment) {
+      const of = (labels: Partial<Record<string, string | number>>) => labels["workspace"] === workspace && labels["deployment"] === deployment;
+      latency.remove(of);
+      for (const counter of [requests, errors] as Array<Counter<string>>) {
+        void counter.get().then(({ values }) => {
+          for (const v of values) if (of(v.labels)) counter.remove(v.labels as Record<string, string>);
+        });
+      }
     },
   };
 }
