@@ -102,6 +102,8 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     let outcome: TaskOutcome = "retried";
     // Tracing on: the task runs in a span, child of the call that queued it (the message's headers).
     const traced = tracingEnabled() ? startTaskSpan(msg, task) : undefined;
+    /** Runs `f` in the task's span (its runtime calls are the span's children). */
+    const inTask = <T>(f: () => Promise<T>): Promise<T> => (traced === undefined ? f() : otelContext.with(traced.context, f));
     const ac = new AbortController();
     running.add(ac);
     // Keep the lease and the message alive while a long step runs; a lease
@@ -141,7 +143,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
           ac.signal,
           claim,
         );
-      await (traced === undefined ? run() : otelContext.with(traced.context, run));
+      await inTask(run);
       tlog.info("task finished");
       outcome = "succeeded";
       return { kind: "ack" };
@@ -150,7 +152,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       if (err instanceof FencedError || ac.signal.reason instanceof FencedError) {
         outcome = "stopped";
         tlog.info("task taken over or cancelled; stopping this attempt");
-        await settleIfCancelled(task, tlog);
+        await inTask(() => settleIfCancelled(task, tlog));
         return { kind: "ack" };
       }
       const failure = failureFromError(err);
@@ -163,7 +165,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
         if (!row) return { kind: "ack" };
         const deployment = toDeployment(row);
         // A failed deploy leaves no replicas behind; a failed change leaves the serving revision serving.
-        await settleRuntime({ db: o.db, driver: o.driver, logger: tlog, tokens: o.tokens }, task, deployment);
+        await inTask(() => settleRuntime({ db: o.db, driver: o.driver, logger: tlog, tokens: o.tokens }, task, deployment));
         try {
           await taskFailed(createAttemptWriter(changes, o.sink, task), final, deployment);
         } catch (writeErr) {

@@ -149,6 +149,9 @@ describe("tracing", () => {
       const server = trace.find((s) => s.name === `runtime control ${op}` && parentOf(s) === idOf(client!));
       expect(server?.kind, op).toBe(SpanKind.SERVER);
     }
+    // The observer's and the capacity report's runtime calls belong to no trace: they make no spans.
+    const untraced = exporter.getFinishedSpans().filter((s) => s.name.startsWith("runtime") && s.spanContext().traceId !== call!.spanContext().traceId);
+    expect(untraced.map((s) => s.name)).toEqual([]);
     // Every span of the trace hangs from the call: no orphan.
     const ids = new Set(trace.map(idOf));
     for (const s of trace) if (s !== call) expect(ids.has(parentOf(s) ?? ""), s.name).toBe(true);

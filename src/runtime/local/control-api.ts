@@ -111,8 +111,8 @@ export async function startControlApi(options: {
 
   const server = http.createServer((req, res) => {
     if (options.metricsRegistry !== undefined && req.url?.split("?", 1)[0] === "/metrics") return serveMetrics(options.metricsRegistry, req, res);
-    if (!tracingEnabled()) return void answer(req, res);
-    // Tracing on: a server span, child of the worker's call (its traceparent).
+    // Tracing on: a server span, child of the worker's call; only for calls that are part of a trace (traceparent).
+    if (!tracingEnabled() || req.headers["traceparent"] === undefined) return void answer(req, res);
     const parent = contextFrom(req.headers);
     const method = req.method ?? "GET";
     const span = tracer().startSpan(

@@ -31,10 +31,15 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
     holdMs?: number;
   }
 
-  /** Tracing on: the call is a client span of the task's, and the agent continues its trace (traceparent). */
+  /**
+   * Tracing on, within a trace (a task's): the call is a client span of it,
+   * and the agent continues the trace (traceparent). Calls outside any trace
+   * (the observer's, every second) make none.
+   */
   async function call<T>(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<T> {
     if (!tracingEnabled()) return send<T>(method, path, body, o);
     const parent = otelContext.active();
+    if (otelTrace.getSpan(parent) === undefined) return send<T>(method, path, body, o);
     const span = tracer().startSpan(
       `runtime ${method} ${pathTemplate(path)}`,
       { kind: SpanKind.CLIENT, attributes: { "http.request.method": method, "url.path": path } },
