@@ -1,5 +1,5 @@
 // With OTEL_EXPORTER_OTLP_ENDPOINT set, `modeldeploy start` sends its spans
-// over OTLP/HTTP (JSON, here to a stand-in collector), and the last ones before it exits.
+// over OTLP/HTTP (JSON, to a stand-in collector here) and still stops cleanly.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createClient } from "@connectrpc/connect";
