@@ -93,6 +93,9 @@ describe("tracing", () => {
     const { key } = await createApiKey(tdb.db, { workspace: "traced", principal: "alice", scopes: [...SCOPES] });
     const client = createClient(DeploymentService, createConnectTransport({ baseUrl: `http://127.0.0.1:${api.httpPort}`, httpVersion: "1.1" }));
     const auth = { headers: { authorization: `Bearer ${key}` } };
+    // The caller's own trace: the call continues it.
+    const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const callerSpan = "00f067aa0ba902b7";
     const created = await client.createDeployment(
       {
         model: {
@@ -105,7 +108,7 @@ describe("tracing", () => {
         resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
         scaling: { minReplicas: 1, maxReplicas: 1 },
       },
-      auth,
+      { headers: { ...auth.headers, traceparent: `00-${callerTrace}-${callerSpan}-01` } },
     );
     const name = created.deployment!.name;
     await waitFor(
@@ -128,6 +131,8 @@ describe("tracing", () => {
     expect(call?.kind).toBe(SpanKind.SERVER);
     expect(call?.attributes["modeldeploy.workspace"]).toBe("traced");
     expect(call?.attributes["modeldeploy.deployment"]).toBe(name);
+    expect(call?.spanContext().traceId).toBe(callerTrace);
+    expect(parentOf(call!)).toBe(callerSpan);
     const trace = spans.filter((s) => s.spanContext().traceId === call!.spanContext().traceId);
 
     const publish = trace.find((s) => s.name === "task publish");
@@ -153,7 +158,7 @@ describe("tracing", () => {
     const untraced = exporter.getFinishedSpans().filter((s) => s.name.startsWith("runtime") && s.spanContext().traceId !== call!.spanContext().traceId);
     expect(untraced.map((s) => s.name)).toEqual([]);
     // Every span of the trace hangs from the call: no orphan.
-    const ids = new Set(trace.map(idOf));
+    const ids = new Set([...trace.map(idOf), callerSpan]);
     for (const s of trace) if (s !== call) expect(ids.has(parentOf(s) ?? ""), s.name).toBe(true);
   }, 90_000);
 });
