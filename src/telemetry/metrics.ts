@@ -1,6 +1,6 @@
 // Prometheus metrics: one registry per role (api, worker, runtime), so each
 // /metrics shows what that part of the system does, whether the roles run in
-// one process (`start`) or apart. Every registry also has the process's
+// one process (`start`) or apart. A process's registries also have its
 // default series (CPU, memory, event loop lag, GC).
 import { collectDefaultMetrics, Registry } from "prom-client";
 
@@ -9,9 +9,14 @@ export { Registry } from "prom-client";
 /** Latency buckets (seconds) of calls and requests: a millisecond to ten seconds. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export function createRegistry(): Registry {
+/**
+ * `processMetrics`: with Node's process_* and nodejs_* series (they watch the
+ * event loop and GC for good: for the registries a command serves, not for
+ * each role a test starts).
+ */
+export function createRegistry(o: { processMetrics?: boolean } = {}): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  if (o.processMetrics === true) collectDefaultMetrics({ register: registry });
   return registry;
 }
 
