@@ -15,7 +15,7 @@ import type * as net from "node:net";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { createContextValues, type ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
-import { serveMetrics, type Registry } from "../telemetry/metrics.js";
+import { serveMetrics, type MetricsRegistry } from "../telemetry/metrics.js";
 import {
   acceptRequestId,
   finishError,
@@ -71,7 +71,7 @@ export interface ConnectServerOptions {
   /** Every call observed (both transports share one). */
   metrics?: RpcMetrics;
   /** Served at GET /metrics, without authentication (no workspace data in it). */
-  metricsRegistry?: Registry;
+  metricsRegistry?: MetricsRegistry;
 }
 
 export interface ConnectServer {

@@ -2,20 +2,21 @@
 // once, at its end, by the call wrapper. Each method's series are bound once
 // (one per code, on first use), so a call records with no allocation.
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Gauge } from "prom-client";
-import { FastHistogram, type HistogramChild } from "../telemetry/fast-histogram.js";
-import { LATENCY_BUCKETS, type Registry } from "../telemetry/metrics.js";
+import { FastGauge, FastHistogram, type HistogramChild, type ValueCell } from "../telemetry/fast-metrics.js";
+import { LATENCY_BUCKETS, type MetricsRegistry } from "../telemetry/metrics.js";
 import { codeName } from "./errors.js";
 
 export class MethodMetrics {
   /** Indexed by gRPC code (0..16). */
   private readonly byCode: Array<HistogramChild | undefined> = [];
+  /** Made by the first stream: unary methods have no series here. */
+  private open: ValueCell | undefined;
 
   constructor(
     private readonly calls: FastHistogram,
     private readonly service: string,
     private readonly name: string,
-    private readonly streams: Gauge<"method">,
+    private readonly streams: FastGauge,
   ) {}
 
   /** A call ended with `code` after `seconds`. */
@@ -24,11 +25,11 @@ export class MethodMetrics {
   }
 
   streamOpened(): void {
-    this.streams.inc({ method: this.name });
+    (this.open ??= this.streams.child(this.name)).inc();
   }
 
   streamClosed(): void {
-    this.streams.dec({ method: this.name });
+    this.open?.dec();
   }
 }
 
@@ -36,7 +37,7 @@ export interface RpcMetrics {
   method(method: DescMethod): MethodMetrics;
 }
 
-export function createRpcMetrics(registry: Registry): RpcMetrics {
+export function createRpcMetrics(registry: MetricsRegistry): RpcMetrics {
   const calls = new FastHistogram(
     "modeldeploy_rpc_duration_seconds",
     "API calls by service, method and status code, and how long they took (server streams: how long they were open)",
@@ -44,12 +45,7 @@ export function createRpcMetrics(registry: Registry): RpcMetrics {
     LATENCY_BUCKETS,
     registry,
   );
-  const streams = new Gauge({
-    name: "modeldeploy_watch_streams_open",
-    help: "Server streams (watches) open now, by method",
-    labelNames: ["method"] as const,
-    registers: [registry],
-  });
+  const streams = new FastGauge("modeldeploy_watch_streams_open", "Server streams (watches) open now, by method", ["method"], registry);
   const byMethod = new Map<DescMethod, MethodMetrics>();
   return {
     method(method) {

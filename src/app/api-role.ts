@@ -20,7 +20,7 @@ import { createEventBus } from "../queue/event-bus.js";
 import { startOutboxRelay } from "../queue/outbox-relay.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
 import { createRpcMetrics } from "../api/rpc-metrics.js";
-import { createRegistry, type Registry } from "../telemetry/metrics.js";
+import { createRegistry, type MetricsRegistry } from "../telemetry/metrics.js";
 import type { Infrastructure } from "./infrastructure.js";
 
 export interface ApiRole {
@@ -39,7 +39,7 @@ export async function startApiRole(
   infra: Infrastructure,
   logger: Logger,
   tokens: TokenSealer | undefined,
-  registry: Registry = createRegistry(),
+  registry: MetricsRegistry = createRegistry(),
 ): Promise<ApiRole> {
   const metrics = createRpcMetrics(registry);
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);

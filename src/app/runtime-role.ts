@@ -4,7 +4,7 @@ import path from "node:path";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
-import type { Registry } from "../telemetry/metrics.js";
+import type { MetricsRegistry } from "../telemetry/metrics.js";
 import { createLocalRuntimeAgent, type LocalRuntimeAgent } from "../runtime/local/agent.js";
 import { createLocalDriver } from "../runtime/local/local-driver.js";
 import { createNoopDriver } from "../runtime/noop-driver.js";
@@ -14,7 +14,7 @@ export function runtimeDataDir(config: Config): string {
 }
 
 /** `metricsRegistry`: served at the control port's /metrics (default: one of its own). */
-export async function startRuntimeAgent(config: Config, logger: Logger, metricsRegistry?: Registry): Promise<LocalRuntimeAgent> {
+export async function startRuntimeAgent(config: Config, logger: Logger, metricsRegistry?: MetricsRegistry): Promise<LocalRuntimeAgent> {
   return createLocalRuntimeAgent({
     dataDir: runtimeDataDir(config),
     gatewayHost: config.gatewayHost,

@@ -9,7 +9,7 @@ import type { TokenSealer } from "../secrets/token-seal.js";
 import { startObserver } from "../worker/observer.js";
 import { startWorker } from "../worker/worker.js";
 import { createWorkerMetrics, registerBacklogGauges } from "../worker/worker-metrics.js";
-import { createRegistry, type Registry } from "../telemetry/metrics.js";
+import { createRegistry, type MetricsRegistry } from "../telemetry/metrics.js";
 import { startMetricsServer, type MetricsServer } from "../telemetry/metrics-server.js";
 import type { Infrastructure } from "./infrastructure.js";
 
@@ -31,7 +31,7 @@ export async function startWorkerRole(
   driver: RuntimeDriver,
   logger: Logger,
   tokens: TokenSealer | undefined,
-  registry: Registry = createRegistry(),
+  registry: MetricsRegistry = createRegistry(),
 ): Promise<WorkerRole> {
   registerBacklogGauges(registry, { db: infra.db, queue: infra.queue, logger });
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);

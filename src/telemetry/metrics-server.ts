@@ -2,14 +2,14 @@
 // /metrics and GET /healthz, nothing else.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { serveMetrics, type Registry } from "./metrics.js";
+import { serveMetrics, type MetricsRegistry } from "./metrics.js";
 
 export interface MetricsServer {
   readonly url: string;
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(registry: Registry, host: string, port: number): Promise<MetricsServer> {
+export async function startMetricsServer(registry: MetricsRegistry, host: string, port: number): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?", 1)[0];
     if (path === "/metrics") return serveMetrics(registry, req, res);

@@ -1,11 +1,11 @@
 // Installs the OpenTelemetry SDK: loaded (import()) only when tracing is
 // configured, so a process without it never reads these modules.
-import { context, propagation, trace } from "@opentelemetry/api";
+import * as api from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { setTracingEnabled } from "./tracing.js";
+import { setTracingApi } from "./tracing.js";
 
 export interface InstalledTracing {
   /** Sends what is buffered and uninstalls the provider. */
@@ -16,17 +16,17 @@ export interface InstalledTracing {
 export function installTracing(processor: SpanProcessor, serviceName: string): InstalledTracing {
   const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ "service.name": serviceName }), spanProcessors: [processor] });
   const contextManager = new AsyncLocalStorageContextManager().enable();
-  trace.setGlobalTracerProvider(provider);
-  context.setGlobalContextManager(contextManager);
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  setTracingEnabled(true);
+  api.trace.setGlobalTracerProvider(provider);
+  api.context.setGlobalContextManager(contextManager);
+  api.propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  setTracingApi(api);
   return {
     async shutdown() {
-      setTracingEnabled(false);
+      setTracingApi(undefined);
       await provider.shutdown();
-      trace.disable();
-      context.disable();
-      propagation.disable();
+      api.trace.disable();
+      api.context.disable();
+      api.propagation.disable();
     },
   };
 }

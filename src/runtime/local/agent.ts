@@ -4,7 +4,7 @@
 // <dataDir>/runtime-state.json, so a restarted agent brings back what ran.
 import { fileURLToPath } from "node:url";
 import { silentLogger, type Logger } from "../../log.js";
-import { createRegistry, type Registry } from "../../telemetry/metrics.js";
+import { createRegistry, type MetricsRegistry } from "../../telemetry/metrics.js";
 import { startControlApi, type ControlApi } from "./control-api.js";
 import { startGateway, type Gateway } from "./gateway.js";
 import { createLocalRuntime, type LocalRuntime } from "./local-runtime.js";
@@ -34,14 +34,14 @@ export interface LocalRuntimeAgentOptions {
   maxBodyBytes?: number;
   logger?: Logger;
   /** The runtime's series, served at the control port's /metrics; default: a registry of its own. */
-  metricsRegistry?: Registry;
+  metricsRegistry?: MetricsRegistry;
 }
 
 export interface LocalRuntimeAgent {
   readonly gatewayUrl: string;
   readonly controlUrl: string;
   /** Replicas by state and gateway traffic (served at controlUrl/metrics). */
-  readonly metricsRegistry: Registry;
+  readonly metricsRegistry: MetricsRegistry;
   /** Stops serving and every replica. The desired state stays on disk. */
   close(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 // HTTP server of the control API (routes in control-protocol.ts).
 import http from "node:http";
 import type { Logger } from "../../log.js";
-import { serveMetrics, type Registry } from "../../telemetry/metrics.js";
+import { serveMetrics, type MetricsRegistry } from "../../telemetry/metrics.js";
 import { contextFrom, otelContext, otelTrace, SpanKind, SpanStatusCode, tracer, tracingEnabled } from "../../telemetry/tracing.js";
 import { RuntimeError, type PreparedWeights, type RevisionSpec, type RevisionStatus } from "../driver.js";
 import { errorToWire, MAX_STATUS_WAIT_MS, pathTemplate, statusTag, tagOfHeader } from "./control-protocol.js";
@@ -24,7 +24,7 @@ export async function startControlApi(options: {
   runtime: LocalRuntime;
   logger: Logger;
   /** Served at GET /metrics. */
-  metricsRegistry?: Registry;
+  metricsRegistry?: MetricsRegistry;
 }): Promise<ControlApi> {
   const { runtime, logger } = options;
   // Closing answers every long-poll at once (with the current status).

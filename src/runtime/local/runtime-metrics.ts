@@ -2,9 +2,8 @@
 // the gateway's requests, errors and latency by deployment and revision.
 // They are served on the control port (loopback, like the rest of it), not
 // on the API's: deployment and workspace names are labels here.
-import { Counter, Gauge } from "prom-client";
-import { FastHistogram } from "../../telemetry/fast-histogram.js";
-import { LATENCY_BUCKETS, type Registry } from "../../telemetry/metrics.js";
+import { FastCounter, FastGauge, FastHistogram } from "../../telemetry/fast-metrics.js";
+import { LATENCY_BUCKETS, type MetricsRegistry } from "../../telemetry/metrics.js";
 
 /** Why the gateway answered a request itself, with an error. */
 export type GatewayError = "no_ready_replica" | "stopped" | "replica_failed" | "body_too_large" | "gateway_error";
@@ -24,19 +23,19 @@ export interface GatewayMetrics {
   forget(workspace: string, deployment: string): void;
 }
 
-export function createGatewayMetrics(registry: Registry): GatewayMetrics {
-  const requests = new Counter({
-    name: "modeldeploy_gateway_requests_total",
-    help: "Inference gateway requests by workspace, deployment, revision and HTTP status (requests for unknown deployments: empty labels)",
-    labelNames: ["workspace", "deployment", "revision", "code"] as const,
-    registers: [registry],
-  });
-  const errors = new Counter({
-    name: "modeldeploy_gateway_errors_total",
-    help: "Requests the gateway answered with an error itself, by workspace, deployment, revision and reason",
-    labelNames: ["workspace", "deployment", "revision", "reason"] as const,
-    registers: [registry],
-  });
+export function createGatewayMetrics(registry: MetricsRegistry): GatewayMetrics {
+  const requests = new FastCounter(
+    "modeldeploy_gateway_requests_total",
+    "Inference gateway requests by workspace, deployment, revision and HTTP status (requests for unknown deployments: empty labels)",
+    ["workspace", "deployment", "revision", "code"],
+    registry,
+  );
+  const errors = new FastCounter(
+    "modeldeploy_gateway_errors_total",
+    "Requests the gateway answered with an error itself, by workspace, deployment, revision and reason",
+    ["workspace", "deployment", "revision", "reason"],
+    registry,
+  );
   const latency = new FastHistogram(
     "modeldeploy_gateway_request_duration_seconds",
     "Inference gateway requests by workspace, deployment and revision: time from the request to the end of its response",
@@ -46,36 +45,31 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
   );
   return {
     request(t, status, seconds) {
-      requests.inc({ workspace: t.workspace, deployment: t.deployment, revision: t.revision, code: String(status) });
+      requests.child(t.workspace, t.deployment, t.revision, String(status)).inc();
       latency.child(t.workspace, t.deployment, t.revision).observe(seconds);
     },
     error(t, reason) {
-      errors.inc({ workspace: t.workspace, deployment: t.deployment, revision: t.revision, reason });
+      errors.child(t.workspace, t.deployment, t.revision, reason).inc();
     },
     forget(workspace, deployment) {
-      const of = (labels: Partial<Record<string, string | number>>) => labels["workspace"] === workspace && labels["deployment"] === deployment;
-      latency.remove(of);
-      for (const counter of [requests, errors] as Array<Counter<string>>) {
-        void counter.get().then(({ values }) => {
-          for (const v of values) if (of(v.labels)) counter.remove(v.labels as Record<string, string>);
-        });
-      }
+      const of = (labels: Readonly<Record<string, string>>) => labels["workspace"] === workspace && labels["deployment"] === deployment;
+      for (const metric of [latency, requests, errors]) metric.remove(of);
     },
   };
 }
 
 /** modeldeploy_replicas{state}: read from the runtime at each scrape. */
-export function registerReplicaGauge(registry: Registry, states: () => Map<string, number>): void {
-  new Gauge({
-    name: "modeldeploy_replicas",
-    help: "Model-server replicas on this host by state: ready, starting, backoff (restarting after a crash), failed, stopping",
-    labelNames: ["state"] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
+export function registerReplicaGauge(registry: MetricsRegistry, states: () => Map<string, number>): void {
+  new FastGauge(
+    "modeldeploy_replicas",
+    "Model-server replicas on this host by state: ready, starting, backoff (restarting after a crash), failed, stopping",
+    ["state"],
+    registry,
+    (gauge) => {
+      gauge.remove(() => true);
       // The usual states always show, at 0 when none is in them.
-      for (const state of ["ready", "starting", "backoff", "failed"]) this.set({ state }, 0);
-      for (const [state, n] of states()) this.set({ state }, n);
+      for (const state of ["ready", "starting", "backoff", "failed"]) gauge.child(state).set(0);
+      for (const [state, n] of states()) gauge.child(state).set(n);
     },
-  });
+  );
 }
