@@ -15,8 +15,6 @@ import type { Infrastructure } from "./infrastructure.js";
 
 export interface WorkerRole {
   workerId: string;
-  /** Where MODELDEPLOY_WORKER_METRICS_PORT serves /metrics, when set. */
-  metricsUrl: string | undefined;
   stop(graceMs: number): Promise<void>;
 }
 
@@ -80,7 +78,6 @@ export async function startWorkerRole(
   }
   return {
     workerId: worker.id,
-    metricsUrl: metricsServer && `${metricsServer.url}/metrics`,
     async stop(graceMs) {
       await metricsServer?.close();
       capacity.stop();
