@@ -135,7 +135,13 @@ describe("metrics", () => {
     await watch.next();
 
     // The API's port, without an API key: calls, watches, and the worker's series (one process).
-    const api = await scrape(`${sys.httpUrl}/metrics`);
+    // A task run is observed as its handler ends, a moment after its last write.
+    const taskRan = (kind: string) =>
+      waitFor(`the ${kind} task's run counted`, async () => {
+        const samples = await scrape(`${sys.httpUrl}/metrics`);
+        return value(samples, "modeldeploy_task_duration_seconds_count", { kind, outcome: "succeeded" }) === 1 && samples;
+      });
+    const api = await taskRan("DEPLOY");
     const rpc = { service: "modeldeploy.v1.DeploymentService", method: "CreateDeployment", code: "ok" };
     expect(value(api, "modeldeploy_rpc_duration_seconds_count", rpc)).toBe(1);
     expect(value(api, "modeldeploy_rpc_duration_seconds_bucket", { ...rpc, le: "+Inf" })).toBe(1);
@@ -162,10 +168,14 @@ describe("metrics", () => {
     expect(value(await scrape(`${sys.httpUrl}/metrics`), "modeldeploy_rpc_duration_seconds_count", { method: "GetDeployment", code: "not_found" })).toBe(1);
 
     // The runtime's control port: replicas and gateway traffic by deployment and revision.
-    const runtime = await scrape(`${sys.controlUrl}/metrics`);
+    const target = { workspace: "default", deployment: name, revision: "1" };
+    // A request is counted when its response closes, a moment after the client has it all.
+    const runtime = await waitFor("the gateway's requests counted", async () => {
+      const samples = await scrape(`${sys.controlUrl}/metrics`);
+      return value(samples, "modeldeploy_gateway_request_duration_seconds_count", target) === 2 && samples;
+    });
     expect(value(runtime, "modeldeploy_replicas", { state: "ready" })).toBe(1);
     expect(value(runtime, "modeldeploy_replicas", { state: "failed" })).toBe(0);
-    const target = { workspace: "default", deployment: name, revision: "1" };
     expect(value(runtime, "modeldeploy_gateway_requests_total", { ...target, code: "200" })).toBe(1);
     expect(value(runtime, "modeldeploy_gateway_requests_total", { ...target, code: "400" })).toBe(1);
     expect(value(runtime, "modeldeploy_gateway_request_duration_seconds_count", target)).toBe(2);
@@ -174,17 +184,20 @@ describe("metrics", () => {
     await client.updateDeployment({ name, scaling: { minReplicas: 0, maxReplicas: 0 } }, auth());
     expect((await settled(name)).state).toBe(DeploymentState.STOPPED);
     expect((await fetch(`${d.endpointUrl}/infer`, { method: "POST", body: "{}" })).status).toBe(503);
-    const stopped = await scrape(`${sys.controlUrl}/metrics`);
+    const stopped = await waitFor("the refused request counted", async () => {
+      const samples = await scrape(`${sys.controlUrl}/metrics`);
+      return value(samples, "modeldeploy_gateway_requests_total", { ...target, code: "503" }) === 1 && samples;
+    });
     expect(value(stopped, "modeldeploy_gateway_errors_total", { ...target, reason: "stopped" })).toBe(1);
     expect(value(stopped, "modeldeploy_gateway_requests_total", { ...target, code: "503" })).toBe(1);
     expect(value(stopped, "modeldeploy_replicas", { state: "ready" })).toBe(0);
-    expect(value(await scrape(`${sys.httpUrl}/metrics`), "modeldeploy_task_duration_seconds_count", { kind: "SCALE", outcome: "succeeded" })).toBe(1);
+    await taskRan("SCALE");
 
     // Deleted: its gateway series go with it.
     await deletions.deleteDeployment({ name }, auth());
     expect((await settled(name)).state).toBe(DeploymentState.DELETED);
     await waitFor("the gateway series to go", async () => !(await scrape(`${sys.controlUrl}/metrics`)).some((s) => s.labels["deployment"] === name));
-    expect(value(await scrape(`${sys.httpUrl}/metrics`), "modeldeploy_task_duration_seconds_count", { kind: "DELETE", outcome: "succeeded" })).toBe(1);
+    await taskRan("DELETE");
 
     // Every line about the task names it, its deployment, its workspace and the call's request id.
     const taskLines = sys
