@@ -14,7 +14,7 @@ const tsconfig = `${root}/tsconfig.test.json`;
 const webTsconfig = `${root}/web/tsconfig.json`;
 
 /** Layers that sit below api/worker and must never reach up into them. */
-const lowerLayers = ["src/db", "src/queue", "src/runtime", "src/model-server", "src/onnx"];
+const lowerLayers = ["src/db", "src/queue", "src/runtime", "src/model-server", "src/onnx", "src/telemetry"];
 const upperLayers = ["src/api", "src/worker", "src/app", "src/bin", "src/cli"];
 
 const sharedRules = {
@@ -70,7 +70,7 @@ export default defineConfig(
             {
               target: lowerLayers,
               from: upperLayers,
-              message: "db, queue, runtime, model-server and onnx never import api, worker, app, bin or cli.",
+              message: "db, queue, runtime, model-server, onnx and telemetry never import api, worker, app, bin or cli.",
             },
             {
               target: "src/deployments",

@@ -83,6 +83,13 @@ export interface Config {
   shutdownGraceMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
   accelerators: AcceleratorConfig[];
+  /** A separate worker's /metrics and /healthz port; unset: none (`start` serves the worker's series on the API's HTTP port). */
+  workerMetricsHost: string;
+  workerMetricsPort: number | undefined;
+  /** OTLP/HTTP endpoint of traces (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT); unset: tracing off. */
+  otlpEndpoint: string | undefined;
+  /** OTEL_SERVICE_NAME; default modeldeploy (start) or modeldeploy-<role>. */
+  otelServiceName: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -235,6 +242,14 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: r.int("MODELDEPLOY_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     logLevel: r.oneOf("LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     accelerators: parseAccelerators(r.str("MODELDEPLOY_ACCELERATORS", ""), problems),
+    workerMetricsHost: r.str("MODELDEPLOY_WORKER_METRICS_HOST", "127.0.0.1"),
+    workerMetricsPort: r.optional("MODELDEPLOY_WORKER_METRICS_PORT") === undefined ? undefined : r.int("MODELDEPLOY_WORKER_METRICS_PORT", 0, 0, 65535),
+    // Off unless set, as every OpenTelemetry SDK; OTEL_SDK_DISABLED=true turns it off all the same.
+    otlpEndpoint:
+      r.optional("OTEL_SDK_DISABLED")?.toLowerCase() === "true"
+        ? undefined
+        : (r.optional("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") ?? r.optional("OTEL_EXPORTER_OTLP_ENDPOINT")),
+    otelServiceName: r.optional("OTEL_SERVICE_NAME"),
   };
   // A slow statement should be cancelled by the server (the connection is
   // kept) before the client gives up on it (the connection is dropped).

@@ -9,8 +9,10 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { RequestInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../log.js";
+import { contextFrom, otelContext, otelTrace, SpanKind, SpanStatusCode, tracer, tracingEnabled, type Span } from "../telemetry/tracing.js";
 import { directWriterOf } from "./direct-writer.js";
 import { codeName, toConnectError } from "./errors.js";
+import type { MethodMetrics, RpcMetrics } from "./rpc-metrics.js";
 
 export const requestIdHeader = "x-request-id";
 
@@ -37,6 +39,15 @@ export function acceptRequestId(value: string | null | undefined): string | unde
   return saneRequestId.test(value) && !value.includes(",") ? value : undefined;
 }
 
+/**
+ * What a call is about, for its log line: the caller's workspace (set once
+ * authenticated), the deployment and the task (set by the impl when the
+ * request does not name them: a create's new name, a new task's id).
+ */
+export const callWorkspaceKey = createContextKey<string>("", { description: "workspace of the call" });
+export const callDeploymentKey = createContextKey<string>("", { description: "deployment of the call" });
+export const callTaskKey = createContextKey<string>("", { description: "task of the call" });
+
 export function newRequestId(): string {
   return randomUUID();
 }
@@ -54,6 +65,8 @@ export interface WrapOptions {
    * long-lived watches. Unary calls are left to finish.
    */
   shutdownSignal?: AbortSignal;
+  /** Every call observed at its end (rpc-metrics.ts). */
+  metrics?: RpcMetrics;
 }
 
 const wrappedTag: unique symbol = Symbol.for("modeldeploy.api.wrapped");
@@ -88,12 +101,13 @@ export function wrapServiceImpl<S extends DescService>(service: S, impl: Partial
         : () => {
             throw new ConnectError(`${service.typeName}.${method.name} is not implemented`, Code.Unimplemented);
           };
+    const metrics = opts.metrics?.method(method);
     switch (method.methodKind) {
       case "unary":
-        out[method.localName] = wrapUnary(method, bound, opts);
+        out[method.localName] = wrapUnary(method, bound, opts, metrics);
         break;
       case "server_streaming":
-        out[method.localName] = wrapServerStreaming(method, bound, opts);
+        out[method.localName] = wrapServerStreaming(method, bound, opts, metrics);
         break;
       default:
         throw new Error(`${service.typeName}.${method.name}: ${method.methodKind} methods are not supported by the call wrapper`);
@@ -133,16 +147,25 @@ export function finishError(err: unknown, requestId: string, ctx?: HandlerContex
   return copy;
 }
 
+/** A request message's string field, if it has one (name, taskId). */
+function requestField(req: unknown, field: string): string {
+  const v = typeof req === "object" && req !== null ? (req as Record<string, unknown>)[field] : undefined;
+  return typeof v === "string" ? v.trim() : "";
+}
+
 function logCall(
   logger: Logger,
   method: DescMethod,
   ctx: HandlerContext,
+  req: unknown,
   requestId: string,
   started: number,
   err: ConnectError | undefined,
+  metrics: MethodMetrics | undefined,
   extra?: Record<string, unknown>,
 ): void {
   const code = err?.code ?? 0;
+  metrics?.observe(code, (performance.now() - started) / 1000);
   const level = code === Code.Internal || code === Code.Unknown || code === Code.DataLoss ? "error" : code === Code.Unavailable ? "warn" : "info";
   // One line per call: at 2,000 calls/s its fields are worth not building when the level is off.
   if (logger.enabled?.(level) === false) return;
@@ -155,13 +178,28 @@ function logCall(
     requestId,
     ...extra,
   };
+  const workspace = ctx.values.get(callWorkspaceKey);
+  if (workspace !== "") fields["workspace"] = workspace;
+  const deployment = ctx.values.get(callDeploymentKey) || requestField(req, "name");
+  if (deployment !== "") fields["deployment"] = deployment;
+  const taskId = ctx.values.get(callTaskKey) || requestField(req, "taskId");
+  if (taskId !== "") fields["taskId"] = taskId;
   if (err !== undefined) fields["error"] = err.rawMessage;
   if (level === "info") logger.info("rpc", fields);
   else logger[level]("rpc", { ...fields, err: err?.cause });
 }
 
 /** Log a call that failed before reaching an impl (e.g. a malformed request). */
-export function logRejectedCall(logger: Logger, method: DescMethod, protocolName: string, requestId: string, started: number, err: ConnectError): void {
+export function logRejectedCall(
+  logger: Logger,
+  method: DescMethod,
+  protocolName: string,
+  requestId: string,
+  started: number,
+  err: ConnectError,
+  metrics?: RpcMetrics,
+): void {
+  metrics?.method(method).observe(err.code, (performance.now() - started) / 1000);
   logger.info("rpc", {
     service: method.parent.typeName,
     method: method.name,
@@ -200,23 +238,57 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-function wrapUnary(method: DescMethod, fn: AnyFn, opts: WrapOptions): AnyFn {
+const headersGetter = {
+  get: (carrier: Headers, key: string) => carrier.get(key) ?? undefined,
+  keys: (carrier: Headers) => [...carrier.keys()],
+};
+
+/** The call's server span, child of the caller's trace context if it sent one (traceparent). */
+function startCallSpan(method: DescMethod, ctx: HandlerContext, requestId: string): { span: Span; run: <T>(f: () => T) => T } {
+  const parent = contextFrom(ctx.requestHeader, headersGetter);
+  const span = tracer().startSpan(
+    `${method.parent.typeName}/${method.name}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name, "modeldeploy.request_id": requestId },
+    },
+    parent,
+  );
+  const active = otelTrace.setSpan(parent, span);
+  return { span, run: (f) => otelContext.with(active, f) };
+}
+
+function endCallSpan(span: Span, ctx: HandlerContext, err: ConnectError | undefined): void {
+  const workspace = ctx.values.get(callWorkspaceKey);
+  if (workspace !== "") span.setAttribute("modeldeploy.workspace", workspace);
+  const deployment = ctx.values.get(callDeploymentKey);
+  if (deployment !== "") span.setAttribute("modeldeploy.deployment", deployment);
+  span.setAttribute("rpc.grpc.status_code", err?.code ?? 0);
+  if (err !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: err.rawMessage });
+  span.end();
+}
+
+function wrapUnary(method: DescMethod, fn: AnyFn, opts: WrapOptions, metrics: MethodMetrics | undefined): AnyFn {
   const { logger } = opts;
   return async (req, ctx) => {
     const started = performance.now();
     const requestId = beginCall(ctx);
+    // Tracing off: no span, no context switch.
+    const traced = tracingEnabled() ? startCallSpan(method, ctx, requestId) : undefined;
     try {
-      const work = Promise.resolve(fn(req, ctx));
+      const work = Promise.resolve(traced === undefined ? fn(req, ctx) : traced.run(() => fn(req, ctx)));
       // Only a call with a deadline is raced (a cancelled one has nobody to answer).
       const res = await (ctx.timeoutMs() === undefined ? work : untilAborted(work, ctx.signal));
-      logCall(logger, method, ctx, requestId, started, undefined);
+      logCall(logger, method, ctx, req, requestId, started, undefined, metrics);
+      if (traced !== undefined) endCallSpan(traced.span, ctx, undefined);
       return res;
     } catch (e) {
       const err = finishError(e, requestId, ctx);
       // Connect unary appends error metadata to the response headers: keep the
       // id in one place so it is not sent twice ("id, id").
       ctx.responseHeader.delete(requestIdHeader);
-      logCall(logger, method, ctx, requestId, started, err);
+      logCall(logger, method, ctx, req, requestId, started, err, metrics);
+      if (traced !== undefined) endCallSpan(traced.span, ctx, err);
       throw err;
     }
   };
@@ -269,11 +341,12 @@ class AbortableReader<T> {
   }
 }
 
-function wrapServerStreaming(method: DescMethod, fn: AnyFn, opts: WrapOptions): AnyFn {
+function wrapServerStreaming(method: DescMethod, fn: AnyFn, opts: WrapOptions, metrics: MethodMetrics | undefined): AnyFn {
   const { logger, shutdownSignal } = opts;
   return async function* wrappedStream(req: unknown, ctx: HandlerContext) {
     const started = performance.now();
     const requestId = beginCall(ctx);
+    metrics?.streamOpened();
     let messages = 0;
     let finished = false;
     let err: ConnectError | undefined;
@@ -306,7 +379,8 @@ function wrapServerStreaming(method: DescMethod, fn: AnyFn, opts: WrapOptions): 
         // Do not await: an impl blocked on a live feed may only notice ctx.signal.
         it.return().catch(() => {});
       }
-      logCall(logger, method, ctx, requestId, started, err, { messages: messages + (directWriterOf(ctx)?.written ?? 0) });
+      metrics?.streamClosed();
+      logCall(logger, method, ctx, req, requestId, started, err, metrics, { messages: messages + (directWriterOf(ctx)?.written ?? 0) });
     }
   };
 }

@@ -15,6 +15,7 @@ import type * as net from "node:net";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { createContextValues, type ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
+import { serveMetrics, type MetricsRegistry } from "../telemetry/metrics.js";
 import {
   acceptRequestId,
   finishError,
@@ -38,6 +39,7 @@ import type { StaticAssets } from "./static-assets.js";
 import { answerClientError } from "./h1-client-error.js";
 import { headersTooLarge, tooManyConnections } from "./request-rejections.js";
 import { headerHardLimitFactor, rawHeaderBytes, wireLimits, type WireLimits } from "./wire-limits.js";
+import type { RpcMetrics } from "./rpc-metrics.js";
 
 export type { CorsOptions } from "./cors.js";
 
@@ -69,6 +71,10 @@ export interface ConnectServerOptions {
   unaryFastPath?: boolean;
   /** The web dashboard's files (static-assets.ts), served for GET and HEAD beside the RPC routes. */
   assets?: StaticAssets;
+  /** Every call observed (both transports share one). */
+  metrics?: RpcMetrics;
+  /** Served at GET /metrics, without authentication (no workspace data in it). */
+  metricsRegistry?: MetricsRegistry;
 }
 
 export interface ConnectServer {
@@ -126,7 +132,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
   // Wrapped once: connect-node's router and the unary fast path run the same implementation.
   const services = opts.services.map(({ service, impl }) => ({
     service,
-    impl: wrapServiceImpl(service, impl, { logger, shutdownSignal: streamShutdown.signal }),
+    impl: wrapServiceImpl(service, impl, { logger, shutdownSignal: streamShutdown.signal, ...(opts.metrics ? { metrics: opts.metrics } : {}) }),
   }));
   const limitsOfBodies = {
     maxMessageBytes: readMaxBytes,
@@ -138,7 +144,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
   const rejected = (req: NodeRequest, method: DescMethod, protocol: string, err: ConnectError) => {
     const requestId = requestIdOfReq(req);
     const out = finishError(err, requestId);
-    logRejectedCall(logger, method, protocol, requestId, requests.get(req)?.started ?? performance.now(), out);
+    logRejectedCall(logger, method, protocol, requestId, requests.get(req)?.started ?? performance.now(), out, opts.metrics);
     return out;
   };
   const maxTimeout = opts.maxTimeoutMs !== undefined ? { maxTimeoutMs: opts.maxTimeoutMs } : {};
@@ -211,6 +217,7 @@ export function createConnectServer(opts: ConnectServerOptions): ConnectServer {
       return;
     }
     if (opts.assets?.serve(req, res, path) === true) return;
+    if (path === "/metrics" && opts.metricsRegistry !== undefined) return serveMetrics(opts.metricsRegistry, req, res);
     if (fast?.serve(req, res, path) === true) return;
     adapter(req, res);
   };

@@ -10,7 +10,7 @@ import { updateDeployment } from "../deployments/update.js";
 import { acceleratorCatalog } from "../deployments/capacity.js";
 import { getDeployment, getTask, latestTask, listDeployments, listRevisions, listTasks } from "../deployments/reads.js";
 import { invalidRequest } from "../domain/errors.js";
-import type { DeploymentState, TaskStatus } from "../domain/types.js";
+import type { DeploymentState, Principal, Scope, TaskStatus } from "../domain/types.js";
 import {
   CreateDeploymentResponseSchema,
   ListAcceleratorTypesResponseSchema,
@@ -32,6 +32,7 @@ import {
   taskStatusFromPb,
   taskToPb,
 } from "./convert.js";
+import { callDeploymentKey, callTaskKey, callWorkspaceKey } from "./call-wrapper.js";
 import { directWriterOf } from "./direct-writer.js";
 import { depsForCall, type ApiDeps } from "./deps.js";
 import { decodePageToken, encodePageToken, parseLabelSelector } from "./paging.js";
@@ -75,10 +76,23 @@ function requirePageSize(requested: number): number {
   return pageSize;
 }
 
+/** The caller's principal; its workspace goes on the call's log line. */
+export async function authenticated(deps: ApiDeps, ctx: HandlerContext, scope: Scope): Promise<Principal> {
+  const principal = await deps.auth.authenticate(ctx.requestHeader, scope, ctx);
+  ctx.values.set(callWorkspaceKey, principal.workspace);
+  return principal;
+}
+
+/** The deployment and task a call made, for its log line (the request names neither). */
+export function noteCall(ctx: HandlerContext, deployment: string, taskId: string): void {
+  ctx.values.set(callDeploymentKey, deployment);
+  ctx.values.set(callTaskKey, taskId);
+}
+
 export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof DeploymentService> {
   // Every database wait of a call ends with the call (its ctx.signal): dbForCall.
-  const read = (ctx: HandlerContext) => deps.auth.authenticate(ctx.requestHeader, "deployments:read", ctx);
-  const write = (ctx: HandlerContext) => deps.auth.authenticate(ctx.requestHeader, "deployments:write", ctx);
+  const read = (ctx: HandlerContext) => authenticated(deps, ctx, "deployments:read");
+  const write = (ctx: HandlerContext) => authenticated(deps, ctx, "deployments:write");
 
   return {
     async createDeployment(req, ctx) {
@@ -97,6 +111,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
         },
         ctx,
       );
+      noteCall(ctx, deployment.name, task.id);
       return create(CreateDeploymentResponseSchema, { deployment: deploymentToPb(deployment), task: taskToPb(task) });
     },
 
@@ -154,6 +169,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
         progressDeadlineSeconds: req.progressDeadlineSeconds,
         requestId: req.requestId.trim(),
       });
+      noteCall(ctx, deployment.name, task.id);
       return create(UpdateDeploymentResponseSchema, { deployment: deploymentToPb(deployment), task: taskToPb(task) });
     },
     async rollbackDeployment(req, ctx) {
@@ -163,6 +179,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
         revision: req.revision,
         requestId: req.requestId.trim(),
       });
+      noteCall(ctx, deployment.name, task.id);
       return create(RollbackDeploymentResponseSchema, { deployment: deploymentToPb(deployment), task: taskToPb(task) });
     },
     async listDeploymentRevisions(req, ctx) {
@@ -188,7 +205,9 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
     },
     async cancelDeploymentTask(req, ctx) {
       const principal = await write(ctx);
-      return taskToPb(await cancelTask(depsForCall(deps, ctx), principal, requireTaskId(req.taskId)));
+      const task = await cancelTask(depsForCall(deps, ctx), principal, requireTaskId(req.taskId));
+      noteCall(ctx, task.deploymentName, task.id);
+      return taskToPb(task);
     },
     watchDeployments(req, ctx) {
       return openOnRead(async () => {

@@ -1,4 +1,7 @@
+import type { HandlerContext } from "@connectrpc/connect";
 import type { CallScope } from "../db/call-scope.js";
+import { callContext } from "../telemetry/call-context.js";
+import { requestIdOf } from "./call-wrapper.js";
 import { dbForCall } from "../db/connect.js";
 import type { DeploymentsDeps } from "../deployments/deps.js";
 import type { Logger } from "../log.js";
@@ -19,6 +22,7 @@ export interface ApiDeps extends DeploymentsDeps {
 }
 
 /** `deps` for the work of one call: its database waits end with the call (dbForCall). */
-export function depsForCall(deps: ApiDeps, call: CallScope): ApiDeps {
-  return { ...deps, db: dbForCall(deps.db, call) };
+export function depsForCall(deps: ApiDeps, call: CallScope & HandlerContext): ApiDeps {
+  // Read here, in the call's (trace) context: a transaction's callback may run in another (a pooled connection's waiter).
+  return { ...deps, db: dbForCall(deps.db, call), callContext: callContext(requestIdOf(call)) };
 }

@@ -34,6 +34,7 @@ import { addReflection } from "./reflection.js";
 import { createSharedSerializer, type SharedSerializer } from "./shared-serializer.js";
 import { headersTooLarge, malformedMessage, messageTooLarge } from "./request-rejections.js";
 import { wireLimits, type WireLimits } from "./wire-limits.js";
+import type { RpcMetrics } from "./rpc-metrics.js";
 
 export type { GrpcTlsOptions } from "./grpc-listener.js";
 export { grpcServiceDefinition } from "./grpc-service-definition.js";
@@ -66,6 +67,8 @@ export interface GrpcServerOptions {
   grpcOptions?: grpc.ServerOptions;
   /** Serializes server-stream messages, once per message object. Default: one of its own. */
   streamSerializer?: SharedSerializer;
+  /** Every call observed (both transports share one). */
+  metrics?: RpcMetrics;
 }
 
 export interface GrpcServer {
@@ -296,6 +299,8 @@ interface RequestLimits {
   maxMessageBytes: number;
   maxHeaderBytes: number;
   abandoned(peer: string): void;
+  /** Refused calls are observed too. */
+  metrics: RpcMetrics | undefined;
 }
 
 /**
@@ -313,7 +318,7 @@ function parseRequest(
     const requestId = resolveRequestId(setup.ctx.requestHeader);
     setup.ctx.responseHeader.set(requestIdHeader, requestId);
     const err = finishError(e, requestId);
-    logRejectedCall(logger, method, "grpc", requestId, setup.started, err);
+    logRejectedCall(logger, method, "grpc", requestId, setup.started, err, limits.metrics);
     return { ok: false as const, error: toServiceError(err, setup.ctx, false) };
   };
   if (setup.headerBytes > limits.maxHeaderBytes) return reject(headersTooLarge(setup.headerBytes, limits.maxHeaderBytes));
@@ -469,13 +474,18 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     maxMessageBytes: maxReceive,
     maxHeaderBytes: limits.maxHeaderBytes,
     abandoned: (peer) => listener.callAbandoned(peer),
+    metrics: opts.metrics,
   };
   const scheme = opts.tls !== undefined ? "https" : "http";
   const shutdown = new AbortController();
   const streamSerializer = opts.streamSerializer ?? createSharedSerializer();
 
   for (const { service, impl } of opts.services) {
-    const wrapped = wrapServiceImpl(service, impl, { logger, shutdownSignal: shutdown.signal }) as unknown as Record<string, ImplFn>;
+    const wrapped = wrapServiceImpl(service, impl, {
+      logger,
+      shutdownSignal: shutdown.signal,
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    }) as unknown as Record<string, ImplFn>;
     const handlers: grpc.UntypedServiceImplementation = {};
     for (const method of service.methods) {
       const fn = wrapped[method.localName];

@@ -22,6 +22,8 @@ import { cachedHostCapacity } from "../db/host-capacity.js";
 import { createEventBus } from "../queue/event-bus.js";
 import { startOutboxRelay } from "../queue/outbox-relay.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
+import { createRpcMetrics } from "../api/rpc-metrics.js";
+import { createRegistry, type MetricsRegistry } from "../telemetry/metrics.js";
 import type { Infrastructure } from "./infrastructure.js";
 
 /** Where `npm run build` puts the dashboard: two folders up from src/app (tests) and dist/app alike. */
@@ -34,8 +36,18 @@ export interface ApiRole {
   stop(graceMs: number): Promise<void>;
 }
 
-/** `tokens`: seals model tokens (secret-key.ts). */
-export async function startApiRole(config: Config, infra: Infrastructure, logger: Logger, tokens: TokenSealer | undefined): Promise<ApiRole> {
+/**
+ * `tokens`: seals model tokens (secret-key.ts). `registry`: served at the
+ * HTTP port's /metrics with the calls' series (`start` shares it with its worker).
+ */
+export async function startApiRole(
+  config: Config,
+  infra: Infrastructure,
+  logger: Logger,
+  tokens: TokenSealer | undefined,
+  registry: MetricsRegistry = createRegistry(),
+): Promise<ApiRole> {
+  const metrics = createRpcMetrics(registry);
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
   const relay = startOutboxRelay({ db: infra.db, publisher: infra.queue, logger });
   const deps: ApiDeps = {
@@ -67,6 +79,7 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
   const grpc = createGrpcServer({
     services,
     logger,
+    metrics,
     maxReceiveMessageBytes: config.maxRequestBytes,
     limits,
     tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : undefined,
@@ -77,6 +90,8 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
     services,
     logger,
     assets,
+    metrics,
+    metricsRegistry: registry,
     readMaxBytes: config.maxRequestBytes,
     maxJsonBytes: config.maxJsonRequestBytes,
     maxJsonDepth: config.maxJsonDepth,

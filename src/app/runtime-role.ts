@@ -4,6 +4,7 @@ import path from "node:path";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
+import type { MetricsRegistry } from "../telemetry/metrics.js";
 import { createLocalRuntimeAgent, type LocalRuntimeAgent } from "../runtime/local/agent.js";
 import { createLocalDriver } from "../runtime/local/local-driver.js";
 import { createNoopDriver } from "../runtime/noop-driver.js";
@@ -12,7 +13,8 @@ export function runtimeDataDir(config: Config): string {
   return path.join(config.dataDir, "runtime");
 }
 
-export async function startRuntimeAgent(config: Config, logger: Logger): Promise<LocalRuntimeAgent> {
+/** `metricsRegistry`: served at the control port's /metrics (default: one of its own). */
+export async function startRuntimeAgent(config: Config, logger: Logger, metricsRegistry?: MetricsRegistry): Promise<LocalRuntimeAgent> {
   return createLocalRuntimeAgent({
     dataDir: runtimeDataDir(config),
     gatewayHost: config.gatewayHost,
@@ -25,6 +27,7 @@ export async function startRuntimeAgent(config: Config, logger: Logger): Promise
     // (a replica that stops answering, or a server that never says it is ready).
     healthIntervalMs: Math.max(config.healthPollMs * 4, 1000),
     logger,
+    ...(metricsRegistry ? { metricsRegistry } : {}),
   });
 }
 

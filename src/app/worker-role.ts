@@ -8,6 +8,9 @@ import type { RuntimeDriver } from "../runtime/driver.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
 import { startObserver } from "../worker/observer.js";
 import { startWorker } from "../worker/worker.js";
+import { createWorkerMetrics, registerBacklogGauges } from "../worker/worker-metrics.js";
+import { createRegistry, type MetricsRegistry } from "../telemetry/metrics.js";
+import { startMetricsServer, type MetricsServer } from "../telemetry/metrics-server.js";
 import type { Infrastructure } from "./infrastructure.js";
 
 export interface WorkerRole {
@@ -15,14 +18,20 @@ export interface WorkerRole {
   stop(graceMs: number): Promise<void>;
 }
 
-/** `tokens`: opens the model tokens the api sealed (secret-key.ts). */
+/**
+ * `tokens`: opens the model tokens the api sealed (secret-key.ts).
+ * `registry`: the worker's series (`start` passes the API's, served on its
+ * HTTP port); served on MODELDEPLOY_WORKER_METRICS_PORT when that is set.
+ */
 export async function startWorkerRole(
   config: Config,
   infra: Infrastructure,
   driver: RuntimeDriver,
   logger: Logger,
   tokens: TokenSealer | undefined,
+  registry: MetricsRegistry = createRegistry(),
 ): Promise<WorkerRole> {
+  registerBacklogGauges(registry, { db: infra.db, queue: infra.queue, logger });
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
   const sink = (events: Parameters<typeof bus.publish>[0]) => bus.publish(events);
   const observer = startObserver({ db: infra.db, sink, driver, logger, intervalMs: Math.max(config.healthPollMs * 4, 1000) });
@@ -43,6 +52,7 @@ export async function startWorkerRole(
     maxDeliver: config.taskMaxDeliver,
     healthPollMs: config.healthPollMs,
     followDeployment: (uid, listener) => bus.followDeployment(uid, listener),
+    metrics: createWorkerMetrics(registry),
   });
   const capacity = reportCapacity(driver, infra, logger);
   const sweeper = startSweeper({
@@ -52,9 +62,24 @@ export async function startWorkerRole(
     intervalMs: config.sweepIntervalMs,
     olderThanMs: config.sweepPendingAfterMs,
   });
+  let metricsServer: MetricsServer | undefined;
+  if (config.workerMetricsPort !== undefined) {
+    try {
+      metricsServer = await startMetricsServer(registry, config.workerMetricsHost, config.workerMetricsPort);
+    } catch (err) {
+      capacity.stop();
+      await sweeper.stop();
+      await observer.stop();
+      await worker.stop(0);
+      await bus.close();
+      throw err;
+    }
+    logger.info("worker metrics listening", { url: `${metricsServer.url}/metrics` });
+  }
   return {
     workerId: worker.id,
     async stop(graceMs) {
+      await metricsServer?.close();
       capacity.stop();
       await sweeper.stop();
       await observer.stop();

@@ -1,8 +1,8 @@
 // The modeldeploy command. Server and client commands are imported when
 // used, so that each process loads only its own code (idle memory).
-import { ConfigError, loadConfig } from "../config.js";
+import { ConfigError, loadConfig, type Config } from "../config.js";
 import { clientUsage } from "../cli/client-usage.js";
-import { createLogger } from "../log.js";
+import { createLogger, type Logger } from "../log.js";
 import { holdYoungGenerationGrowth } from "./startup-heap.js";
 
 const usage = `usage: modeldeploy <command>
@@ -33,21 +33,21 @@ async function main(argv: string[]): Promise<number> {
     // A stray rejection is a bug to log loudly, not a reason to drop every
     // in-flight call and task of this process: Postgres keeps the state.
     process.on("unhandledRejection", (err) => logger.error("unhandled rejection (bug)", { err }));
-    const { keys, migrate, startAllInOne, startApiOnly, startRuntimeOnly, startWorkerOnly } = await import("./server-commands.js");
-    switch (command) {
-      case "start":
-        return startAllInOne(config, logger);
-      case "api":
-        return startApiOnly(config, logger);
-      case "worker":
-        return startWorkerOnly(config, logger);
-      case "runtime":
-        return startRuntimeOnly(config, logger);
-      case "migrate":
-        return migrate(config, logger);
-      default:
-        return keys(config, logger, rest);
+    const commands = await import("./server-commands.js");
+    // The SDK is loaded only when traces go somewhere (README "Tracing").
+    const runs = command === "start" || command === "api" || command === "worker" || command === "runtime";
+    if (runs && config.otlpEndpoint !== undefined) {
+      const { installOtlpTracing } = await import("../telemetry/tracing-sdk.js");
+      const tracing = await installOtlpTracing(config.otelServiceName ?? (command === "start" ? "modeldeploy" : `modeldeploy-${command}`));
+      logger.info("tracing on: spans exported over OTLP/HTTP", { endpoint: config.otlpEndpoint });
+      try {
+        return await runServerCommand(command, rest, config, logger, commands);
+      } finally {
+        // The last spans (the shutdown's) are sent before the process exits.
+        await tracing.shutdown().catch((err: unknown) => logger.warn("could not send the last spans", { err }));
+      }
     }
+    return runServerCommand(command, rest, config, logger, commands);
   }
   const { describeClientError, runClientCommand } = await import("../cli/client-commands.js");
   try {
@@ -60,6 +60,25 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     process.stderr.write(describeClientError(err) + "\n");
     return 1;
+  }
+}
+
+type ServerCommands = typeof import("./server-commands.js");
+
+function runServerCommand(command: string, rest: string[], config: Config, logger: Logger, c: ServerCommands): Promise<number> {
+  switch (command) {
+    case "start":
+      return c.startAllInOne(config, logger);
+    case "api":
+      return c.startApiOnly(config, logger);
+    case "worker":
+      return c.startWorkerOnly(config, logger);
+    case "runtime":
+      return c.startRuntimeOnly(config, logger);
+    case "migrate":
+      return c.migrate(config, logger);
+    default:
+      return c.keys(config, logger, rest);
   }
 }
 

@@ -57,10 +57,11 @@ async function runUntilSignal(logger: Logger, stops: Stop[], graceMs: number): P
 }
 
 export async function startAllInOne(config: Config, logger: Logger): Promise<number> {
-  const [{ startApiRole }, { createDriver, startRuntimeAgent }, { startWorkerRole }] = await Promise.all([
+  const [{ startApiRole }, { createDriver, startRuntimeAgent }, { startWorkerRole }, { createRegistry }] = await Promise.all([
     import("../app/api-role.js"),
     import("../app/runtime-role.js"),
     import("../app/worker-role.js"),
+    import("../telemetry/metrics.js"),
   ]);
   // Before anything starts: a missing key is a configuration error.
   const tokens = tokenSealerFor(config, "start");
@@ -70,11 +71,13 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<num
     const applied = await migrateToLatest(infra.db);
     if (applied.length > 0) logger.info("database migrated", { applied });
     const bootstrapKey = await ensureBootstrapKey(config, infra.db);
-    const agent = config.runtimeDriver === "local" ? await startRuntimeAgent(config, logger) : undefined;
+    const agent = config.runtimeDriver === "local" ? await startRuntimeAgent(config, logger, createRegistry({ processMetrics: true })) : undefined;
     const driver = createDriver(config, logger, agent);
-    const api = await startApiRole(config, infra, logger, tokens);
+    // One process: the API's HTTP port serves the worker's series too.
+    const registry = createRegistry({ processMetrics: true });
+    const api = await startApiRole(config, infra, logger, tokens, registry);
     stops.push((g) => api.stop(g));
-    const worker = await startWorkerRole(config, infra, driver, logger, tokens);
+    const worker = await startWorkerRole(config, infra, driver, logger, tokens, registry);
     stops.push((g) => worker.stop(g));
     stops.push(async () => {
       await driver.close();
@@ -89,6 +92,7 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<num
       agent
         ? `  inference gateway: ${agent.gatewayUrl}\n  runtime control:  ${agent.controlUrl}   (no auth: keep it on loopback)`
         : `  runtime: ${config.runtimeDriver}`,
+      `  metrics:          http://${config.httpHost}:${api.httpPort}/metrics (api, worker)${agent ? `, ${agent.controlUrl}/metrics (runtime)` : ""}`,
       `  database: ${infra.embedded.postgres ? `embedded PGlite in ${path.join(config.dataDir, "postgres")}` : "DATABASE_URL"}`,
       `  queue:    ${infra.embedded.nats ? `embedded nats-server (${infra.natsUrl})` : "NATS_URL"}`,
       bootstrapKey
@@ -122,12 +126,12 @@ async function ensureBootstrapKey(config: Config, db: Parameters<typeof createAp
 }
 
 export async function startApiOnly(config: Config, logger: Logger): Promise<number> {
-  const { startApiRole } = await import("../app/api-role.js");
+  const [{ startApiRole }, { createRegistry }] = await Promise.all([import("../app/api-role.js"), import("../telemetry/metrics.js")]);
   const tokens = tokenSealerFor(config, "api");
   const infra = await openInfrastructure(config, logger, { allowEmbedded: false, role: "api" });
   try {
     await assertMigrated(infra.db);
-    const api = await startApiRole(config, infra, logger, tokens);
+    const api = await startApiRole(config, infra, logger, tokens, createRegistry({ processMetrics: true }));
     logger.info("api listening", { grpc: `${config.grpcHost}:${api.grpcPort}`, http: `${config.httpHost}:${api.httpPort}` });
     return runUntilSignal(logger, [(g) => api.stop(g), () => infra.close()], config.shutdownGraceMs);
   } catch (err) {
@@ -137,13 +141,17 @@ export async function startApiOnly(config: Config, logger: Logger): Promise<numb
 }
 
 export async function startWorkerOnly(config: Config, logger: Logger): Promise<number> {
-  const [{ createDriver }, { startWorkerRole }] = await Promise.all([import("../app/runtime-role.js"), import("../app/worker-role.js")]);
+  const [{ createDriver }, { startWorkerRole }, { createRegistry }] = await Promise.all([
+    import("../app/runtime-role.js"),
+    import("../app/worker-role.js"),
+    import("../telemetry/metrics.js"),
+  ]);
   const tokens = tokenSealerFor(config, "worker");
   const infra = await openInfrastructure(config, logger, { allowEmbedded: false, role: "worker" });
   try {
     await assertMigrated(infra.db);
     const driver = createDriver(config, logger);
-    const worker = await startWorkerRole(config, infra, driver, logger, tokens);
+    const worker = await startWorkerRole(config, infra, driver, logger, tokens, createRegistry({ processMetrics: true }));
     return runUntilSignal(logger, [(g) => worker.stop(g), () => driver.close(), () => infra.close()], config.shutdownGraceMs);
   } catch (err) {
     await infra.close();
@@ -152,8 +160,8 @@ export async function startWorkerOnly(config: Config, logger: Logger): Promise<n
 }
 
 export async function startRuntimeOnly(config: Config, logger: Logger): Promise<number> {
-  const { startRuntimeAgent } = await import("../app/runtime-role.js");
-  const agent = await startRuntimeAgent(config, logger);
+  const [{ startRuntimeAgent }, { createRegistry }] = await Promise.all([import("../app/runtime-role.js"), import("../telemetry/metrics.js")]);
+  const agent = await startRuntimeAgent(config, logger, createRegistry({ processMetrics: true }));
   logger.info("local runtime listening", { gateway: agent.gatewayUrl, control: agent.controlUrl });
   return runUntilSignal(logger, [() => agent.close()], config.shutdownGraceMs);
 }

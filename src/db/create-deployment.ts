@@ -19,6 +19,8 @@ export interface NewDeployment {
   revision: RevisionRecord;
   task: Task;
   requestHash: string;
+  /** Headers of the task's message from the creating call (x-request-id, trace context), for the outbox row. */
+  callContext?: Record<string, string> | null;
 }
 
 /** The deployment's first event, or NAME_TAKEN when a live deployment has its name. */
@@ -41,7 +43,7 @@ t as (
   select x.* from jsonb_populate_recordset(null::tasks, $3::jsonb) x join d on d.uid = x.deployment_uid
   returning *),
 o as (
-  insert into outbox (task_id, msg_id) select t.id, t.id from t
+  insert into outbox (task_id, msg_id, call_context) select t.id, t.id, $4::jsonb -> t.id from t
   returning 1),
 e as (
   insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
@@ -71,9 +73,17 @@ export async function insertNewDeployments(db: Executor, items: readonly NewDepl
     create_time: revision.createTime,
   }));
   const tasks = sorted.map((i) => taskToRow(i.task, { requestHash: i.requestHash, enqueuedAt: i.task.createTime }));
+  // Task id → the creating call's headers for the message.
+  const contexts: Record<string, Record<string, string>> = {};
+  for (const i of sorted) if (i.callContext) contexts[i.task.id] = i.callContext;
   // One statement is atomic: after a deadlock it can simply run again.
   const rows = await retryWriteConflicts("a batch of creates", () =>
-    executePreparedSql<InsertedRow>(db, INSERT_NEW_DEPLOYMENTS, [JSON.stringify(deployments), JSON.stringify(revisions), JSON.stringify(tasks)]),
+    executePreparedSql<InsertedRow>(db, INSERT_NEW_DEPLOYMENTS, [
+      JSON.stringify(deployments),
+      JSON.stringify(revisions),
+      JSON.stringify(tasks),
+      JSON.stringify(contexts),
+    ]),
   );
   const byUid = new Map(rows.map((r) => [r.dep.uid, r]));
   return items.map(({ deployment }): NewDeploymentResult => {

@@ -108,6 +108,8 @@ export interface OutboxTable {
   task_id: string;
   msg_id: string;
   created_at: Generated<Timestamp>;
+  /** Headers for the task's message from the call that queued it (x-request-id, traceparent, tracestate). */
+  call_context: ColumnType<Record<string, string> | null, string | null | undefined, string | null>;
 }
 
 export interface HostCapacityTable {

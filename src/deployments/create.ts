@@ -107,6 +107,7 @@ async function insertCreate(deps: DeploymentsDeps, principal: Principal, input: 
       revision: { number: 1, model: input.model, resources: input.resources, taskId, createTime: now },
       task,
       requestHash: hash,
+      callContext: deps.callContext ?? null,
     },
     call,
   );

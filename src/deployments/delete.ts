@@ -68,7 +68,7 @@ export async function deleteDeployment(deps: DeploymentsDeps, principal: Princip
         now,
       });
       await insertTask(trx, taskToRow(task, { requestHash: hash, enqueuedAt: now }));
-      await insertOutbox(trx, taskId, taskId);
+      await insertOutbox(trx, taskId, taskId, deps.callContext ?? null);
       const event = await applyChange(trx, {
         deploymentUid: locked.uid,
         type: "STATE_CHANGED",

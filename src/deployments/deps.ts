@@ -21,4 +21,9 @@ export interface DeploymentsDeps {
   hostCapacity?: () => Promise<HostCapacityRow | undefined>;
   /** Reservable CPU = the host's cores × this; default 4. */
   cpuAllocationRatio?: number;
+  /**
+   * Headers the messages of the tasks this call queues carry to the worker:
+   * the call's x-request-id and trace context (telemetry/call-context.ts).
+   */
+  callContext?: Record<string, string>;
 }

@@ -86,7 +86,7 @@ export async function queueChange(deps: DeploymentsDeps, principal: Principal, r
       });
       await insertTask(trx, taskToRow(task, { requestHash: req.requestHash, enqueuedAt: now }));
       if (plan.revision) await insertRevision(trx, current.uid, { number: revision, ...plan.revision, taskId, createTime: now });
-      await insertOutbox(trx, taskId, taskId);
+      await insertOutbox(trx, taskId, taskId, deps.callContext ?? null);
       const event = await applyChange(trx, {
         deploymentUid: current.uid,
         type: "STATE_CHANGED",

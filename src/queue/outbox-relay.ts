@@ -1,8 +1,10 @@
 // Publishes outbox rows to JetStream. Woken right after a commit for low
 // latency, and on a timer so that rows left by a crash are never stranded.
 import type { Db } from "../db/connect.js";
-import { drainOutbox } from "../db/outbox.js";
+import { drainOutbox, type OutboxEntry } from "../db/outbox.js";
 import type { Logger } from "../log.js";
+import { parseCallContext } from "../telemetry/call-context.js";
+import { carrierOf, contextFrom, otelTrace, spanFailed, SpanKind, tracer, tracingEnabled } from "../telemetry/tracing.js";
 import { createOutageLog } from "./outage-log.js";
 import type { TaskPublisher } from "./task-queue.js";
 
@@ -24,7 +26,7 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
   const pass = async () => {
     for (;;) {
       const n = await drainOutbox(o.db, batch, async (entries) => {
-        await Promise.all(entries.map((e) => o.publisher.publish(e.taskId, e.msgId)));
+        await Promise.all(entries.map((e) => publishEntry(o.publisher, e)));
       });
       if (n < batch) return;
     }
@@ -70,4 +72,28 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
       await current;
     },
   };
+}
+
+/**
+ * One outbox row to the queue, its call's context (request id, trace) in the
+ * message's headers; a traced call's message is sent in a producer span of
+ * this relay when tracing is on here.
+ */
+async function publishEntry(publisher: TaskPublisher, e: OutboxEntry): Promise<void> {
+  const carrier = parseCallContext(e.callContext);
+  if (carrier?.["traceparent"] === undefined || !tracingEnabled()) return publisher.publish(e.taskId, e.msgId, carrier);
+  const parent = contextFrom(carrier);
+  const span = tracer().startSpan(
+    "task publish",
+    { kind: SpanKind.PRODUCER, attributes: { "messaging.system": "nats", "modeldeploy.task_id": e.taskId } },
+    parent,
+  );
+  try {
+    await publisher.publish(e.taskId, e.msgId, { ...carrier, ...carrierOf(otelTrace.setSpan(parent, span)) });
+  } catch (err) {
+    spanFailed(span, err);
+    throw err;
+  } finally {
+    span.end();
+  }
 }

@@ -3,7 +3,7 @@
 // lost its store, someone deleted them) recreates them through ensure(), so
 // publishers, workers and the sweeper recover without a restart.
 import { jetstream, jetstreamManager, type Consumer, type JsMsg } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { watchConnection } from "./connection-state.js";
 import { classifyQueueError, isMissingQueue, queueNotConnected, toQueueError } from "./queue-errors.js";
 import { CONSUMER_NAME, ensureStreamAndConsumer, taskSubject, type TaskQueueOptions } from "./task-stream.js";
@@ -15,8 +15,11 @@ export interface TaskMessage {
 }
 
 export interface TaskPublisher {
-  /** Throws DependencyUnavailableError("queue") when the queue cannot take it now. */
-  publish(taskId: string, msgId: string): Promise<void>;
+  /**
+   * Throws DependencyUnavailableError("queue") when the queue cannot take it now.
+   * `trace`: W3C trace headers (traceparent, tracestate) for the message.
+   */
+  publish(taskId: string, msgId: string, trace?: Readonly<Record<string, string>> | null): Promise<void>;
 }
 
 export interface QueueState {
@@ -93,10 +96,17 @@ export function createTaskQueue(nc: NatsConnection, options: TaskQueueOptions): 
     }
   };
 
-  const publish = async (taskId: string, msgId: string): Promise<void> => {
+  const publish = async (taskId: string, msgId: string, trace?: Readonly<Record<string, string>> | null): Promise<void> => {
     const body: TaskMessage = { taskId };
+    let hdrs: MsgHdrs | undefined;
+    if (trace) {
+      hdrs = headers();
+      for (const [k, v] of Object.entries(trace)) hdrs.set(k, v);
+    }
     // The msg id lets JetStream drop a re-publish within its duplicate window.
-    await recovering(`publishing task ${taskId}`, () => js.publish(subject, JSON.stringify(body), { msgID: msgId, timeout: PUBLISH_TIMEOUT_MS }));
+    await recovering(`publishing task ${taskId}`, () =>
+      js.publish(subject, JSON.stringify(body), { msgID: msgId, timeout: PUBLISH_TIMEOUT_MS, ...(hdrs ? { headers: hdrs } : {}) }),
+    );
   };
 
   const failed = async (err: unknown): Promise<never> => {

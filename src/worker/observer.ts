@@ -65,7 +65,11 @@ export function startObserver(o: ObserverOptions): Observer {
         tracker.checked(obs, d !== undefined && unsettled(d));
       } catch (err) {
         // Left due: the next pass tries it again.
-        o.logger.warn("observer could not correct a deployment; will retry", { deploymentUid: obs.deploymentUid, err });
+        o.logger.warn("observer could not correct a deployment; will retry", {
+          ...(d ? { workspace: d.workspace, deployment: d.name } : {}),
+          deploymentUid: obs.deploymentUid,
+          err,
+        });
       }
     }
     return { read: due.length, corrected };

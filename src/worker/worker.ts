@@ -23,6 +23,9 @@ import { startPullLoop } from "./pull-loop.js";
 import type { RetryPolicy } from "./retry-schedule.js";
 import { failureFromError, runTask } from "./run-task.js";
 import { settleRuntime } from "./settle-runtime.js";
+import { contextFrom, otelContext, otelTrace, spanFailed, SpanKind, tracer, tracingEnabled, type Context, type Span } from "../telemetry/tracing.js";
+import type { TaskOutcome, WorkerMetrics } from "./worker-metrics.js";
+import { REQUEST_ID_HEADER } from "../telemetry/call-context.js";
 
 export interface WorkerOptions {
   db: Db;
@@ -45,6 +48,8 @@ export interface WorkerOptions {
   downloadRetry?: RetryPolicy;
   /** Opens the model tokens the api sealed (MODELDEPLOY_SECRET_KEY). */
   tokens?: TokenSealer;
+  /** Each task run observed at its end (worker-metrics.ts). */
+  metrics?: WorkerMetrics;
 }
 
 /** A task still running after this long follows its deployment's events (a quick task never pays for a subscription). */
@@ -82,7 +87,23 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     if (claim.kind === "terminal" || claim.kind === "leased") return { kind: "ack" };
 
     const task = toTask(claim.task);
-    const tlog = log.child({ taskId: task.id, attempt: task.attempt, kind: task.kind });
+    // Every line about the task names it, its deployment and workspace, and the call that queued it.
+    const tlog = log.child({
+      taskId: task.id,
+      attempt: task.attempt,
+      kind: task.kind,
+      workspace: task.workspace,
+      deployment: task.deploymentName,
+      deploymentUid: task.deploymentUid,
+      // The x-request-id of the call that queued it (absent on a task the sweeper re-enqueued).
+      ...requestIdOf(msg),
+    });
+    const started = performance.now();
+    let outcome: TaskOutcome = "retried";
+    // Tracing on: the task runs in a span, child of the call that queued it (the message's headers).
+    const traced = tracingEnabled() ? startTaskSpan(msg, task) : undefined;
+    /** Runs `f` in the task's span (its runtime calls are the span's children). */
+    const inTask = <T>(f: () => Promise<T>): Promise<T> => (traced === undefined ? f() : otelContext.with(traced.context, f));
     const ac = new AbortController();
     running.add(ac);
     // Keep the lease and the message alive while a long step runs; a lease
@@ -115,30 +136,36 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       }, followAfterMs);
     try {
       tlog.info("task started");
-      await runTask(
-        { db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs, downloadRetry: o.downloadRetry, tokens: o.tokens },
-        task,
-        ac.signal,
-        claim,
-      );
+      const run = () =>
+        runTask(
+          { db: o.db, changes, sink: o.sink, driver: o.driver, logger: tlog, healthPollMs: o.healthPollMs, downloadRetry: o.downloadRetry, tokens: o.tokens },
+          task,
+          ac.signal,
+          claim,
+        );
+      await inTask(run);
       tlog.info("task finished");
+      outcome = "succeeded";
       return { kind: "ack" };
     } catch (err) {
+      if (traced !== undefined) spanFailed(traced.span, err);
       if (err instanceof FencedError || ac.signal.reason instanceof FencedError) {
+        outcome = "stopped";
         tlog.info("task taken over or cancelled; stopping this attempt");
-        await settleIfCancelled(task, tlog);
+        await inTask(() => settleIfCancelled(task, tlog));
         return { kind: "ack" };
       }
       const failure = failureFromError(err);
       const lastChance = msg.info.deliveryCount >= o.maxDeliver;
       if (failure || lastChance) {
+        outcome = "failed";
         const final = failure ?? failureOf("INTERNAL", `task failed after ${msg.info.deliveryCount} attempts: ${describe(err)}`, { retryable: true });
         tlog.warn("task failed", { reason: final.reason, message: final.message });
         const row = await findDeploymentByUid(o.db, task.deploymentUid);
         if (!row) return { kind: "ack" };
         const deployment = toDeployment(row);
         // A failed deploy leaves no replicas behind; a failed change leaves the serving revision serving.
-        await settleRuntime({ db: o.db, driver: o.driver, logger: tlog, tokens: o.tokens }, task, deployment);
+        await inTask(() => settleRuntime({ db: o.db, driver: o.driver, logger: tlog, tokens: o.tokens }, task, deployment));
         try {
           await taskFailed(createAttemptWriter(changes, o.sink, task), final, deployment);
         } catch (writeErr) {
@@ -156,6 +183,11 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       clearTimeout(follow || undefined);
       unfollow?.();
       running.delete(ac);
+      o.metrics?.taskEnded(task.kind, outcome, (performance.now() - started) / 1000);
+      if (traced !== undefined) {
+        traced.span.setAttribute("modeldeploy.task_outcome", outcome);
+        traced.span.end();
+      }
     }
   };
 
@@ -165,7 +197,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       outcome = await handle(msg);
     } catch (err) {
       // The database or queue is unreachable: nothing was decided, try later.
-      log.warn("task message not processed; will be redelivered", { err: describe(err) });
+      log.warn("task message not processed; will be redelivered", { taskId: parseTaskMessage(msg)?.taskId, err: describe(err) });
       outcome = { kind: "nak", delayMs: backoff(msg.info.deliveryCount) };
     }
     if (outcome.kind === "ack") msg.ack();
@@ -173,7 +205,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     else {
       // A bare +TERM: nats-server 2.9 ignores "+TERM <reason>" and would
       // redeliver the message, so the reason goes to the log instead.
-      log.warn("task message terminated", { reason: outcome.reason, seq: msg.seq });
+      log.warn("task message terminated", { taskId: parseTaskMessage(msg)?.taskId, reason: outcome.reason, seq: msg.seq });
       msg.term();
     }
   };
@@ -206,6 +238,37 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       log.info("worker stopped");
     },
   };
+}
+
+function requestIdOf(msg: JsMsg): { requestId?: string } {
+  const id = msg.headers?.get(REQUEST_ID_HEADER);
+  return id ? { requestId: id } : {};
+}
+
+const natsHeaders = {
+  get: (carrier: JsMsg["headers"], key: string) => carrier?.get(key) || undefined,
+  keys: (carrier: JsMsg["headers"]) => (carrier ? carrier.keys() : []),
+};
+
+/** The task's consumer span, child of the trace context its message carries. */
+function startTaskSpan(msg: JsMsg, task: Task): { span: Span; context: Context } {
+  const parent = contextFrom(msg.headers, natsHeaders);
+  const span = tracer().startSpan(
+    `task ${task.kind}`,
+    {
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        "messaging.system": "nats",
+        "modeldeploy.task_id": task.id,
+        "modeldeploy.task_kind": task.kind,
+        "modeldeploy.attempt": task.attempt,
+        "modeldeploy.workspace": task.workspace,
+        "modeldeploy.deployment": task.deploymentName,
+      },
+    },
+    parent,
+  );
+  return { span, context: otelTrace.setSpan(parent, span) };
 }
 
 function backoff(deliveryCount: number): number {

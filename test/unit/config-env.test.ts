@@ -89,3 +89,18 @@ describe("MODELDEPLOY_GATEWAY_PUBLIC_URL", () => {
     expect(() => loadConfig({ MODELDEPLOY_GATEWAY_PUBLIC_URL: "modeldeploy-gateway:8000" })).toThrow(/MODELDEPLOY_GATEWAY_PUBLIC_URL=modeldeploy-gateway:8000/);
   });
 });
+
+describe("observability settings", () => {
+  it("serve a worker's metrics only when a port is set, and trace only with an OTLP endpoint", () => {
+    const c = loadConfig({});
+    expect(c.workerMetricsPort).toBeUndefined();
+    expect(c.otlpEndpoint).toBeUndefined();
+    expect(loadConfig({ MODELDEPLOY_WORKER_METRICS_PORT: "0" }).workerMetricsPort).toBe(0);
+    expect(() => loadConfig({ MODELDEPLOY_WORKER_METRICS_PORT: "99999" })).toThrow(/MODELDEPLOY_WORKER_METRICS_PORT=99999/);
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318" }).otlpEndpoint).toBe("http://c:4318");
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://t:4318/v1/traces" }).otlpEndpoint).toBe(
+      "http://t:4318/v1/traces",
+    );
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_SDK_DISABLED: "true" }).otlpEndpoint).toBeUndefined();
+  });
+});

@@ -4,9 +4,11 @@
 // <dataDir>/runtime-state.json, so a restarted agent brings back what ran.
 import { fileURLToPath } from "node:url";
 import { silentLogger, type Logger } from "../../log.js";
+import { createRegistry, type MetricsRegistry } from "../../telemetry/metrics.js";
 import { startControlApi, type ControlApi } from "./control-api.js";
 import { startGateway, type Gateway } from "./gateway.js";
 import { createLocalRuntime, type LocalRuntime } from "./local-runtime.js";
+import { createGatewayMetrics, registerReplicaGauge } from "./runtime-metrics.js";
 
 export interface LocalRuntimeAgentOptions {
   dataDir: string;
@@ -31,11 +33,15 @@ export interface LocalRuntimeAgentOptions {
   /** Largest inference request body the gateway forwards; default 64 MiB. */
   maxBodyBytes?: number;
   logger?: Logger;
+  /** The runtime's series, served at the control port's /metrics; default: a registry of its own. */
+  metricsRegistry?: MetricsRegistry;
 }
 
 export interface LocalRuntimeAgent {
   readonly gatewayUrl: string;
   readonly controlUrl: string;
+  /** Replicas by state and gateway traffic (served at controlUrl/metrics). */
+  readonly metricsRegistry: MetricsRegistry;
   /** Stops serving and every replica. The desired state stays on disk. */
   close(): Promise<void>;
 }
@@ -52,6 +58,8 @@ export async function createLocalRuntimeAgent(options: LocalRuntimeAgentOptions)
   const gatewayHost = options.gatewayHost ?? "127.0.0.1";
   let gateway: Gateway | undefined;
   let control: ControlApi | undefined;
+  const registry = options.metricsRegistry ?? createRegistry();
+  const gatewayMetrics = createGatewayMetrics(registry);
   const runtime: LocalRuntime = createLocalRuntime({
     dataDir: options.dataDir,
     modelServerCommand: options.modelServerCommand ?? defaultModelServerCommand(),
@@ -64,7 +72,9 @@ export async function createLocalRuntimeAgent(options: LocalRuntimeAgentOptions)
       return options.gatewayPublicUrl?.replace(/\/+$/, "") ?? gateway.url;
     },
     logger,
+    onReleased: (route) => gatewayMetrics.forget(route.workspace, route.deploymentName),
   });
+  registerReplicaGauge(registry, () => runtime.replicaStates());
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -81,6 +91,7 @@ export async function createLocalRuntimeAgent(options: LocalRuntimeAgentOptions)
       port: options.gatewayPort ?? 8000,
       resolve: (workspace, name) => runtime.resolve(workspace, name),
       logger: logger.child({ component: "gateway" }),
+      metrics: gatewayMetrics,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
     });
     runtime.restore();
@@ -89,11 +100,12 @@ export async function createLocalRuntimeAgent(options: LocalRuntimeAgentOptions)
       port: options.controlPort ?? 8001,
       runtime,
       logger,
+      metricsRegistry: registry,
     });
   } catch (err) {
     await close();
     throw err;
   }
   logger.info("local runtime listening", { gateway: gateway.url, control: control.url });
-  return { gatewayUrl: gateway.url, controlUrl: control.url, close };
+  return { gatewayUrl: gateway.url, controlUrl: control.url, metricsRegistry: registry, close };
 }

@@ -1,8 +1,10 @@
 // HTTP server of the control API (routes in control-protocol.ts).
 import http from "node:http";
 import type { Logger } from "../../log.js";
+import { serveMetrics, type MetricsRegistry } from "../../telemetry/metrics.js";
+import { contextFrom, otelContext, otelTrace, SpanKind, SpanStatusCode, tracer, tracingEnabled } from "../../telemetry/tracing.js";
 import { RuntimeError, type PreparedWeights, type RevisionSpec, type RevisionStatus } from "../driver.js";
-import { errorToWire, MAX_STATUS_WAIT_MS, statusTag, tagOfHeader } from "./control-protocol.js";
+import { errorToWire, MAX_STATUS_WAIT_MS, pathTemplate, statusTag, tagOfHeader } from "./control-protocol.js";
 import { availableParallelism, totalmem } from "node:os";
 import { closeServer, HttpError, httpUrl, listen, readJson, sendJson } from "./http-util.js";
 import type { LocalRuntime } from "./local-runtime.js";
@@ -17,7 +19,14 @@ const MAX_BODY_BYTES = 1024 * 1024;
 const REVISION_PATH = /^\/v1\/deployments\/([^/]+)\/revisions\/(\d+)(\/stop)?$/;
 const DEPLOYMENT_PATH = /^\/v1\/deployments\/([^/]+)(\/route)?$/;
 
-export async function startControlApi(options: { host: string; port: number; runtime: LocalRuntime; logger: Logger }): Promise<ControlApi> {
+export async function startControlApi(options: {
+  host: string;
+  port: number;
+  runtime: LocalRuntime;
+  logger: Logger;
+  /** Served at GET /metrics. */
+  metricsRegistry?: MetricsRegistry;
+}): Promise<ControlApi> {
   const { runtime, logger } = options;
   // Closing answers every long-poll at once (with the current status).
   const closing = new AbortController();
@@ -84,7 +93,7 @@ export async function startControlApi(options: { host: string; port: number; run
     return runtime.waitRevisionStatus(uid, number, unlessTag, Math.min(waitMs, MAX_STATUS_WAIT_MS), AbortSignal.any([gone.signal, closing.signal]));
   }
 
-  const server = http.createServer((req, res) => {
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse) =>
     handle(req, res).then(
       (body) => sendJson(res, 200, body),
       (err: unknown) => {
@@ -100,6 +109,24 @@ export async function startControlApi(options: { host: string; port: number; run
         sendJson(res, status, body);
       },
     );
+
+  const server = http.createServer((req, res) => {
+    if (options.metricsRegistry !== undefined && req.url?.split("?", 1)[0] === "/metrics") return serveMetrics(options.metricsRegistry, req, res);
+    // Tracing on: a server span, child of the worker's call; only for calls that are part of a trace (traceparent).
+    if (!tracingEnabled() || req.headers["traceparent"] === undefined) return void answer(req, res);
+    const parent = contextFrom(req.headers);
+    const method = req.method ?? "GET";
+    const span = tracer().startSpan(
+      `runtime control ${method} ${pathTemplate(req.url ?? "/")}`,
+      { kind: SpanKind.SERVER, attributes: { "http.request.method": method, "url.path": req.url ?? "/" } },
+      parent,
+    );
+    res.once("close", () => {
+      span.setAttribute("http.response.status_code", res.statusCode);
+      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    });
+    void otelContext.with(otelTrace.setSpan(parent, span), () => answer(req, res));
   });
   const port = await listen(server, options.port, options.host);
   return {

@@ -98,3 +98,11 @@ export function errorFromWire(status: number, body: unknown): RuntimeError {
     ...(typeof wire.logTail === "string" ? { logTail: wire.logTail } : {}),
   });
 }
+
+/** A control path with its ids replaced, for span names that do not vary per deployment. */
+export function pathTemplate(path: string): string {
+  return path
+    .split("?", 1)[0]!
+    .replace(/\/deployments\/[^/]+/, "/deployments/{uid}")
+    .replace(/\/revisions\/\d+/, "/revisions/{revision}");
+}

@@ -15,6 +15,7 @@ import { closeServer, httpUrl, listen, sendJson } from "./http-util.js";
 import type { Resolution } from "./local-runtime.js";
 import type { Replica } from "./replica.js";
 import type { Revision } from "./revision.js";
+import type { GatewayError, GatewayMetrics, GatewayTarget } from "./runtime-metrics.js";
 
 export interface GatewayOptions {
   host: string;
@@ -25,6 +26,8 @@ export interface GatewayOptions {
   maxBodyBytes?: number;
   /** Default 1 MiB. */
   retryBufferBytes?: number;
+  /** Every request observed at its end. */
+  metrics?: GatewayMetrics;
 }
 
 export interface Gateway {
@@ -69,7 +72,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Idle sockets time out (30 s) before the model server's keep-alive (65 s) would close them under us.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 30_000 });
 
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const failed = (target: GatewayTarget, reason: GatewayError) => options.metrics?.error(target, reason);
+
+  /** `target`: filled in once the path names a deployment this runtime serves (for the metrics). */
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse, target: GatewayTarget): Promise<void> {
     const url = new URL(req.url ?? "/", "http://gateway");
     if (url.pathname === "/healthz") return sendJson(res, 200, { ok: true });
     const match = ENDPOINT_PATH.exec(url.pathname);
@@ -84,26 +90,46 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     } catch {
       return sendJson(res, 400, { error: "malformed percent-encoding in path" });
     }
-    const target = options.resolve(workspace, name);
-    if (target.kind === "missing") {
+    const resolved = options.resolve(workspace, name);
+    if (resolved.kind === "missing") {
       return sendJson(res, 404, { error: `no deployment '${name}' in workspace '${workspace}'` });
     }
+    // Names of deployments this runtime serves only: unknown names never become labels.
+    target.workspace = workspace;
+    target.deployment = name;
+    target.revision = String(resolved.route.revision);
     const isRead = req.method === "GET" || req.method === "HEAD";
     if (isRead && (rest === "/ready" || rest === "/ready/")) {
-      const ready = target.kind === "serving" && target.revision.readyReplicas().length > 0;
+      const ready = resolved.kind === "serving" && resolved.revision.readyReplicas().length > 0;
       if (ready) return sendJson(res, 200, { name, ready: true });
-      return sendJson(res, 503, { name, ready: false, error: unavailableReason(target, name) });
+      return sendJson(res, 503, { name, ready: false, error: unavailableReason(resolved, name) });
     }
-    if (target.kind === "stopped") return sendJson(res, 503, { error: unavailableReason(target, name) });
-    const upstreamPath = `/v2/models/${encodeURIComponent(target.route.deploymentName)}${rest}${url.search}`;
-    return proxy(req, res, target.revision, upstreamPath, name);
+    if (resolved.kind === "stopped") {
+      failed(target, "stopped");
+      return sendJson(res, 503, { error: unavailableReason(resolved, name) });
+    }
+    const upstreamPath = `/v2/models/${encodeURIComponent(resolved.route.deploymentName)}${rest}${url.search}`;
+    return proxy(req, res, resolved.revision, upstreamPath, name, target);
   }
 
-  async function proxy(req: http.IncomingMessage, res: http.ServerResponse, revision: Revision, path: string, name: string): Promise<void> {
+  async function proxy(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    revision: Revision,
+    path: string,
+    name: string,
+    target: GatewayTarget,
+  ): Promise<void> {
     const declared = Number(req.headers["content-length"] ?? NaN);
-    if (declared > maxBodyBytes) return tooLarge(res);
+    if (declared > maxBodyBytes) {
+      failed(target, "body_too_large");
+      return tooLarge(res);
+    }
     const first = revision.pick();
-    if (!first) return sendJson(res, 503, { error: `deployment '${name}' has no ready replica yet` });
+    if (!first) {
+      failed(target, "no_ready_replica");
+      return sendJson(res, 503, { error: `deployment '${name}' has no ready replica yet` });
+    }
     // In flight from now on, body upload included, so that draining the replica waits for this request.
     const releaseFirst = first.acquire();
     let prefix: BufferedPrefix;
@@ -120,12 +146,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       let responded = false;
       const fail = (err: NodeJS.ErrnoException, staleSocket: boolean) => {
         release();
-        if (err instanceof BodyTooLargeError) return tooLarge(res);
+        if (err instanceof BodyTooLargeError) {
+          failed(target, "body_too_large");
+          return tooLarge(res);
+        }
         if (!staleSocket) replica.setReady(false);
-        logger.warn("replica request failed", { replica: replica.index, err, retry: !isRetry && prefix.complete });
+        logger.warn("replica request failed", {
+          workspace: target.workspace,
+          deployment: target.deployment,
+          revision: revision.number,
+          replica: replica.index,
+          err,
+          retry: !isRetry && prefix.complete,
+        });
         // A stale kept-alive socket says nothing about the replica: it may be chosen again.
         const next = prefix.complete && !isRetry ? revision.pick(staleSocket ? undefined : replica) : undefined;
         if (next) return attempt(next, next.acquire(), true);
+        failed(target, "replica_failed");
         sendJson(res, 502, { error: `replica of '${name}' failed: ${err.message}` });
       };
       if (replica.port === undefined) return fail(new Error("replica restarted"), false);
@@ -161,8 +198,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   const server = http.createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      logger.warn("gateway request failed", { err, url: req.url });
+    const target: GatewayTarget = { workspace: "", deployment: "", revision: "" };
+    const metrics = options.metrics;
+    if (metrics !== undefined) {
+      const started = performance.now();
+      res.once("close", () => metrics.request(target, res.statusCode, (performance.now() - started) / 1000));
+    }
+    handle(req, res, target).catch((err: unknown) => {
+      logger.warn("gateway request failed", { err, url: req.url, workspace: target.workspace || undefined, deployment: target.deployment || undefined });
+      failed(target, "gateway_error");
       sendJson(res, 500, { error: "gateway error" });
     });
   });

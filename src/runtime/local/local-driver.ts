@@ -2,8 +2,9 @@
 // into the shared cache in the worker's own process (same host, same dataDir);
 // everything else is a call to the local runtime agent's control API.
 import { silentLogger, type Logger } from "../../log.js";
+import { carrierOf, otelContext, otelTrace, spanFailed, SpanKind, tracer, tracingEnabled } from "../../telemetry/tracing.js";
 import { RuntimeError, type DeploymentObservation, type HostCapacity, type RevisionSpec, type RevisionStatus, type RuntimeDriver } from "../driver.js";
-import { controlPaths, errorFromWire, MAX_STATUS_WAIT_MS, statusTag } from "./control-protocol.js";
+import { controlPaths, errorFromWire, MAX_STATUS_WAIT_MS, pathTemplate, statusTag } from "./control-protocol.js";
 import { createWeightsCache } from "./weights-cache.js";
 
 export interface LocalDriverOptions {
@@ -30,11 +31,35 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
     holdMs?: number;
   }
 
+  /**
+   * Tracing on, within a trace (a task's): the call is a client span of it,
+   * and the agent continues the trace (traceparent). Calls outside any trace
+   * (the observer's, every second) make none.
+   */
   async function call<T>(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<T> {
+    if (!tracingEnabled()) return send<T>(method, path, body, o);
+    const parent = otelContext.active();
+    if (otelTrace.getSpan(parent) === undefined) return send<T>(method, path, body, o);
+    const span = tracer().startSpan(
+      `runtime ${method} ${pathTemplate(path)}`,
+      { kind: SpanKind.CLIENT, attributes: { "http.request.method": method, "url.path": path } },
+      parent,
+    );
+    try {
+      return await send<T>(method, path, body, { ...o, headers: { ...o.headers, ...carrierOf(otelTrace.setSpan(parent, span)) } });
+    } catch (err) {
+      spanFailed(span, err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  async function send<T>(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<T> {
     const signals = [closed.signal, AbortSignal.timeout(timeoutMs + (o.holdMs ?? 0))];
     if (o.signal) signals.push(o.signal);
     const headers = { ...o.headers, ...(body !== undefined ? { "content-type": "application/json" } : {}) };
-    const send = () =>
+    const request = () =>
       fetch(base + path, {
         method,
         signal: AbortSignal.any(signals),
@@ -43,11 +68,11 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
       });
     let res: Response;
     try {
-      res = await send().catch((err: unknown) => {
+      res = await request().catch((err: unknown) => {
         // Every control operation is idempotent, so one resend is safe; it covers a kept-alive
         // connection that a restarted agent closed under us.
         if (closed.signal.aborted || o.signal?.aborted || (err as Error).name === "TimeoutError") throw err;
-        return send();
+        return request();
       });
     } catch (err) {
       if (o.signal?.aborted && !closed.signal.aborted) throw o.signal.reason;

@@ -16,6 +16,8 @@ export interface LocalRuntimeOptions extends SupervisorOptions {
   /** Base of endpoint URLs, e.g. http://127.0.0.1:8081 (known once the gateway listens). */
   gatewayUrl: () => string;
   logger: Logger;
+  /** A deployment was released (its route, if it had one): its metrics series can go. */
+  onReleased?: (route: Route) => void;
 }
 
 export type Resolution = { kind: "missing" } | { kind: "stopped"; route: Route } | { kind: "serving"; route: Route; revision: Revision };
@@ -47,6 +49,8 @@ export interface LocalRuntime {
   release(deploymentUid: string): Promise<void>;
   observe(): DeploymentObservation[];
   resolve(workspace: string, deploymentName: string): Resolution;
+  /** Replicas on this host by state: ready, starting (not ready yet), backoff (restarting), failed, stopping, stopped. */
+  replicaStates(): Map<string, number>;
   /** Starts what the persisted state says should run. */
   restore(): void;
   /** Stops every replica; the persisted state stays, for the next start. */
@@ -178,8 +182,10 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
     },
 
     async release(uid) {
+      const route = routes.ofDeployment(uid);
       tombstones.add(uid);
       routes.remove(uid);
+      if (route) options.onReleased?.(route);
       persist();
       await Promise.all(supervisor.revisionsOf(uid).map((r) => supervisor.remove(uid, r.number)));
       logger.info("deployment released", { deploymentUid: uid });
@@ -215,6 +221,17 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
       const revision = supervisor.get(route.deploymentUid, route.revision);
       if (!revision || revision.desired.replicas === 0) return { kind: "stopped", route };
       return { kind: "serving", route, revision };
+    },
+
+    replicaStates() {
+      const counts = new Map<string, number>();
+      for (const revision of supervisor.all()) {
+        for (const r of revision.replicas) {
+          const state = r.ready ? "ready" : r.phase === "running" ? "starting" : r.phase;
+          counts.set(state, (counts.get(state) ?? 0) + 1);
+        }
+      }
+      return counts;
     },
 
     restore() {

@@ -95,7 +95,12 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
             `${totalDesired()} are in use and this revision asks for ${desired.replicas}`,
         );
       }
-      const logger = options.logger.child({ deploymentUid: desired.spec.deploymentUid, revision: desired.spec.revision });
+      const logger = options.logger.child({
+        workspace: desired.spec.workspace,
+        deployment: desired.spec.deploymentName,
+        deploymentUid: desired.spec.deploymentUid,
+        revision: desired.spec.revision,
+      });
       const revision = existing ?? new Revision(desired, launch, options, logger, probe);
       revisions.set(k, revision);
       await revision.apply(desired);
