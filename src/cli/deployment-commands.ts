@@ -7,6 +7,7 @@ import {
   DeploymentEventSchema,
   DeploymentSchema,
   DeploymentState,
+  EventType,
   ModelSourceSchema,
   ResourcesSchema,
   TaskSchema,
@@ -92,6 +93,8 @@ async function watch(ctx: CommandContext): Promise<number> {
     for await (const e of stream) {
       if (ctx.output === "json") out(jsonLine(DeploymentEventSchema, e));
       progress.event(e);
+      // The stream stays open after a deletion; there is nothing more to see.
+      if (e.type === EventType.DELETED) break;
     }
   } finally {
     process.off("SIGINT", stop);

@@ -18,9 +18,12 @@ export interface ProgressMode {
   quiet: boolean;
 }
 
-/** Live when stderr is a terminal, unless asked not to (--no-progress) or in CI logs. */
+/** Live when stderr is a terminal with a size, unless asked not to (--no-progress) or in CI logs. */
 export function progressMode(o: { progress: boolean; quiet: boolean }): ProgressMode {
-  const live = o.progress && process.stderr.isTTY === true && !process.env["CI"] && process.env["TERM"] !== "dumb";
+  const e = process.stderr;
+  // A pseudo-terminal without a size (rows 0) would show nothing of a redrawn block.
+  const sized = e.isTTY === true && e.rows > 0 && e.columns > 0;
+  const live = o.progress && sized && !process.env["CI"] && process.env["TERM"] !== "dumb";
   return { live, quiet: o.quiet };
 }
 
