@@ -1,5 +1,6 @@
 // The API role: gRPC (grpc-js) and Connect/gRPC-Web (connect-node) servers
 // over the same service implementations, plus the outbox relay.
+import path from "node:path";
 import type { Config } from "../config.js";
 import { createAuthenticator } from "../api/auth.js";
 import { createNewDeploymentWriter } from "../db/create-deployment.js";
@@ -34,7 +35,7 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
   const relay = startOutboxRelay({ db: infra.db, publisher: infra.queue, logger });
   const deps: ApiDeps = {
     db: infra.db,
-    auth: createAuthenticator(infra.db),
+    auth: createAuthenticator(infra.db, { missingKeyHint: missingKeyHint(config, infra) }),
     newDeployments: createNewDeploymentWriter(infra.db),
     bus,
     watches: createWatchHub({ db: infra.db, bus, logger }),
@@ -93,4 +94,11 @@ export async function startApiRole(config: Config, infra: Infrastructure, logger
     deps.watches.close();
     throw err;
   }
+}
+
+/** With the embedded database the key to use is the bootstrap one (`keys create` needs DATABASE_URL). */
+function missingKeyHint(config: Config, infra: Infrastructure): string | undefined {
+  if (!infra.embedded.postgres) return undefined;
+  const file = path.relative(process.cwd(), path.join(config.dataDir, "bootstrap-key")) || "bootstrap-key";
+  return `use the key \`modeldeploy start\` printed on first start, saved in ${file}; \`npx modeldeploy login\` saves it for the CLI`;
 }
