@@ -124,8 +124,10 @@ const complete: FallbackCompletionFunction = (current, parsed, defaults, done) =
 
 export async function runCli(argv: string[], runServer: RunServerCommand): Promise<number> {
   let code = 0;
-  // With exitProcess(false), yargs still runs the handler after a usage error.
-  let failed = false;
+  const completing = argv.includes("--get-yargs-completions");
+  // With exitProcess(false), yargs still runs the handler after a usage error,
+  // and while completing a line.
+  let failed = completing;
   let settings: ClientSettings | undefined;
   const client = (name: string) => async (raw: Record<string, unknown>) => {
     if (failed) return;
@@ -196,7 +198,8 @@ export async function runCli(argv: string[], runServer: RunServerCommand): Promi
     )
     .completion("completion", "print a bash/zsh completion script (modeldeploy completion >> ~/.bashrc)", complete)
     .demandCommand(1, "give a command; `modeldeploy --help` lists them")
-    .strict()
+    // Completing a partial line must not fail on the completion flag itself.
+    .strict(!completing)
     .help()
     .alias("help", "h")
     .version(false)

@@ -102,6 +102,10 @@ describe("modeldeploy CLI, first use", () => {
     expect(get.stdout).toMatch(/\nReplicas: +1\/1 ready/);
     const asJson = JSON.parse((await cli("get", "tiny-linear-ux", "-o", "json")).stdout) as { name: string; state: string };
     expect(asJson).toMatchObject({ name: "tiny-linear-ux", state: "DEPLOYMENT_STATE_RUNNING" });
+
+    // Completion offers deployment names where a NAME goes (from the API, with the saved key).
+    const names = await cli("--get-yargs-completions", "modeldeploy", "get", "tiny");
+    expect(names.stdout.split("\n")).toContain("tiny-linear-ux");
   });
 
   it("lists the valid states for an unknown --state", async () => {
