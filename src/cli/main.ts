@@ -108,23 +108,35 @@ async function deploymentNames(argv: Flags): Promise<string[]> {
 
 const takesName = new Set(["get", "status", "tasks", "revisions", "watch", "update", "scale", "rollback", "delete"]);
 
-/** Commands and flags as yargs completes them, and deployment names where a NAME goes. */
-const complete: FallbackCompletionFunction = (current, parsed, defaults, done) => {
-  defaults((_e, completions) => {
-    const words = (parsed as { _: (string | number)[] })._.map(String);
-    const command = words.find((w) => w !== "modeldeploy");
-    if (command && takesName.has(command) && !current.startsWith("-") && words.length <= 3) {
-      deploymentNames(parsed as Flags).then(
-        (names) => done([...(completions ?? []), ...names.filter((n) => n.startsWith(current))]),
-        () => done(completions ?? []),
-      );
-    } else done(completions ?? []);
-  });
-};
+/**
+ * Commands and flags as yargs completes them, and deployment names where a
+ * NAME goes; `finished` resolves once the answer is written (yargs does not
+ * wait for an asynchronous completion before its parse resolves).
+ */
+function completer(finished: () => void): FallbackCompletionFunction {
+  return (current, parsed, defaults, done) => {
+    const reply = (words: string[]) => {
+      done(words);
+      finished();
+    };
+    defaults((_e, completions) => {
+      const words = (parsed as { _: (string | number)[] })._.map(String);
+      const command = words.find((w) => w !== "modeldeploy");
+      if (command && takesName.has(command) && !current.startsWith("-") && words.length <= 3) {
+        deploymentNames(parsed as Flags).then(
+          (names) => reply([...(completions ?? []), ...names.filter((n) => n.startsWith(current))]),
+          () => reply(completions ?? []),
+        );
+      } else reply(completions ?? []);
+    });
+  };
+}
 
 export async function runCli(argv: string[], runServer: RunServerCommand): Promise<number> {
   let code = 0;
   const completing = argv.includes("--get-yargs-completions");
+  let completed = () => {};
+  const answered = new Promise<void>((resolve) => (completed = resolve));
   // With exitProcess(false), yargs still runs the handler after a usage error,
   // and while completing a line.
   let failed = completing;
@@ -196,7 +208,7 @@ export async function runCli(argv: string[], runServer: RunServerCommand): Promi
       (c) => c.positional("path", { type: "string" }),
       client("sample-model"),
     )
-    .completion("completion", "print a bash/zsh completion script (modeldeploy completion >> ~/.bashrc)", complete)
+    .completion("completion", "print a bash/zsh completion script (modeldeploy completion >> ~/.bashrc)", completer(completed))
     .demandCommand(1, "give a command; `modeldeploy --help` lists them")
     // Completing a partial line must not fail on the completion flag itself.
     .strict(!completing)
@@ -228,5 +240,6 @@ export async function runCli(argv: string[], runServer: RunServerCommand): Promi
     return 2;
   }
   await y.parseAsync();
+  if (completing) await answered;
   return code;
 }
