@@ -239,7 +239,12 @@ export async function runCli(argv: string[], runServer: RunServerCommand): Promi
     y.showHelp();
     return 2;
   }
+  if (argv.length === 1 && argv[0] === "help") {
+    y.showHelp("log");
+    return 0;
+  }
   await y.parseAsync();
-  if (completing) await answered;
+  // Bounded: a line yargs answers without asking the completer must not hang the shell.
+  if (completing) await Promise.race([answered, new Promise((r) => setTimeout(r, 3000))]);
   return code;
 }
