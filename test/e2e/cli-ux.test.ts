@@ -4,7 +4,7 @@
 // under a pseudo-terminal (util-linux `script`), watch's JSON lines, and what
 // a missing server, a missing key and an unknown --state print.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -132,6 +132,17 @@ describe("modeldeploy CLI, first use", () => {
     expect(plain.stdout).not.toContain("\x1b[");
     expect(plain.stdout).toMatch(/\n#\d+ RUNNING {2}DONE 100% /);
     expect(plain.code).toBe(0);
+  });
+
+  it("--wait with -o name exits 1 and says why on stderr when the deployment fails", async () => {
+    const broken = path.join(dir, "broken.onnx");
+    writeFileSync(broken, "this is not an onnx file");
+    const res = await cli("deploy", "--model", "acme/broken", "--uri", broken, "--suffix", "broken", "--wait", "-o", "name");
+    expect(res.code).toBe(1);
+    expect(res.stdout).toBe("broken-broken\n");
+    expect(res.stderr).toMatch(/^error: task \w+ DEPLOY FAILED: \w+: /);
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+    expect((await cli("delete", "broken-broken", "--wait")).code).toBe(0);
   });
 
   it("watch prints one JSON event a line, and ends when the deployment is deleted", async () => {
