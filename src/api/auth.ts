@@ -21,6 +21,8 @@ export interface AuthenticatorOptions {
   cacheTtlMs?: number;
   /** Verified keys kept at once. */
   cacheMax?: number;
+  /** Where a caller without a key gets one (differs with the embedded database, where `keys create` refuses). */
+  missingKeyHint?: string;
 }
 
 /** Keys longer than this are never looked up (ours are 47 characters). */
@@ -64,7 +66,7 @@ export function createAuthenticator(db: Db, options: AuthenticatorOptions = {}):
       if (!match) {
         throw apiError(
           Code.Unauthenticated,
-          "missing API key: send the header `authorization: Bearer <key>` (create a key with `npx modeldeploy keys create`)",
+          `missing API key: send the header \`authorization: Bearer <key>\` (${options.missingKeyHint ?? "create a key with `npx modeldeploy keys create --workspace NAME`"})`,
           { reason: "API_KEY_MISSING" },
         );
       }

@@ -1,6 +1,7 @@
 // The API role: gRPC (grpc-js) and Connect/gRPC-Web (connect-node) servers
 // over the same service implementations, plus the outbox relay; the
 // Connect port also serves the web dashboard.
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../config.js";
 import { createAuthenticator } from "../api/auth.js";
@@ -52,7 +53,7 @@ export async function startApiRole(
   const relay = startOutboxRelay({ db: infra.db, publisher: infra.queue, logger });
   const deps: ApiDeps = {
     db: infra.db,
-    auth: createAuthenticator(infra.db),
+    auth: createAuthenticator(infra.db, { missingKeyHint: missingKeyHint(config, infra) }),
     newDeployments: createNewDeploymentWriter(infra.db),
     bus,
     watches: createWatchHub({ db: infra.db, bus, logger }),
@@ -117,4 +118,11 @@ export async function startApiRole(
     deps.watches.close();
     throw err;
   }
+}
+
+/** With the embedded database the key to use is the bootstrap one (`keys create` needs DATABASE_URL). */
+function missingKeyHint(config: Config, infra: Infrastructure): string | undefined {
+  if (!infra.embedded.postgres) return undefined;
+  const file = path.relative(process.cwd(), path.join(config.dataDir, "bootstrap-key")) || "bootstrap-key";
+  return `use the key \`modeldeploy start\` printed on first start, saved in ${file}; \`npx modeldeploy login\` saves it for the CLI`;
 }

@@ -97,7 +97,9 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<num
       `  queue:    ${infra.embedded.nats ? `embedded nats-server (${infra.natsUrl})` : "NATS_URL"}`,
       bootstrapKey
         ? `  API key for workspace "default" (shown once, also saved to ${bootstrapKeyPath(config)}):\n    ${bootstrapKey}`
-        : `  API key: see ${bootstrapKeyPath(config)}, or create one with \`npx modeldeploy keys create --workspace NAME\` (needs DATABASE_URL)`,
+        : infra.embedded.postgres
+          ? `  API key: the one printed on first start, saved in ${bootstrapKeyPath(config)} (\`npx modeldeploy login\` saves it for the CLI)`
+          : `  API key: see ${bootstrapKeyPath(config)}, or create one with \`npx modeldeploy keys create --workspace NAME\``,
       "Press Ctrl-C to stop (twice to force).",
     ];
     process.stdout.write(banner.join("\n") + "\n");

@@ -6,7 +6,8 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ModelSource, Resources, Scaling } from "../gen/modeldeploy/v1/resources_pb.js";
 
-type Flags = Record<string, string | boolean | string[] | undefined>;
+import type { Flags } from "./client-command.js";
+
 const text = { type: "string" } as const;
 
 // --token-file: a token on the command line would show in `ps` and shell history.
@@ -26,10 +27,18 @@ export const givesModel = (values: Flags) => given(values, modelOptions);
 export const givesResources = (values: Flags) => given(values, resourceOptions);
 export const givesScaling = (values: Flags) => given(values, scalingOptions);
 
-const str = (values: Flags, key: string): string | undefined => {
+/** A flag's value; given twice, the last one. */
+export function str(values: Flags, key: string): string | undefined {
   const v = values[key];
+  if (Array.isArray(v)) return v.at(-1);
   return typeof v === "string" ? v : undefined;
-};
+}
+
+/** A repeatable flag's values. */
+export function list(values: Flags, key: string): string[] {
+  const v = values[key];
+  return Array.isArray(v) ? v : typeof v === "string" ? [v] : [];
+}
 
 /** A local path becomes a file:// URL; anything else is sent as it is. */
 function weightsUri(uri: string): string {
@@ -98,8 +107,13 @@ export function progressDeadline(values: Flags): number {
   return v === undefined ? 0 : int(v, "--progress-deadline");
 }
 
-/** "a,b" and repeated flags alike; each value by its enum name, with or without the prefix. */
+/** "a,b" and repeated flags alike; each value by its enum name, with or without the prefix, in any case. */
 export function enumValues<V extends number>(e: Record<string, string | V>, prefix: string, flag: string, raw: string[] | undefined): V[] {
+  const valid = () =>
+    Object.entries(e)
+      .filter(([k, v]) => typeof v === "number" && v !== 0 && Number.isNaN(Number(k)))
+      .map(([k]) => k.toLowerCase())
+      .join(", ");
   return (raw ?? [])
     .flatMap((s) => s.split(","))
     .map((s) => s.trim())
@@ -107,7 +121,7 @@ export function enumValues<V extends number>(e: Record<string, string | V>, pref
     .map((s) => {
       const upper = s.toUpperCase();
       const v = e[upper.startsWith(prefix) ? upper.slice(prefix.length) : upper];
-      if (typeof v !== "number" || v === 0) throw new Error(`${flag}: unknown value "${s}"`);
+      if (typeof v !== "number" || v === 0) throw new Error(`${flag}: unknown value "${s}"; valid values: ${valid()}`);
       return v;
     });
 }

@@ -1,87 +1,70 @@
 // Client commands that change a running deployment: update (a new revision
 // and/or scaling), scale, rollback, and cancel a task in flight.
-import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
-import { DeploymentSchema, ScalingSchema, TaskSchema, type Deployment, type Task } from "../gen/modeldeploy/v1/resources_pb.js";
-import {
-  givesModel,
-  givesResources,
-  givesScaling,
-  int,
-  modelFrom,
-  modelOptions,
-  need,
-  progressDeadline,
-  resourceOptions,
-  resourcesFrom,
-  scalingFrom,
-  scalingOptions,
-} from "./args.js";
-import type { ApiClients } from "./client.js";
-import type { ClientCommand } from "./client-command.js";
+import { ScalingSchema, TaskSchema, type Deployment, type Task } from "../gen/modeldeploy/v1/resources_pb.js";
+import { givesModel, givesResources, givesScaling, int, modelFrom, need, progressDeadline, resourcesFrom, scalingFrom, str } from "./args.js";
+import { printAccepted, printFollowed, progressFor, type ClientCommand, type CommandContext } from "./client-command.js";
 import { followTask } from "./follow.js";
 import { json, out, taskLine } from "./format.js";
 
-const common = { "request-id": { type: "string" }, wait: { type: "boolean" }, json: { type: "boolean" } } as const;
-
 /** Prints what was accepted, then follows the task with --wait. */
-async function accepted(api: ApiClients, res: { deployment?: Deployment; task?: Task }, values: { wait?: boolean; json?: boolean }): Promise<number> {
+async function accepted(ctx: CommandContext, res: { deployment?: Deployment; task?: Task }): Promise<number> {
   const d = res.deployment!;
   const t = res.task!;
-  if (values.json) out(json(DeploymentSchema, d));
-  else out(`accepted ${d.name}: ${t.progress?.message ?? ""} (task ${t.id})`);
-  return values.wait ? followTask(api, d, t, values.json ?? false) : 0;
+  const line = `accepted ${d.name}: ${t.progress?.message ?? ""} (task ${t.id})`;
+  if (!ctx.args["wait"]) {
+    printAccepted(ctx, d, t, line);
+    return 0;
+  }
+  if (ctx.output === "text") out(line);
+  return printFollowed(ctx, await followTask(ctx.api, d, t, progressFor(ctx)), t.id);
 }
+
+const requestId = (ctx: CommandContext) => str(ctx.args, "request-id") ?? "";
 
 /**
  * Flags name only what changes; the rest of a model, resources or scaling is
  * the deployment's current one (read first), since the API replaces each whole.
  */
-async function update(api: ApiClients, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { ...modelOptions, ...resourceOptions, ...scalingOptions, "progress-deadline": { type: "string" }, ...common },
-  });
-  const name = need(positionals[0], "NAME");
-  const partial = givesModel(values) || givesResources(values) || (givesScaling(values) && values.replicas === undefined);
+async function update(ctx: CommandContext): Promise<number> {
+  const { api, args } = ctx;
+  const name = need(str(args, "name"), "NAME");
+  const partial = givesModel(args) || givesResources(args) || (givesScaling(args) && args["replicas"] === undefined);
   const current = partial ? await api.deployments.getDeployment({ name }) : undefined;
   const res = await api.deployments.updateDeployment({
     name,
-    model: givesModel(values) ? modelFrom(values, current!.model!) : undefined,
-    resources: givesResources(values) ? resourcesFrom(values, current!.resources!) : undefined,
-    scaling: givesScaling(values) ? scalingFrom(values, current?.scaling ?? create(ScalingSchema)) : undefined,
-    progressDeadlineSeconds: progressDeadline(values),
-    requestId: values["request-id"] ?? "",
+    model: givesModel(args) ? modelFrom(args, current!.model!) : undefined,
+    resources: givesResources(args) ? resourcesFrom(args, current!.resources!) : undefined,
+    scaling: givesScaling(args) ? scalingFrom(args, current?.scaling ?? create(ScalingSchema)) : undefined,
+    progressDeadlineSeconds: progressDeadline(args),
+    requestId: requestId(ctx),
   });
-  return accepted(api, res, values);
+  return accepted(ctx, res);
 }
 
 /** Scaling alone: no new revision. --replicas 0 stops the deployment; more resumes it. */
-async function scale(api: ApiClients, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...scalingOptions, ...common } });
-  const name = need(positionals[0], "NAME");
-  if (!givesScaling(values)) throw new Error("scale needs --replicas N, or --min N and/or --max N");
-  const current = values.replicas === undefined ? await api.deployments.getDeployment({ name }) : undefined;
-  const scaling = scalingFrom(values, current?.scaling ?? create(ScalingSchema));
-  const res = await api.deployments.updateDeployment({ name, scaling, requestId: values["request-id"] ?? "" });
-  return accepted(api, res, values);
+async function scale(ctx: CommandContext): Promise<number> {
+  const { api, args } = ctx;
+  const name = need(str(args, "name"), "NAME");
+  if (!givesScaling(args)) throw new Error("scale needs --replicas N, or --min N and/or --max N");
+  const current = args["replicas"] === undefined ? await api.deployments.getDeployment({ name }) : undefined;
+  const scaling = scalingFrom(args, current?.scaling ?? create(ScalingSchema));
+  return accepted(ctx, await api.deployments.updateDeployment({ name, scaling, requestId: requestId(ctx) }));
 }
 
-async function rollback(api: ApiClients, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { revision: { type: "string" }, ...common } });
-  const res = await api.deployments.rollbackDeployment({
-    name: need(positionals[0], "NAME"),
-    revision: values.revision !== undefined ? int(values.revision, "--revision") : 0,
-    requestId: values["request-id"] ?? "",
+async function rollback(ctx: CommandContext): Promise<number> {
+  const revision = str(ctx.args, "revision");
+  const res = await ctx.api.deployments.rollbackDeployment({
+    name: need(str(ctx.args, "name"), "NAME"),
+    revision: revision !== undefined ? int(revision, "--revision") : 0,
+    requestId: requestId(ctx),
   });
-  return accepted(api, res, values);
+  return accepted(ctx, res);
 }
 
-async function cancel(api: ApiClients, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" } } });
-  const t = await api.deployments.cancelDeploymentTask({ taskId: need(positionals[0], "TASK_ID") });
-  out(values.json ? json(TaskSchema, t) : taskLine(t));
+async function cancel(ctx: CommandContext): Promise<number> {
+  const t = await ctx.api.deployments.cancelDeploymentTask({ taskId: need(str(ctx.args, "task-id"), "TASK_ID") });
+  out(ctx.output === "json" ? json(TaskSchema, t) : taskLine(t));
   return 0;
 }
 

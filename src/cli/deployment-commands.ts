@@ -2,116 +2,125 @@
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
-import { DeploymentSchema, DeploymentState, ModelSourceSchema, ResourcesSchema, TaskSchema, TaskStatus } from "../gen/modeldeploy/v1/resources_pb.js";
+import {
+  DeploymentEventSchema,
+  DeploymentSchema,
+  DeploymentState,
+  EventType,
+  ModelSourceSchema,
+  ResourcesSchema,
+  TaskSchema,
+} from "../gen/modeldeploy/v1/resources_pb.js";
 import { ListDeploymentsResponseSchema } from "../gen/modeldeploy/v1/deployment_service_pb.js";
 import { buildSampleModel } from "../onnx/sample-model.js";
-import { enumValues, int, modelFrom, modelOptions, need, progressDeadline, resourceOptions, resourcesFrom, scalingOptions } from "./args.js";
-import type { ApiClients } from "./client.js";
-import type { ClientCommand } from "./client-command.js";
-import { followDeployment } from "./follow.js";
-import { deploymentLine, eventLine, json, out, taskLine } from "./format.js";
+import { enumValues, int, list, modelFrom, need, progressDeadline, resourcesFrom, str } from "./args.js";
+import { err, printAccepted, printFollowed, progressFor, type ClientCommand, type CommandContext } from "./client-command.js";
+import { followDeletion, followDeployment } from "./follow.js";
+import { deploymentLine, deploymentView, json, jsonLine, out, taskLine, taskOutcomeLine } from "./format.js";
 
-async function deploy(api: ApiClients, argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...modelOptions,
-      ...resourceOptions,
-      ...scalingOptions,
-      suffix: { type: "string" },
-      label: { type: "string", multiple: true },
-      "request-id": { type: "string" },
-      "progress-deadline": { type: "string" },
-      wait: { type: "boolean" },
-      json: { type: "boolean" },
-    },
-  });
-  const replicas = values.replicas !== undefined ? int(values.replicas, "--replicas") : undefined;
+async function deploy(ctx: CommandContext): Promise<number> {
+  const { api, args } = ctx;
+  const replicas = args["replicas"] !== undefined ? int(str(args, "replicas")!, "--replicas") : undefined;
+  const min = str(args, "min");
   const res = await api.deployments.createDeployment({
-    model: modelFrom(values, create(ModelSourceSchema)),
-    resources: resourcesFrom(values, create(ResourcesSchema)),
+    model: modelFrom(args, create(ModelSourceSchema)),
+    resources: resourcesFrom(args, create(ResourcesSchema)),
     scaling: {
-      minReplicas: replicas ?? int(values.min ?? "1", "--min"),
-      maxReplicas: replicas ?? int(values.max ?? values.min ?? "1", "--max"),
+      minReplicas: replicas ?? int(min ?? "1", "--min"),
+      maxReplicas: replicas ?? int(str(args, "max") ?? min ?? "1", "--max"),
     },
-    suffix: values.suffix ?? "",
-    labels: Object.fromEntries((values.label ?? []).map((l) => [l.split("=")[0] ?? l, l.split("=").slice(1).join("=")])),
-    requestId: values["request-id"] ?? "",
-    progressDeadlineSeconds: progressDeadline(values),
+    suffix: str(args, "suffix") ?? "",
+    labels: Object.fromEntries(list(args, "label").map((l) => [l.split("=")[0] ?? l, l.split("=").slice(1).join("=")])),
+    requestId: str(args, "request-id") ?? "",
+    progressDeadlineSeconds: progressDeadline(args),
   });
-  if (values.json) out(json(DeploymentSchema, res.deployment!));
-  else out(`accepted ${res.deployment!.name} (task ${res.task!.id})`);
-  if (!values.wait) return 0;
-  return followDeployment(api, res.deployment!.name, values.json ?? false);
+  const d = res.deployment!;
+  const t = res.task!;
+  if (!args["wait"]) {
+    printAccepted(ctx, d, t, `accepted ${d.name} (task ${t.id})`);
+    return 0;
+  }
+  if (ctx.output === "text") out(`accepted ${d.name} (task ${t.id})`);
+  return printFollowed(ctx, await followDeployment(api, d, t, progressFor(ctx)), t.id);
 }
 
-async function get(api: ApiClients, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" } } });
-  const d = await api.deployments.getDeployment({ name: need(positionals[0], "NAME") });
-  out(values.json ? json(DeploymentSchema, d) : deploymentLine(d));
+async function get(ctx: CommandContext): Promise<number> {
+  const d = await ctx.api.deployments.getDeployment({ name: need(str(ctx.args, "name"), "NAME") });
+  out(ctx.output === "json" ? json(DeploymentSchema, d) : ctx.output === "name" ? d.name : deploymentView(d));
   return 0;
 }
 
-async function list(api: ApiClients, argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { state: { type: "string", multiple: true }, "label-selector": { type: "string" }, json: { type: "boolean" } },
-  });
-  const states = enumValues(DeploymentState, "DEPLOYMENT_STATE_", "--state", values.state);
+async function listDeployments(ctx: CommandContext): Promise<number> {
+  const { api, args } = ctx;
+  const states = enumValues(DeploymentState, "DEPLOYMENT_STATE_", "--state", list(args, "state"));
   let pageToken = "";
   do {
-    const page = await api.deployments.listDeployments({ states, labelSelector: values["label-selector"] ?? "", pageToken, pageSize: 200 });
-    if (values.json) out(json(ListDeploymentsResponseSchema, page));
-    else for (const d of page.deployments) out(deploymentLine(d));
+    const page = await api.deployments.listDeployments({ states, labelSelector: str(args, "label-selector") ?? "", pageToken, pageSize: 200 });
+    if (ctx.output === "json") out(json(ListDeploymentsResponseSchema, page));
+    else for (const d of page.deployments) out(ctx.output === "name" ? d.name : deploymentLine(d));
     pageToken = page.nextPageToken;
   } while (pageToken);
   return 0;
 }
 
-async function status(api: ApiClients, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" } } });
-  const t = await api.deployments.getDeploymentStatus({ name: need(positionals[0], "NAME") });
-  out(values.json ? json(TaskSchema, t) : taskLine(t));
+async function status(ctx: CommandContext): Promise<number> {
+  const t = await ctx.api.deployments.getDeploymentStatus({ name: need(str(ctx.args, "name"), "NAME") });
+  out(ctx.output === "json" ? json(TaskSchema, t) : taskLine(t));
   return 0;
 }
 
-async function task(api: ApiClients, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" } } });
-  const t = await api.deployments.getDeploymentTask({ taskId: need(positionals[0], "TASK_ID") });
-  out(values.json ? json(TaskSchema, t) : taskLine(t));
+async function task(ctx: CommandContext): Promise<number> {
+  const t = await ctx.api.deployments.getDeploymentTask({ taskId: need(str(ctx.args, "task-id"), "TASK_ID") });
+  out(ctx.output === "json" ? json(TaskSchema, t) : taskLine(t));
   return 0;
 }
 
-async function watch(api: ApiClients, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { after: { type: "string" } } });
-  const stream = api.deployments.watchDeployment({
-    name: need(positionals[0], "NAME"),
-    afterSequence: values.after !== undefined ? BigInt(int(values.after, "--after")) : undefined,
+/** Until interrupted, or the deployment is deleted; -o json prints one event a line. */
+async function watch(ctx: CommandContext): Promise<number> {
+  const after = str(ctx.args, "after");
+  const stream = ctx.api.deployments.watchDeployment({
+    name: need(str(ctx.args, "name"), "NAME"),
+    afterSequence: after !== undefined ? BigInt(int(after, "--after")) : undefined,
   });
-  for await (const e of stream) out(eventLine(e));
+  const progress = progressFor(ctx);
+  const stop = () => {
+    progress.stop();
+    process.exit(0);
+  };
+  process.once("SIGINT", stop);
+  try {
+    for await (const e of stream) {
+      if (ctx.output === "json") out(jsonLine(DeploymentEventSchema, e));
+      progress.event(e);
+      // The stream stays open after a deletion; there is nothing more to see.
+      if (e.type === EventType.DELETED) break;
+    }
+  } finally {
+    process.off("SIGINT", stop);
+    progress.stop();
+  }
   return 0;
 }
 
-async function remove(api: ApiClients, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { wait: { type: "boolean" }, json: { type: "boolean" }, "request-id": { type: "string" } },
-  });
-  const name = need(positionals[0], "NAME");
-  const t = await api.deletions.deleteDeployment({ name, requestId: values["request-id"] ?? "" });
-  out(values.json ? json(TaskSchema, t) : `deleting ${name} (task ${t.id})`);
-  if (!values.wait) return 0;
-  for await (const e of api.deletions.watchDeletion({ name })) if (!values.json) out(eventLine(e));
-  const final = await api.deletions.getDeletionTask({ taskId: t.id });
-  out(taskLine(final));
-  return final.status === TaskStatus.COMPLETED ? 0 : 1;
+async function remove(ctx: CommandContext): Promise<number> {
+  const { api, args } = ctx;
+  const name = need(str(args, "name"), "NAME");
+  const t = await api.deletions.deleteDeployment({ name, requestId: str(args, "request-id") ?? "" });
+  if (!args["wait"]) {
+    out(ctx.output === "json" ? json(TaskSchema, t) : ctx.output === "name" ? name : `deleting ${name} (task ${t.id})`);
+    return 0;
+  }
+  if (ctx.output === "text") out(`deleting ${name} (task ${t.id})`);
+  const f = await followDeletion(api, name, t, progressFor(ctx));
+  const final = f.task!;
+  out(ctx.output === "json" ? json(TaskSchema, final) : ctx.output === "name" ? name : taskLine(final));
+  if (!f.ok && ctx.output !== "text") err(`error: ${taskOutcomeLine(final)}`);
+  return f.ok ? 0 : 1;
 }
 
-function sampleModel(argv: string[]): number {
-  const path = resolve(need(argv[0], "PATH"));
+function sampleModel(ctx: CommandContext): number {
+  const path = resolve(need(str(ctx.args, "path"), "PATH"));
   writeFileSync(path, buildSampleModel());
   out(pathToFileURL(path).href);
   return 0;
@@ -120,10 +129,10 @@ function sampleModel(argv: string[]): number {
 export const deploymentCommands: Record<string, ClientCommand> = {
   deploy,
   get,
-  list,
+  list: listDeployments,
   status,
   task,
   watch,
   delete: remove,
-  "sample-model": (_api, argv) => Promise.resolve(sampleModel(argv)),
+  "sample-model": (ctx) => Promise.resolve(sampleModel(ctx)),
 };

@@ -23,6 +23,11 @@ export function json<Desc extends DescMessage>(schema: Desc, message: MessageSha
   return toJsonString(schema, message, { prettySpaces: 2 });
 }
 
+/** One message per line (a stream's events, as `-o json` prints them). */
+export function jsonLine<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): string {
+  return toJsonString(schema, message);
+}
+
 export function deploymentLine(d: Deployment): string {
   const i = d.instances;
   const parts = [
@@ -34,6 +39,50 @@ export function deploymentLine(d: Deployment): string {
   if (d.endpointUrl) parts.push(d.endpointUrl);
   if (d.failure) parts.push(`failure: ${d.failure.message}`);
   return parts.join("  ");
+}
+
+/** `get`: the whole deployment, one field a line. */
+export function deploymentView(d: Deployment): string {
+  const m = d.model;
+  const r = d.resources;
+  const i = d.instances;
+  const rows: [string, string][] = [
+    ["Name", d.name],
+    ["Workspace", d.workspace],
+    ["State", DeploymentState[d.state]],
+    ["Revision", d.targetRevision !== d.servingRevision ? `${d.servingRevision} serving, ${d.targetRevision} rolling out` : `${d.servingRevision}`],
+    ["Endpoint", d.endpointUrl || "(none: no replica serves)"],
+    ["Model", `${m?.name ?? ""}${m?.revision ? `@${m.revision}` : ""}`],
+    ["  URI", m?.uri ?? ""],
+  ];
+  if (m?.sha256) rows.push(["  sha256", m.sha256]);
+  if (m?.task) rows.push(["  task", m.task]);
+  if (m?.runtime) rows.push(["  runtime", m.runtime]);
+  if (m?.tokenSet) rows.push(["  token", "set (never shown)"]);
+  const hw = [
+    r?.cpu ? `cpu ${r.cpu}` : "",
+    r?.memory ? `memory ${r.memory}` : "",
+    r?.acceleratorType ? `${r.acceleratorCount}× ${r.acceleratorType}` : "",
+    r?.threadCount ? `threads ${r.threadCount}` : "",
+    r?.maxBatchSize ? `max batch ${r.maxBatchSize}` : "",
+  ].filter(Boolean);
+  rows.push(["Resources", hw.join(", ") || "defaults"]);
+  rows.push(["Scaling", `min ${d.scaling?.minReplicas ?? 0}, max ${d.scaling?.maxReplicas ?? 0}`]);
+  rows.push(["Replicas", `${i?.ready ?? 0}/${i?.desired ?? 0} ready, ${i?.pending ?? 0} pending, ${i?.restarts ?? 0} restarts`]);
+  const labels = Object.entries(d.labels).map(([k, v]) => `${k}=${v}`);
+  if (labels.length) rows.push(["Labels", labels.join(", ")]);
+  rows.push(["Active task", d.activeTaskId || "(none)"]);
+  if (d.failure) {
+    rows.push(["Failure", `${FailureReason[d.failure.reason]}: ${d.failure.message}`]);
+    if (d.failure.exitCode !== undefined) rows.push(["  exit code", String(d.failure.exitCode)]);
+  }
+  rows.push(["Created", `${time(d.createTime)}${d.creator ? ` by ${d.creator}` : ""}`]);
+  rows.push(["Updated", `${time(d.updateTime)}${d.modifier ? ` by ${d.modifier}` : ""}`]);
+  rows.push(["Uid", d.uid]);
+  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
+  const lines = rows.map(([k, v]) => `${(k + ":").padEnd(width)}${v}`);
+  if (d.failure?.logTail) lines.push("Last output:", ...d.failure.logTail.split("\n").map((l) => `  ${l}`));
+  return lines.join("\n");
 }
 
 export function taskLine(t: Task): string {
@@ -93,7 +142,7 @@ function time(t: Timestamp | undefined): string {
   return t ? new Date(Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6)).toISOString() : "";
 }
 
-function fmtBytes(n: number): string {
+export function fmtBytes(n: number): string {
   if (n < 1024) return `${n}B`;
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)}KiB`;
   if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)}MiB`;

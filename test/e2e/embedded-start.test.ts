@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { createClient, type Client } from "@connectrpc/connect";
+import { ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
@@ -357,6 +357,13 @@ describe("modeldeploy start on a fresh machine (embedded Postgres and nats-serve
       // The same sealing key as the first run: tokens stored then still open.
       expect(readFileSync(path.join(dataDir, "secret-key"), "utf8")).toBe(firstSecretKey);
       const client = connectClient(s);
+      // Without a key: pointed to the bootstrap key, not to `keys create` (which needs DATABASE_URL).
+      expect(s.banner).toContain(`API key: the one printed on first start, saved in ${path.join(dataDir, "bootstrap-key")}`);
+      const noKey = await client.getDeployment({ name }).catch((e: unknown) => e);
+      expect(noKey).toBeInstanceOf(ConnectError);
+      expect((noKey as ConnectError).rawMessage).toContain("saved in ");
+      expect((noKey as ConnectError).rawMessage).toContain("bootstrap-key; `npx modeldeploy login` saves it for the CLI");
+      expect((noKey as ConnectError).rawMessage).not.toContain("keys create");
 
       // The runtime brings the replica back; the observer records it (and the new gateway address).
       let seen: Deployment | undefined;
