@@ -3,18 +3,16 @@
 // on its control port) and a separate `modeldeploy worker` on its metrics
 // port. Also: the log lines about a task name it, its deployment and workspace.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeletionService } from "../../src/gen/modeldeploy/v1/deletion_service_pb.js";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import { DeploymentState, type Deployment } from "../../src/gen/modeldeploy/v1/resources_pb.js";
-import { buildSampleModel } from "../../src/onnx/sample-model.js";
+import { sampleCreateRequest, writeSampleModel } from "../helpers/onnx-model.js";
 import { createTestDatabase, NATS_URL, waitFor, type TestDatabase } from "../helpers/services.js";
 import { CLI, startSystem, type RunningSystem } from "../helpers/system.js";
 
@@ -94,22 +92,8 @@ async function settled(name: string): Promise<Deployment> {
 
 describe("metrics", () => {
   it("shows calls, tasks, backlog, watches, replicas and gateway traffic after a deploy", async () => {
-    const bytes = buildSampleModel();
-    writeFileSync(path.join(dir, "model.onnx"), bytes);
-    const created = await client.createDeployment(
-      {
-        model: {
-          name: "acme/tiny-linear",
-          revision: "1",
-          uri: pathToFileURL(path.join(dir, "model.onnx")).href,
-          sha256: createHash("sha256").update(bytes).digest("hex"),
-          task: "regression",
-        },
-        resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
-        scaling: { minReplicas: 1, maxReplicas: 1 },
-      },
-      auth(),
-    );
+    const model = await writeSampleModel(dir);
+    const created = await client.createDeployment(sampleCreateRequest(model), auth());
     const name = created.deployment!.name;
     const d = await settled(name);
     expect(d.state).toBe(DeploymentState.RUNNING);

@@ -2,11 +2,9 @@
 // wires them (API, worker, local runtime agent with real model servers), in
 // this process, on real Postgres and JetStream, with the spans kept by an
 // in-memory exporter. Needs `npm run build` (the model server runs from dist/).
-import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { SpanKind } from "@opentelemetry/api";
@@ -22,10 +20,10 @@ import { SCOPES } from "../../src/domain/types.js";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import { DeploymentState } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import { silentLogger } from "../../src/log.js";
-import { buildSampleModel } from "../../src/onnx/sample-model.js";
 import type { LocalRuntimeAgent } from "../../src/runtime/local/agent.js";
 import type { RuntimeDriver } from "../../src/runtime/driver.js";
 import { installTracing, type InstalledTracing } from "../../src/telemetry/tracing-sdk.js";
+import { sampleCreateRequest, writeSampleModel } from "../helpers/onnx-model.js";
 import { createTestDatabase, createTestQueue, NATS_URL, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
 import { requireBuiltModelServer } from "../runtime/support.js";
 
@@ -88,28 +86,16 @@ const idOf = (s: ReadableSpan) => s.spanContext().spanId;
 
 describe("tracing", () => {
   it("links the API call, the queue message, the worker's task and the runtime's calls in one trace", async () => {
-    const bytes = buildSampleModel();
-    writeFileSync(path.join(dir, "model.onnx"), bytes);
+    const model = await writeSampleModel(dir);
     const { key } = await createApiKey(tdb.db, { workspace: "traced", principal: "alice", scopes: [...SCOPES] });
     const client = createClient(DeploymentService, createConnectTransport({ baseUrl: `http://127.0.0.1:${api.httpPort}`, httpVersion: "1.1" }));
     const auth = { headers: { authorization: `Bearer ${key}` } };
     // The caller's own trace: the call continues it.
     const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
     const callerSpan = "00f067aa0ba902b7";
-    const created = await client.createDeployment(
-      {
-        model: {
-          name: "acme/tiny-linear",
-          revision: "1",
-          uri: pathToFileURL(path.join(dir, "model.onnx")).href,
-          sha256: createHash("sha256").update(bytes).digest("hex"),
-          task: "regression",
-        },
-        resources: { cpu: 1, memory: "256MiB", threadCount: 1 },
-        scaling: { minReplicas: 1, maxReplicas: 1 },
-      },
-      { headers: { ...auth.headers, traceparent: `00-${callerTrace}-${callerSpan}-01` } },
-    );
+    const created = await client.createDeployment(sampleCreateRequest(model), {
+      headers: { ...auth.headers, traceparent: `00-${callerTrace}-${callerSpan}-01` },
+    });
     const name = created.deployment!.name;
     await waitFor(
       `${name} to run`,
