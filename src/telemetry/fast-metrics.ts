@@ -3,24 +3,9 @@
 // nothing allocated (prom-client builds a labels object and a hash string per
 // observation). They need no prom-client until a scrape renders them
 // (metrics.ts), so a process loads it only when scraped.
-import type { MetricsRegistry } from "./metrics.js";
+import type { MetricSnapshot, MetricsRegistry, Sample } from "./metrics.js";
 
 type Labels = Readonly<Record<string, string>>;
-
-interface Sample {
-  metricName?: string;
-  labels: Record<string, string | number>;
-  value: number;
-}
-
-/** What prom-client's Registry reads from a metric on a scrape. */
-export interface MetricSnapshot {
-  name: string;
-  help: string;
-  type: "counter" | "gauge" | "histogram";
-  values: Sample[];
-  aggregator: "sum";
-}
 
 abstract class Labelled<C extends { labels: Labels }> {
   protected readonly children = new Map<string, C>();

@@ -5,10 +5,24 @@
 // series, for the registries a command serves), so an unscraped process never
 // carries it.
 import type { Registry as PromRegistry } from "prom-client";
-import type { MetricSnapshot } from "./fast-metrics.js";
 
 /** Latency buckets (seconds) of calls and requests: a millisecond to ten seconds. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface Sample {
+  metricName?: string;
+  labels: Record<string, string | number>;
+  value: number;
+}
+
+/** What prom-client's Registry reads from a metric on a scrape. */
+export interface MetricSnapshot {
+  name: string;
+  help: string;
+  type: "counter" | "gauge" | "histogram";
+  values: Sample[];
+  aggregator: "sum";
+}
 
 export interface RegisteredMetric {
   readonly name: string;
