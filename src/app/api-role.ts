@@ -62,7 +62,7 @@ export async function startApiRole(
     catalog: config.accelerators,
     limits: DEFAULT_LIMITS,
     defaultProgressDeadlineSeconds: config.progressDeadlineSeconds,
-    hostCapacity: cachedHostCapacity(infra.db, config.hostCapacityCacheMs),
+    hostCapacity: cachedHostCapacity(config.hostCapacityCacheMs),
     cpuAllocationRatio: config.cpuAllocationRatio,
     logger,
     tokens,

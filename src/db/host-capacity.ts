@@ -43,10 +43,14 @@ export async function liveReservations(db: Executor, exceptUid: string): Promise
   return rows.map((r) => ({ memory: r.memory, cpu: Number(r.cpu), maxReplicas: Number(r.max_replicas) }));
 }
 
-/** readHostCapacity, read again at most every `ttlMs` (creates are hot; the host changes rarely). */
-export function cachedHostCapacity(db: Executor, ttlMs = 10_000): () => Promise<HostCapacityRow | undefined> {
+/**
+ * readHostCapacity, read again at most every `ttlMs` (creates are hot; the
+ * host changes rarely), through the executor given: inside a transaction,
+ * that transaction's own connection (the embedded database has only one).
+ */
+export function cachedHostCapacity(ttlMs = 10_000): (db: Executor) => Promise<HostCapacityRow | undefined> {
   let cached: { at: number; value: Promise<HostCapacityRow | undefined> } | undefined;
-  return () => {
+  return (db) => {
     const now = Date.now();
     if (cached === undefined || now - cached.at > ttlMs) {
       const value = readHostCapacity(db);

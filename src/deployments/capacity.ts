@@ -63,7 +63,8 @@ export async function checkHostCapacity(
   scaling: Scaling,
   exceptUid = "",
 ): Promise<void> {
-  const host = await deps.hostCapacity?.();
+  // Read through deps.db: inside a change, its transaction (never a second connection).
+  const host = await deps.hostCapacity?.(deps.db);
   if (host === undefined || scaling.maxReplicas === 0) return;
   const live = await liveReservations(deps.db, exceptUid);
   const replicas = (r: { maxReplicas: number }) => Math.max(r.maxReplicas, 0);

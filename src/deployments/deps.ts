@@ -1,5 +1,6 @@
 // What the deployment service needs, passed in (no globals).
 import type { Db } from "../db/connect.js";
+import type { Executor } from "../db/executor.js";
 import type { HostCapacityRow } from "../db/host-capacity.js";
 import type { NewDeployment, NewDeploymentResult } from "../db/create-deployment.js";
 import type { EventSink } from "../db/transact.js";
@@ -18,7 +19,7 @@ export interface DeploymentsDeps {
   limits: ValidationLimits;
   defaultProgressDeadlineSeconds: number;
   /** The runtime host's capacity as its workers last reported it; absent or undefined: not checked. */
-  hostCapacity?: () => Promise<HostCapacityRow | undefined>;
+  hostCapacity?: (db: Executor) => Promise<HostCapacityRow | undefined>;
   /** Reservable CPU = the host's cores × this; default 4. */
   cpuAllocationRatio?: number;
   /**

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApiDeps } from "../../src/api/deps.js";
 import { applyChange } from "../../src/db/changes.js";
 import { defaultReplicaMemoryBytes } from "../../src/deployments/capacity.js";
+import { createDb } from "../../src/db/connect.js";
+import { cachedHostCapacity, reportHostCapacity } from "../../src/db/host-capacity.js";
 import { createDeployment } from "../../src/deployments/create.js";
 import { rollbackDeployment } from "../../src/deployments/rollback.js";
 import { updateDeployment } from "../../src/deployments/update.js";
@@ -169,6 +171,52 @@ describe("the runtime host's capacity", () => {
       const back = await refused(rollbackDeployment(d, alice, { name: r.deployment.name, revision: 1, requestId: "" }));
       expect(back).toMatchObject({ kind: "resource_exhausted", reason: "CPU_CAPACITY_EXHAUSTED", metadata: { requestedCpu: "2", availableCpu: "1" } });
     } finally {
+      await own.drop();
+    }
+  });
+
+  it("reads the host inside a change's own transaction: on one connection (the embedded database) a change never waits for a second", async () => {
+    const own = await createTestDatabase();
+    const one = createDb({ url: own.url, poolMax: 1, connectTimeoutMs: 2000 });
+    try {
+      await reportHostCapacity(own.db, "local", { cpu: 4, memoryBytes: host.memoryBytes });
+      // No cache: every check reads the host.
+      const d = testApiDeps(one, bus, { hostCapacity: cachedHostCapacity(0) });
+      const r = await createDeployment(d, alice, withReplicas("one", 0));
+      await applyChange(own.db, {
+        deploymentUid: r.deployment.uid,
+        type: "TASK_FINISHED",
+        task: { id: r.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
+        deployment: { state: "STOPPED", active_task_id: null, serving_revision: 1 },
+      });
+      const up = await updateDeployment(d, alice, {
+        name: r.deployment.name,
+        model: undefined,
+        resources: undefined,
+        scaling: { minReplicas: 1, maxReplicas: 1 },
+        progressDeadlineSeconds: 0,
+        requestId: "",
+      });
+      expect(up.task.kind).toBe("SCALE");
+      await applyChange(own.db, {
+        deploymentUid: r.deployment.uid,
+        type: "TASK_FINISHED",
+        task: { id: up.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
+        deployment: { state: "RUNNING", active_task_id: null, scaling: { minReplicas: 1, maxReplicas: 1 } },
+      });
+      const over = await refused(
+        updateDeployment(d, alice, {
+          name: r.deployment.name,
+          model: undefined,
+          resources: undefined,
+          scaling: { minReplicas: 100, maxReplicas: 100 },
+          progressDeadlineSeconds: 0,
+          requestId: "",
+        }),
+      );
+      expect(over.reason).toBe("MEMORY_CAPACITY_EXHAUSTED");
+    } finally {
+      await one.destroy();
       await own.drop();
     }
   });
