@@ -4,6 +4,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DependencyUnavailableError, deploymentNotFound, RefusedError, WriteConflictError, type Dependency, type RefusalKind } from "../domain/errors.js";
 import { BadRequestSchema, ErrorInfoSchema, type ErrorInfo } from "../gen/google/rpc/error_details_pb.js";
+import { isSocketFailure } from "../socket-errors.js";
 
 /** The google.rpc.ErrorInfo domain of every error this API raises. */
 export const errorDomain = "modeldeploy";
@@ -73,28 +74,10 @@ export function hasReason(err: unknown, reason: string): err is ConnectError {
 /** Which dependency an "unreachable" error points at ("network": a socket error from a layer that did not say whose). */
 export type UnavailableDependency = Dependency | "network";
 
-// Bare socket errors (by errno code) from a layer that did not say whose
-// they were. The db and queue layers classify their own errors as
-// DependencyUnavailableError (src/db/db-errors.ts, src/queue/queue-errors.ts);
+// Bare socket errors (isSocketFailure, by errno code) from a layer that did
+// not say whose they were. The db and queue layers classify their own errors
+// as DependencyUnavailableError (src/db/db-errors.ts, src/queue/queue-errors.ts);
 // nothing here reads an error's message text.
-const networkErrnos = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "ENETDOWN",
-  "EPIPE",
-  "EAI_AGAIN",
-  "ENOTFOUND",
-]);
-
-function socketFailure(err: object): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === "string" && networkErrnos.has(code);
-}
 
 /** `err`, then its `cause` chain and AggregateError members, breadth first. */
 function* causes(err: unknown): Generator<object> {
@@ -120,7 +103,7 @@ export function unavailableDependency(err: unknown): UnavailableDependency | und
   for (const e of causes(err)) {
     // A named dependency wins over a bare socket error.
     if (e instanceof DependencyUnavailableError) return e.dependency;
-    network ||= socketFailure(e);
+    network ||= isSocketFailure(e);
   }
   return network ? "network" : undefined;
 }

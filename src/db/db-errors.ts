@@ -2,27 +2,13 @@
 // errno) or by where they arose (checkout, a connection that died, our own
 // timer), never by message text.
 import { DependencyUnavailableError, WriteConflictError } from "../domain/errors.js";
+import { isSocketFailure } from "../socket-errors.js";
 
 // SQLSTATEs meaning "the server cannot take this now, try again":
 // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
 // 53300 too_many_connections, 57014 query_canceled (statement_timeout);
 // class 08 (connection exception) is matched by prefix.
 const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300", "57014"]);
-
-// Socket-level failures: the server is down, unreachable or went away.
-const UNAVAILABLE_ERRNOS = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "ENETDOWN",
-  "EPIPE",
-  "EAI_AGAIN",
-  "ENOTFOUND",
-]);
 
 // 40P01 deadlock_detected, 40001 serialization_failure: the statement (or
 // transaction) was rolled back whole and may simply run again.
@@ -35,7 +21,7 @@ function codeOf(err: unknown): string | undefined {
 
 export function isUnavailableCode(err: unknown): boolean {
   const code = codeOf(err);
-  return code !== undefined && (UNAVAILABLE_SQLSTATES.has(code) || code.startsWith("08") || UNAVAILABLE_ERRNOS.has(code));
+  return code !== undefined && (UNAVAILABLE_SQLSTATES.has(code) || code.startsWith("08") || isSocketFailure(err));
 }
 
 export function isWriteConflict(err: unknown): boolean {
