@@ -15,7 +15,7 @@ import { updateDeployment } from "../../src/deployments/update.js";
 import { RefusedError } from "../../src/domain/errors.js";
 import type { Principal } from "../../src/domain/types.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
-import { createInput, testApiDeps } from "../helpers/api-deps.js";
+import { createInput, scaleInput, testApiDeps, updateInput } from "../helpers/api-deps.js";
 import { createTestDatabase, createTestQueue, type TestDatabase, type TestQueue } from "../helpers/services.js";
 
 let tdb: TestDatabase;
@@ -83,26 +83,10 @@ describe("the runtime host's capacity", () => {
       task: { id: a.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
       deployment: { state: "RUNNING", active_task_id: null, serving_revision: 1 },
     });
-    const up = await refused(
-      updateDeployment(deps, alice, {
-        name: a.deployment.name,
-        model: undefined,
-        resources: undefined,
-        scaling: { minReplicas: 12, maxReplicas: 12 },
-        progressDeadlineSeconds: 0,
-        requestId: "",
-      }),
-    );
+    const up = await refused(updateDeployment(deps, alice, scaleInput(a.deployment.name, 12)));
     expect(up.reason).toBe("MEMORY_CAPACITY_EXHAUSTED");
     // Scaling it down fits; once done (as the worker writes it), the room is free for another deployment.
-    const down = await updateDeployment(deps, alice, {
-      name: a.deployment.name,
-      model: undefined,
-      resources: undefined,
-      scaling: { minReplicas: 4, maxReplicas: 4 },
-      progressDeadlineSeconds: 0,
-      requestId: "",
-    });
+    const down = await updateDeployment(deps, alice, scaleInput(a.deployment.name, 4));
     expect(await refused(createDeployment(deps, alice, withReplicas("early", 6)))).toMatchObject({ reason: "MEMORY_CAPACITY_EXHAUSTED" });
     await applyChange(tdb.db, {
       deploymentUid: a.deployment.uid,
@@ -152,14 +136,7 @@ describe("the runtime host's capacity", () => {
         deployment: { state: "RUNNING", active_task_id: null, serving_revision: 1 },
       });
       const small = { ...r.deployment.resources, cpu: 0.5 };
-      const up = await updateDeployment(d, alice, {
-        name: r.deployment.name,
-        model: undefined,
-        resources: small,
-        scaling: undefined,
-        progressDeadlineSeconds: 0,
-        requestId: "",
-      });
+      const up = await updateDeployment(d, alice, updateInput(r.deployment.name, { resources: small }));
       await applyChange(own.db, {
         deploymentUid: r.deployment.uid,
         type: "TASK_FINISHED",
@@ -189,14 +166,7 @@ describe("the runtime host's capacity", () => {
         task: { id: r.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
         deployment: { state: "STOPPED", active_task_id: null, serving_revision: 1 },
       });
-      const up = await updateDeployment(d, alice, {
-        name: r.deployment.name,
-        model: undefined,
-        resources: undefined,
-        scaling: { minReplicas: 1, maxReplicas: 1 },
-        progressDeadlineSeconds: 0,
-        requestId: "",
-      });
+      const up = await updateDeployment(d, alice, scaleInput(r.deployment.name, 1));
       expect(up.task.kind).toBe("SCALE");
       await applyChange(own.db, {
         deploymentUid: r.deployment.uid,
@@ -204,16 +174,7 @@ describe("the runtime host's capacity", () => {
         task: { id: up.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
         deployment: { state: "RUNNING", active_task_id: null, scaling: { minReplicas: 1, maxReplicas: 1 } },
       });
-      const over = await refused(
-        updateDeployment(d, alice, {
-          name: r.deployment.name,
-          model: undefined,
-          resources: undefined,
-          scaling: { minReplicas: 100, maxReplicas: 100 },
-          progressDeadlineSeconds: 0,
-          requestId: "",
-        }),
-      );
+      const over = await refused(updateDeployment(d, alice, scaleInput(r.deployment.name, 100)));
       expect(over.reason).toBe("MEMORY_CAPACITY_EXHAUSTED");
     } finally {
       await one.destroy();

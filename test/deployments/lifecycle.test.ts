@@ -16,7 +16,7 @@ import { rollbackDeployment } from "../../src/deployments/rollback.js";
 import { updateDeployment, type UpdateInput } from "../../src/deployments/update.js";
 import { RefusedError } from "../../src/domain/errors.js";
 import type { Deployment, Principal, Task } from "../../src/domain/types.js";
-import { createInput } from "../helpers/api-deps.js";
+import { createInput, updateInput } from "../helpers/api-deps.js";
 import { startTestPipeline, type TestPipeline } from "../helpers/pipeline.js";
 import { waitFor, type TestDatabase } from "../helpers/services.js";
 
@@ -65,8 +65,7 @@ async function refused(work: Promise<unknown>): Promise<RefusedError> {
   return err as RefusedError;
 }
 
-const update = (name: string, over: Partial<UpdateInput>) =>
-  updateDeployment(deps, alice, { name, model: undefined, resources: undefined, scaling: undefined, progressDeadlineSeconds: 0, requestId: "", ...over });
+const update = (name: string, over: Partial<UpdateInput>) => updateDeployment(deps, alice, updateInput(name, over));
 
 async function running(suffix: string): Promise<Deployment> {
   const { deployment, task } = await createDeployment(deps, alice, createInput({ suffix }));

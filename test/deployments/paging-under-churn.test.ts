@@ -9,7 +9,7 @@ import { listDeployments, listTasks } from "../../src/deployments/reads.js";
 import { updateDeployment } from "../../src/deployments/update.js";
 import { RefusedError } from "../../src/domain/errors.js";
 import type { Principal, Task } from "../../src/domain/types.js";
-import { createInput } from "../helpers/api-deps.js";
+import { createInput, scaleInput } from "../helpers/api-deps.js";
 import { startTestPipeline, type TestPipeline } from "../helpers/pipeline.js";
 import { waitFor, type TestDatabase } from "../helpers/services.js";
 
@@ -78,16 +78,7 @@ describe("paging under churn", () => {
     const before: string[] = [task.id];
     for (let i = 0; i < 10; i++) {
       const replicas = (i % 2) + 2;
-      const t = (
-        await updateDeployment(deps, alice, {
-          name: deployment.name,
-          model: undefined,
-          resources: undefined,
-          scaling: { minReplicas: replicas, maxReplicas: replicas },
-          progressDeadlineSeconds: 0,
-          requestId: "",
-        })
-      ).task;
+      const t = (await updateDeployment(deps, alice, scaleInput(deployment.name, replicas))).task;
       await ended(t);
       before.unshift(t.id);
     }
@@ -100,16 +91,7 @@ describe("paging under churn", () => {
       beforeId = page.nextBeforeId;
       // A new task queued between pages is newer than any page still to come.
       const replicas = (i++ % 2) + 4;
-      const t = (
-        await updateDeployment(deps, alice, {
-          name: deployment.name,
-          model: undefined,
-          resources: undefined,
-          scaling: { minReplicas: replicas, maxReplicas: replicas },
-          progressDeadlineSeconds: 0,
-          requestId: "",
-        })
-      ).task;
+      const t = (await updateDeployment(deps, alice, scaleInput(deployment.name, replicas))).task;
       await ended(t);
     } while (beforeId !== undefined);
     // The first page may already hold tasks newer than the start; the rest are exactly the tasks of the start, in order.

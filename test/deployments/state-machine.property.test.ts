@@ -18,7 +18,7 @@ import { updateDeployment } from "../../src/deployments/update.js";
 import { RefusedError } from "../../src/domain/errors.js";
 import type { ModelSource, Principal } from "../../src/domain/types.js";
 import { DEFAULT_LIMITS, resolveName, validateLabels, validateSpec } from "../../src/domain/validation.js";
-import { createInput } from "../helpers/api-deps.js";
+import { createInput, updateInput } from "../helpers/api-deps.js";
 import { startTestPipeline, type TestPipeline } from "../helpers/pipeline.js";
 import { waitFor, type TestDatabase } from "../helpers/services.js";
 
@@ -153,33 +153,9 @@ describe("the task state machine, over random sequences of calls", () => {
               });
               lastTask.set(c.slot, (await createDeployment(deps, alice, input)).task.id);
             } else if (c.op === "update") {
-              lastTask.set(
-                c.slot,
-                (
-                  await updateDeployment(deps, alice, {
-                    name,
-                    model: model(c.modelRevision),
-                    resources: undefined,
-                    scaling: undefined,
-                    progressDeadlineSeconds: 0,
-                    requestId: "",
-                  })
-                ).task.id,
-              );
+              lastTask.set(c.slot, (await updateDeployment(deps, alice, updateInput(name, { model: model(c.modelRevision) }))).task.id);
             } else if (c.op === "scale") {
-              lastTask.set(
-                c.slot,
-                (
-                  await updateDeployment(deps, alice, {
-                    name,
-                    model: undefined,
-                    resources: undefined,
-                    scaling: { minReplicas: c.min, maxReplicas: c.max },
-                    progressDeadlineSeconds: 0,
-                    requestId: "",
-                  })
-                ).task.id,
-              );
+              lastTask.set(c.slot, (await updateDeployment(deps, alice, updateInput(name, { scaling: { minReplicas: c.min, maxReplicas: c.max } }))).task.id);
             } else if (c.op === "rollback") {
               lastTask.set(c.slot, (await rollbackDeployment(deps, alice, { name, revision: c.revision, requestId: "" })).task.id);
             } else if (c.op === "settle") {

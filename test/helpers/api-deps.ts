@@ -5,6 +5,7 @@ import { createAuthenticator } from "../../src/api/auth.js";
 import type { ApiDeps } from "../../src/api/deps.js";
 import { createWatchHub } from "../../src/api/watch-hub.js";
 import type { CreateInput } from "../../src/deployments/create.js";
+import type { UpdateInput } from "../../src/deployments/update.js";
 import type { Db } from "../../src/db/connect.js";
 import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
 import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
@@ -52,4 +53,14 @@ export function createInput(over: Partial<CreateInput> = {}): CreateInput {
     progressDeadlineSeconds: 0,
     ...over,
   };
+}
+
+/** An UpdateDeployment input that changes only what `over` names. */
+export function updateInput(name: string, over: Partial<UpdateInput> = {}): UpdateInput {
+  return { name, model: undefined, resources: undefined, scaling: undefined, progressDeadlineSeconds: 0, requestId: "", ...over };
+}
+
+/** An UpdateDeployment input that scales to `replicas` (min = max). */
+export function scaleInput(name: string, replicas: number): UpdateInput {
+  return updateInput(name, { scaling: { minReplicas: replicas, maxReplicas: replicas } });
 }
