@@ -32,24 +32,28 @@ const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deploymen
 
 const input = (over: Partial<CreateInput> = {}): CreateInput => createInput({ scaling: { minReplicas: 2, maxReplicas: 2 }, labels: { team: "ml" }, ...over });
 
+/** The worker these tests run: the no-op runtime, four tasks at a time unless told. */
+const startNoopWorker = (concurrency = 4) =>
+  startWorker({
+    db: tdb.db,
+    queue: tq.queue,
+    sink: deps.sink,
+    driver: createNoopDriver(),
+    logger: silentLogger,
+    concurrency,
+    leaseMs: 30_000,
+    ackWaitMs: 30_000,
+    maxDeliver: 10,
+    healthPollMs: 20,
+  });
+
 beforeAll(async () => {
   tdb = await createTestDatabase();
   tq = await createTestQueue();
   bus = createEventBus(tq.nc, tq.prefix);
   relay = startOutboxRelay({ db: tdb.db, publisher: tq.queue, logger: silentLogger, intervalMs: 200 });
   deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake() });
-  worker = await startWorker({
-    db: tdb.db,
-    queue: tq.queue,
-    sink: deps.sink,
-    driver: createNoopDriver(),
-    logger: silentLogger,
-    concurrency: 4,
-    leaseMs: 30_000,
-    ackWaitMs: 30_000,
-    maxDeliver: 10,
-    healthPollMs: 20,
-  });
+  worker = await startNoopWorker();
 });
 
 afterAll(async () => {
@@ -140,18 +144,7 @@ describe("deploy and delete through the queue", () => {
     expect(cancelled.failure).toMatchObject({ reason: "CANCELLED" });
     // Deleting again while the delete runs returns the same delete task.
     expect((await deleteDeployment(deps, alice, deployment.name, "")).id).toBe(del.id);
-    worker = await startWorker({
-      db: tdb.db,
-      queue: tq.queue,
-      sink: deps.sink,
-      driver: createNoopDriver(),
-      logger: silentLogger,
-      concurrency: 4,
-      leaseMs: 30_000,
-      ackWaitMs: 30_000,
-      maxDeliver: 10,
-      healthPollMs: 20,
-    });
+    worker = await startNoopWorker();
     await waitFor("deleted", async () => (await findDeploymentByName(tdb.db, "acme", deployment.name))?.state === "DELETED");
     expect((await findTask(tdb.db, task.id))!.status).toBe("CANCELLED");
   });
@@ -186,18 +179,7 @@ describe("fencing and recovery", () => {
     // Simulate the lost publish: the outbox row of the next task disappears.
     const lost = await createDeployment(deps, alice, input());
     await tdb.db.deleteFrom("outbox").where("task_id", "=", lost.task.id).execute();
-    worker = await startWorker({
-      db: tdb.db,
-      queue: tq.queue,
-      sink: deps.sink,
-      driver: createNoopDriver(),
-      logger: silentLogger,
-      concurrency: 2,
-      leaseMs: 30_000,
-      ackWaitMs: 30_000,
-      maxDeliver: 10,
-      healthPollMs: 20,
-    });
+    worker = await startNoopWorker(2);
     const sweeper: Sweeper = startSweeper({ db: tdb.db, queue: tq.queue, logger: silentLogger, intervalMs: 100, olderThanMs: 100 });
     try {
       const t = await waitFor("lost task to complete", async () => {
