@@ -12,6 +12,7 @@ import * as v1alpha from "../../src/gen/grpc/reflection/v1alpha/reflection_pb.js
 import { DeletionService } from "../../src/gen/modeldeploy/v1/deletion_service_pb.js";
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import { createLogger } from "../../src/log.js";
+import { dependenciesFirst } from "../helpers/descriptors.js";
 
 type Request = v1.ServerReflectionRequest | v1alpha.ServerReflectionRequest;
 type Response = v1.ServerReflectionResponse | v1alpha.ServerReflectionResponse;
@@ -65,24 +66,6 @@ const files = (r: Response | undefined): FileDescriptorProto[] =>
   r?.messageResponse.case === "fileDescriptorResponse" ? r.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b)) : [];
 
 const errorOf = (r: Response | undefined) => (r?.messageResponse.case === "errorResponse" ? r.messageResponse.value : undefined);
-
-/** Order files so that every file comes after its imports. */
-function dependenciesFirst(list: FileDescriptorProto[]): FileDescriptorProto[] {
-  const byName = new Map(list.map((f) => [f.name, f]));
-  const out: FileDescriptorProto[] = [];
-  const seen = new Set<string>();
-  const visit = (f: FileDescriptorProto) => {
-    if (seen.has(f.name)) return;
-    seen.add(f.name);
-    for (const d of f.dependency) {
-      const dep = byName.get(d);
-      if (dep !== undefined) visit(dep);
-    }
-    out.push(f);
-  };
-  list.forEach(visit);
-  return out;
-}
 
 describe("server reflection", () => {
   let server: GrpcServer;

@@ -4,7 +4,6 @@
 // shutdown), not the business logic.
 import { createRequire } from "node:module";
 import { create, createFileRegistry, createRegistry, fromBinary } from "@bufbuild/protobuf";
-import type { FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, anyUnpack } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { Http2SessionManager, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -23,6 +22,7 @@ import { DeletionService } from "../../src/gen/modeldeploy/v1/deletion_service_p
 import { DeploymentService } from "../../src/gen/modeldeploy/v1/deployment_service_pb.js";
 import { EventType } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import { createLogger } from "../../src/log.js";
+import { dependenciesFirst } from "../helpers/descriptors.js";
 
 // ---------------------------------------------------------------------------
 // In-test implementation
@@ -480,24 +480,6 @@ describe("grpc-js server", () => {
     });
   }
 });
-
-/** Order files so that every file comes after its imports. */
-function dependenciesFirst(files: FileDescriptorProto[]): FileDescriptorProto[] {
-  const byName = new Map(files.map((f) => [f.name, f]));
-  const out: FileDescriptorProto[] = [];
-  const seen = new Set<string>();
-  const visit = (f: FileDescriptorProto) => {
-    if (seen.has(f.name)) return;
-    seen.add(f.name);
-    for (const d of f.dependency) {
-      const dep = byName.get(d);
-      if (dep !== undefined) visit(dep);
-    }
-    out.push(f);
-  };
-  files.forEach(visit);
-  return out;
-}
 
 interface ReflectionResponse {
   list_services_response?: { service: { name: string }[] };
