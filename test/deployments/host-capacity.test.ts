@@ -12,10 +12,9 @@ import { cachedHostCapacity, reportHostCapacity } from "../../src/db/host-capaci
 import { createDeployment } from "../../src/deployments/create.js";
 import { rollbackDeployment } from "../../src/deployments/rollback.js";
 import { updateDeployment } from "../../src/deployments/update.js";
-import { RefusedError } from "../../src/domain/errors.js";
 import type { Principal } from "../../src/domain/types.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
-import { createInput, scaleInput, testApiDeps, updateInput } from "../helpers/api-deps.js";
+import { createInput, refused, scaleInput, testApiDeps, updateInput } from "../helpers/api-deps.js";
 import { createTestDatabase, createTestQueue, type TestDatabase, type TestQueue } from "../helpers/services.js";
 
 let tdb: TestDatabase;
@@ -41,15 +40,6 @@ afterAll(async () => {
 
 const withReplicas = (suffix: string, n: number, memory = "", cpu = 1) =>
   createInput({ suffix, scaling: { minReplicas: n, maxReplicas: n }, resources: { ...createInput().resources, memory, cpu } });
-
-async function refused(work: Promise<unknown>): Promise<RefusedError> {
-  const err = await work.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RefusedError);
-  return err as RefusedError;
-}
 
 const count = async () =>
   Number(

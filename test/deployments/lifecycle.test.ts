@@ -14,9 +14,8 @@ import { createDeployment } from "../../src/deployments/create.js";
 import { deleteDeployment } from "../../src/deployments/delete.js";
 import { rollbackDeployment } from "../../src/deployments/rollback.js";
 import { updateDeployment, type UpdateInput } from "../../src/deployments/update.js";
-import { RefusedError } from "../../src/domain/errors.js";
 import type { Deployment, Principal, Task } from "../../src/domain/types.js";
-import { createInput, updateInput } from "../helpers/api-deps.js";
+import { createInput, refused, updateInput } from "../helpers/api-deps.js";
 import { startTestPipeline, type TestPipeline } from "../helpers/pipeline.js";
 import { waitFor, type TestDatabase } from "../helpers/services.js";
 
@@ -54,15 +53,6 @@ async function settled(task: Task): Promise<Task["status"]> {
 
 async function current(name: string): Promise<Deployment> {
   return toDeployment((await findDeploymentByName(tdb.db, "acme", name))!);
-}
-
-async function refused(work: Promise<unknown>): Promise<RefusedError> {
-  const err = await work.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RefusedError);
-  return err as RefusedError;
 }
 
 const update = (name: string, over: Partial<UpdateInput>) => updateDeployment(deps, alice, updateInput(name, over));

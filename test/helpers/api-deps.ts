@@ -1,6 +1,7 @@
 // The API's dependencies as the tests build them: real database and bus,
 // no relay unless a test passes one.
 import { randomBytes } from "node:crypto";
+import { expect } from "vitest";
 import { createAuthenticator } from "../../src/api/auth.js";
 import type { ApiDeps } from "../../src/api/deps.js";
 import { createWatchHub } from "../../src/api/watch-hub.js";
@@ -8,6 +9,7 @@ import type { CreateInput } from "../../src/deployments/create.js";
 import type { UpdateInput } from "../../src/deployments/update.js";
 import type { Db } from "../../src/db/connect.js";
 import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
+import { RefusedError } from "../../src/domain/errors.js";
 import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
 import { silentLogger } from "../../src/log.js";
 import type { EventBus } from "../../src/queue/event-bus.js";
@@ -63,4 +65,14 @@ export function updateInput(name: string, over: Partial<UpdateInput> = {}): Upda
 /** An UpdateDeployment input that scales to `replicas` (min = max). */
 export function scaleInput(name: string, replicas: number): UpdateInput {
   return updateInput(name, { scaling: { minReplicas: replicas, maxReplicas: replicas } });
+}
+
+/** The RefusedError `work` rejects with (fails the test if it resolves or throws something else). */
+export async function refused(work: Promise<unknown>): Promise<RefusedError> {
+  const err = await work.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(RefusedError);
+  return err as RefusedError;
 }
