@@ -15,7 +15,10 @@ import {
   TaskPhase as PbTaskPhase,
   TaskSchema,
   TaskStatus as PbTaskStatus,
+  RolloutStrategy as PbRolloutStrategy,
   type AcceleratorType as PbAcceleratorType,
+  type Rollout as PbRollout,
+  type Scaling as PbScaling,
   type Deployment as PbDeployment,
   type DeploymentEvent as PbDeploymentEvent,
   type DeploymentRevision as PbDeploymentRevision,
@@ -29,7 +32,21 @@ import { invalidRequest, RefusedError } from "../domain/errors.js";
 import { tokenProblems } from "../domain/validation.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
 import type { RevisionRecord } from "../db/revisions.js";
-import type { Deployment, DeploymentEvent, DeploymentState, Failure, ModelSource, ModelType, Resources, Task, TaskStatus } from "../domain/types.js";
+import {
+  withScalingDefaults,
+  type Deployment,
+  type DeploymentEvent,
+  type DeploymentState,
+  type Failure,
+  type ModelSource,
+  type ModelType,
+  type Resources,
+  type Rollout,
+  type Scaling,
+  type Task,
+  type TaskStatus,
+} from "../domain/types.js";
+import type { RolloutInput } from "../domain/validation.js";
 
 const ts = (d: Date | null | undefined) => (d ? timestampFromDate(d) : undefined);
 
@@ -116,6 +133,27 @@ export function resourcesFromPb(r: PbResources | undefined): Resources {
   };
 }
 
+/** The request's scaling, the autoscaler's unset (0) fields given their defaults. */
+export function scalingFromPb(s: PbScaling): Scaling {
+  return withScalingDefaults(s);
+}
+
+/** The request's rollout as asked; validation (domain) fills in the defaults. */
+export function rolloutFromPb(r: PbRollout | undefined): RolloutInput | undefined {
+  if (!r) return undefined;
+  return {
+    strategy: r.strategy === PbRolloutStrategy.CANARY ? "CANARY" : r.strategy === PbRolloutStrategy.ALL_AT_ONCE ? "ALL_AT_ONCE" : "UNSPECIFIED",
+    steps: r.steps.map((s) => ({ percent: s.percent, pauseSeconds: s.pauseSeconds })),
+    maxErrorRate: r.maxErrorRate,
+    minRequests: r.minRequests,
+  };
+}
+
+function rolloutToPb(r: Rollout | null): MessageInitShape<typeof TaskSchema>["rollout"] {
+  if (!r) return undefined;
+  return { strategy: PbRolloutStrategy[r.strategy], steps: r.steps, maxErrorRate: r.maxErrorRate, minRequests: r.minRequests };
+}
+
 export function deploymentToPb(d: Deployment): PbDeployment {
   return create(DeploymentSchema, {
     name: d.name,
@@ -137,6 +175,7 @@ export function deploymentToPb(d: Deployment): PbDeployment {
     modifier: d.modifier,
     labels: d.labels,
     sequence: BigInt(d.sequence),
+    traffic: d.traffic,
   });
 }
 
@@ -157,6 +196,8 @@ export function taskToPb(t: Task): PbTask {
       replicasReady: t.progress.replicasReady,
       replicasDesired: t.progress.replicasDesired,
       message: t.progress.message,
+      rolloutStep: t.progress.rolloutStep,
+      rolloutSteps: t.progress.rolloutSteps,
     },
     result: t.result ?? undefined,
     failure: failureToPb(t.failure),
@@ -168,6 +209,7 @@ export function taskToPb(t: Task): PbTask {
     startTime: ts(t.startTime),
     endTime: ts(t.endTime),
     progressDeadline: ts(t.progressDeadline),
+    rollout: rolloutToPb(t.rollout),
   });
 }
 
@@ -179,6 +221,7 @@ export function eventToPb(e: DeploymentEvent): PbDeploymentEvent {
     type: PbEventType[e.type],
     deployment: deploymentToPb(e.deployment),
     task: e.task ? taskToPb(e.task) : undefined,
+    message: e.message,
   });
 }
 

@@ -10,7 +10,7 @@ import { updateDeployment } from "../deployments/update.js";
 import { acceleratorCatalog } from "../deployments/capacity.js";
 import { getDeployment, getTask, latestTask, listDeployments, listRevisions, listTasks } from "../deployments/reads.js";
 import { invalidRequest } from "../domain/errors.js";
-import type { DeploymentState, Principal, Scope, TaskStatus } from "../domain/types.js";
+import { withScalingDefaults, type DeploymentState, type Principal, type Scope, type TaskStatus } from "../domain/types.js";
 import {
   CreateDeploymentResponseSchema,
   ListAcceleratorTypesResponseSchema,
@@ -28,6 +28,8 @@ import {
   deploymentToPb,
   modelFromPb,
   resourcesFromPb,
+  rolloutFromPb,
+  scalingFromPb,
   revisionToPb,
   taskStatusFromPb,
   taskToPb,
@@ -103,7 +105,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
         {
           model: modelFromPb(req.model, deps.tokens),
           resources: resourcesFromPb(req.resources),
-          scaling: req.scaling ? { minReplicas: req.scaling.minReplicas, maxReplicas: req.scaling.maxReplicas } : { minReplicas: 1, maxReplicas: 1 },
+          scaling: req.scaling ? scalingFromPb(req.scaling) : withScalingDefaults({ minReplicas: 1, maxReplicas: 1 }),
           suffix: req.suffix.trim(),
           labels: { ...req.labels },
           requestId: req.requestId.trim(),
@@ -157,15 +159,14 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
       });
     },
 
-    // Not implemented yet, but authenticated first like every other call: without
-    // a valid key (and the scope the method will need) a caller learns nothing.
     async updateDeployment(req, ctx) {
       const principal = await write(ctx);
       const { deployment, task } = await updateDeployment(depsForCall(deps, ctx), principal, {
         name: requireName(req.name),
         model: req.model ? modelFromPb(req.model, deps.tokens) : undefined,
         resources: req.resources ? resourcesFromPb(req.resources) : undefined,
-        scaling: req.scaling ? { minReplicas: req.scaling.minReplicas, maxReplicas: req.scaling.maxReplicas } : undefined,
+        scaling: req.scaling ? scalingFromPb(req.scaling) : undefined,
+        rollout: rolloutFromPb(req.rollout),
         progressDeadlineSeconds: req.progressDeadlineSeconds,
         requestId: req.requestId.trim(),
       });
@@ -177,6 +178,8 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
       const { deployment, task } = await rollbackDeployment(depsForCall(deps, ctx), principal, {
         name: requireName(req.name),
         revision: req.revision,
+        rollout: rolloutFromPb(req.rollout),
+        progressDeadlineSeconds: req.progressDeadlineSeconds,
         requestId: req.requestId.trim(),
       });
       noteCall(ctx, deployment.name, task.id);

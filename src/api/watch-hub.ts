@@ -180,6 +180,7 @@ export function createWatchHub(o: WatchHubOptions): WatchHub {
             workspace: deployment.workspace,
             sequence: deployment.sequence,
             cursor: snap.cursor,
+            message: "",
             time: deployment.updateTime,
             type: "SNAPSHOT",
             deployment,

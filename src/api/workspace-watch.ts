@@ -118,6 +118,7 @@ export function openWorkspaceWatch(o: WorkspaceWatchOptions, req: WorkspaceWatch
           workspace: deployment.workspace,
           sequence: deployment.sequence,
           cursor,
+          message: "",
           time: deployment.updateTime,
           type: "SNAPSHOT",
           deployment,

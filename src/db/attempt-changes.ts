@@ -55,6 +55,7 @@ const DEPLOYMENT_COLUMNS = [
   "model",
   "resources",
   "scaling",
+  "traffic",
 ] as const;
 
 const list = (columns: readonly string[], prefix = "") => columns.map((c) => prefix + c).join(", ");

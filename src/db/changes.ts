@@ -30,6 +30,8 @@ export interface ChangeInput {
   task?: { id: string; attempt?: number; patch: UpdateObject<Database, "tasks"> };
   /** Task to attach to the event without changing it. */
   taskId?: string;
+  /** Why, when no task says it (an autoscaler change's reason). */
+  message?: string;
 }
 
 interface ChangeResult {
@@ -77,8 +79,8 @@ export async function applyChange(db: Executor, input: ChangeInput): Promise<Dep
     .with(
       "e",
       () => sql`(
-      insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
-      select d.uid, d.sequence, d.workspace, d.update_time, ${input.type}, to_jsonb(d), (select to_jsonb(t) from t)
+      insert into events (deployment_uid, sequence, workspace, time, type, deployment, task, message)
+      select d.uid, d.sequence, d.workspace, d.update_time, ${input.type}, to_jsonb(d), (select to_jsonb(t) from t), ${input.message ?? ""}
       from d
       returning cursor)`,
     )
@@ -91,11 +93,11 @@ export async function applyChange(db: Executor, input: ChangeInput): Promise<Dep
     if (input.task) throw new FencedError(input.task.id, input.task.attempt ?? -1);
     throw new Error(`deployment ${input.deploymentUid} does not exist`);
   }
-  return eventFromRows(row.dep, row.task, row.cursor, input.type);
+  return eventFromRows(row.dep, row.task, row.cursor, input.type, input.message);
 }
 
 /** The event a write returns: the rows as they are after it, and its cursor. */
-export function eventFromRows(depRow: DeploymentRow, taskRow: TaskRow | null, cursor: string, type: EventType): DeploymentEvent {
+export function eventFromRows(depRow: DeploymentRow, taskRow: TaskRow | null, cursor: string, type: EventType, message = ""): DeploymentEvent {
   const deployment = toDeployment(depRow);
   return {
     deploymentUid: deployment.uid,
@@ -106,5 +108,6 @@ export function eventFromRows(depRow: DeploymentRow, taskRow: TaskRow | null, cu
     type,
     deployment,
     task: taskRow ? toTask(taskRow) : null,
+    message,
   };
 }

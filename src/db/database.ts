@@ -7,17 +7,23 @@ import type {
   Instances,
   ModelSource,
   Resources,
+  Rollout,
   Scaling,
   TaskKind,
   TaskPhase,
   TaskProgress,
   TaskResult,
   TaskStatus,
+  TrafficTarget,
 } from "../domain/types.js";
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 /** jsonb: objects in, parsed objects out. */
 type Json<T> = ColumnType<T, T | string, T | string>;
+/** Rows written before the autoscaler's fields have only min and max (mappers.ts fills in the rest). */
+type StoredScaling = Pick<Scaling, "minReplicas" | "maxReplicas"> & Partial<Scaling>;
+/** A nullable jsonb column added later: optional on insert. */
+type OptionalJson<T> = ColumnType<T | null, T | string | null | undefined, T | string | null>;
 
 export interface ApiKeysTable {
   id: string;
@@ -36,7 +42,7 @@ export interface DeploymentsTable {
   state: DeploymentState;
   model: Json<ModelSource>;
   resources: Json<Resources>;
-  scaling: Json<Scaling>;
+  scaling: Json<StoredScaling>;
   failure: Json<Failure> | null;
   instances: Json<Instances>;
   endpoint_url: string;
@@ -49,6 +55,8 @@ export interface DeploymentsTable {
   create_time: Timestamp;
   update_time: Timestamp;
   sequence: number;
+  /** The split a canary put in force; null: all traffic to the serving revision (see mappers.ts). */
+  traffic: OptionalJson<TrafficTarget[]>;
 }
 
 export interface RevisionsTable {
@@ -87,7 +95,9 @@ export interface TasksTable {
   enqueue_count: number;
   enqueued_at: Timestamp;
   /** The scaling the task puts in force; null: unchanged. */
-  scaling: Json<Scaling> | null;
+  scaling: Json<StoredScaling> | null;
+  /** UPDATE, ROLLBACK: how traffic moves; null for other kinds (and rows from before rollouts). */
+  rollout: OptionalJson<Rollout>;
 }
 
 export interface EventsTable {
@@ -99,6 +109,8 @@ export interface EventsTable {
   type: EventType;
   deployment: Json<Record<string, unknown>>;
   task: Json<Record<string, unknown>> | null;
+  /** Why, when no task says it (an autoscaler change). */
+  message: ColumnType<string, string | undefined, string>;
   /** The writing transaction (xid8, as text); set by the database. */
   txid: ColumnType<string, never, never>;
 }

@@ -1,5 +1,14 @@
 // Rows ↔ domain objects. jsonb columns hold the domain's own shapes.
-import { withTokenDefaults, type Deployment, type DeploymentEvent, type Task } from "../domain/types.js";
+import {
+  emptyProgress,
+  withScalingDefaults,
+  withTokenDefaults,
+  type Deployment,
+  type DeploymentEvent,
+  type DeploymentState,
+  type Task,
+  type TrafficTarget,
+} from "../domain/types.js";
 import type { DeploymentRow, EventRow, NewDeploymentRow, NewTaskRow, TaskRow } from "./database.js";
 
 const asDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
@@ -13,7 +22,7 @@ export function toDeployment(row: DeploymentRow): Deployment {
     state: row.state,
     model: withTokenDefaults(row.model),
     resources: row.resources,
-    scaling: row.scaling,
+    scaling: withScalingDefaults(row.scaling),
     failure: row.failure ?? null,
     instances: row.instances,
     endpointUrl: row.endpoint_url,
@@ -26,7 +35,16 @@ export function toDeployment(row: DeploymentRow): Deployment {
     createTime: asDate(row.create_time),
     updateTime: asDate(row.update_time),
     sequence: row.sequence,
+    traffic: row.traffic ?? trafficOf(row.state, row.serving_revision),
   };
+}
+
+/** States in which the serving revision takes requests (IDLE: a request wakes it). */
+const SERVING_STATES: ReadonlySet<DeploymentState> = new Set(["RUNNING", "UPDATING", "ROLLING_BACK", "IDLE"]);
+
+/** Outside a canary (no split stored), all traffic goes to the serving revision while it serves. */
+function trafficOf(state: DeploymentState, servingRevision: number): TrafficTarget[] {
+  return servingRevision > 0 && SERVING_STATES.has(state) ? [{ revision: servingRevision, percent: 100 }] : [];
 }
 
 export function toTask(row: TaskRow): Task {
@@ -39,7 +57,8 @@ export function toTask(row: TaskRow): Task {
     revision: row.revision,
     status: row.status,
     phase: row.phase,
-    progress: row.progress,
+    // Rows from before canaries have no step fields.
+    progress: { ...emptyProgress(), ...row.progress },
     result: row.result ?? null,
     failure: row.failure ?? null,
     rolledBack: row.rolled_back,
@@ -51,7 +70,8 @@ export function toTask(row: TaskRow): Task {
     endTime: asDateOrNull(row.end_time),
     progressDeadline: asDateOrNull(row.progress_deadline),
     deadlineSeconds: row.deadline_seconds,
-    scaling: row.scaling ?? null,
+    scaling: row.scaling ? withScalingDefaults(row.scaling) : null,
+    rollout: row.rollout ?? null,
   };
 }
 
@@ -66,6 +86,7 @@ export function toEvent(row: EventRow): DeploymentEvent {
     type: row.type,
     deployment: toDeployment(row.deployment as unknown as DeploymentRow),
     task: row.task ? toTask(row.task as unknown as TaskRow) : null,
+    message: row.message ?? "",
   };
 }
 
@@ -139,6 +160,7 @@ export function taskToRow(t: Task, extra: { requestHash: string; enqueuedAt: Dat
     enqueue_count: 0,
     enqueued_at: extra.enqueuedAt,
     scaling: t.scaling,
+    rollout: t.rollout,
   };
 }
 

@@ -6,6 +6,7 @@ import * as taskScaling from "./migrations/2026-11-30-0001-task-scaling.js";
 import * as eventTxid from "./migrations/2026-11-30-0002-event-txid.js";
 import * as hostCapacity from "./migrations/2026-11-30-0003-host-capacity.js";
 import * as outboxCallContext from "./migrations/2026-11-30-0004-outbox-call-context.js";
+import * as traffic from "./migrations/2026-11-30-0005-traffic.js";
 
 const migrations: Record<string, Migration> = {
   "2026-11-25-0001-initial": initial,
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   "2026-11-30-0002-event-txid": eventTxid,
   "2026-11-30-0003-host-capacity": hostCapacity,
   "2026-11-30-0004-outbox-call-context": outboxCallContext,
+  "2026-11-30-0005-traffic": traffic,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -93,6 +93,7 @@ async function insertCreate(deps: DeploymentsDeps, principal: Principal, input: 
     servingRevision: 0,
     targetRevision: 1,
     activeTaskId: taskId,
+    traffic: [],
     labels: input.labels,
     creator: principal.name,
     modifier: principal.name,

@@ -1,4 +1,4 @@
-import { emptyProgress, type Principal, type Scaling, type Task, type TaskKind } from "../domain/types.js";
+import { emptyProgress, type Principal, type Rollout, type Scaling, type Task, type TaskKind } from "../domain/types.js";
 
 /** A task as it is queued: PENDING, phase QUEUED, no attempt yet. */
 export function newTask(t: {
@@ -12,6 +12,7 @@ export function newTask(t: {
   deadlineSeconds: number;
   now: Date;
   scaling?: Scaling;
+  rollout?: Rollout;
   message?: string;
 }): Task {
   return {
@@ -37,5 +38,6 @@ export function newTask(t: {
     progressDeadline: new Date(t.now.getTime() + t.deadlineSeconds * 1000),
     deadlineSeconds: t.deadlineSeconds,
     scaling: t.scaling ?? null,
+    rollout: t.rollout ?? null,
   };
 }

@@ -14,7 +14,7 @@ import { findTask, insertTask } from "../db/tasks.js";
 import { transact } from "../db/transact.js";
 import { deploymentNotFound, RefusedError } from "../domain/errors.js";
 import { newId } from "../domain/ids.js";
-import type { Deployment, ModelSource, Principal, Resources, Scaling, Task } from "../domain/types.js";
+import type { Deployment, ModelSource, Principal, Resources, Rollout, Scaling, Task } from "../domain/types.js";
 import type { DeploymentsDeps } from "./deps.js";
 import { newTask } from "./new-task.js";
 import { replayIfSeen } from "./requests.js";
@@ -27,6 +27,8 @@ export interface ChangePlan {
   revision: { model: ModelSource; resources: Resources } | null;
   /** The scaling to put in force on completion; null: unchanged. */
   scaling: Scaling | null;
+  /** How traffic moves to the new revision (UPDATE, ROLLBACK); null for a SCALE. */
+  rollout: Rollout | null;
   /** The queued task's first message, e.g. "queued: roll back to revision 1". */
   message: string;
 }
@@ -82,6 +84,7 @@ export async function queueChange(deps: DeploymentsDeps, principal: Principal, r
         deadlineSeconds: req.deadlineSeconds,
         now,
         scaling: plan.scaling ?? undefined,
+        rollout: plan.rollout ?? undefined,
         message: plan.message,
       });
       await insertTask(trx, taskToRow(task, { requestHash: req.requestHash, enqueuedAt: now }));

@@ -4,21 +4,29 @@
 import { findRevision, previousServedRevision } from "../db/revisions.js";
 import { invalidRequest, RefusedError } from "../domain/errors.js";
 import type { Deployment, Principal, Task } from "../domain/types.js";
+import { resolveRollout, type RolloutInput } from "../domain/validation.js";
 import { checkCapacity, checkHostCapacity } from "./capacity.js";
 import type { DeploymentsDeps } from "./deps.js";
 import { queueChange } from "./queue-change.js";
-import { requestHash, requestIdProblems } from "./requests.js";
+import { progressDeadlineProblems, requestHash, requestIdProblems } from "./requests.js";
 import { sameValue } from "./same-value.js";
 
 export interface RollbackInput {
   name: string;
   /** 0: the revision that served before the serving one. */
   revision: number;
+  /** How traffic moves back; undefined: all at once. */
+  rollout?: RolloutInput | undefined;
+  /** 0: the server's default. */
+  progressDeadlineSeconds?: number | undefined;
   requestId: string;
 }
 
 export async function rollbackDeployment(deps: DeploymentsDeps, principal: Principal, input: RollbackInput): Promise<{ deployment: Deployment; task: Task }> {
-  const problems = requestIdProblems(input.requestId);
+  const problems = [...requestIdProblems(input.requestId), ...progressDeadlineProblems(input.progressDeadlineSeconds ?? 0)];
+  const deadlineSeconds = input.progressDeadlineSeconds || deps.defaultProgressDeadlineSeconds;
+  const resolved = resolveRollout(input.rollout, deadlineSeconds);
+  if ("problems" in resolved) problems.push(...resolved.problems);
   if (input.revision < 0)
     problems.push({
       field: "revision",
@@ -26,12 +34,20 @@ export async function rollbackDeployment(deps: DeploymentsDeps, principal: Princ
       reason: "REVISION_INVALID",
       metadata: { revision: String(input.revision) },
     });
-  if (problems.length > 0) throw invalidRequest(problems);
+  if (problems.length > 0 || "problems" in resolved) throw invalidRequest(problems);
+  const rollout = resolved.rollout;
+  // Without a rollout or deadline the hash is the one from before they existed.
+  const asked = {
+    name: input.name,
+    revision: input.revision,
+    ...(input.rollout ? { rollout } : {}),
+    ...(input.progressDeadlineSeconds ? { progressDeadlineSeconds: input.progressDeadlineSeconds } : {}),
+  };
   return queueChange(deps, principal, {
     name: input.name,
     requestId: input.requestId,
-    requestHash: requestHash("rollback", input.requestId, { name: input.name, revision: input.revision }),
-    deadlineSeconds: deps.defaultProgressDeadlineSeconds,
+    requestHash: requestHash("rollback", input.requestId, asked),
+    deadlineSeconds,
     async plan(current, trx) {
       if (current.servingRevision === 0) {
         throw new RefusedError(
@@ -78,6 +94,7 @@ export async function rollbackDeployment(deps: DeploymentsDeps, principal: Princ
         state: "ROLLING_BACK",
         revision: { model: target.model, resources: target.resources },
         scaling: null,
+        rollout,
         message: `queued: roll back to revision ${target.number}'s model and resources`,
       };
     },

@@ -170,6 +170,8 @@ export async function deployFinished(
       instances: json(end.instances),
       active_task_id: null,
       failure: null,
+      // All traffic to the serving revision (a canary's split ends here).
+      traffic: null,
       // The scaling the task asked for is in force from now on.
       ...(task.scaling ? { scaling: json(task.scaling) } : {}),
     },
@@ -232,7 +234,8 @@ export function cancelledTaskPatch(now: Date, failure: Failure, extra: TaskPatch
 export function revertedDeployment(d: Pick<Deployment, "servingRevision" | "scaling">, failure: Failure): { patch: DeploymentPatch; rolledBack: boolean } {
   if (d.servingRevision > 0) {
     return {
-      patch: { state: d.scaling.maxReplicas === 0 ? "STOPPED" : "RUNNING", target_revision: d.servingRevision, active_task_id: null },
+      // A canary's split, if any, ends: all traffic back to the serving revision.
+      patch: { state: d.scaling.maxReplicas === 0 ? "STOPPED" : "RUNNING", target_revision: d.servingRevision, active_task_id: null, traffic: null },
       rolledBack: true,
     };
   }

@@ -4,8 +4,8 @@
 // whose first deploy failed is deployed again by any update.
 import type { Executor } from "../db/executor.js";
 import { invalidRequest, RefusedError } from "../domain/errors.js";
-import { comparableModel, type Deployment, type ModelSource, type Principal, type Resources, type Scaling, type Task } from "../domain/types.js";
-import { validateSpec } from "../domain/validation.js";
+import { comparableModel, type Deployment, type ModelSource, type Principal, type Resources, type Rollout, type Scaling, type Task } from "../domain/types.js";
+import { resolveRollout, validateSpec, type RolloutInput } from "../domain/validation.js";
 import { checkCapacity, checkHostCapacity } from "./capacity.js";
 import type { DeploymentsDeps } from "./deps.js";
 import { queueChange, type ChangePlan } from "./queue-change.js";
@@ -18,6 +18,8 @@ export interface UpdateInput {
   model: ModelSource | undefined;
   resources: Resources | undefined;
   scaling: Scaling | undefined;
+  /** How traffic moves to a new revision; undefined: all at once. */
+  rollout?: RolloutInput | undefined;
   progressDeadlineSeconds: number;
   requestId: string;
 }
@@ -27,18 +29,23 @@ export async function updateDeployment(deps: DeploymentsDeps, principal: Princip
   if (!input.model && !input.resources && !input.scaling) {
     problems.push({ field: "model", description: "nothing to update: give a model, resources and/or scaling", reason: "UPDATE_EMPTY", metadata: {} });
   }
-  if (problems.length > 0) throw invalidRequest(problems);
-  const { requestId, ...body } = input;
+  const deadlineSeconds = input.progressDeadlineSeconds || deps.defaultProgressDeadlineSeconds;
+  const resolved = resolveRollout(input.rollout, deadlineSeconds);
+  if ("problems" in resolved) problems.push(...resolved.problems);
+  if (problems.length > 0 || "problems" in resolved) throw invalidRequest(problems);
+  const { requestId, rollout: _asked, ...body } = input;
+  // Without a rollout the hash is the one from before rollouts existed (requests repeated across an upgrade still match).
+  const hashed = input.rollout ? { ...body, rollout: resolved.rollout } : body;
   return queueChange(deps, principal, {
     name: input.name,
     requestId,
-    requestHash: requestHash("update", requestId, { ...body, model: body.model && comparableModel(body.model) }),
-    deadlineSeconds: input.progressDeadlineSeconds || deps.defaultProgressDeadlineSeconds,
-    plan: (current, trx) => planUpdate(deps, trx, current, input),
+    requestHash: requestHash("update", requestId, { ...hashed, model: body.model && comparableModel(body.model) }),
+    deadlineSeconds,
+    plan: (current, trx) => planUpdate(deps, trx, current, input, resolved.rollout),
   });
 }
 
-async function planUpdate(deps: DeploymentsDeps, trx: Executor, current: Deployment, input: UpdateInput): Promise<ChangePlan> {
+async function planUpdate(deps: DeploymentsDeps, trx: Executor, current: Deployment, input: UpdateInput, rollout: Rollout): Promise<ChangePlan> {
   const model = input.model ?? current.model;
   const resources = input.resources ?? current.resources;
   const scaling = input.scaling ?? current.scaling;
@@ -66,9 +73,27 @@ async function planUpdate(deps: DeploymentsDeps, trx: Executor, current: Deploym
       state: "UPDATING",
       revision: { model, resources },
       scaling: newScaling ? scaling : null,
+      rollout,
       message: current.servingRevision === 0 ? "queued: deploy again" : `queued: roll out a new revision beside revision ${current.servingRevision}`,
     };
   }
+  if (input.rollout && rollout.strategy === "CANARY") {
+    throw invalidRequest([
+      {
+        field: "rollout",
+        description: "a canary rolls out a new revision; this update changes only the scaling (give a model or resources, or drop the rollout)",
+        reason: "ROLLOUT_INVALID",
+        metadata: { field: "rollout" },
+      },
+    ]);
+  }
   const verb = scaling.maxReplicas === 0 ? "stop" : current.scaling.maxReplicas === 0 ? "resume" : "scale";
-  return { kind: "SCALE", state: "UPDATING", revision: null, scaling, message: `queued: ${verb} (replicas ${scaling.minReplicas}–${scaling.maxReplicas})` };
+  return {
+    kind: "SCALE",
+    state: "UPDATING",
+    revision: null,
+    scaling,
+    rollout: null,
+    message: `queued: ${verb} (replicas ${scaling.minReplicas}–${scaling.maxReplicas})`,
+  };
 }

@@ -12,6 +12,7 @@ export const DEPLOYMENT_STATES = [
   "FAILED",
   "DELETING",
   "DELETED",
+  "IDLE",
 ] as const;
 export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
 
@@ -45,13 +46,14 @@ export const FAILURE_REASONS = [
   "PROGRESS_DEADLINE_EXCEEDED",
   "CANCELLED",
   "INTERNAL",
+  "CANARY_FAILED",
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 export const MODEL_TYPES = ["UNSPECIFIED", "LLM", "EMBEDDING", "LORA", "TTS", "LEGACY"] as const;
 export type ModelType = (typeof MODEL_TYPES)[number];
 
-export const EVENT_TYPES = ["SNAPSHOT", "STATE_CHANGED", "PROGRESS", "TASK_FINISHED", "DELETED"] as const;
+export const EVENT_TYPES = ["SNAPSHOT", "STATE_CHANGED", "PROGRESS", "TASK_FINISHED", "DELETED", "SCALED"] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export const TERMINAL_TASK_STATUSES: readonly TaskStatus[] = ["COMPLETED", "FAILED", "CANCELLED"];
@@ -105,7 +107,61 @@ export interface Resources {
 export interface Scaling {
   minReplicas: number;
   maxReplicas: number;
+  /** In-flight requests per ready replica the autoscaler aims for. */
+  targetInFlight: number;
+  /** How long load must stay low before a replica goes (with minReplicas 0: before IDLE). */
+  scaleDownDelaySeconds: number;
+  /** How long a request to an IDLE deployment is held while it wakes. */
+  wakeTimeoutSeconds: number;
 }
+
+export const SCALING_DEFAULTS = { targetInFlight: 4, scaleDownDelaySeconds: 60, wakeTimeoutSeconds: 60 } as const;
+
+/** A scaling with the autoscaler's fields filled in (0 or absent: the default); rows from before them have none. */
+export function withScalingDefaults(s: Pick<Scaling, "minReplicas" | "maxReplicas"> & Partial<Scaling>): Scaling {
+  return {
+    minReplicas: s.minReplicas,
+    maxReplicas: s.maxReplicas,
+    targetInFlight: s.targetInFlight || SCALING_DEFAULTS.targetInFlight,
+    scaleDownDelaySeconds: s.scaleDownDelaySeconds || SCALING_DEFAULTS.scaleDownDelaySeconds,
+    wakeTimeoutSeconds: s.wakeTimeoutSeconds || SCALING_DEFAULTS.wakeTimeoutSeconds,
+  };
+}
+
+/** The autoscaler moves the replica count between min and max. */
+export function isAutoscaled(s: Pick<Scaling, "minReplicas" | "maxReplicas">): boolean {
+  return s.maxReplicas > 0 && s.minReplicas < s.maxReplicas;
+}
+
+/** One revision's share of a deployment's requests. */
+export interface TrafficTarget {
+  revision: number;
+  percent: number;
+}
+
+export type RolloutStrategy = "ALL_AT_ONCE" | "CANARY";
+
+export interface RolloutStep {
+  percent: number;
+  pauseSeconds: number;
+}
+
+/** How an UPDATE or ROLLBACK moves traffic to its revision (defaults filled in). */
+export interface Rollout {
+  strategy: RolloutStrategy;
+  steps: RolloutStep[];
+  maxErrorRate: number;
+  minRequests: number;
+}
+
+export const ROLLOUT_DEFAULTS = { maxErrorRate: 0.01, minRequests: 20 } as const;
+
+export const ALL_AT_ONCE: Rollout = {
+  strategy: "ALL_AT_ONCE",
+  steps: [],
+  maxErrorRate: ROLLOUT_DEFAULTS.maxErrorRate,
+  minRequests: ROLLOUT_DEFAULTS.minRequests,
+};
 
 export interface Instances {
   desired: number;
@@ -144,6 +200,8 @@ export interface Deployment {
   createTime: Date;
   updateTime: Date;
   sequence: number;
+  /** The split in force; empty when nothing serves. */
+  traffic: TrafficTarget[];
 }
 
 export interface TaskProgress {
@@ -153,6 +211,9 @@ export interface TaskProgress {
   replicasReady: number;
   replicasDesired: number;
   message: string;
+  /** During a canary: the step in force (1-based) and how many; 0 otherwise. */
+  rolloutStep: number;
+  rolloutSteps: number;
 }
 
 export interface TaskResult {
@@ -184,6 +245,8 @@ export interface Task {
   deadlineSeconds: number;
   /** The scaling the task puts in force when it completes; null: unchanged. */
   scaling: Scaling | null;
+  /** UPDATE and ROLLBACK: how traffic moves; null for other kinds. */
+  rollout: Rollout | null;
 }
 
 export interface DeploymentEvent {
@@ -196,6 +259,8 @@ export interface DeploymentEvent {
   type: EventType;
   deployment: Deployment;
   task: Task | null;
+  /** Why, when no task says it (an autoscaler change's reason); "" otherwise. */
+  message: string;
 }
 
 export interface Principal {
@@ -209,5 +274,5 @@ export const SCOPES = ["deployments:read", "deployments:write"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export function emptyProgress(): TaskProgress {
-  return { percent: 0, bytesDone: 0, bytesTotal: 0, replicasReady: 0, replicasDesired: 0, message: "" };
+  return { percent: 0, bytesDone: 0, bytesTotal: 0, replicasReady: 0, replicasDesired: 0, message: "", rolloutStep: 0, rolloutSteps: 0 };
 }

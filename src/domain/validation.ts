@@ -3,7 +3,7 @@
 import type { FieldProblem } from "./errors.js";
 import { deploymentName, isDnsLabel, MAX_NAME_LENGTH } from "./names.js";
 import { parseMemory } from "./quantities.js";
-import type { ModelSource, Resources, Scaling } from "./types.js";
+import { ALL_AT_ONCE, ROLLOUT_DEFAULTS, type ModelSource, type Resources, type Rollout, type Scaling } from "./types.js";
 
 /** A spec problem: a FieldProblem (domain/errors.ts). */
 export type Violation = FieldProblem;
@@ -162,10 +162,32 @@ export function validateResources(resources: Resources, catalog: readonly Catalo
   return out;
 }
 
+/** The autoscaler's settings: [least, most] each. */
+const AUTOSCALER_RANGES = {
+  targetInFlight: [1, 10_000],
+  scaleDownDelaySeconds: [1, 86_400],
+  wakeTimeoutSeconds: [1, 3_600],
+} as const;
+
+const snake = (camel: string) => camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
 export function validateScaling(scaling: Scaling, limits: ValidationLimits): Violation[] {
+  const out: Violation[] = [];
+  for (const [key, [least, most]] of Object.entries(AUTOSCALER_RANGES)) {
+    const value = scaling[key as keyof typeof AUTOSCALER_RANGES];
+    if (!Number.isSafeInteger(value) || value < least || value > most) {
+      out.push({
+        field: `scaling.${snake(key)}`,
+        description: `scaling.${key} must be between ${least} and ${most} (0: the default), got ${value}`,
+        reason: "SCALING_INVALID",
+        metadata: { field: key, value: String(value), min: String(least), max: String(most) },
+      });
+    }
+  }
   const { minReplicas, maxReplicas } = scaling;
-  if (minReplicas >= 0 && maxReplicas >= minReplicas && maxReplicas <= limits.maxReplicas) return [];
+  if (minReplicas >= 0 && maxReplicas >= minReplicas && maxReplicas <= limits.maxReplicas) return out;
   return [
+    ...out,
     {
       field: minReplicas < 0 || minReplicas > maxReplicas ? "scaling.min_replicas" : "scaling.max_replicas",
       description: `replicas must satisfy 0 <= min (${minReplicas}) <= max (${maxReplicas}) <= ${limits.maxReplicas}`,
@@ -225,8 +247,60 @@ export function validateSpec(spec: DeploymentSpec, catalog: readonly CatalogEntr
   return [...validateModel(spec.model), ...validateResources(spec.resources, catalog, limits), ...validateScaling(spec.scaling, limits)];
 }
 
-/** Replicas to start for a scaling spec (autoscaling comes later). */
-export function initialReplicas(scaling: Scaling): number {
+/** A rollout as a request gives it: what is unset is undefined (or strategy UNSPECIFIED). */
+export interface RolloutInput {
+  strategy: "UNSPECIFIED" | "ALL_AT_ONCE" | "CANARY";
+  steps: { percent: number; pauseSeconds: number }[];
+  maxErrorRate: number | undefined;
+  minRequests: number | undefined;
+}
+
+export const MAX_ROLLOUT_STEPS = 10;
+
+/**
+ * The rollout a task runs, defaults filled in, or why not. `deadlineSeconds`:
+ * the task's progress deadline, which every step's pause must fit in (a step
+ * is judged before the deadline could end it).
+ */
+export function resolveRollout(input: RolloutInput | undefined, deadlineSeconds: number): { rollout: Rollout } | { problems: Violation[] } {
+  if (!input) return { rollout: ALL_AT_ONCE };
+  const problems: Violation[] = [];
+  const bad = (field: string, description: string, metadata: Record<string, string> = {}) =>
+    problems.push({ field: `rollout.${field}`, description, reason: "ROLLOUT_INVALID", metadata: { field: `rollout.${field}`, ...metadata } });
+  const strategy = input.strategy === "UNSPECIFIED" ? (input.steps.length > 0 ? "CANARY" : "ALL_AT_ONCE") : input.strategy;
+  const maxErrorRate = input.maxErrorRate ?? ROLLOUT_DEFAULTS.maxErrorRate;
+  const minRequests = input.minRequests ?? ROLLOUT_DEFAULTS.minRequests;
+  if (!Number.isFinite(maxErrorRate) || maxErrorRate < 0 || maxErrorRate > 1)
+    bad("max_error_rate", `maxErrorRate must be between 0 and 1, got ${maxErrorRate}`);
+  if (!Number.isSafeInteger(minRequests) || minRequests < 0 || minRequests > 1_000_000)
+    bad("min_requests", `minRequests must be between 0 and 1000000, got ${minRequests}`);
+  if (strategy === "ALL_AT_ONCE" && input.steps.length > 0)
+    bad("steps", "steps are for strategy ROLLOUT_STRATEGY_CANARY; ALL_AT_ONCE switches all traffic in one step");
+  if (strategy === "CANARY") {
+    if (input.steps.length === 0) bad("steps", "a canary needs at least one step, e.g. {percent: 10, pauseSeconds: 30}");
+    if (input.steps.length > MAX_ROLLOUT_STEPS) bad("steps", `at most ${MAX_ROLLOUT_STEPS} steps`, { limit: String(MAX_ROLLOUT_STEPS) });
+    let previous = 0;
+    input.steps.forEach((step, i) => {
+      if (!Number.isSafeInteger(step.percent) || step.percent < 1 || step.percent > 99 || step.percent <= previous) {
+        bad(`steps[${i}].percent`, `step percents must increase, each between 1 and 99 (100 % follows the last step); got ${step.percent} after ${previous}`, {
+          percent: String(step.percent),
+        });
+      }
+      previous = Math.max(previous, step.percent);
+      if (!Number.isSafeInteger(step.pauseSeconds) || step.pauseSeconds < 0 || step.pauseSeconds >= deadlineSeconds) {
+        bad(`steps[${i}].pause_seconds`, `pauseSeconds must be at least 0 and below the progress deadline (${deadlineSeconds} s), got ${step.pauseSeconds}`, {
+          pauseSeconds: String(step.pauseSeconds),
+          progressDeadlineSeconds: String(deadlineSeconds),
+        });
+      }
+    });
+  }
+  if (problems.length > 0) return { problems };
+  return { rollout: { strategy, steps: strategy === "CANARY" ? input.steps.map((s) => ({ ...s })) : [], maxErrorRate, minRequests } };
+}
+
+/** Replicas a task starts for a scaling spec; the autoscaler moves them between min and max afterwards. */
+export function initialReplicas(scaling: Pick<Scaling, "minReplicas" | "maxReplicas">): number {
   if (scaling.maxReplicas === 0) return 0;
   return Math.max(scaling.minReplicas, 1);
 }

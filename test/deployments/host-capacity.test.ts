@@ -14,7 +14,7 @@ import { rollbackDeployment } from "../../src/deployments/rollback.js";
 import { updateDeployment } from "../../src/deployments/update.js";
 import type { Principal } from "../../src/domain/types.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
-import { createInput, refused, scaleInput, testApiDeps, updateInput } from "../helpers/api-deps.js";
+import { createInput, refused, scaleInput, testApiDeps, updateInput, replicas } from "../helpers/api-deps.js";
 import { createTestDatabase, createTestQueue, type TestDatabase, type TestQueue } from "../helpers/services.js";
 
 let tdb: TestDatabase;
@@ -39,7 +39,7 @@ afterAll(async () => {
 });
 
 const withReplicas = (suffix: string, n: number, memory = "", cpu = 1) =>
-  createInput({ suffix, scaling: { minReplicas: n, maxReplicas: n }, resources: { ...createInput().resources, memory, cpu } });
+  createInput({ suffix, scaling: replicas(n, n), resources: { ...createInput().resources, memory, cpu } });
 
 const count = async () =>
   Number(
@@ -82,7 +82,7 @@ describe("the runtime host's capacity", () => {
       deploymentUid: a.deployment.uid,
       type: "TASK_FINISHED",
       task: { id: down.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
-      deployment: { state: "RUNNING", active_task_id: null, scaling: { minReplicas: 4, maxReplicas: 4 } },
+      deployment: { state: "RUNNING", active_task_id: null, scaling: replicas(4, 4) },
     });
     expect((await createDeployment(deps, alice, withReplicas("later", 6))).deployment.scaling.maxReplicas).toBe(6);
   });
@@ -162,7 +162,7 @@ describe("the runtime host's capacity", () => {
         deploymentUid: r.deployment.uid,
         type: "TASK_FINISHED",
         task: { id: up.task.id, patch: { status: "COMPLETED", phase: "DONE", end_time: new Date() } },
-        deployment: { state: "RUNNING", active_task_id: null, scaling: { minReplicas: 1, maxReplicas: 1 } },
+        deployment: { state: "RUNNING", active_task_id: null, scaling: replicas(1, 1) },
       });
       const over = await refused(updateDeployment(d, alice, scaleInput(r.deployment.name, 100)));
       expect(over.reason).toBe("MEMORY_CAPACITY_EXHAUSTED");

@@ -15,7 +15,7 @@ import { deleteDeployment } from "../../src/deployments/delete.js";
 import { rollbackDeployment } from "../../src/deployments/rollback.js";
 import { updateDeployment, type UpdateInput } from "../../src/deployments/update.js";
 import type { Deployment, Principal, Task } from "../../src/domain/types.js";
-import { createInput, refused, updateInput } from "../helpers/api-deps.js";
+import { createInput, refused, updateInput, replicas } from "../helpers/api-deps.js";
 import { startTestPipeline, type TestPipeline } from "../helpers/pipeline.js";
 import { waitFor, type TestDatabase } from "../helpers/services.js";
 
@@ -96,21 +96,21 @@ describe("UpdateDeployment", () => {
 
   it("scales without a new revision, stops at 0 replicas and resumes", async () => {
     const d = await running("scale");
-    const up = await update(d.name, { scaling: { minReplicas: 3, maxReplicas: 3 } });
+    const up = await update(d.name, { scaling: replicas(3, 3) });
     expect(up.task).toMatchObject({ kind: "SCALE", revision: 1 });
     expect(await settled(up.task)).toBe("COMPLETED");
     expect(await current(d.name)).toMatchObject({
       state: "RUNNING",
       servingRevision: 1,
-      scaling: { minReplicas: 3, maxReplicas: 3 },
+      scaling: replicas(3, 3),
       instances: { desired: 3, ready: 3 },
     });
 
-    const stop = await update(d.name, { scaling: { minReplicas: 0, maxReplicas: 0 } });
+    const stop = await update(d.name, { scaling: replicas(0, 0) });
     expect(await settled(stop.task)).toBe("COMPLETED");
     expect(await current(d.name)).toMatchObject({ state: "STOPPED", endpointUrl: "", instances: { desired: 0, ready: 0 }, scaling: { maxReplicas: 0 } });
 
-    const resume = await update(d.name, { scaling: { minReplicas: 1, maxReplicas: 1 } });
+    const resume = await update(d.name, { scaling: replicas(1, 1) });
     expect(await settled(resume.task)).toBe("COMPLETED");
     const after = await current(d.name);
     expect(after).toMatchObject({ state: "RUNNING", servingRevision: 1, instances: { desired: 1, ready: 1 } });
@@ -118,7 +118,7 @@ describe("UpdateDeployment", () => {
     expect((await listRevisions(tdb.db, d.uid)).map((r) => r.number)).toEqual([1]);
 
     // A new model while stopped: recorded as the serving revision, still stopped.
-    await settled((await update(d.name, { scaling: { minReplicas: 0, maxReplicas: 0 } })).task);
+    await settled((await update(d.name, { scaling: replicas(0, 0) })).task);
     const v2 = await update(d.name, { model: { ...d.model, revision: "2" } });
     expect(await settled(v2.task)).toBe("COMPLETED");
     expect(await current(d.name)).toMatchObject({ state: "STOPPED", servingRevision: 2, endpointUrl: "", model: { revision: "2" }, instances: { desired: 0 } });
@@ -128,23 +128,23 @@ describe("UpdateDeployment", () => {
     const d = await running("refuse");
     expect(await refused(update(d.name, {}))).toMatchObject({ kind: "invalid", reason: "UPDATE_EMPTY" });
     expect(await refused(update(d.name, { scaling: d.scaling, model: d.model }))).toMatchObject({ kind: "failed_precondition", reason: "NO_CHANGE" });
-    const bad = await refused(update(d.name, { scaling: { minReplicas: 3, maxReplicas: 1 } }));
+    const bad = await refused(update(d.name, { scaling: replicas(3, 1) }));
     expect(bad).toMatchObject({ kind: "invalid", reason: "REPLICAS_INVALID" });
     expect(await refused(update("no-such-deployment", { scaling: d.scaling }))).toMatchObject({ kind: "not_found", reason: "DEPLOYMENT_NOT_FOUND" });
 
     // With no worker, the first change stays PENDING: the second is refused with its id.
     await withoutWorker(async () => {
-      const first = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 } });
-      const second = await refused(update(d.name, { scaling: { minReplicas: 4, maxReplicas: 4 } }));
+      const first = await update(d.name, { scaling: replicas(2, 2) });
+      const second = await refused(update(d.name, { scaling: replicas(4, 4) }));
       expect(second).toMatchObject({ kind: "failed_precondition", reason: "TASK_IN_PROGRESS", metadata: { activeTaskId: first.task.id } });
       expect(await refused(rollbackDeployment(deps, alice, { name: d.name, revision: 0, requestId: "" }))).toMatchObject({ reason: "TASK_IN_PROGRESS" });
       // The same requestId answers the same task; another body with it is refused.
       const a = await cancelTask(deps, alice, first.task.id);
       expect(a.status).toBe("CANCELLED");
-      const r1 = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 }, requestId: "upd-req-1" });
-      const r2 = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 }, requestId: "upd-req-1" });
+      const r1 = await update(d.name, { scaling: replicas(2, 2), requestId: "upd-req-1" });
+      const r2 = await update(d.name, { scaling: replicas(2, 2), requestId: "upd-req-1" });
       expect(r2.task.id).toBe(r1.task.id);
-      expect(await refused(update(d.name, { scaling: { minReplicas: 5, maxReplicas: 5 }, requestId: "upd-req-1" }))).toMatchObject({
+      expect(await refused(update(d.name, { scaling: replicas(5, 5), requestId: "upd-req-1" }))).toMatchObject({
         reason: "REQUEST_ID_REUSED",
       });
       await cancelTask(deps, alice, r1.task.id);
@@ -169,7 +169,7 @@ describe("UpdateDeployment", () => {
       expect(await refused(rollbackDeployment(deps, alice, { name: cancelled.deployment.name, revision: 0, requestId: "" }))).toMatchObject({
         reason: "NO_PREVIOUS_REVISION",
       });
-      const again = await update(cancelled.deployment.name, { scaling: { minReplicas: 1, maxReplicas: 1 } });
+      const again = await update(cancelled.deployment.name, { scaling: replicas(1, 1) });
       expect(again.task).toMatchObject({ kind: "UPDATE", revision: 2 });
       await pipeline.startWorker();
       expect(await settled(again.task)).toBe("COMPLETED");
@@ -235,7 +235,7 @@ describe("CancelDeploymentTask", () => {
       expect((await current(d.name)).sequence).toBe(sequence);
     });
     // Redelivered to the worker, the cancelled task's message changes nothing.
-    const again = await update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 } });
+    const again = await update(d.name, { scaling: replicas(2, 2) });
     expect(await settled(again.task)).toBe("COMPLETED");
     expect(await current(d.name)).toMatchObject({ servingRevision: 1, state: "RUNNING" });
     expect((await findTask(tdb.db, updateTask.id))!.status).toBe("CANCELLED");
@@ -252,7 +252,7 @@ describe("CancelDeploymentTask", () => {
       const del = await deleteDeployment(deps, alice, d.name, "");
       expect(await refused(cancelTask(deps, alice, del.id))).toMatchObject({ reason: "TASK_NOT_CANCELLABLE", metadata: { kind: "DELETE" } });
       // A deleting deployment takes no other change.
-      expect(await refused(update(d.name, { scaling: { minReplicas: 2, maxReplicas: 2 } }))).toMatchObject({ reason: "DEPLOYMENT_DELETING" });
+      expect(await refused(update(d.name, { scaling: replicas(2, 2) }))).toMatchObject({ reason: "DEPLOYMENT_DELETING" });
     });
   });
 });

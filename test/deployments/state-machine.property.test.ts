@@ -18,7 +18,7 @@ import { updateDeployment } from "../../src/deployments/update.js";
 import { RefusedError } from "../../src/domain/errors.js";
 import type { ModelSource, Principal } from "../../src/domain/types.js";
 import { DEFAULT_LIMITS, resolveName, validateLabels, validateSpec } from "../../src/domain/validation.js";
-import { createInput, updateInput } from "../helpers/api-deps.js";
+import { createInput, updateInput, replicas } from "../helpers/api-deps.js";
 import { startTestPipeline, type TestPipeline } from "../helpers/pipeline.js";
 import { waitFor, type TestDatabase } from "../helpers/services.js";
 
@@ -148,14 +148,14 @@ describe("the task state machine, over random sequences of calls", () => {
             if (c.op === "create") {
               const input: CreateInput = createInput({
                 suffix: `r${run}s${c.slot}`,
-                scaling: { minReplicas: c.replicas, maxReplicas: Math.max(c.replicas, 0) },
+                scaling: replicas(c.replicas, Math.max(c.replicas, 0)),
                 resources: { ...createInput().resources, acceleratorType: c.gpus > 0 ? "L4-24GB" : "", acceleratorCount: c.gpus },
               });
               lastTask.set(c.slot, (await createDeployment(deps, alice, input)).task.id);
             } else if (c.op === "update") {
               lastTask.set(c.slot, (await updateDeployment(deps, alice, updateInput(name, { model: model(c.modelRevision) }))).task.id);
             } else if (c.op === "scale") {
-              lastTask.set(c.slot, (await updateDeployment(deps, alice, updateInput(name, { scaling: { minReplicas: c.min, maxReplicas: c.max } }))).task.id);
+              lastTask.set(c.slot, (await updateDeployment(deps, alice, updateInput(name, { scaling: replicas(c.min, c.max) }))).task.id);
             } else if (c.op === "rollback") {
               lastTask.set(c.slot, (await rollbackDeployment(deps, alice, { name, revision: c.revision, requestId: "" })).task.id);
             } else if (c.op === "settle") {

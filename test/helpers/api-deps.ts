@@ -10,6 +10,7 @@ import type { UpdateInput } from "../../src/deployments/update.js";
 import type { Db } from "../../src/db/connect.js";
 import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
 import { RefusedError } from "../../src/domain/errors.js";
+import { withScalingDefaults, type Scaling } from "../../src/domain/types.js";
 import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
 import { silentLogger } from "../../src/log.js";
 import type { EventBus } from "../../src/queue/event-bus.js";
@@ -48,7 +49,7 @@ export function createInput(over: Partial<CreateInput> = {}): CreateInput {
       tokenDigest: "",
     },
     resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "128MiB", threadCount: 1, maxBatchSize: 0 },
-    scaling: { minReplicas: 1, maxReplicas: 1 },
+    scaling: replicas(1, 1),
     suffix: "",
     labels: {},
     requestId: "",
@@ -57,14 +58,19 @@ export function createInput(over: Partial<CreateInput> = {}): CreateInput {
   };
 }
 
+/** A scaling of min–max replicas, the autoscaler's settings at their defaults. */
+export function replicas(minReplicas: number, maxReplicas: number): Scaling {
+  return withScalingDefaults({ minReplicas, maxReplicas });
+}
+
 /** An UpdateDeployment input that changes only what `over` names. */
 export function updateInput(name: string, over: Partial<UpdateInput> = {}): UpdateInput {
   return { name, model: undefined, resources: undefined, scaling: undefined, progressDeadlineSeconds: 0, requestId: "", ...over };
 }
 
 /** An UpdateDeployment input that scales to `replicas` (min = max). */
-export function scaleInput(name: string, replicas: number): UpdateInput {
-  return updateInput(name, { scaling: { minReplicas: replicas, maxReplicas: replicas } });
+export function scaleInput(name: string, count: number): UpdateInput {
+  return updateInput(name, { scaling: replicas(count, count) });
 }
 
 /** The RefusedError `work` rejects with (fails the test if it resolves or throws something else). */

@@ -12,7 +12,7 @@ import { applyChange, FencedError } from "../../src/db/changes.js";
 import { findDeploymentByName } from "../../src/db/deployments.js";
 import { eventsAfter } from "../../src/db/events.js";
 import { claimTask, findTask } from "../../src/db/tasks.js";
-import { createInput, testApiDeps } from "../helpers/api-deps.js";
+import { createInput, testApiDeps, replicas } from "../helpers/api-deps.js";
 import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
@@ -30,7 +30,7 @@ let worker: Worker;
 let deps: ApiDeps;
 const alice: Principal = { workspace: "acme", name: "alice", scopes: ["deployments:read", "deployments:write"] };
 
-const input = (over: Partial<CreateInput> = {}): CreateInput => createInput({ scaling: { minReplicas: 2, maxReplicas: 2 }, labels: { team: "ml" }, ...over });
+const input = (over: Partial<CreateInput> = {}): CreateInput => createInput({ scaling: replicas(2, 2), labels: { team: "ml" }, ...over });
 
 /** The worker these tests run: the no-op runtime, four tasks at a time unless told. */
 const startNoopWorker = (concurrency = 4) =>
@@ -123,7 +123,7 @@ describe("deploy and delete through the queue", () => {
       .selectFrom("tasks")
       .select((eb) => eb.fn.countAll<string>().as("n"))
       .executeTakeFirstOrThrow();
-    const err = await createDeployment(deps, alice, input({ scaling: { minReplicas: 5, maxReplicas: 1 }, suffix: "Bad_Suffix" })).catch((e: unknown) => e);
+    const err = await createDeployment(deps, alice, input({ scaling: replicas(5, 1), suffix: "Bad_Suffix" })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RefusedError);
     expect(err).toMatchObject({ kind: "invalid", reason: "REPLICAS_INVALID" });
     // Every bad field is listed, not only the first.

@@ -2,9 +2,19 @@ import { describe, expect, it } from "vitest";
 import { newId, newSuffix } from "../../src/domain/ids.js";
 import { deploymentName, isDnsLabel, modelSlug } from "../../src/domain/names.js";
 import { parseMemory } from "../../src/domain/quantities.js";
-import { DEFAULT_LIMITS, initialReplicas, resolveName, SUPPORTED_RUNTIMES, validateSpec } from "../../src/domain/validation.js";
+import {
+  DEFAULT_LIMITS,
+  initialReplicas,
+  resolveName,
+  resolveRollout,
+  SUPPORTED_RUNTIMES,
+  validateScaling,
+  validateSpec,
+} from "../../src/domain/validation.js";
+import { ALL_AT_ONCE, withScalingDefaults } from "../../src/domain/types.js";
 import type { DeploymentSpec } from "../../src/domain/validation.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
+import { replicas } from "../helpers/api-deps.js";
 
 const spec = (over: Partial<DeploymentSpec> = {}): DeploymentSpec => ({
   model: {
@@ -19,7 +29,7 @@ const spec = (over: Partial<DeploymentSpec> = {}): DeploymentSpec => ({
     tokenDigest: "",
   },
   resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memory: "256MiB", threadCount: 2, maxBatchSize: 8 },
-  scaling: { minReplicas: 1, maxReplicas: 2 },
+  scaling: replicas(1, 2),
   ...over,
 });
 
@@ -72,7 +82,7 @@ describe("validation", () => {
       spec({
         model: { ...spec().model, uri: "ftp://x/y" },
         resources: { acceleratorType: "H100", acceleratorCount: 1, cpu: -1, memory: "lots", threadCount: 100_000, maxBatchSize: 0 },
-        scaling: { minReplicas: 3, maxReplicas: 1 },
+        scaling: replicas(3, 1),
       }),
       catalog,
     );
@@ -149,6 +159,71 @@ describe("config", () => {
     }
     expect(loadConfig({ MODELDEPLOY_ACCELERATORS: "L4-24GB:24GiB:8:16" }).accelerators).toEqual([
       { name: "L4-24GB", memory: "24GiB", maxPerReplica: 8, total: 16 },
+    ]);
+  });
+});
+
+describe("resolveRollout", () => {
+  it("defaults to all at once, fills in a canary's defaults, and refuses bad steps with ROLLOUT_INVALID", () => {
+    expect(resolveRollout(undefined, 600)).toEqual({ rollout: ALL_AT_ONCE });
+    const canary = resolveRollout(
+      {
+        strategy: "CANARY",
+        steps: [
+          { percent: 10, pauseSeconds: 30 },
+          { percent: 50, pauseSeconds: 30 },
+        ],
+        maxErrorRate: undefined,
+        minRequests: undefined,
+      },
+      600,
+    );
+    expect(canary).toEqual({
+      rollout: {
+        strategy: "CANARY",
+        steps: [
+          { percent: 10, pauseSeconds: 30 },
+          { percent: 50, pauseSeconds: 30 },
+        ],
+        maxErrorRate: 0.01,
+        minRequests: 20,
+      },
+    });
+    const bad = resolveRollout(
+      {
+        strategy: "CANARY",
+        steps: [
+          { percent: 50, pauseSeconds: 10 },
+          { percent: 40, pauseSeconds: 700 },
+        ],
+        maxErrorRate: 2,
+        minRequests: -1,
+      },
+      600,
+    );
+    expect("problems" in bad && bad.problems.map((p) => p.field)).toEqual([
+      "rollout.max_error_rate",
+      "rollout.min_requests",
+      "rollout.steps[1].percent",
+      "rollout.steps[1].pause_seconds",
+    ]);
+    expect("problems" in bad && bad.problems.every((p) => p.reason === "ROLLOUT_INVALID")).toBe(true);
+    const stepsWithoutCanary = resolveRollout(
+      { strategy: "ALL_AT_ONCE", steps: [{ percent: 10, pauseSeconds: 1 }], maxErrorRate: undefined, minRequests: undefined },
+      600,
+    );
+    expect("problems" in stepsWithoutCanary).toBe(true);
+  });
+
+  it("refuses autoscaler settings out of range with SCALING_INVALID", () => {
+    expect(validateScaling(withScalingDefaults({ minReplicas: 0, maxReplicas: 3 }), DEFAULT_LIMITS)).toEqual([]);
+    const problems = validateScaling(
+      { ...withScalingDefaults({ minReplicas: 0, maxReplicas: 3 }), targetInFlight: -1, wakeTimeoutSeconds: 99_999 },
+      DEFAULT_LIMITS,
+    );
+    expect(problems.map((p) => [p.field, p.reason])).toEqual([
+      ["scaling.target_in_flight", "SCALING_INVALID"],
+      ["scaling.wake_timeout_seconds", "SCALING_INVALID"],
     ]);
   });
 });

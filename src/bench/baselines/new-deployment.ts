@@ -3,7 +3,7 @@
 import { modelFromPb, resourcesFromPb } from "../../api/convert.js";
 import type { NewDeployment } from "../../db/create-deployment.js";
 import { newId } from "../../domain/ids.js";
-import { emptyProgress, type Deployment, type Task } from "../../domain/types.js";
+import { emptyProgress, withScalingDefaults, type Deployment, type Task } from "../../domain/types.js";
 
 export function newDeploymentRows(o: { workspace: string; modelName: string; replicas: number }): NewDeployment {
   const now = new Date();
@@ -22,13 +22,14 @@ export function newDeploymentRows(o: { workspace: string; modelName: string; rep
     state: "PENDING",
     model,
     resources,
-    scaling: { minReplicas: o.replicas, maxReplicas: o.replicas },
+    scaling: withScalingDefaults({ minReplicas: o.replicas, maxReplicas: o.replicas }),
     failure: null,
     instances: { desired: 0, ready: 0, pending: 0, restarts: 0 },
     endpointUrl: "",
     servingRevision: 0,
     targetRevision: 1,
     activeTaskId: taskId,
+    traffic: [],
     labels: {},
     creator: "bench",
     modifier: "bench",
@@ -58,6 +59,7 @@ export function newDeploymentRows(o: { workspace: string; modelName: string; rep
     progressDeadline: new Date(now.getTime() + 600_000),
     deadlineSeconds: 600,
     scaling: null,
+    rollout: null,
   };
   return { deployment, revision: { number: 1, model, resources, taskId, createTime: now }, task, requestHash: "" };
 }

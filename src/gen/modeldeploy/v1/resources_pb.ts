@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modeldeploy/v1/resources.proto.
  */
 export const file_modeldeploy_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("Ch5tb2RlbGRlcGxveS92MS9yZXNvdXJjZXMucHJvdG8SDm1vZGVsZGVwbG95LnYxIqUFCgpEZXBsb3ltZW50EgwKBG5hbWUYASABKAkSCwoDdWlkGAIgASgJEhEKCXdvcmtzcGFjZRgDIAEoCRIqCgVtb2RlbBgEIAEoCzIbLm1vZGVsZGVwbG95LnYxLk1vZGVsU291cmNlEiwKCXJlc291cmNlcxgFIAEoCzIZLm1vZGVsZGVwbG95LnYxLlJlc291cmNlcxIoCgdzY2FsaW5nGAYgASgLMhcubW9kZWxkZXBsb3kudjEuU2NhbGluZxIuCgVzdGF0ZRgHIAEoDjIfLm1vZGVsZGVwbG95LnYxLkRlcGxveW1lbnRTdGF0ZRIoCgdmYWlsdXJlGAggASgLMhcubW9kZWxkZXBsb3kudjEuRmFpbHVyZRIsCglpbnN0YW5jZXMYCSABKAsyGS5tb2RlbGRlcGxveS52MS5JbnN0YW5jZXMSFAoMZW5kcG9pbnRfdXJsGAogASgJEhgKEHNlcnZpbmdfcmV2aXNpb24YCyABKAUSFwoPdGFyZ2V0X3JldmlzaW9uGAwgASgFEhYKDmFjdGl2ZV90YXNrX2lkGA0gASgJEi8KC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY3JlYXRvchgQIAEoCRIQCghtb2RpZmllchgRIAEoCRI2CgZsYWJlbHMYEiADKAsyJi5tb2RlbGRlcGxveS52MS5EZXBsb3ltZW50LkxhYmVsc0VudHJ5EhAKCHNlcXVlbmNlGBMgASgDGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitAEKC01vZGVsU291cmNlEgwKBG5hbWUYASABKAkSEAoIcmV2aXNpb24YAiABKAkSCwoDdXJpGAMgASgJEg4KBnNoYTI1NhgEIAEoCRIMCgR0YXNrGAUgASgJEicKBHR5cGUYBiABKA4yGS5tb2RlbGRlcGxveS52MS5Nb2RlbFR5cGUSDwoHcnVudGltZRgHIAEoCRINCgV0b2tlbhgIIAEoCRIRCgl0b2tlbl9zZXQYCSABKAgiiwEKCVJlc291cmNlcxIYChBhY2NlbGVyYXRvcl90eXBlGAEgASgJEhkKEWFjY2VsZXJhdG9yX2NvdW50GAIgASgFEgsKA2NwdRgDIAEoARIOCgZtZW1vcnkYBCABKAkSFAoMdGhyZWFkX2NvdW50GAUgASgFEhYKDm1heF9iYXRjaF9zaXplGAYgASgFIjUKB1NjYWxpbmcSFAoMbWluX3JlcGxpY2FzGAEgASgFEhQKDG1heF9yZXBsaWNhcxgCIAEoBSJOCglJbnN0YW5jZXMSDwoHZGVzaXJlZBgBIAEoBRINCgVyZWFkeRgCIAEoBRIPCgdwZW5kaW5nGAMgASgFEhAKCHJlc3RhcnRzGAQgASgFIr4BCgdGYWlsdXJlEi0KBnJlYXNvbhgBIAEoDjIdLm1vZGVsZGVwbG95LnYxLkZhaWx1cmVSZWFzb24SDwoHbWVzc2FnZRgCIAEoCRIWCglleGl0X2NvZGUYAyABKAVIAIgBARIQCghsb2dfdGFpbBgEIAEoCRIRCglyZXRyeWFibGUYBSABKAgSKAoEdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDAoKX2V4aXRfY29kZSL9BAoEVGFzaxIKCgJpZBgBIAEoCRImCgRraW5kGAIgASgOMhgubW9kZWxkZXBsb3kudjEuVGFza0tpbmQSFwoPZGVwbG95bWVudF9uYW1lGAMgASgJEhAKCHJldmlzaW9uGAQgASgFEioKBnN0YXR1cxgFIAEoDjIaLm1vZGVsZGVwbG95LnYxLlRhc2tTdGF0dXMSKAoFcGhhc2UYBiABKA4yGS5tb2RlbGRlcGxveS52MS5UYXNrUGhhc2USLgoIcHJvZ3Jlc3MYByABKAsyHC5tb2RlbGRlcGxveS52MS5UYXNrUHJvZ3Jlc3MSKgoGcmVzdWx0GAggASgLMhoubW9kZWxkZXBsb3kudjEuVGFza1Jlc3VsdBIoCgdmYWlsdXJlGAkgASgLMhcubW9kZWxkZXBsb3kudjEuRmFpbHVyZRITCgtyb2xsZWRfYmFjaxgKIAEoCBIPCgdhdHRlbXB0GAsgASgFEhIKCnJlcXVlc3RfaWQYDCABKAkSLwoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFwcm9ncmVzc19kZWFkbGluZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOZGVwbG95bWVudF91aWQYESABKAkSEQoJd29ya3NwYWNlGBIgASgJEg8KB2NyZWF0b3IYEyABKAkiiwEKDFRhc2tQcm9ncmVzcxIPCgdwZXJjZW50GAEgASgFEhIKCmJ5dGVzX2RvbmUYAiABKAMSEwoLYnl0ZXNfdG90YWwYAyABKAMSFgoOcmVwbGljYXNfcmVhZHkYBCABKAUSGAoQcmVwbGljYXNfZGVzaXJlZBgFIAEoBRIPCgdtZXNzYWdlGAYgASgJIksKClRhc2tSZXN1bHQSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIUCgxlbmRwb2ludF91cmwYAiABKAkSEAoIcmV2aXNpb24YAyABKAUiwAEKEkRlcGxveW1lbnRSZXZpc2lvbhIOCgZudW1iZXIYASABKAUSKgoFbW9kZWwYAiABKAsyGy5tb2RlbGRlcGxveS52MS5Nb2RlbFNvdXJjZRIsCglyZXNvdXJjZXMYAyABKAsyGS5tb2RlbGRlcGxveS52MS5SZXNvdXJjZXMSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Rhc2tfaWQYBSABKAkiWwoPQWNjZWxlcmF0b3JUeXBlEgwKBG5hbWUYASABKAkSDgoGbWVtb3J5GAIgASgJEhcKD21heF9wZXJfcmVwbGljYRgDIAEoBRIRCglhdmFpbGFibGUYBCABKAUi2gEKD0RlcGxveW1lbnRFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIOCgZjdXJzb3IYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoEdHlwZRgEIAEoDjIZLm1vZGVsZGVwbG95LnYxLkV2ZW50VHlwZRIuCgpkZXBsb3ltZW50GAUgASgLMhoubW9kZWxkZXBsb3kudjEuRGVwbG95bWVudBIiCgR0YXNrGAYgASgLMhQubW9kZWxkZXBsb3kudjEuVGFzayqOAwoPRGVwbG95bWVudFN0YXRlEiAKHERFUExPWU1FTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIcChhERVBMT1lNRU5UX1NUQVRFX1BFTkRJTkcQARIhCh1ERVBMT1lNRU5UX1NUQVRFX0lOSVRJQUxJWklORxACEiAKHERFUExPWU1FTlRfU1RBVEVfRE9XTkxPQURJTkcQAxIeChpERVBMT1lNRU5UX1NUQVRFX0RFUExPWUlORxAEEhwKGERFUExPWU1FTlRfU1RBVEVfUlVOTklORxAFEh0KGURFUExPWU1FTlRfU1RBVEVfVVBEQVRJTkcQBhIhCh1ERVBMT1lNRU5UX1NUQVRFX1JPTExJTkdfQkFDSxAHEhwKGERFUExPWU1FTlRfU1RBVEVfU1RPUFBFRBAIEhsKF0RFUExPWU1FTlRfU1RBVEVfRkFJTEVEEAkSHQoZREVQTE9ZTUVOVF9TVEFURV9ERUxFVElORxAKEhwKGERFUExPWU1FTlRfU1RBVEVfREVMRVRFRBALKpUBCglNb2RlbFR5cGUSGgoWTU9ERUxfVFlQRV9VTlNQRUNJRklFRBAAEhIKDk1PREVMX1RZUEVfTExNEAESGAoUTU9ERUxfVFlQRV9FTUJFRERJTkcQAhITCg9NT0RFTF9UWVBFX0xPUkEQAxISCg5NT0RFTF9UWVBFX1RUUxAEEhUKEU1PREVMX1RZUEVfTEVHQUNZEAUqsAMKDUZhaWx1cmVSZWFzb24SHgoaRkFJTFVSRV9SRUFTT05fVU5TUEVDSUZJRUQQABIfChtGQUlMVVJFX1JFQVNPTl9JTlZBTElEX1NQRUMQARIkCiBGQUlMVVJFX1JFQVNPTl9XRUlHSFRTX05PVF9GT1VORBACEioKJkZBSUxVUkVfUkVBU09OX1dFSUdIVFNfRE9XTkxPQURfRkFJTEVEEAMSLAooRkFJTFVSRV9SRUFTT05fV0VJR0hUU19DSEVDS1NVTV9NSVNNQVRDSBAEEikKJUZBSUxVUkVfUkVBU09OX0lOU1VGRklDSUVOVF9SRVNPVVJDRVMQBRIgChxGQUlMVVJFX1JFQVNPTl9TRVJWRVJfRVhJVEVEEAYSJwojRkFJTFVSRV9SRUFTT05fSEVBTFRIX0NIRUNLX1RJTUVPVVQQBxItCilGQUlMVVJFX1JFQVNPTl9QUk9HUkVTU19ERUFETElORV9FWENFRURFRBAIEhwKGEZBSUxVUkVfUkVBU09OX0NBTkNFTExFRBAJEhsKF0ZBSUxVUkVfUkVBU09OX0lOVEVSTkFMEAoqlAEKCFRhc2tLaW5kEhkKFVRBU0tfS0lORF9VTlNQRUNJRklFRBAAEhQKEFRBU0tfS0lORF9ERVBMT1kQARIUChBUQVNLX0tJTkRfVVBEQVRFEAISEwoPVEFTS19LSU5EX1NDQUxFEAMSFgoSVEFTS19LSU5EX1JPTExCQUNLEAQSFAoQVEFTS19LSU5EX0RFTEVURRAFKqkBCgpUYXNrU3RhdHVzEhsKF1RBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTVEFTS19TVEFUVVNfUEVORElORxABEhcKE1RBU0tfU1RBVFVTX1JVTk5JTkcQAhIZChVUQVNLX1NUQVRVU19DT01QTEVURUQQAxIWChJUQVNLX1NUQVRVU19GQUlMRUQQBBIZChVUQVNLX1NUQVRVU19DQU5DRUxMRUQQBSqYAgoJVGFza1BoYXNlEhoKFlRBU0tfUEhBU0VfVU5TUEVDSUZJRUQQABIVChFUQVNLX1BIQVNFX1FVRVVFRBABEhkKFVRBU0tfUEhBU0VfVkFMSURBVElORxACEhoKFlRBU0tfUEhBU0VfRE9XTkxPQURJTkcQAxIXChNUQVNLX1BIQVNFX1NUQVJUSU5HEAQSHgoaVEFTS19QSEFTRV9IRUFMVEhfQ0hFQ0tJTkcQBRIgChxUQVNLX1BIQVNFX1NXSVRDSElOR19UUkFGRklDEAYSFwoTVEFTS19QSEFTRV9EUkFJTklORxAHEhgKFFRBU0tfUEhBU0VfUkVMRUFTSU5HEAgSEwoPVEFTS19QSEFTRV9ET05FEAkqrQEKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFwoTRVZFTlRfVFlQRV9TTkFQU0hPVBABEhwKGEVWRU5UX1RZUEVfU1RBVEVfQ0hBTkdFRBACEhcKE0VWRU5UX1RZUEVfUFJPR1JFU1MQAxIcChhFVkVOVF9UWVBFX1RBU0tfRklOSVNIRUQQBBIWChJFVkVOVF9UWVBFX0RFTEVURUQQBWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5tb2RlbGRlcGxveS92MS9yZXNvdXJjZXMucHJvdG8SDm1vZGVsZGVwbG95LnYxItUFCgpEZXBsb3ltZW50EgwKBG5hbWUYASABKAkSCwoDdWlkGAIgASgJEhEKCXdvcmtzcGFjZRgDIAEoCRIqCgVtb2RlbBgEIAEoCzIbLm1vZGVsZGVwbG95LnYxLk1vZGVsU291cmNlEiwKCXJlc291cmNlcxgFIAEoCzIZLm1vZGVsZGVwbG95LnYxLlJlc291cmNlcxIoCgdzY2FsaW5nGAYgASgLMhcubW9kZWxkZXBsb3kudjEuU2NhbGluZxIuCgVzdGF0ZRgHIAEoDjIfLm1vZGVsZGVwbG95LnYxLkRlcGxveW1lbnRTdGF0ZRIoCgdmYWlsdXJlGAggASgLMhcubW9kZWxkZXBsb3kudjEuRmFpbHVyZRIsCglpbnN0YW5jZXMYCSABKAsyGS5tb2RlbGRlcGxveS52MS5JbnN0YW5jZXMSFAoMZW5kcG9pbnRfdXJsGAogASgJEhgKEHNlcnZpbmdfcmV2aXNpb24YCyABKAUSFwoPdGFyZ2V0X3JldmlzaW9uGAwgASgFEhYKDmFjdGl2ZV90YXNrX2lkGA0gASgJEi8KC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY3JlYXRvchgQIAEoCRIQCghtb2RpZmllchgRIAEoCRI2CgZsYWJlbHMYEiADKAsyJi5tb2RlbGRlcGxveS52MS5EZXBsb3ltZW50LkxhYmVsc0VudHJ5EhAKCHNlcXVlbmNlGBMgASgDEi4KB3RyYWZmaWMYFCADKAsyHS5tb2RlbGRlcGxveS52MS5UcmFmZmljVGFyZ2V0Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMgoNVHJhZmZpY1RhcmdldBIQCghyZXZpc2lvbhgBIAEoBRIPCgdwZXJjZW50GAIgASgFIrQBCgtNb2RlbFNvdXJjZRIMCgRuYW1lGAEgASgJEhAKCHJldmlzaW9uGAIgASgJEgsKA3VyaRgDIAEoCRIOCgZzaGEyNTYYBCABKAkSDAoEdGFzaxgFIAEoCRInCgR0eXBlGAYgASgOMhkubW9kZWxkZXBsb3kudjEuTW9kZWxUeXBlEg8KB3J1bnRpbWUYByABKAkSDQoFdG9rZW4YCCABKAkSEQoJdG9rZW5fc2V0GAkgASgIIosBCglSZXNvdXJjZXMSGAoQYWNjZWxlcmF0b3JfdHlwZRgBIAEoCRIZChFhY2NlbGVyYXRvcl9jb3VudBgCIAEoBRILCgNjcHUYAyABKAESDgoGbWVtb3J5GAQgASgJEhQKDHRocmVhZF9jb3VudBgFIAEoBRIWCg5tYXhfYmF0Y2hfc2l6ZRgGIAEoBSKPAQoHU2NhbGluZxIUCgxtaW5fcmVwbGljYXMYASABKAUSFAoMbWF4X3JlcGxpY2FzGAIgASgFEhgKEHRhcmdldF9pbl9mbGlnaHQYAyABKAUSIAoYc2NhbGVfZG93bl9kZWxheV9zZWNvbmRzGAQgASgFEhwKFHdha2VfdGltZW91dF9zZWNvbmRzGAUgASgFIsQBCgdSb2xsb3V0EjEKCHN0cmF0ZWd5GAEgASgOMh8ubW9kZWxkZXBsb3kudjEuUm9sbG91dFN0cmF0ZWd5EioKBXN0ZXBzGAIgAygLMhsubW9kZWxkZXBsb3kudjEuUm9sbG91dFN0ZXASGwoObWF4X2Vycm9yX3JhdGUYAyABKAFIAIgBARIZCgxtaW5fcmVxdWVzdHMYBCABKAVIAYgBAUIRCg9fbWF4X2Vycm9yX3JhdGVCDwoNX21pbl9yZXF1ZXN0cyI1CgtSb2xsb3V0U3RlcBIPCgdwZXJjZW50GAEgASgFEhUKDXBhdXNlX3NlY29uZHMYAiABKAUiTgoJSW5zdGFuY2VzEg8KB2Rlc2lyZWQYASABKAUSDQoFcmVhZHkYAiABKAUSDwoHcGVuZGluZxgDIAEoBRIQCghyZXN0YXJ0cxgEIAEoBSK+AQoHRmFpbHVyZRItCgZyZWFzb24YASABKA4yHS5tb2RlbGRlcGxveS52MS5GYWlsdXJlUmVhc29uEg8KB21lc3NhZ2UYAiABKAkSFgoJZXhpdF9jb2RlGAMgASgFSACIAQESEAoIbG9nX3RhaWwYBCABKAkSEQoJcmV0cnlhYmxlGAUgASgIEigKBHRpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl9leGl0X2NvZGUipwUKBFRhc2sSCgoCaWQYASABKAkSJgoEa2luZBgCIAEoDjIYLm1vZGVsZGVwbG95LnYxLlRhc2tLaW5kEhcKD2RlcGxveW1lbnRfbmFtZRgDIAEoCRIQCghyZXZpc2lvbhgEIAEoBRIqCgZzdGF0dXMYBSABKA4yGi5tb2RlbGRlcGxveS52MS5UYXNrU3RhdHVzEigKBXBoYXNlGAYgASgOMhkubW9kZWxkZXBsb3kudjEuVGFza1BoYXNlEi4KCHByb2dyZXNzGAcgASgLMhwubW9kZWxkZXBsb3kudjEuVGFza1Byb2dyZXNzEioKBnJlc3VsdBgIIAEoCzIaLm1vZGVsZGVwbG95LnYxLlRhc2tSZXN1bHQSKAoHZmFpbHVyZRgJIAEoCzIXLm1vZGVsZGVwbG95LnYxLkZhaWx1cmUSEwoLcm9sbGVkX2JhY2sYCiABKAgSDwoHYXR0ZW1wdBgLIAEoBRISCgpyZXF1ZXN0X2lkGAwgASgJEi8KC2NyZWF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRcHJvZ3Jlc3NfZGVhZGxpbmUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmRlcGxveW1lbnRfdWlkGBEgASgJEhEKCXdvcmtzcGFjZRgSIAEoCRIPCgdjcmVhdG9yGBMgASgJEigKB3JvbGxvdXQYFCABKAsyFy5tb2RlbGRlcGxveS52MS5Sb2xsb3V0IrgBCgxUYXNrUHJvZ3Jlc3MSDwoHcGVyY2VudBgBIAEoBRISCgpieXRlc19kb25lGAIgASgDEhMKC2J5dGVzX3RvdGFsGAMgASgDEhYKDnJlcGxpY2FzX3JlYWR5GAQgASgFEhgKEHJlcGxpY2FzX2Rlc2lyZWQYBSABKAUSDwoHbWVzc2FnZRgGIAEoCRIUCgxyb2xsb3V0X3N0ZXAYByABKAUSFQoNcm9sbG91dF9zdGVwcxgIIAEoBSJLCgpUYXNrUmVzdWx0EhUKDWRlcGxveW1lbnRfaWQYASABKAkSFAoMZW5kcG9pbnRfdXJsGAIgASgJEhAKCHJldmlzaW9uGAMgASgFIsABChJEZXBsb3ltZW50UmV2aXNpb24SDgoGbnVtYmVyGAEgASgFEioKBW1vZGVsGAIgASgLMhsubW9kZWxkZXBsb3kudjEuTW9kZWxTb3VyY2USLAoJcmVzb3VyY2VzGAMgASgLMhkubW9kZWxkZXBsb3kudjEuUmVzb3VyY2VzEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd0YXNrX2lkGAUgASgJIlsKD0FjY2VsZXJhdG9yVHlwZRIMCgRuYW1lGAEgASgJEg4KBm1lbW9yeRgCIAEoCRIXCg9tYXhfcGVyX3JlcGxpY2EYAyABKAUSEQoJYXZhaWxhYmxlGAQgASgFIusBCg9EZXBsb3ltZW50RXZlbnQSEAoIc2VxdWVuY2UYASABKAMSDgoGY3Vyc29yGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBHR5cGUYBCABKA4yGS5tb2RlbGRlcGxveS52MS5FdmVudFR5cGUSLgoKZGVwbG95bWVudBgFIAEoCzIaLm1vZGVsZGVwbG95LnYxLkRlcGxveW1lbnQSIgoEdGFzaxgGIAEoCzIULm1vZGVsZGVwbG95LnYxLlRhc2sSDwoHbWVzc2FnZRgHIAEoCSqpAwoPRGVwbG95bWVudFN0YXRlEiAKHERFUExPWU1FTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIcChhERVBMT1lNRU5UX1NUQVRFX1BFTkRJTkcQARIhCh1ERVBMT1lNRU5UX1NUQVRFX0lOSVRJQUxJWklORxACEiAKHERFUExPWU1FTlRfU1RBVEVfRE9XTkxPQURJTkcQAxIeChpERVBMT1lNRU5UX1NUQVRFX0RFUExPWUlORxAEEhwKGERFUExPWU1FTlRfU1RBVEVfUlVOTklORxAFEh0KGURFUExPWU1FTlRfU1RBVEVfVVBEQVRJTkcQBhIhCh1ERVBMT1lNRU5UX1NUQVRFX1JPTExJTkdfQkFDSxAHEhwKGERFUExPWU1FTlRfU1RBVEVfU1RPUFBFRBAIEhsKF0RFUExPWU1FTlRfU1RBVEVfRkFJTEVEEAkSHQoZREVQTE9ZTUVOVF9TVEFURV9ERUxFVElORxAKEhwKGERFUExPWU1FTlRfU1RBVEVfREVMRVRFRBALEhkKFURFUExPWU1FTlRfU1RBVEVfSURMRRAMKpUBCglNb2RlbFR5cGUSGgoWTU9ERUxfVFlQRV9VTlNQRUNJRklFRBAAEhIKDk1PREVMX1RZUEVfTExNEAESGAoUTU9ERUxfVFlQRV9FTUJFRERJTkcQAhITCg9NT0RFTF9UWVBFX0xPUkEQAxISCg5NT0RFTF9UWVBFX1RUUxAEEhUKEU1PREVMX1RZUEVfTEVHQUNZEAUqcgoPUm9sbG91dFN0cmF0ZWd5EiAKHFJPTExPVVRfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIgChxST0xMT1VUX1NUUkFURUdZX0FMTF9BVF9PTkNFEAESGwoXUk9MTE9VVF9TVFJBVEVHWV9DQU5BUlkQAirSAwoNRmFpbHVyZVJlYXNvbhIeChpGQUlMVVJFX1JFQVNPTl9VTlNQRUNJRklFRBAAEh8KG0ZBSUxVUkVfUkVBU09OX0lOVkFMSURfU1BFQxABEiQKIEZBSUxVUkVfUkVBU09OX1dFSUdIVFNfTk9UX0ZPVU5EEAISKgomRkFJTFVSRV9SRUFTT05fV0VJR0hUU19ET1dOTE9BRF9GQUlMRUQQAxIsCihGQUlMVVJFX1JFQVNPTl9XRUlHSFRTX0NIRUNLU1VNX01JU01BVENIEAQSKQolRkFJTFVSRV9SRUFTT05fSU5TVUZGSUNJRU5UX1JFU09VUkNFUxAFEiAKHEZBSUxVUkVfUkVBU09OX1NFUlZFUl9FWElURUQQBhInCiNGQUlMVVJFX1JFQVNPTl9IRUFMVEhfQ0hFQ0tfVElNRU9VVBAHEi0KKUZBSUxVUkVfUkVBU09OX1BST0dSRVNTX0RFQURMSU5FX0VYQ0VFREVEEAgSHAoYRkFJTFVSRV9SRUFTT05fQ0FOQ0VMTEVEEAkSGwoXRkFJTFVSRV9SRUFTT05fSU5URVJOQUwQChIgChxGQUlMVVJFX1JFQVNPTl9DQU5BUllfRkFJTEVEEAsqlAEKCFRhc2tLaW5kEhkKFVRBU0tfS0lORF9VTlNQRUNJRklFRBAAEhQKEFRBU0tfS0lORF9ERVBMT1kQARIUChBUQVNLX0tJTkRfVVBEQVRFEAISEwoPVEFTS19LSU5EX1NDQUxFEAMSFgoSVEFTS19LSU5EX1JPTExCQUNLEAQSFAoQVEFTS19LSU5EX0RFTEVURRAFKqkBCgpUYXNrU3RhdHVzEhsKF1RBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTVEFTS19TVEFUVVNfUEVORElORxABEhcKE1RBU0tfU1RBVFVTX1JVTk5JTkcQAhIZChVUQVNLX1NUQVRVU19DT01QTEVURUQQAxIWChJUQVNLX1NUQVRVU19GQUlMRUQQBBIZChVUQVNLX1NUQVRVU19DQU5DRUxMRUQQBSqYAgoJVGFza1BoYXNlEhoKFlRBU0tfUEhBU0VfVU5TUEVDSUZJRUQQABIVChFUQVNLX1BIQVNFX1FVRVVFRBABEhkKFVRBU0tfUEhBU0VfVkFMSURBVElORxACEhoKFlRBU0tfUEhBU0VfRE9XTkxPQURJTkcQAxIXChNUQVNLX1BIQVNFX1NUQVJUSU5HEAQSHgoaVEFTS19QSEFTRV9IRUFMVEhfQ0hFQ0tJTkcQBRIgChxUQVNLX1BIQVNFX1NXSVRDSElOR19UUkFGRklDEAYSFwoTVEFTS19QSEFTRV9EUkFJTklORxAHEhgKFFRBU0tfUEhBU0VfUkVMRUFTSU5HEAgSEwoPVEFTS19QSEFTRV9ET05FEAkqxAEKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFwoTRVZFTlRfVFlQRV9TTkFQU0hPVBABEhwKGEVWRU5UX1RZUEVfU1RBVEVfQ0hBTkdFRBACEhcKE0VWRU5UX1RZUEVfUFJPR1JFU1MQAxIcChhFVkVOVF9UWVBFX1RBU0tfRklOSVNIRUQQBBIWChJFVkVOVF9UWVBFX0RFTEVURUQQBRIVChFFVkVOVF9UWVBFX1NDQUxFRBAGYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A named, running (or becoming running) instance of a model revision.
@@ -132,6 +132,14 @@ export type Deployment = Message<"modeldeploy.v1.Deployment"> & {
    * @generated from field: int64 sequence = 19;
    */
   sequence: bigint;
+
+  /**
+   * The split of requests in force now; percents add up to 100 while anything
+   * serves (one target at 100 outside a canary), empty when nothing serves.
+   *
+   * @generated from field: repeated modeldeploy.v1.TrafficTarget traffic = 20;
+   */
+  traffic: TrafficTarget[];
 };
 
 /**
@@ -140,6 +148,30 @@ export type Deployment = Message<"modeldeploy.v1.Deployment"> & {
  */
 export const DeploymentSchema: GenMessage<Deployment> = /*@__PURE__*/
   messageDesc(file_modeldeploy_v1_resources, 0);
+
+/**
+ * One revision's share of a deployment's requests.
+ *
+ * @generated from message modeldeploy.v1.TrafficTarget
+ */
+export type TrafficTarget = Message<"modeldeploy.v1.TrafficTarget"> & {
+  /**
+   * @generated from field: int32 revision = 1;
+   */
+  revision: number;
+
+  /**
+   * @generated from field: int32 percent = 2;
+   */
+  percent: number;
+};
+
+/**
+ * Describes the message modeldeploy.v1.TrafficTarget.
+ * Use `create(TrafficTargetSchema)` to create a new message.
+ */
+export const TrafficTargetSchema: GenMessage<TrafficTarget> = /*@__PURE__*/
+  messageDesc(file_modeldeploy_v1_resources, 1);
 
 /**
  * Where a model revision's weights are and how to serve them.
@@ -216,7 +248,7 @@ export type ModelSource = Message<"modeldeploy.v1.ModelSource"> & {
  * Use `create(ModelSourceSchema)` to create a new message.
  */
 export const ModelSourceSchema: GenMessage<ModelSource> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 1);
+  messageDesc(file_modeldeploy_v1_resources, 2);
 
 /**
  * @generated from message modeldeploy.v1.Resources
@@ -264,7 +296,7 @@ export type Resources = Message<"modeldeploy.v1.Resources"> & {
  * Use `create(ResourcesSchema)` to create a new message.
  */
 export const ResourcesSchema: GenMessage<Resources> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 2);
+  messageDesc(file_modeldeploy_v1_resources, 3);
 
 /**
  * @generated from message modeldeploy.v1.Scaling
@@ -279,6 +311,29 @@ export type Scaling = Message<"modeldeploy.v1.Scaling"> & {
    * @generated from field: int32 max_replicas = 2;
    */
   maxReplicas: number;
+
+  /**
+   * In-flight requests per ready replica the autoscaler aims for; 0: 4.
+   *
+   * @generated from field: int32 target_in_flight = 3;
+   */
+  targetInFlight: number;
+
+  /**
+   * How long load must stay low before a replica is removed (and, with
+   * min_replicas 0, before the deployment goes IDLE); 0: 60.
+   *
+   * @generated from field: int32 scale_down_delay_seconds = 4;
+   */
+  scaleDownDelaySeconds: number;
+
+  /**
+   * How long a request to an IDLE deployment is held while a replica starts
+   * before it is answered 503 with Retry-After; 0: 60.
+   *
+   * @generated from field: int32 wake_timeout_seconds = 5;
+   */
+  wakeTimeoutSeconds: number;
 };
 
 /**
@@ -286,7 +341,76 @@ export type Scaling = Message<"modeldeploy.v1.Scaling"> & {
  * Use `create(ScalingSchema)` to create a new message.
  */
 export const ScalingSchema: GenMessage<Scaling> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 3);
+  messageDesc(file_modeldeploy_v1_resources, 4);
+
+/**
+ * How UpdateDeployment and RollbackDeployment move traffic to the new revision.
+ *
+ * @generated from message modeldeploy.v1.Rollout
+ */
+export type Rollout = Message<"modeldeploy.v1.Rollout"> & {
+  /**
+   * @generated from field: modeldeploy.v1.RolloutStrategy strategy = 1;
+   */
+  strategy: RolloutStrategy;
+
+  /**
+   * CANARY: each step's share of requests for the new revision, increasing,
+   * below 100; after the last step all traffic moves.
+   *
+   * @generated from field: repeated modeldeploy.v1.RolloutStep steps = 2;
+   */
+  steps: RolloutStep[];
+
+  /**
+   * 0 to 1; unset: 0.01. A step whose new-revision requests failed more often
+   * returns all traffic to the old revision (FAILURE_REASON_CANARY_FAILED).
+   *
+   * @generated from field: optional double max_error_rate = 3;
+   */
+  maxErrorRate?: number | undefined;
+
+  /**
+   * Requests of the new revision a step must count before it is judged;
+   * unset: 20. Fewer extend the step, up to the progress deadline.
+   *
+   * @generated from field: optional int32 min_requests = 4;
+   */
+  minRequests?: number | undefined;
+};
+
+/**
+ * Describes the message modeldeploy.v1.Rollout.
+ * Use `create(RolloutSchema)` to create a new message.
+ */
+export const RolloutSchema: GenMessage<Rollout> = /*@__PURE__*/
+  messageDesc(file_modeldeploy_v1_resources, 5);
+
+/**
+ * @generated from message modeldeploy.v1.RolloutStep
+ */
+export type RolloutStep = Message<"modeldeploy.v1.RolloutStep"> & {
+  /**
+   * 1 to 99.
+   *
+   * @generated from field: int32 percent = 1;
+   */
+  percent: number;
+
+  /**
+   * How long the step holds before it is judged.
+   *
+   * @generated from field: int32 pause_seconds = 2;
+   */
+  pauseSeconds: number;
+};
+
+/**
+ * Describes the message modeldeploy.v1.RolloutStep.
+ * Use `create(RolloutStepSchema)` to create a new message.
+ */
+export const RolloutStepSchema: GenMessage<RolloutStep> = /*@__PURE__*/
+  messageDesc(file_modeldeploy_v1_resources, 6);
 
 /**
  * Replica counts; ready means the replica passes its health check now.
@@ -322,7 +446,7 @@ export type Instances = Message<"modeldeploy.v1.Instances"> & {
  * Use `create(InstancesSchema)` to create a new message.
  */
 export const InstancesSchema: GenMessage<Instances> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 4);
+  messageDesc(file_modeldeploy_v1_resources, 7);
 
 /**
  * @generated from message modeldeploy.v1.Failure
@@ -370,7 +494,7 @@ export type Failure = Message<"modeldeploy.v1.Failure"> & {
  * Use `create(FailureSchema)` to create a new message.
  */
 export const FailureSchema: GenMessage<Failure> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 5);
+  messageDesc(file_modeldeploy_v1_resources, 8);
 
 /**
  * An asynchronous change of a deployment (a long-running operation).
@@ -486,6 +610,13 @@ export type Task = Message<"modeldeploy.v1.Task"> & {
    * @generated from field: string creator = 19;
    */
   creator: string;
+
+  /**
+   * How an UPDATE or ROLLBACK moves traffic (as asked, defaults filled in).
+   *
+   * @generated from field: modeldeploy.v1.Rollout rollout = 20;
+   */
+  rollout?: Rollout | undefined;
 };
 
 /**
@@ -493,7 +624,7 @@ export type Task = Message<"modeldeploy.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 6);
+  messageDesc(file_modeldeploy_v1_resources, 9);
 
 /**
  * @generated from message modeldeploy.v1.TaskProgress
@@ -530,6 +661,18 @@ export type TaskProgress = Message<"modeldeploy.v1.TaskProgress"> & {
    * @generated from field: string message = 6;
    */
   message: string;
+
+  /**
+   * During a canary: the step in force (1-based) and the number of steps; 0 otherwise.
+   *
+   * @generated from field: int32 rollout_step = 7;
+   */
+  rolloutStep: number;
+
+  /**
+   * @generated from field: int32 rollout_steps = 8;
+   */
+  rolloutSteps: number;
 };
 
 /**
@@ -537,7 +680,7 @@ export type TaskProgress = Message<"modeldeploy.v1.TaskProgress"> & {
  * Use `create(TaskProgressSchema)` to create a new message.
  */
 export const TaskProgressSchema: GenMessage<TaskProgress> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 7);
+  messageDesc(file_modeldeploy_v1_resources, 10);
 
 /**
  * @generated from message modeldeploy.v1.TaskResult
@@ -566,7 +709,7 @@ export type TaskResult = Message<"modeldeploy.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 8);
+  messageDesc(file_modeldeploy_v1_resources, 11);
 
 /**
  * @generated from message modeldeploy.v1.DeploymentRevision
@@ -603,7 +746,7 @@ export type DeploymentRevision = Message<"modeldeploy.v1.DeploymentRevision"> & 
  * Use `create(DeploymentRevisionSchema)` to create a new message.
  */
 export const DeploymentRevisionSchema: GenMessage<DeploymentRevision> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 9);
+  messageDesc(file_modeldeploy_v1_resources, 12);
 
 /**
  * @generated from message modeldeploy.v1.AcceleratorType
@@ -639,7 +782,7 @@ export type AcceleratorType = Message<"modeldeploy.v1.AcceleratorType"> & {
  * Use `create(AcceleratorTypeSchema)` to create a new message.
  */
 export const AcceleratorTypeSchema: GenMessage<AcceleratorType> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 10);
+  messageDesc(file_modeldeploy_v1_resources, 13);
 
 /**
  * @generated from message modeldeploy.v1.DeploymentEvent
@@ -682,6 +825,13 @@ export type DeploymentEvent = Message<"modeldeploy.v1.DeploymentEvent"> & {
    * @generated from field: modeldeploy.v1.Task task = 6;
    */
   task?: Task | undefined;
+
+  /**
+   * Why, when no task says it: e.g. an autoscaler change's reason.
+   *
+   * @generated from field: string message = 7;
+   */
+  message: string;
 };
 
 /**
@@ -689,7 +839,7 @@ export type DeploymentEvent = Message<"modeldeploy.v1.DeploymentEvent"> & {
  * Use `create(DeploymentEventSchema)` to create a new message.
  */
 export const DeploymentEventSchema: GenMessage<DeploymentEvent> = /*@__PURE__*/
-  messageDesc(file_modeldeploy_v1_resources, 11);
+  messageDesc(file_modeldeploy_v1_resources, 14);
 
 /**
  * @generated from enum modeldeploy.v1.DeploymentState
@@ -754,6 +904,13 @@ export enum DeploymentState {
    * @generated from enum value: DEPLOYMENT_STATE_DELETED = 11;
    */
   DELETED = 11,
+
+  /**
+   * Scaled to zero by the autoscaler; the next request wakes it.
+   *
+   * @generated from enum value: DEPLOYMENT_STATE_IDLE = 12;
+   */
+  IDLE = 12,
 }
 
 /**
@@ -802,6 +959,34 @@ export enum ModelType {
  */
 export const ModelTypeSchema: GenEnum<ModelType> = /*@__PURE__*/
   enumDesc(file_modeldeploy_v1_resources, 1);
+
+/**
+ * @generated from enum modeldeploy.v1.RolloutStrategy
+ */
+export enum RolloutStrategy {
+  /**
+   * @generated from enum value: ROLLOUT_STRATEGY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Default: all traffic switches once the new revision is healthy.
+   *
+   * @generated from enum value: ROLLOUT_STRATEGY_ALL_AT_ONCE = 1;
+   */
+  ALL_AT_ONCE = 1,
+
+  /**
+   * @generated from enum value: ROLLOUT_STRATEGY_CANARY = 2;
+   */
+  CANARY = 2,
+}
+
+/**
+ * Describes the enum modeldeploy.v1.RolloutStrategy.
+ */
+export const RolloutStrategySchema: GenEnum<RolloutStrategy> = /*@__PURE__*/
+  enumDesc(file_modeldeploy_v1_resources, 2);
 
 /**
  * @generated from enum modeldeploy.v1.FailureReason
@@ -861,13 +1046,21 @@ export enum FailureReason {
    * @generated from enum value: FAILURE_REASON_INTERNAL = 10;
    */
   INTERNAL = 10,
+
+  /**
+   * The new revision failed more than max_error_rate of its requests in a
+   * canary step; all traffic went back to the old revision.
+   *
+   * @generated from enum value: FAILURE_REASON_CANARY_FAILED = 11;
+   */
+  CANARY_FAILED = 11,
 }
 
 /**
  * Describes the enum modeldeploy.v1.FailureReason.
  */
 export const FailureReasonSchema: GenEnum<FailureReason> = /*@__PURE__*/
-  enumDesc(file_modeldeploy_v1_resources, 2);
+  enumDesc(file_modeldeploy_v1_resources, 3);
 
 /**
  * @generated from enum modeldeploy.v1.TaskKind
@@ -908,7 +1101,7 @@ export enum TaskKind {
  * Describes the enum modeldeploy.v1.TaskKind.
  */
 export const TaskKindSchema: GenEnum<TaskKind> = /*@__PURE__*/
-  enumDesc(file_modeldeploy_v1_resources, 3);
+  enumDesc(file_modeldeploy_v1_resources, 4);
 
 /**
  * @generated from enum modeldeploy.v1.TaskStatus
@@ -949,7 +1142,7 @@ export enum TaskStatus {
  * Describes the enum modeldeploy.v1.TaskStatus.
  */
 export const TaskStatusSchema: GenEnum<TaskStatus> = /*@__PURE__*/
-  enumDesc(file_modeldeploy_v1_resources, 4);
+  enumDesc(file_modeldeploy_v1_resources, 5);
 
 /**
  * @generated from enum modeldeploy.v1.TaskPhase
@@ -1010,7 +1203,7 @@ export enum TaskPhase {
  * Describes the enum modeldeploy.v1.TaskPhase.
  */
 export const TaskPhaseSchema: GenEnum<TaskPhase> = /*@__PURE__*/
-  enumDesc(file_modeldeploy_v1_resources, 5);
+  enumDesc(file_modeldeploy_v1_resources, 6);
 
 /**
  * @generated from enum modeldeploy.v1.EventType
@@ -1045,11 +1238,19 @@ export enum EventType {
    * @generated from enum value: EVENT_TYPE_DELETED = 5;
    */
   DELETED = 5,
+
+  /**
+   * The autoscaler changed the replica count, going IDLE and waking
+   * included; the event's message says why.
+   *
+   * @generated from enum value: EVENT_TYPE_SCALED = 6;
+   */
+  SCALED = 6,
 }
 
 /**
  * Describes the enum modeldeploy.v1.EventType.
  */
 export const EventTypeSchema: GenEnum<EventType> = /*@__PURE__*/
-  enumDesc(file_modeldeploy_v1_resources, 6);
+  enumDesc(file_modeldeploy_v1_resources, 7);
 
