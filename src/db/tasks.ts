@@ -109,10 +109,10 @@ e as (
   from d join c on c.id = d.task_id
   returning deployment_uid, cursor)
 select to_jsonb(c) as task,
-  coalesce((select to_jsonb(d) - 'task_id' from d where d.task_id = c.id), (select to_jsonb(d) from deployments d where d.uid = c.deployment_uid)) as dep,
+  coalesce(s.dep, (select to_jsonb(d) from deployments d where d.uid = c.deployment_uid)) as dep,
   (select to_jsonb(r) from revisions r where r.deployment_uid = c.deployment_uid and r.number = c.revision) as rev,
-  (select e.cursor from e join d on d.uid = e.deployment_uid where d.task_id = c.id) as cursor
-from c`;
+  s.cursor
+from c left join (select d.task_id, to_jsonb(d) - 'task_id' as dep, e.cursor from d join e on e.deployment_uid = d.uid) s on s.task_id = c.id`;
 
 /** Claims one task: claimTasks for one id. */
 export async function claimTask(db: Executor, id: string, owner: string, leaseMs: number): Promise<ClaimResult> {
