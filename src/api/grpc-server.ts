@@ -87,6 +87,7 @@ export interface GrpcServer {
 }
 
 const identity = (b: Buffer): Buffer => b;
+const noop = () => {};
 
 /** Server side: raw bytes both ways; parsing and serializing happen in the handler, so their errors carry a request id. */
 function rawServiceDefinition(service: DescService): grpc.ServiceDefinition {
@@ -205,6 +206,7 @@ class GrpcCallContext implements HandlerContext {
   private controller: AbortController | undefined;
   private aborted = false;
   private reason: unknown;
+  private listeners: Set<(reason: unknown) => void> | undefined;
 
   constructor(
     readonly method: DescMethod,
@@ -229,11 +231,24 @@ class GrpcCallContext implements HandlerContext {
 
   readonly timeoutMs = (): number | undefined => (Number.isFinite(this.deadlineMs) ? this.deadlineMs - Date.now() : undefined);
 
+  /** CallScope.onAbort: a database wait (pool, write batch) listens here without making the signal. */
+  onAbort(listener: (reason: unknown) => void): () => void {
+    if (this.aborted) {
+      listener(this.reason);
+      return noop;
+    }
+    (this.listeners ??= new Set()).add(listener);
+    return () => this.listeners?.delete(listener);
+  }
+
   abort(reason: unknown): void {
     if (this.aborted) return;
     this.aborted = true;
     this.reason = reason;
     this.controller?.abort(reason);
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners !== undefined) for (const listener of listeners) listener(reason);
   }
 }
 

@@ -1,7 +1,8 @@
 import { sql } from "kysely";
-import type { TaskKind, TaskStatus } from "../domain/types.js";
+import type { DeploymentEvent, TaskKind, TaskStatus } from "../domain/types.js";
+import { eventFromRows } from "./changes.js";
 import { retryWriteConflicts } from "./conflict-retry.js";
-import { executePrepared, executePreparedSql, prepared } from "./connect.js";
+import { executePreparedSql, prepared } from "./connect.js";
 import type { DeploymentRow, NewTaskRow, RevisionRow, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
 import { createWriteCoalescer, type WriteCoalescer } from "./write-coalescer.js";
@@ -35,7 +36,14 @@ export async function latestTaskOfKinds(db: Executor, deploymentUid: string, kin
 }
 
 export type ClaimResult =
-  | { kind: "claimed"; task: TaskRow; deployment: DeploymentRow | undefined; revision: RevisionRow | undefined }
+  | {
+      kind: "claimed";
+      task: TaskRow;
+      deployment: DeploymentRow | undefined;
+      revision: RevisionRow | undefined;
+      /** A fresh deploy started by its claim (see CLAIM_TASKS): the event of that change. */
+      started: DeploymentEvent | undefined;
+    }
   | { kind: "terminal"; task: TaskRow }
   | { kind: "leased"; task: TaskRow; retryInMs: number }
   | { kind: "missing" };
@@ -44,57 +52,75 @@ interface ClaimRow {
   task: TaskRow;
   dep: DeploymentRow | null;
   rev: RevisionRow | null;
+  /** Set when the claim started the task (a fresh deploy). */
+  cursor: string | null;
 }
 
-/**
- * Takes the task's lease and bumps its attempt: every later write of this
- * attempt is fenced on (id, attempt), so a worker that lost the lease cannot
- * overwrite a newer attempt. The same statement reads the task's deployment
- * and revision, which the worker needs next (one round trip, not three).
- */
-export async function claimTask(db: Executor, id: string, owner: string, leaseMs: number): Promise<ClaimResult> {
-  const query = db
-    .with("c", (qb) =>
-      qb
-        .updateTable("tasks")
-        .set({
-          attempt: sql`attempt + 1`,
-          lease_owner: owner,
-          lease_expires_at: sql`now() + ${leaseMs} * interval '1 millisecond'`,
-        })
-        .where("id", "=", id)
-        .where("status", "in", ["PENDING", "RUNNING"])
-        .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", sql<Date>`now()`)]))
-        .returningAll(),
-    )
-    .selectFrom("c")
-    .select(sql<TaskRow>`to_jsonb(c)`.as("task"))
-    .select(sql<DeploymentRow | null>`(select to_jsonb(d) from deployments d where d.uid = c.deployment_uid)`.as("dep"))
-    .select(sql<RevisionRow | null>`(select to_jsonb(r) from revisions r where r.deployment_uid = c.deployment_uid and r.number = c.revision)`.as("rev"));
-  const [claimed] = (await executePrepared(db, query)) as ClaimRow[];
-  if (claimed) return { kind: "claimed", task: claimed.task, deployment: claimed.dep ?? undefined, revision: claimed.rev ?? undefined };
-  const row = await findTask(db, id);
-  return row ? notClaimed(row) : { kind: "missing" };
-}
-
-// claimTask for many tasks in one statement, with fixed SQL. Task rows are
-// locked in id order (the primary key's scan of `= any`), and no deployment
-// row is locked: a claim never waits for a task while it holds anything a
-// deployment's writer needs. The status test sits in a CASE as in
-// attempt-changes.ts, so that the planner uses the primary key.
+// Takes each task's lease and bumps its attempt: every later write of the
+// attempt is fenced on (id, attempt), so a worker that lost the lease cannot
+// overwrite a newer attempt. The same statement reads the task's deployment
+// and revision, which the worker needs next (one round trip, not three).
+//
+// A fresh deploy (PENDING, its deadline not passed) also starts with its
+// claim, the change task-phases.ts deployStarted writes for a resumed one:
+// task RUNNING in VALIDATING, its deadline counted from now; deployment
+// INITIALIZING toward the task's revision, desired replicas as
+// initialReplicas() counts them; and the event. One write less per task.
+// `start_time = now()` marks the tasks it started (now() is the
+// transaction's start, which no earlier claim had).
+//
+// Lock order: deployment, then task, as in attempt-changes.ts: `l` locks the
+// deployments of the fresh deploys (uid order) before `c` locks any task
+// (id order, the primary key's scan of `= any`); other tasks' deployments
+// are not locked. The status test sits in a CASE as in attempt-changes.ts,
+// so that the planner uses the primary key.
 const CLAIM_TASKS = `
-with c as (
-  update tasks set attempt = attempt + 1, lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond'
+with l as materialized (
+  select uid from deployments
+  where uid in (select deployment_uid from tasks where id = any($1::text[]) and kind = 'DEPLOY' and status = 'PENDING')
+  order by uid for no key update),
+c as (
+  update tasks set attempt = attempt + 1, lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond',
+    (status, phase, start_time, progress_deadline, progress) = (
+      select
+        case when fresh then 'RUNNING' else tasks.status end,
+        case when fresh then 'VALIDATING' else tasks.phase end,
+        case when fresh then now() else tasks.start_time end,
+        case when fresh then now() + tasks.deadline_seconds * interval '1 second' else tasks.progress_deadline end,
+        case when fresh then tasks.progress || jsonb_build_object('message', 'validating (attempt ' || (tasks.attempt + 1) || ')') else tasks.progress end
+      from (select tasks.kind = 'DEPLOY' and tasks.status = 'PENDING' and coalesce(tasks.progress_deadline >= now(), true) as fresh) f)
   where id = any($1::text[])
     and case when status in ('PENDING', 'RUNNING') then true else false end
     and (lease_expires_at is null or lease_expires_at < now())
-  returning *)
+    and (select count(*) from l) >= 0
+  returning *),
+d as (
+  update deployments set state = 'INITIALIZING', target_revision = c.revision,
+    instances = jsonb_build_object(
+      'desired', case when (deployments.scaling->>'maxReplicas')::int = 0 then 0 else greatest((deployments.scaling->>'minReplicas')::int, 1) end,
+      'ready', 0, 'pending', 0, 'restarts', 0),
+    sequence = deployments.sequence + 1, update_time = now()
+  from c
+  where c.start_time = now() and deployments.uid = c.deployment_uid
+  returning c.id as task_id, deployments.*),
+e as (
+  insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
+  select d.uid, d.sequence, d.workspace, d.update_time, 'STATE_CHANGED', to_jsonb(d) - 'task_id', to_jsonb(c)
+  from d join c on c.id = d.task_id
+  returning deployment_uid, cursor)
 select to_jsonb(c) as task,
-  (select to_jsonb(d) from deployments d where d.uid = c.deployment_uid) as dep,
-  (select to_jsonb(r) from revisions r where r.deployment_uid = c.deployment_uid and r.number = c.revision) as rev
-from c`;
+  coalesce(s.dep, (select to_jsonb(d) from deployments d where d.uid = c.deployment_uid)) as dep,
+  (select to_jsonb(r) from revisions r where r.deployment_uid = c.deployment_uid and r.number = c.revision) as rev,
+  s.cursor
+from c left join (select d.task_id, to_jsonb(d) - 'task_id' as dep, e.cursor from d join e on e.deployment_uid = d.uid) s on s.task_id = c.id`;
 
-/** claimTask for each id, in one statement (plus one read for those not claimed); one result per id. */
+/** Claims one task: claimTasks for one id. */
+export async function claimTask(db: Executor, id: string, owner: string, leaseMs: number): Promise<ClaimResult> {
+  const [result] = await claimTasks(db, [id], owner, leaseMs);
+  return result!;
+}
+
+/** Claims each id, in one statement (plus one read for those not claimed); one result per id. */
 export async function claimTasks(db: Executor, ids: readonly string[], owner: string, leaseMs: number): Promise<ClaimResult[]> {
   const unique = [...new Set(ids)].sort();
   const claimed = new Map<string, ClaimRow>();
@@ -109,7 +135,8 @@ export async function claimTasks(db: Executor, ids: readonly string[], owner: st
     // The same task twice in one batch: the first copy holds it, the second is a duplicate.
     if (row && !given.has(id)) {
       given.add(id);
-      return { kind: "claimed", task: row.task, deployment: row.dep ?? undefined, revision: row.rev ?? undefined };
+      const started = row.cursor !== null && row.dep !== null ? eventFromRows(row.dep, row.task, row.cursor, "STATE_CHANGED") : undefined;
+      return { kind: "claimed", task: row.task, deployment: row.dep ?? undefined, revision: row.rev ?? undefined, started };
     }
     const task = row?.task ?? found.get(id);
     if (!task) return { kind: "missing" };

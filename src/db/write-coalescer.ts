@@ -8,7 +8,7 @@
 // batch it is written. Batches run for no call: one caller giving up must not
 // fail the writes of the others. Deadlocks and serialization failures are retried
 // per statement by the batch writers (conflict-retry.ts).
-import type { CallScope } from "./call-scope.js";
+import { watchAbort, type CallScope } from "./call-scope.js";
 
 export interface WriteCoalescer<I, O> {
   /** `call`: the call the write is made for; while the write waits, its abort takes it out. */
@@ -30,8 +30,8 @@ interface Waiter<I, O> {
   reject: (e: unknown) => void;
   /** The call gave up while this write waited: skip it. */
   gone: boolean;
-  signal?: AbortSignal;
-  onAbort?: () => void;
+  /** Stops watching the call's abort. */
+  unwatch?: () => void;
 }
 
 export function createWriteCoalescer<I, O>(o: WriteCoalescerOptions<I, O>): WriteCoalescer<I, O> {
@@ -47,7 +47,7 @@ export function createWriteCoalescer<I, O>(o: WriteCoalescerOptions<I, O>): Writ
     queue = queue.filter((w) => !w.gone);
     const batch = queue.slice(0, o.maxBatch);
     queue = queue.slice(batch.length);
-    for (const w of batch) w.signal?.removeEventListener("abort", w.onAbort!);
+    for (const w of batch) w.unwatch?.();
     return batch;
   };
 
@@ -81,18 +81,16 @@ export function createWriteCoalescer<I, O>(o: WriteCoalescerOptions<I, O>): Writ
     write(item, call) {
       return new Promise<O>((resolve, reject) => {
         const w: Waiter<I, O> = { item, resolve, reject, gone: false };
-        if (inFlight >= o.maxInFlight) {
-          // It will wait: only now is the call's signal worth reading.
-          const signal = call?.signal;
-          if (signal?.aborted === true) return reject(signal.reason);
-          if (signal !== undefined) {
-            w.signal = signal;
-            w.onAbort = () => {
-              w.gone = true;
-              reject(signal.reason);
-            };
-            signal.addEventListener("abort", w.onAbort, { once: true });
-          }
+        if (inFlight >= o.maxInFlight && call !== undefined) {
+          // It will wait: only now is the call worth watching (watchAbort makes no signal where the call offers onAbort).
+          let gone = false;
+          const unwatch = watchAbort(call, (reason) => {
+            gone = w.gone = true;
+            reject(reason);
+          });
+          // Aborted already: never queued.
+          if (gone) return;
+          w.unwatch = unwatch;
         }
         queue.push(w);
         flush();

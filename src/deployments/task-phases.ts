@@ -32,7 +32,11 @@ function runningPatch(task: Task, phase: TaskPhase, progress: Partial<TaskProgre
   };
 }
 
-/** DEPLOY picked up: task RUNNING (VALIDATING), deployment INITIALIZING toward the task's revision. */
+/**
+ * DEPLOY picked up: task RUNNING (VALIDATING), deployment INITIALIZING toward
+ * the task's revision. A fresh deploy's claim writes the same change
+ * (db/tasks.ts CLAIM_TASKS); this is for one resumed by a later attempt.
+ */
 export async function deployStarted(w: AttemptWriter, instances: Instances): Promise<void> {
   const task = w.task;
   await w.write("STATE_CHANGED", {

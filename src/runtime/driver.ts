@@ -102,6 +102,8 @@ export interface HostCapacity {
 
 export interface RuntimeDriver {
   readonly name: string;
+  /** switchTraffic takes effect at once, with nothing to watch meanwhile (the no-op runtime): no SWITCHING_TRAFFIC phase is recorded before it. */
+  readonly switchesAtOnce?: boolean;
   /** The host's capacity; absent: the runtime has no fixed host (no check). */
   capacity?(): Promise<HostCapacity>;
   /** Fetch the weights into the cache (a cache hit reports all bytes at once). */

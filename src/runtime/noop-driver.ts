@@ -19,6 +19,7 @@ export function createNoopDriver(): RuntimeDriver {
 
   return {
     name: "noop",
+    switchesAtOnce: true,
     async prepareWeights(spec, onProgress): Promise<PreparedWeights> {
       onProgress({ bytesDone: 0, bytesTotal: 0 });
       return { path: "/dev/null", sha256: spec.model.sha256, bytes: 0 };

@@ -6,7 +6,7 @@ import { findDeploymentByUid } from "../db/deployments.js";
 import { toDeployment } from "../db/mappers.js";
 import type { EventSink } from "../db/transact.js";
 import { parseMemory } from "../domain/quantities.js";
-import type { Deployment, Failure, Instances, Task } from "../domain/types.js";
+import type { Deployment, DeploymentEvent, Failure, Instances, Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
 import type { Logger } from "../log.js";
 import { RuntimeError, type PreparedWeights, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
@@ -38,6 +38,8 @@ export interface RunTaskDeps {
 export interface Preloaded {
   deployment: DeploymentRow | undefined;
   revision: RevisionRow | undefined;
+  /** Set when the claim also started the task (a fresh deploy): its start is written. */
+  started?: DeploymentEvent | undefined;
 }
 
 export async function runTask(deps: RunTaskDeps, task: Task, outer: AbortSignal, preloaded?: Preloaded): Promise<void> {
@@ -66,7 +68,7 @@ export async function runTask(deps: RunTaskDeps, task: Task, outer: AbortSignal,
   try {
     switch (task.kind) {
       case "DEPLOY":
-        return await deploy(deps, w, deployment, ac.signal, preloaded?.revision);
+        return await deploy(deps, w, deployment, ac.signal, preloaded?.revision, preloaded?.started !== undefined);
       case "UPDATE":
       case "ROLLBACK":
         return await rollout(deps, w, deployment, ac.signal, preloaded?.revision);
@@ -114,7 +116,7 @@ async function startReplicas(
   const instances: Instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
   await deps.driver.startRevision(spec, weights);
   // The first status records HEALTH_CHECKING with the replicas' count; the
-  // one that ends the wait goes with the SWITCHING_TRAFFIC write.
+  // one that ends the wait goes with the SWITCHING_TRAFFIC (or final) write.
   const waited = await waitForReplicas({
     driver: deps.driver,
     deploymentUid: spec.deploymentUid,
@@ -155,12 +157,20 @@ async function startReplicas(
 const weightsMessage = (weights: PreparedWeights) => `weights ready (sha256 ${weights.sha256.slice(0, 12)}…)`;
 const downloadedOf = (weights: PreparedWeights) => ({ bytesDone: weights.bytes, bytesTotal: weights.bytes });
 
-async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment, signal: AbortSignal, revisionRow: RevisionRow | undefined): Promise<void> {
+/** `started`: the claim wrote the start already (a fresh deploy, see db/tasks.ts). */
+async function deploy(
+  deps: RunTaskDeps,
+  w: AttemptWriter,
+  deployment: Deployment,
+  signal: AbortSignal,
+  revisionRow: RevisionRow | undefined,
+  started: boolean,
+): Promise<void> {
   const task = w.task;
   const replicas = initialReplicas(deployment.scaling);
   const spec = revisionSpec(deps, deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas);
   const none: Instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
-  await phases.deployStarted(w, none);
+  if (!started) await phases.deployStarted(w, none);
   const weights = await downloadWeights(deps, w, spec, signal, true);
 
   if (replicas === 0) {
@@ -175,9 +185,14 @@ async function deploy(deps: RunTaskDeps, w: AttemptWriter, deployment: Deploymen
   // replicas: one write says both.
   await phases.startingReplicas(w, downloadedOf(weights), replicas, weightsMessage(weights));
   const instances = await startReplicas(deps, w, spec, weights, signal, true);
-  await phases.switchingTraffic(w, instances, replicas);
-  const endpointUrl = await deps.driver.switchTraffic(spec);
+  const endpointUrl = await switchServingTraffic(deps, w, spec, instances);
   await phases.deployFinished(w, deployment, { state: "RUNNING", endpointUrl, instances });
+}
+
+/** Routes the deployment's traffic to its revision; SWITCHING_TRAFFIC is recorded first unless the switch is instant (the final write then says it). */
+async function switchServingTraffic(deps: RunTaskDeps, w: AttemptWriter, spec: RevisionSpec, instances: Instances): Promise<string> {
+  if (deps.driver.switchesAtOnce !== true) await phases.switchingTraffic(w, instances, spec.replicas);
+  return deps.driver.switchTraffic(spec);
 }
 
 /**
@@ -227,8 +242,7 @@ async function scale(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment
   const weights = await deps.driver.prepareWeights(spec, () => {}, signal);
   await phases.startingReplicas(w, downloadedOf(weights), replicas, weightsMessage(weights), false);
   const instances = await startReplicas(deps, w, spec, weights, signal, true);
-  await phases.switchingTraffic(w, instances, replicas);
-  const endpointUrl = await deps.driver.switchTraffic(spec);
+  const endpointUrl = await switchServingTraffic(deps, w, spec, instances);
   await phases.deployFinished(w, deployment, { state: "RUNNING", endpointUrl, instances });
 }
 

@@ -86,6 +86,8 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     // If that worker dies, its lease expires and the sweeper re-enqueues the task.
     if (claim.kind === "terminal" || claim.kind === "leased") return { kind: "ack" };
 
+    // A fresh deploy's start went with its claim: its event goes out now.
+    if (claim.started) o.sink([claim.started]);
     const task = toTask(claim.task);
     // Every line about the task names it, its deployment and workspace, and the call that queued it.
     const tlog = log.child({

@@ -111,6 +111,7 @@ describe("batched worker writes", () => {
   it("applies several tasks' changes in one statement and fences only the stale attempt", async () => {
     const deps = testApiDeps(tdb.db, bus);
     const [a, b] = await Promise.all([createDeployment(deps, alice, createInput()), createDeployment(deps, alice, createInput())]);
+    // Each claim starts its fresh deploy: event 2.
     const claimA = await claimTask(tdb.db, a!.task.id, "w1", 60_000);
     const claimB = await claimTask(tdb.db, b!.task.id, "w1", 60_000);
     expect(claimA.kind).toBe("claimed");
@@ -144,17 +145,20 @@ describe("batched worker writes", () => {
       },
     ]);
     const [first, stale, second] = results as [DeploymentEvent, FencedError, DeploymentEvent];
-    expect(first.sequence).toBe(2);
+    expect(first.sequence).toBe(3);
     expect(first.deployment.state).toBe("INITIALIZING");
     expect(first.task?.status).toBe("RUNNING");
     expect(stale).toBeInstanceOf(FencedError);
-    expect(second.sequence).toBe(3);
+    expect(second.sequence).toBe(4);
     expect(second.deployment.state).toBe("DOWNLOADING");
     expect(second.task?.phase).toBe("DOWNLOADING");
     expect(second.task?.progress.percent).toBe(5);
-    expect((await eventsAfter(tdb.db, a!.deployment.uid, 0, 10)).map((e) => e.sequence)).toEqual([1, 2, 3]);
+    expect((await eventsAfter(tdb.db, a!.deployment.uid, 0, 10)).map((e) => e.sequence)).toEqual([1, 2, 3, 4]);
     const bEvents = await eventsAfter(tdb.db, b!.deployment.uid, 0, 10);
-    expect(bEvents.map((e) => [e.sequence, e.deployment.state])).toEqual([[1, "PENDING"]]);
+    expect(bEvents.map((e) => [e.sequence, e.deployment.state])).toEqual([
+      [1, "PENDING"],
+      [2, "INITIALIZING"],
+    ]);
   });
 
   it("claims several tasks in one statement: each new attempt fences the one before, and a duplicate, a finished, a leased or an unknown task is not claimed", async () => {
@@ -188,6 +192,16 @@ describe("batched worker writes", () => {
     // The claim read each task's deployment and revision with it.
     expect(ca!.deployment?.uid).toBe(a!.deployment.uid);
     expect(ca!.revision?.number).toBe(1);
+    // b, a fresh deploy, started with its claim, in one event; a was started by its first attempt's claim.
+    expect(ca!.started).toBeUndefined();
+    expect(cb!.task).toMatchObject({ status: "RUNNING", phase: "VALIDATING", progress: { message: "validating (attempt 1)" } });
+    expect(cb!.deployment).toMatchObject({ state: "INITIALIZING", sequence: 2, instances: { desired: 1, ready: 0, pending: 0, restarts: 0 } });
+    expect(cb!.started).toMatchObject({ sequence: 2, type: "STATE_CHANGED", deployment: { state: "INITIALIZING" }, task: { attempt: 1, phase: "VALIDATING" } });
+    expect(cb!.started!.task?.startTime).not.toBeNull();
+    expect((await eventsAfter(tdb.db, b!.deployment.uid, 0, 10)).map((e) => [e.sequence, e.type, e.deployment.state, e.task?.phase])).toEqual([
+      [1, "STATE_CHANGED", "PENDING", "QUEUED"],
+      [2, "STATE_CHANGED", "INITIALIZING", "VALIDATING"],
+    ]);
     const [stale, current] = await applyAttemptChanges(tdb.db, [
       { deploymentUid: a!.deployment.uid, type: "PROGRESS", taskId: a!.task.id, attempt: 1, task: { phase: "DOWNLOADING" }, deployment: {} },
       { deploymentUid: b!.deployment.uid, type: "PROGRESS", taskId: b!.task.id, attempt: 1, task: { phase: "DOWNLOADING" }, deployment: {} },
@@ -203,6 +217,7 @@ describe("batched worker writes", () => {
     await expect(
       applyAttemptChanges(tdb.db, [{ deploymentUid: deployment.uid, type: "PROGRESS", taskId: task.id, attempt: 1, task: { attempt: 7 }, deployment: {} }]),
     ).rejects.toThrow(/may not change task.attempt/);
-    expect((await eventsAfter(tdb.db, deployment.uid, 0, 10)).map((e) => e.sequence)).toEqual([1]);
+    // Event 2 is the claim's start.
+    expect((await eventsAfter(tdb.db, deployment.uid, 0, 10)).map((e) => e.sequence)).toEqual([1, 2]);
   });
 });

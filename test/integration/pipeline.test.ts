@@ -20,7 +20,7 @@ import { startSweeper, type Sweeper } from "../../src/queue/sweeper.js";
 import { createNoopDriver } from "../../src/runtime/noop-driver.js";
 import { startWorker, type Worker } from "../../src/worker/worker.js";
 import { createTestDatabase, createTestQueue, waitFor, type TestDatabase, type TestQueue } from "../helpers/services.js";
-import type { Principal } from "../../src/domain/types.js";
+import type { DeploymentEvent, Principal } from "../../src/domain/types.js";
 
 let tdb: TestDatabase;
 let tq: TestQueue;
@@ -66,6 +66,8 @@ afterAll(async () => {
 
 describe("deploy and delete through the queue", () => {
   it("runs a deploy task to RUNNING with gapless events, then deletes it", async () => {
+    const live: DeploymentEvent[] = [];
+    const unfollow = bus.onEvent((e) => live.push(e));
     const { deployment, task } = await createDeployment(deps, alice, input());
     expect(deployment.state).toBe("PENDING");
     expect(deployment.name).toMatch(/^tiny-linear-[0-9a-z]{13}$/);
@@ -90,6 +92,20 @@ describe("deploy and delete through the queue", () => {
     const percents = events.filter((e) => e.task?.id === task.id).map((e) => e.task!.progress.percent);
     expect([...percents].sort((a, b) => a - b)).toEqual(percents);
     expect(events.at(-1)).toMatchObject({ type: "TASK_FINISHED", deployment: { state: "RUNNING" } });
+    // The no-op runtime: the claim starts the task, no download (nothing to
+    // fetch), no SWITCHING_TRAFFIC (the switch is instant): three writes.
+    expect(events.map((e) => [e.deployment.state, e.task?.status, e.task?.phase])).toEqual([
+      ["PENDING", "PENDING", "QUEUED"],
+      ["INITIALIZING", "RUNNING", "VALIDATING"],
+      ["DEPLOYING", "RUNNING", "STARTING"],
+      ["RUNNING", "COMPLETED", "DONE"],
+    ]);
+    // Each went out live too, the claim's included.
+    await waitFor("the deploy's events live", async () => {
+      const seen = new Set(live.filter((e) => e.deploymentUid === deployment.uid).map((e) => e.sequence));
+      return events.every((e) => seen.has(e.sequence));
+    });
+    unfollow();
 
     const del = await deleteDeployment(deps, alice, deployment.name, "");
     expect(del.kind).toBe("DELETE");
@@ -168,7 +184,8 @@ describe("fencing and recovery", () => {
         }),
       ),
     ).rejects.toBeInstanceOf(FencedError);
-    expect((await findTask(tdb.db, task.id))!.phase).toBe("QUEUED");
+    // Still as attempt 1's claim started it.
+    expect((await findTask(tdb.db, task.id))!.phase).toBe("VALIDATING");
     // A duplicate delivery while the lease is held is acknowledged, not run twice.
     expect((await claimTask(tdb.db, task.id, "w3", 60_000)).kind).toBe("leased");
   });
