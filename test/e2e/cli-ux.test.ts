@@ -112,7 +112,7 @@ describe("modeldeploy CLI, first use", () => {
     const res = await cli("list", "--state", "sleeping");
     expect(res.code).toBe(1);
     expect(res.stderr).toBe(
-      'error: --state: unknown value "sleeping"; valid values: pending, initializing, downloading, deploying, running, updating, rolling_back, stopped, failed, deleting, deleted\n',
+      'error: --state: unknown value "sleeping"; valid values: pending, initializing, downloading, deploying, running, updating, rolling_back, stopped, failed, deleting, deleted, idle\n',
     );
     expect((await cli("list", "--state", "running", "-o", "name")).stdout).toBe("tiny-linear-ux\n");
   });
