@@ -55,6 +55,41 @@ export interface RevisionSpec {
   resources: ResourceSpec;
   /** Replicas to run for this revision. */
   replicas: number;
+  /**
+   * Set when the deployment may scale to zero (minReplicas 0): at 0 replicas
+   * after scaleRevision, a request starts one replica and is held up to this
+   * long for it (then 503 with Retry-After). Absent: 0 replicas is stopped.
+   */
+  wakeTimeoutMs?: number;
+}
+
+/** One revision's share of a deployment's requests; the shares add up to 100. */
+export interface TrafficShare {
+  revision: number;
+  percent: number;
+}
+
+/** What the gateway counted for one revision since the runtime started. */
+export interface RevisionTraffic {
+  revision: number;
+  /** Requests answered (any status). */
+  requests: number;
+  /** Of those, failed: a 5xx answer, a refused or reset connection, a timeout. */
+  failures: number;
+}
+
+/** The gateway's counts for one deployment; all cumulative since `epoch`. */
+export interface DeploymentTraffic {
+  deploymentUid: string;
+  /** Changes when the runtime restarts (its counters start again from 0). */
+  epoch: string;
+  /** Requests in flight now, held ones (waiting for a wake) included. */
+  inFlight: number;
+  /** ∫ inFlight dt in request·seconds: the mean in-flight over a window is its difference over the window's length. */
+  inFlightSeconds: number;
+  /** Requests that arrived. */
+  arrivals: number;
+  revisions: RevisionTraffic[];
 }
 
 export interface PreparedWeights {
@@ -87,7 +122,7 @@ export interface RevisionStatus extends ReplicaCounts {
 
 export interface DeploymentObservation {
   deploymentUid: string;
-  /** Revision the route sends traffic to, 0 when none. */
+  /** Revision the route sends traffic to, 0 when none (during a split: the revision that served before it). */
   servingRevision: number;
   /** Set while at least one replica of the serving revision is ready. */
   endpointUrl: string;
@@ -125,7 +160,21 @@ export interface RuntimeDriver {
   ): Promise<RevisionStatus>;
   /** Point the deployment's route at the revision; returns the endpoint URL. */
   switchTraffic(spec: RevisionSpec): Promise<string>;
-  /** Stop a revision's replicas after draining in-flight requests. */
+  /**
+   * Split the deployment's requests between started revisions, chosen per
+   * request by weight (a canary step). `spec` names the deployment and the
+   * revision being rolled out. switchTraffic(spec) is the split
+   * [{revision: spec.revision, percent: 100}]. Returns the endpoint URL.
+   */
+  splitTraffic(spec: RevisionSpec, shares: TrafficShare[]): Promise<string>;
+  /** The gateway's counts for the deployment; undefined when it has no route. */
+  trafficStats(deploymentUid: string): Promise<DeploymentTraffic | undefined>;
+  /**
+   * Set a started revision's replica count (the autoscaler). At 0 a revision
+   * whose spec has wakeTimeoutMs is idle: the next request wakes it.
+   */
+  scaleRevision(deploymentUid: string, revision: number, replicas: number): Promise<void>;
+  /** Stop a revision's replicas after draining in-flight requests; a stopped revision does not wake on request. */
   stopRevision(deploymentUid: string, revision: number): Promise<void>;
   /**
    * Remove the route (the endpoint then answers 404) and every revision of the

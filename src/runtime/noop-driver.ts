@@ -13,6 +13,7 @@ interface NoopDeployment {
 export function createNoopDriver(): RuntimeDriver {
   const deployments = new Map<string, NoopDeployment>();
   const released = new Set<string>();
+  const epoch = `noop-${Date.now()}`;
 
   const endpointUrl = (spec: RevisionSpec) => `http://noop.invalid/${encodeURIComponent(spec.workspace)}/v2/models/${encodeURIComponent(spec.deploymentName)}`;
   const counts = (replicas: number): ReplicaCounts => ({ desired: replicas, ready: replicas, pending: 0, restarts: 0 });
@@ -42,6 +43,25 @@ export function createNoopDriver(): RuntimeDriver {
         d.servingRevision = spec.revision;
       }
       return endpointUrl(spec);
+    },
+    async splitTraffic(spec, shares) {
+      const d = deployments.get(spec.deploymentUid);
+      const whole = shares.find((s) => s.percent === 100);
+      if (d && whole) {
+        d.spec = spec;
+        d.servingRevision = whole.revision;
+      }
+      return endpointUrl(spec);
+    },
+    // Nothing serves requests here: nothing is ever counted.
+    async trafficStats(uid) {
+      const d = deployments.get(uid);
+      if (!d || d.servingRevision === 0) return undefined;
+      return { deploymentUid: uid, epoch, inFlight: 0, inFlightSeconds: 0, arrivals: 0, revisions: [] };
+    },
+    async scaleRevision(uid, revision, replicas) {
+      const d = deployments.get(uid);
+      if (d?.revisions.has(revision)) d.revisions.set(revision, replicas);
     },
     async stopRevision(uid, revision) {
       const d = deployments.get(uid);
