@@ -2,7 +2,7 @@
 // the deployment's state, together with their event (one fenced statement
 // each, see attempt.ts). The worker runs the runtime's steps and names the
 // phase it reached; only this module decides what that means for the rows.
-import type { Deployment, Failure, ModelSource, Resources, Task, TaskPhase, TaskProgress } from "../domain/types.js";
+import type { Deployment, Failure, ModelSource, Resources, Task, TaskPhase, TaskProgress, TrafficTarget } from "../domain/types.js";
 import { sql, type UpdateObject } from "kysely";
 import type { Database, DeploymentPatch, TaskPatch } from "../db/database.js";
 import type { AttemptWriter } from "./attempt.js";
@@ -120,6 +120,30 @@ export async function switchingTraffic(w: AttemptWriter, instances: Instances, r
     },
     serving ? { instances: json(instances) } : undefined,
   );
+}
+
+/**
+ * A canary step in force: the split shows on the deployment (its watch sees
+ * the canary advance) and the step in the task's progress, where a later
+ * attempt resumes it. 90 % to 96 % of the task.
+ */
+export async function canaryStep(w: AttemptWriter, step: { index: number; of: number; traffic: TrafficTarget[]; pauseSeconds: number }): Promise<void> {
+  const share = step.traffic.find((t) => t.revision === w.task.revision)?.percent ?? 0;
+  await w.progress(
+    "SWITCHING_TRAFFIC",
+    {
+      percent: 90 + (6 * step.index) / step.of,
+      rolloutStep: step.index,
+      rolloutSteps: step.of,
+      message: `canary step ${step.index}/${step.of}: ${share}% of requests to revision ${w.task.revision} for ${step.pauseSeconds}s`,
+    },
+    { traffic: step.traffic.map((t) => ({ ...t })) },
+  );
+}
+
+/** A canary step held past its pause: too few requests reached the new revision to judge it (not progress: the deadline still runs). */
+export async function canaryWaiting(w: AttemptWriter, message: string): Promise<void> {
+  await w.progress("SWITCHING_TRAFFIC", { message }, undefined, false);
 }
 
 /** The route now sends every request to the new revision: it is the serving one; the old one drains. */

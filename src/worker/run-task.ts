@@ -18,6 +18,7 @@ import { downloadWeights } from "./download-weights.js";
 import { modelSpec } from "./model-spec.js";
 import { TaskFailure } from "./task-failure.js";
 import { waitForReplicas } from "./wait-replicas.js";
+import { runCanary } from "./canary.js";
 import { loadRevision, toRevisionRecord, type RevisionRecord } from "../db/revisions.js";
 import type { DeploymentRow, RevisionRow } from "../db/database.js";
 
@@ -197,8 +198,9 @@ async function switchServingTraffic(deps: RunTaskDeps, w: AttemptWriter, spec: R
 
 /**
  * UPDATE and ROLLBACK: a green rollout. The new revision starts beside the
- * serving one, which serves until the new one is healthy; the route then
- * switches in one step and the old revision drains. Any failure before the
+ * serving one, which serves until the new one is healthy; a canary then
+ * moves a growing share of requests to it (canary.ts); the route then
+ * switches all of them and the old revision drains. Any failure before the
  * switch leaves the old revision serving (worker.ts settles the runtime).
  */
 async function rollout(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment, signal: AbortSignal, revisionRow: RevisionRow | undefined): Promise<void> {
@@ -216,6 +218,10 @@ async function rollout(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployme
   } else {
     await phases.startingReplicas(w, downloadedOf(weights), replicas, weightsMessage(weights), false);
     instances = await startReplicas(deps, w, spec, weights, signal, false);
+    const plan = task.rollout;
+    if (plan?.strategy === "CANARY" && previous > 0 && previous !== task.revision && deployment.state !== "STOPPED") {
+      await runCanary(deps.driver, w, spec, previous, plan, signal);
+    }
     await phases.switchingTraffic(w, instances, replicas, false);
   }
   const switched = await deps.driver.switchTraffic(spec);

@@ -1,8 +1,8 @@
 // After a task fails or is cancelled, the runtime is put back as the
 // deployment row says: its serving revision serves (at the replicas its
-// scaling asks for) and the task's own revision, if not the serving one,
-// stops. Best effort: a step that fails is logged, and the observer and the
-// next task converge the rest.
+// scaling asks for, all the traffic: a canary's split ends) and then the
+// task's own revision, if not the serving one, stops. Best effort: a step
+// that fails is logged, and the observer and the next task converge the rest.
 import { parseMemory } from "../domain/quantities.js";
 import type { Deployment, Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
@@ -27,8 +27,10 @@ export async function settleRuntime(
     }
   };
   const serving = deployment.servingRevision;
-  if (task.revision !== serving) await step(`stop revision ${task.revision}`, () => o.driver.stopRevision(deployment.uid, task.revision));
-  if (serving === 0) return;
+  const stopTaskRevision = async () => {
+    if (task.revision !== serving) await step(`stop revision ${task.revision}`, () => o.driver.stopRevision(deployment.uid, task.revision));
+  };
+  if (serving === 0) return stopTaskRevision();
   // The serving revision as the row says: its replicas (a failed scale may
   // have changed them) and the route (a cancelled rollout may have switched it).
   await step(`restore revision ${serving}`, async () => {
@@ -48,4 +50,6 @@ export async function settleRuntime(
     }
     await o.driver.switchTraffic(spec);
   });
+  // After the route: a canary's share of requests moves back before its revision stops.
+  await stopTaskRevision();
 }

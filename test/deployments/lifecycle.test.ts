@@ -94,6 +94,34 @@ describe("UpdateDeployment", () => {
     expect(mine.find((e) => e.deployment.servingRevision === 2)!.task!.phase).toBe("DRAINING");
   });
 
+  it("runs a canary step by step: each split shows on the deployment and in the task's progress, then all traffic moves", async () => {
+    const d = await running("canary");
+    const model = { ...d.model, revision: "2", uri: "file:///nonexistent/noop-canary.onnx" };
+    // The no-op runtime serves no requests: minRequests 0 judges each step on none.
+    const rollout = {
+      strategy: "CANARY" as const,
+      steps: [
+        { percent: 10, pauseSeconds: 0 },
+        { percent: 50, pauseSeconds: 0 },
+      ],
+      maxErrorRate: undefined,
+      minRequests: 0,
+    };
+    const { task } = await update(d.name, { model, rollout });
+    expect(task.rollout).toMatchObject({ strategy: "CANARY", steps: rollout.steps, minRequests: 0 });
+    expect(await settled(task)).toBe("COMPLETED");
+    expect(await current(d.name)).toMatchObject({ state: "RUNNING", servingRevision: 2, traffic: [{ revision: 2, percent: 100 }] });
+
+    const mine = (await eventsAfter(tdb.db, d.uid, 0, 1000)).filter((e) => e.task?.id === task.id);
+    const splits = mine.map((e) => e.deployment.traffic.map((t) => `${t.revision}:${t.percent}`).join(" "));
+    // Serving revision 1 alone, then each step in order, then revision 2 alone: never back.
+    const distinct = splits.filter((s, i) => s !== splits[i - 1]);
+    expect(distinct).toEqual(["1:100", "1:90 2:10", "1:50 2:50", "2:100"]);
+    const steps = mine.filter((e) => e.task!.progress.rolloutStep > 0).map((e) => [e.task!.progress.rolloutStep, e.task!.progress.rolloutSteps]);
+    expect(steps[0]).toEqual([1, 2]);
+    expect(steps.at(-1)).toEqual([2, 2]);
+  });
+
   it("scales without a new revision, stops at 0 replicas and resumes", async () => {
     const d = await running("scale");
     const up = await update(d.name, { scaling: replicas(3, 3) });

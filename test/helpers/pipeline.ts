@@ -6,6 +6,7 @@ import type { CatalogEntry } from "../../src/domain/validation.js";
 import { silentLogger } from "../../src/log.js";
 import { createEventBus, type EventBus } from "../../src/queue/event-bus.js";
 import { startOutboxRelay, type OutboxRelay } from "../../src/queue/outbox-relay.js";
+import type { RuntimeDriver } from "../../src/runtime/driver.js";
 import { createNoopDriver } from "../../src/runtime/noop-driver.js";
 import { startWorker, type Worker } from "../../src/worker/worker.js";
 import { testApiDeps } from "./api-deps.js";
@@ -22,7 +23,7 @@ export interface TestPipeline {
   close(): Promise<void>;
 }
 
-export async function startTestPipeline(o: { catalog?: CatalogEntry[]; concurrency?: number } = {}): Promise<TestPipeline> {
+export async function startTestPipeline(o: { catalog?: CatalogEntry[]; concurrency?: number; driver?: RuntimeDriver } = {}): Promise<TestPipeline> {
   const tdb = await createTestDatabase();
   const tq = await createTestQueue();
   const bus = createEventBus(tq.nc, tq.prefix);
@@ -40,7 +41,7 @@ export async function startTestPipeline(o: { catalog?: CatalogEntry[]; concurren
         db: tdb.db,
         queue: tq.queue,
         sink: deps.sink,
-        driver: createNoopDriver(),
+        driver: o.driver ?? createNoopDriver(),
         logger: silentLogger,
         concurrency: o.concurrency ?? 4,
         leaseMs: 30_000,

@@ -142,6 +142,18 @@ const driver: RuntimeDriver = {
     hook(spec.deploymentUid, "switchTraffic");
     return noop.switchTraffic(spec);
   },
+  async splitTraffic(spec, shares) {
+    hook(spec.deploymentUid, "splitTraffic");
+    return noop.splitTraffic(spec, shares);
+  },
+  async trafficStats(uid) {
+    hook(uid, "trafficStats");
+    return noop.trafficStats(uid);
+  },
+  async scaleRevision(uid, revision, replicas) {
+    hook(uid, "scaleRevision");
+    return noop.scaleRevision(uid, revision, replicas);
+  },
   async stopRevision(uid, revision) {
     hook(uid, "stopRevision");
     return noop.stopRevision(uid, revision);
