@@ -1,4 +1,4 @@
-// The worker role: task consumer, sweeper and observer.
+// The worker role: task consumer, sweeper, observer and autoscaler.
 import type { Config } from "../config.js";
 import { reportHostCapacity } from "../db/host-capacity.js";
 import type { Logger } from "../log.js";
@@ -6,6 +6,7 @@ import { createEventBus } from "../queue/event-bus.js";
 import { startSweeper } from "../queue/sweeper.js";
 import type { RuntimeDriver } from "../runtime/driver.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
+import { startAutoscaler } from "../worker/autoscaler.js";
 import { startObserver } from "../worker/observer.js";
 import { startWorker } from "../worker/worker.js";
 import { createWorkerMetrics, registerBacklogGauges } from "../worker/worker-metrics.js";
@@ -35,6 +36,7 @@ export async function startWorkerRole(
   const bus = createEventBus(infra.nc, config.natsSubjectPrefix);
   const sink = (events: Parameters<typeof bus.publish>[0]) => bus.publish(events);
   const observer = startObserver({ db: infra.db, sink, driver, logger, intervalMs: Math.max(config.healthPollMs * 4, 1000) });
+  const autoscaler = startAutoscaler({ db: infra.db, sink, driver, logger, intervalMs: 1000 });
   const worker = await startWorker({
     db: infra.db,
     queue: infra.queue,
@@ -69,6 +71,7 @@ export async function startWorkerRole(
     } catch (err) {
       capacity.stop();
       await sweeper.stop();
+      await autoscaler.stop();
       await observer.stop();
       await worker.stop(0);
       await bus.close();
@@ -82,6 +85,7 @@ export async function startWorkerRole(
       await metricsServer?.close();
       capacity.stop();
       await sweeper.stop();
+      await autoscaler.stop();
       await observer.stop();
       await worker.stop(graceMs);
       await bus.close();

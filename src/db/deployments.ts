@@ -75,3 +75,15 @@ export async function acceleratorsInUseByType(db: Executor): Promise<Map<string,
     .execute();
   return new Map(rows.map((r) => [r.type, Number(r.used)]));
 }
+
+/** Deployments the autoscaler tends: serving, no task running, scaling with room between min and max. */
+export async function findAutoscaledDeployments(db: Executor): Promise<DeploymentRow[]> {
+  return db
+    .selectFrom("deployments")
+    .selectAll()
+    .where("state", "in", ["RUNNING", "IDLE"])
+    .where("active_task_id", "is", null)
+    .where("serving_revision", ">", 0)
+    .where(sql<boolean>`(scaling->>'maxReplicas')::int > greatest((scaling->>'minReplicas')::int, 0)`)
+    .execute();
+}

@@ -133,6 +133,11 @@ export function isAutoscaled(s: Pick<Scaling, "minReplicas" | "maxReplicas">): b
   return s.maxReplicas > 0 && s.minReplicas < s.maxReplicas;
 }
 
+/** With minReplicas 0 the autoscaler may stop the last replica, and a request wakes it: how long it is held meanwhile. */
+export function wakeTimeoutMs(s: Scaling): number | undefined {
+  return s.minReplicas === 0 && isAutoscaled(s) ? s.wakeTimeoutSeconds * 1000 : undefined;
+}
+
 /** One revision's share of a deployment's requests. */
 export interface TrafficTarget {
   revision: number;

@@ -6,7 +6,7 @@ import { findDeploymentByUid } from "../db/deployments.js";
 import { toDeployment } from "../db/mappers.js";
 import type { EventSink } from "../db/transact.js";
 import { parseMemory } from "../domain/quantities.js";
-import type { Deployment, DeploymentEvent, Failure, Instances, Task } from "../domain/types.js";
+import { isAutoscaled, wakeTimeoutMs, type Deployment, type DeploymentEvent, type Failure, type Instances, type Scaling, type Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
 import type { Logger } from "../log.js";
 import { RuntimeError, type PreparedWeights, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
@@ -88,8 +88,17 @@ export async function runTask(deps: RunTaskDeps, task: Task, outer: AbortSignal,
   }
 }
 
-function revisionSpec(deps: RunTaskDeps, deployment: Deployment, number: number, revision: RevisionRecord, replicas: number): RevisionSpec {
+function revisionSpec(
+  deps: RunTaskDeps,
+  deployment: Deployment,
+  number: number,
+  revision: RevisionRecord,
+  replicas: number,
+  scaling: Scaling = deployment.scaling,
+): RevisionSpec {
+  const wake = wakeTimeoutMs(scaling);
   return {
+    ...(wake !== undefined ? { wakeTimeoutMs: wake } : {}),
     deploymentUid: deployment.uid,
     workspace: deployment.workspace,
     deploymentName: deployment.name,
@@ -207,8 +216,12 @@ async function rollout(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployme
   const task = w.task;
   const previous = deployment.servingRevision;
   const revision = await taskRevision(deps, deployment, task.revision, revisionRow);
-  const replicas = initialReplicas(task.scaling ?? deployment.scaling);
-  const spec = revisionSpec(deps, deployment, task.revision, revision, replicas);
+  const scaling = task.scaling ?? deployment.scaling;
+  // Autoscaled: the new revision starts with as many replicas as the load has asked for, to take it over.
+  const replicas = isAutoscaled(scaling)
+    ? Math.max(initialReplicas(scaling), Math.min(deployment.instances.desired, scaling.maxReplicas))
+    : initialReplicas(scaling);
+  const spec = revisionSpec(deps, deployment, task.revision, revision, replicas, scaling);
   await phases.changeStarted(w, previous > 0 ? `rolling out revision ${task.revision} beside revision ${previous}` : `deploying revision ${task.revision}`);
   const weights = await downloadWeights(deps, w, spec, signal, false);
   let instances: Instances = { desired: 0, ready: 0, pending: 0, restarts: 0 };
@@ -242,7 +255,7 @@ async function scale(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment
     await phases.deployFinished(w, deployment, { state: "STOPPED", endpointUrl: "", instances: { desired: 0, ready: 0, pending: 0, restarts: 0 } });
     return;
   }
-  const spec = revisionSpec(deps, deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas);
+  const spec = revisionSpec(deps, deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas, scaling);
   // The serving revision's weights are in the cache (a stop keeps them):
   // no download phase to show; were they evicted, the bytes still count.
   const weights = await deps.driver.prepareWeights(spec, () => {}, signal);

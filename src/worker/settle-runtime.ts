@@ -4,7 +4,7 @@
 // task's own revision, if not the serving one, stops. Best effort: a step
 // that fails is logged, and the observer and the next task converge the rest.
 import { parseMemory } from "../domain/quantities.js";
-import type { Deployment, Task } from "../domain/types.js";
+import { wakeTimeoutMs, type Deployment, type Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
 import { loadRevision } from "../db/revisions.js";
 import type { Db } from "../db/connect.js";
@@ -35,6 +35,7 @@ export async function settleRuntime(
   // have changed them) and the route (a cancelled rollout may have switched it).
   await step(`restore revision ${serving}`, async () => {
     const revision = await loadRevision(o.db, deployment.uid, serving);
+    const wake = wakeTimeoutMs(deployment.scaling);
     const spec: RevisionSpec = {
       deploymentUid: deployment.uid,
       workspace: deployment.workspace,
@@ -43,6 +44,7 @@ export async function settleRuntime(
       model: modelSpec(revision.model, o.tokens),
       resources: { ...revision.resources, memoryBytes: parseMemory(revision.resources.memory) ?? 0 },
       replicas: initialReplicas(deployment.scaling),
+      ...(wake !== undefined ? { wakeTimeoutMs: wake } : {}),
     };
     if (task.kind === "SCALE") {
       const weights = await o.driver.prepareWeights(spec, () => {});
