@@ -7,6 +7,7 @@ import * as eventTxid from "./migrations/2026-11-30-0002-event-txid.js";
 import * as hostCapacity from "./migrations/2026-11-30-0003-host-capacity.js";
 import * as outboxCallContext from "./migrations/2026-11-30-0004-outbox-call-context.js";
 import * as traffic from "./migrations/2026-11-30-0005-traffic.js";
+import * as autoscaledIndex from "./migrations/2026-12-01-0001-autoscaled-index.js";
 
 const migrations: Record<string, Migration> = {
   "2026-11-25-0001-initial": initial,
@@ -15,6 +16,7 @@ const migrations: Record<string, Migration> = {
   "2026-11-30-0003-host-capacity": hostCapacity,
   "2026-11-30-0004-outbox-call-context": outboxCallContext,
   "2026-11-30-0005-traffic": traffic,
+  "2026-12-01-0001-autoscaled-index": autoscaledIndex,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
