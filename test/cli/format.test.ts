@@ -9,10 +9,12 @@ import {
   DeploymentState,
   EventType,
   RolloutStrategy,
+  ScalingSchema,
   TaskKind,
   TaskPhase,
   TaskSchema,
   TaskStatus,
+  TrafficTargetSchema,
 } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 
 const split = create(DeploymentSchema, {
@@ -48,7 +50,12 @@ describe("traffic", () => {
   it("shows a split on the list line, and nothing when one revision takes all", () => {
     expect(trafficLabel(split)).toBe("r1 90% · r2 10%");
     expect(deploymentLine(split)).toBe("m-1  UPDATING  rev 1→2  replicas 2/2 ready  traffic: r1 90% · r2 10%  http://gw/m-1");
-    const whole = create(DeploymentSchema, { ...split, targetRevision: 1, state: DeploymentState.RUNNING, traffic: [{ revision: 1, percent: 100 }] });
+    const whole = create(DeploymentSchema, {
+      ...split,
+      targetRevision: 1,
+      state: DeploymentState.RUNNING,
+      traffic: [create(TrafficTargetSchema, { revision: 1, percent: 100 })],
+    });
     expect(deploymentLine(whole)).toBe("m-1  RUNNING  rev 1  replicas 2/2 ready  http://gw/m-1");
     expect(deploymentView(whole)).toMatch(/\nTraffic: +r1 100%\n/);
   });
@@ -79,7 +86,11 @@ describe("IDLE and the autoscaler", () => {
   });
 
   it("shows only the bounds for a fixed replica count", () => {
-    const fixed = create(DeploymentSchema, { ...idle, state: DeploymentState.RUNNING, scaling: { minReplicas: 2, maxReplicas: 2, targetInFlight: 4 } });
+    const fixed = create(DeploymentSchema, {
+      ...idle,
+      state: DeploymentState.RUNNING,
+      scaling: create(ScalingSchema, { minReplicas: 2, maxReplicas: 2, targetInFlight: 4 }),
+    });
     expect(deploymentView(fixed)).toMatch(/\nScaling: +min 2, max 2\n/);
   });
 
