@@ -4,7 +4,8 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { ModelSource, Resources, Scaling } from "../gen/modeldeploy/v1/resources_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { RolloutStrategy, type ModelSource, type Resources, type RolloutSchema, type Scaling } from "../gen/modeldeploy/v1/resources_pb.js";
 
 import type { Flags } from "./client-command.js";
 
@@ -20,7 +21,20 @@ export const resourceOptions = {
   "accelerator-type": text,
   "accelerator-count": text,
 } as const;
-export const scalingOptions = { replicas: text, min: text, max: text } as const;
+export const scalingOptions = {
+  replicas: text,
+  min: text,
+  max: text,
+  "target-in-flight": text,
+  "scale-down-delay": text,
+  "wake-timeout": text,
+} as const;
+export const rolloutOptions = { canary: text, "max-error-rate": text, "min-requests": text } as const;
+
+/** A flag given wrong: exits 2 with the usage hint, like yargs' own usage errors, before any call. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
 
 const given = (values: Flags, options: object) => Object.keys(options).some((k) => values[k] !== undefined);
 export const givesModel = (values: Flags) => given(values, modelOptions);
@@ -73,7 +87,7 @@ export function resourcesFrom(values: Flags, base: Resources): Resources {
     return v === undefined ? fallback : int(v, `--${key}`);
   };
   const cpu = str(values, "cpu");
-  if (cpu !== undefined && !Number.isFinite(Number(cpu))) throw new Error(`--cpu takes a number of cores, got "${cpu}"`);
+  if (cpu !== undefined && !Number.isFinite(Number(cpu))) throw new UsageError(`--cpu takes a number of cores, got "${cpu}"`);
   return {
     ...base,
     threadCount: n("threads", base.threadCount),
@@ -85,20 +99,68 @@ export function resourcesFrom(values: Flags, base: Resources): Resources {
   };
 }
 
-/** --replicas N sets both bounds; --min / --max each replace one. */
+/**
+ * --replicas N sets both bounds; --min / --max each replace one; the
+ * autoscaler's flags each replace their field. What is not given stays as in
+ * `base` (the API replaces a scaling whole, and 0 there means the default).
+ */
 export function scalingFrom(values: Flags, base: Scaling): Scaling {
+  const n = (key: string, fallback: number) => {
+    const v = str(values, key);
+    return v === undefined ? fallback : int(v, `--${key}`);
+  };
+  const autoscaler = {
+    targetInFlight: n("target-in-flight", base.targetInFlight),
+    scaleDownDelaySeconds: n("scale-down-delay", base.scaleDownDelaySeconds),
+    wakeTimeoutSeconds: n("wake-timeout", base.wakeTimeoutSeconds),
+  };
   const replicas = str(values, "replicas");
   if (replicas !== undefined) {
-    const n = int(replicas, "--replicas");
-    return { ...base, minReplicas: n, maxReplicas: n };
+    const r = int(replicas, "--replicas");
+    return { ...base, ...autoscaler, minReplicas: r, maxReplicas: r };
   }
-  const min = str(values, "min");
-  const max = str(values, "max");
-  return {
-    ...base,
-    minReplicas: min !== undefined ? int(min, "--min") : base.minReplicas,
-    maxReplicas: max !== undefined ? int(max, "--max") : base.maxReplicas,
-  };
+  return { ...base, ...autoscaler, minReplicas: n("min", base.minReplicas), maxReplicas: n("max", base.maxReplicas) };
+}
+
+export type RolloutInit = MessageInitShape<typeof RolloutSchema>;
+
+/**
+ * --canary 10:30,50:30 (percent:pauseSeconds per step), with --max-error-rate
+ * and --min-requests; undefined when none is given (the API's all-at-once).
+ * Checks the syntax only: ranges and order are the API's to judge.
+ */
+export function rolloutFrom(values: Flags): RolloutInit | undefined {
+  const canary = str(values, "canary");
+  const rate = str(values, "max-error-rate");
+  const min = str(values, "min-requests");
+  if (canary === undefined) {
+    if (rate !== undefined || min !== undefined) throw new UsageError("--max-error-rate and --min-requests judge canary steps: give --canary too");
+    return undefined;
+  }
+  const rollout: RolloutInit = { strategy: RolloutStrategy.CANARY, steps: canarySteps(canary) };
+  if (rate !== undefined) {
+    const r = Number(rate);
+    if (rate.trim() === "" || !Number.isFinite(r)) throw new UsageError(`--max-error-rate takes a fraction of requests, e.g. 0.05, got "${rate}"`);
+    rollout.maxErrorRate = r;
+  }
+  if (min !== undefined) rollout.minRequests = int(min, "--min-requests");
+  return rollout;
+}
+
+const STEP = /^(\d+)%?:(\d+)s?$/;
+
+/** "10:30,50:30" → [{percent 10, pauseSeconds 30}, {percent 50, pauseSeconds 30}]. */
+export function canarySteps(raw: string): { percent: number; pauseSeconds: number }[] {
+  const items = raw.split(",").map((s) => s.trim());
+  return items.map((item) => {
+    const m = STEP.exec(item);
+    if (!m) {
+      throw new UsageError(
+        `--canary takes steps PERCENT:PAUSE_SECONDS separated by commas, e.g. 10:30,50:30; ${item === "" ? "a step is empty" : `got "${item}"`}`,
+      );
+    }
+    return { percent: Number(m[1]), pauseSeconds: Number(m[2]) };
+  });
 }
 
 /** Seconds; 0 (absent) means the server's default. */
@@ -121,14 +183,14 @@ export function enumValues<V extends number>(e: Record<string, string | V>, pref
     .map((s) => {
       const upper = s.toUpperCase();
       const v = e[upper.startsWith(prefix) ? upper.slice(prefix.length) : upper];
-      if (typeof v !== "number" || v === 0) throw new Error(`${flag}: unknown value "${s}"; valid values: ${valid()}`);
+      if (typeof v !== "number" || v === 0) throw new UsageError(`${flag}: unknown value "${s}"; valid values: ${valid()}`);
       return v;
     });
 }
 
 export function int(v: string, flag: string): number {
   const n = Number(v);
-  if (v.trim() === "" || !Number.isInteger(n)) throw new Error(`${flag} takes a whole number, got "${v}"`);
+  if (v.trim() === "" || !Number.isInteger(n)) throw new UsageError(`${flag} takes a whole number, got "${v}"`);
   return n;
 }
 

@@ -10,26 +10,26 @@ import {
   EventType,
   ModelSourceSchema,
   ResourcesSchema,
+  ScalingSchema,
   TaskSchema,
 } from "../gen/modeldeploy/v1/resources_pb.js";
 import { ListDeploymentsResponseSchema } from "../gen/modeldeploy/v1/deployment_service_pb.js";
+import { buildFlakyModel } from "../onnx/flaky-model.js";
 import { buildSampleModel } from "../onnx/sample-model.js";
-import { enumValues, int, list, modelFrom, need, progressDeadline, resourcesFrom, str } from "./args.js";
+import { UsageError, enumValues, int, list, modelFrom, need, progressDeadline, resourcesFrom, scalingFrom, str } from "./args.js";
 import { err, printAccepted, printFollowed, progressFor, type ClientCommand, type CommandContext } from "./client-command.js";
 import { followDeletion, followDeployment } from "./follow.js";
 import { deploymentLine, deploymentView, json, jsonLine, out, taskLine, taskOutcomeLine } from "./format.js";
 
 async function deploy(ctx: CommandContext): Promise<number> {
   const { api, args } = ctx;
-  const replicas = args["replicas"] !== undefined ? int(str(args, "replicas")!, "--replicas") : undefined;
+  // One replica unless told; --min alone sets --max too.
   const min = str(args, "min");
+  const scaling = scalingFrom(args, create(ScalingSchema, { minReplicas: 1, maxReplicas: min !== undefined ? int(min, "--min") : 1 }));
   const res = await api.deployments.createDeployment({
     model: modelFrom(args, create(ModelSourceSchema)),
     resources: resourcesFrom(args, create(ResourcesSchema)),
-    scaling: {
-      minReplicas: replicas ?? int(min ?? "1", "--min"),
-      maxReplicas: replicas ?? int(str(args, "max") ?? min ?? "1", "--max"),
-    },
+    scaling,
     suffix: str(args, "suffix") ?? "",
     labels: Object.fromEntries(list(args, "label").map((l) => [l.split("=")[0] ?? l, l.split("=").slice(1).join("=")])),
     requestId: str(args, "request-id") ?? "",
@@ -119,9 +119,15 @@ async function remove(ctx: CommandContext): Promise<number> {
   return f.ok ? 0 : 1;
 }
 
+/** The sample model; with --fail-above T, one whose runs fail when a row's x[…, 0] is above T (for canary trials). */
 function sampleModel(ctx: CommandContext): number {
   const path = resolve(need(str(ctx.args, "path"), "PATH"));
-  writeFileSync(path, buildSampleModel());
+  const failAbove = str(ctx.args, "fail-above");
+  const threshold = Number(failAbove);
+  if (failAbove !== undefined && (failAbove.trim() === "" || !Number.isFinite(threshold))) {
+    throw new UsageError(`--fail-above takes a number, e.g. 0.5, got "${failAbove}"`);
+  }
+  writeFileSync(path, failAbove === undefined ? buildSampleModel() : buildFlakyModel({ failAbove: threshold }));
   out(pathToFileURL(path).href);
   return 0;
 }

@@ -3,6 +3,7 @@ import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   DeploymentState,
+  EventType,
   FailureReason,
   TaskKind,
   TaskPhase,
@@ -11,6 +12,7 @@ import {
   type Deployment,
   type DeploymentEvent,
   type DeploymentRevision,
+  type Scaling,
   type Task,
 } from "../gen/modeldeploy/v1/resources_pb.js";
 
@@ -36,9 +38,35 @@ export function deploymentLine(d: Deployment): string {
     `rev ${d.servingRevision}${d.targetRevision !== d.servingRevision ? `→${d.targetRevision}` : ""}`,
     `replicas ${i?.ready ?? 0}/${i?.desired ?? 0} ready`,
   ];
+  if (d.traffic.length > 1) parts.push(`traffic: ${trafficLabel(d)}`);
   if (d.endpointUrl) parts.push(d.endpointUrl);
   if (d.failure) parts.push(`failure: ${d.failure.message}`);
   return parts.join("  ");
+}
+
+/** The split in force: "r1 90% · r2 10%"; "" when nothing serves. */
+export function trafficLabel(d: Deployment): string {
+  return d.traffic.map((t) => `r${t.revision} ${t.percent}%`).join(" · ");
+}
+
+/** A canary's place: "canary step 2/3 (50%)"; "" outside a canary. */
+export function canaryLabel(t: Task): string {
+  const p = t.progress;
+  if (!p || p.rolloutSteps <= 0) return "";
+  const percent = t.rollout?.steps[p.rolloutStep - 1]?.percent;
+  return `canary step ${p.rolloutStep}/${p.rolloutSteps}${percent !== undefined ? ` (${percent}%)` : ""}`;
+}
+
+/** Scaling, with the autoscaler's settings where it moves the replica count. */
+export function scalingLabel(s: Scaling | undefined): string {
+  const base = `min ${s?.minReplicas ?? 0}, max ${s?.maxReplicas ?? 0}`;
+  if (!s || s.maxReplicas === 0 || s.minReplicas >= s.maxReplicas) return base;
+  const settings = [
+    s.targetInFlight ? `target in-flight ${s.targetInFlight}` : "",
+    s.scaleDownDelaySeconds ? `scale down after ${s.scaleDownDelaySeconds}s` : "",
+    s.wakeTimeoutSeconds && s.minReplicas === 0 ? `wake timeout ${s.wakeTimeoutSeconds}s` : "",
+  ].filter(Boolean);
+  return settings.length ? `${base}; ${settings.join(", ")}` : base;
 }
 
 /** `get`: the whole deployment, one field a line. */
@@ -49,7 +77,7 @@ export function deploymentView(d: Deployment): string {
   const rows: [string, string][] = [
     ["Name", d.name],
     ["Workspace", d.workspace],
-    ["State", DeploymentState[d.state]],
+    ["State", d.state === DeploymentState.IDLE ? "IDLE (scaled to zero: the next request wakes it)" : DeploymentState[d.state]],
     ["Revision", d.targetRevision !== d.servingRevision ? `${d.servingRevision} serving, ${d.targetRevision} rolling out` : `${d.servingRevision}`],
     ["Endpoint", d.endpointUrl || "(none: no replica serves)"],
     ["Model", `${m?.name ?? ""}${m?.revision ? `@${m.revision}` : ""}`],
@@ -67,7 +95,8 @@ export function deploymentView(d: Deployment): string {
     r?.maxBatchSize ? `max batch ${r.maxBatchSize}` : "",
   ].filter(Boolean);
   rows.push(["Resources", hw.join(", ") || "defaults"]);
-  rows.push(["Scaling", `min ${d.scaling?.minReplicas ?? 0}, max ${d.scaling?.maxReplicas ?? 0}`]);
+  rows.push(["Scaling", scalingLabel(d.scaling)]);
+  if (d.traffic.length > 0) rows.push(["Traffic", trafficLabel(d)]);
   rows.push(["Replicas", `${i?.ready ?? 0}/${i?.desired ?? 0} ready, ${i?.pending ?? 0} pending, ${i?.restarts ?? 0} restarts`]);
   const labels = Object.entries(d.labels).map(([k, v]) => `${k}=${v}`);
   if (labels.length) rows.push(["Labels", labels.join(", ")]);
@@ -88,14 +117,24 @@ export function deploymentView(d: Deployment): string {
 export function taskLine(t: Task): string {
   const p = t.progress;
   const bytes = p && p.bytesTotal > 0n ? ` ${fmtBytes(Number(p.bytesDone))}/${fmtBytes(Number(p.bytesTotal))}` : "";
+  const canary = canaryLabel(t);
   const failure = t.failure ? `  failure: ${t.failure.message}` : "";
-  return `${t.id}  ${TaskStatus[t.status]}  ${TaskPhase[t.phase]}  ${p?.percent ?? 0}%${bytes}  ${p?.message ?? ""}${failure}`;
+  return `${t.id}  ${TaskStatus[t.status]}  ${TaskPhase[t.phase]}  ${p?.percent ?? 0}%${bytes}${canary ? `  ${canary}` : ""}  ${p?.message ?? ""}${failure}`;
 }
 
 export function eventLine(e: DeploymentEvent): string {
-  const state = e.deployment ? DeploymentState[e.deployment.state] : "";
-  const task = e.task ? `  ${TaskPhase[e.task.phase]} ${e.task.progress?.percent ?? 0}% ${e.task.progress?.message ?? ""}` : "";
-  return `#${e.sequence} ${state}${task}`;
+  const d = e.deployment;
+  const state = d ? DeploymentState[d.state] : "";
+  if (e.type === EventType.SCALED) {
+    const replicas = d ? `  replicas ${d.instances?.ready ?? 0}/${d.instances?.desired ?? 0} ready` : "";
+    return `#${e.sequence} ${state}  scaled: ${e.message || "(no reason given)"}${replicas}`;
+  }
+  const t = e.task;
+  const canary = t ? canaryLabel(t) : "";
+  const split = d && d.traffic.length > 1 ? `  traffic: ${trafficLabel(d)}` : "";
+  const task = t ? `  ${TaskPhase[t.phase]} ${t.progress?.percent ?? 0}%${canary ? ` ${canary}` : ""} ${t.progress?.message ?? ""}` : "";
+  const message = e.message && !t ? `  ${e.message}` : "";
+  return `#${e.sequence} ${state}${task}${split}${message}`;
 }
 
 /** How a task ended, for `--wait`: the failure's reason and whether the previous revision kept serving. */
@@ -109,6 +148,7 @@ export function taskOutcomeLine(t: Task): string {
 /** A task in a list: which kind, of which revision, how it stands. */
 export function taskRowLine(t: Task): string {
   const parts = [t.id, TaskKind[t.kind], `rev ${t.revision}`, TaskStatus[t.status], TaskPhase[t.phase], `${t.progress?.percent ?? 0}%`, time(t.createTime)];
+  if (t.rollout?.steps.length) parts.push(`canary ${t.rollout.steps.map((s) => `${s.percent}%:${s.pauseSeconds}s`).join(",")}`);
   if (t.failure) parts.push(`failure: ${FailureReason[t.failure.reason]}: ${t.failure.message}`);
   if (t.rolledBack) parts.push("rolled back");
   return parts.join("  ");

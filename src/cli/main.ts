@@ -2,7 +2,7 @@
 // and shell completion. Server commands are listed here for help and
 // completion; the launcher runs them without loading any of this.
 import yargs, { type Argv, type FallbackCompletionFunction, type Options } from "yargs";
-import { modelOptions, resourceOptions, scalingOptions, str } from "./args.js";
+import { modelOptions, resourceOptions, rolloutOptions, scalingOptions, str, UsageError } from "./args.js";
 import { changeCommands } from "./change-commands.js";
 import { createApiClients } from "./client.js";
 import { err, type ClientCommand, type CommandContext, type Flags, type Output } from "./client-command.js";
@@ -36,7 +36,19 @@ const resourceFlags = strings(resourceOptions, {
   "accelerator-type": "accelerator type (see `catalog`)",
   "accelerator-count": "accelerators per replica",
 });
-const scalingFlags = strings(scalingOptions, { replicas: "replicas (sets --min and --max)", min: "fewest replicas", max: "most replicas" });
+const scalingFlags = strings(scalingOptions, {
+  replicas: "replicas (sets --min and --max)",
+  min: "fewest replicas (0 with --max above it: idle without requests, woken by the next)",
+  max: "most replicas",
+  "target-in-flight": "in-flight requests per replica the autoscaler aims for (default 4)",
+  "scale-down-delay": "seconds load must stay low before a replica is removed (default 60)",
+  "wake-timeout": "seconds a request to an idle deployment waits for a replica (default 60)",
+});
+const rolloutFlags = strings(rolloutOptions, {
+  canary: "roll out in steps PERCENT:PAUSE_SECONDS,… of traffic to the new revision, e.g. 10:30,50:30; then 100%",
+  "max-error-rate": "fraction of the new revision's requests that may fail in a step (default 0.01)",
+  "min-requests": "requests a step must count before it is judged (default 20)",
+});
 const waitFlag = { wait: { type: "boolean", describe: "follow the task; exit 0 when it succeeded, 1 with its failure otherwise" } } as const;
 const requestIdFlag = { "request-id": s("idempotency key: the same id answers the same task") };
 const deadlineFlag = { "progress-deadline": s("seconds the task may go without progress (0: the server's default)") };
@@ -75,14 +87,14 @@ const clientCommands: [string, string, Record<string, Options>, ((y: Argv) => Ar
   [
     "update <name>",
     "change the model, resources and/or scaling; flags not given stay",
-    { ...modelFlags, ...resourceFlags, ...scalingFlags, ...deadlineFlag, ...requestIdFlag, ...waitFlag },
+    { ...modelFlags, ...resourceFlags, ...scalingFlags, ...rolloutFlags, ...deadlineFlag, ...requestIdFlag, ...waitFlag },
     nameArg,
   ],
   ["scale <name>", "scaling alone (no new revision); --replicas 0 stops, more resumes", { ...scalingFlags, ...requestIdFlag, ...waitFlag }, nameArg],
   [
     "rollback <name>",
     "roll out an earlier revision's model and resources",
-    { revision: s("revision number (default: the previous one)"), ...requestIdFlag, ...waitFlag },
+    { revision: s("revision number (default: the previous one)"), ...rolloutFlags, ...deadlineFlag, ...requestIdFlag, ...waitFlag },
     nameArg,
   ],
   ["cancel <task-id>", "stop a PENDING or RUNNING task (the serving revision keeps serving)", {}, taskArg],
@@ -151,7 +163,7 @@ export async function runCli(argv: string[], runServer: RunServerCommand): Promi
       code = await commands[name]!(ctx);
     } catch (e) {
       err(describeClientError(e, settings));
-      code = 1;
+      code = e instanceof UsageError ? 2 : 1;
     }
   };
 
@@ -205,7 +217,10 @@ export async function runCli(argv: string[], runServer: RunServerCommand): Promi
     .command(
       "sample-model <path>",
       "write a tiny ONNX model (y = x·W + b, ids + 1) to try deploys with",
-      (c) => c.positional("path", { type: "string" }),
+      (c) =>
+        c
+          .positional("path", { type: "string" })
+          .option("fail-above", s("instead, a model that fails (500) every request with a row whose x[…,0] is above this, for canary trials")),
       client("sample-model"),
     )
     .completion("completion", "print a bash/zsh completion script (modeldeploy completion >> ~/.bashrc)", completer(completed))

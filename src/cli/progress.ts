@@ -1,9 +1,19 @@
 // What a command shows while it follows a deployment's events: on a terminal,
 // one live block redrawn in place (phase, percent bar, bytes, replicas, the
-// task's message); otherwise one plain line per event, for logs and scripts.
+// task's message, a canary's step and split, the autoscaler's last change);
+// otherwise one plain line per event, for logs and scripts.
 import { createLogUpdate } from "log-update";
-import { DeploymentState, TaskKind, TaskPhase, TaskStatus, type Deployment, type DeploymentEvent, type Task } from "../gen/modeldeploy/v1/resources_pb.js";
-import { eventLine, fmtBytes, out } from "./format.js";
+import {
+  DeploymentState,
+  EventType,
+  TaskKind,
+  TaskPhase,
+  TaskStatus,
+  type Deployment,
+  type DeploymentEvent,
+  type Task,
+} from "../gen/modeldeploy/v1/resources_pb.js";
+import { canaryLabel, eventLine, fmtBytes, out, trafficLabel } from "./format.js";
 
 export interface Progress {
   event(e: DeploymentEvent): void;
@@ -41,8 +51,9 @@ export function createProgress(mode: ProgressMode): Progress {
   let tick = 0;
   let deployment: Deployment | undefined;
   let task: Task | undefined;
+  let scaled: string | undefined;
   const draw = () => {
-    if (deployment || task) render(frame(deployment, task, frames[tick++ % frames.length]!));
+    if (deployment || task) render(frame(deployment, task, frames[tick++ % frames.length]!, scaled));
   };
   // The spinner says the watch is alive between events.
   const timer = setInterval(draw, 120);
@@ -51,11 +62,12 @@ export function createProgress(mode: ProgressMode): Progress {
     event(e) {
       if (e.deployment) deployment = e.deployment;
       if (e.task) task = e.task;
+      if (e.type === EventType.SCALED) scaled = e.message || "(no reason given)";
       draw();
     },
     stop() {
       clearInterval(timer);
-      if (deployment || task) render(frame(deployment, task, "•"));
+      if (deployment || task) render(frame(deployment, task, "•", scaled));
       render.done();
     },
   };
@@ -63,7 +75,8 @@ export function createProgress(mode: ProgressMode): Progress {
 
 const BAR = 24;
 
-export function frame(d: Deployment | undefined, t: Task | undefined, spinner: string): string {
+/** The live block; `scaled` is the autoscaler's last change (a SCALED event's message). */
+export function frame(d: Deployment | undefined, t: Task | undefined, spinner: string, scaled?: string): string {
   const lines: string[] = [];
   if (d) {
     const rev = d.targetRevision !== d.servingRevision ? `rev ${d.servingRevision}→${d.targetRevision}` : `rev ${d.servingRevision}`;
@@ -80,9 +93,18 @@ export function frame(d: Deployment | undefined, t: Task | undefined, spinner: s
     const desired = p?.replicasDesired || d?.instances?.desired || 0;
     const ready = p && p.replicasDesired > 0 ? p.replicasReady : (d?.instances?.ready ?? 0);
     lines.push(`  replicas ${ready}/${desired} ready${p?.message ? `  ·  ${p.message}` : ""}`);
+    const rollout = [canaryLabel(t), split(d)].filter(Boolean).join("  ·  ");
+    if (rollout) lines.push(`  ${rollout}`);
     if (t.failure) lines.push(`  failure: ${t.failure.message}`);
   } else if (d) {
-    lines.push(`  replicas ${d.instances?.ready ?? 0}/${d.instances?.desired ?? 0} ready`);
+    const traffic = split(d);
+    lines.push(`  replicas ${d.instances?.ready ?? 0}/${d.instances?.desired ?? 0} ready${traffic ? `  ·  ${traffic}` : ""}`);
   }
+  if (scaled) lines.push(`  scaled: ${scaled}`);
   return lines.join("\n");
+}
+
+/** "traffic r1 90% · r2 10%" while a split is in force; "" otherwise. */
+function split(d: Deployment | undefined): string {
+  return d && d.traffic.length > 1 ? `traffic ${trafficLabel(d)}` : "";
 }

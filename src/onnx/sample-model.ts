@@ -15,6 +15,7 @@ import {
   TypeProtoSchema,
   TypeProto_TensorSchema,
   ValueInfoProtoSchema,
+  type GraphProto,
   type TensorProto,
   type ValueInfoProto,
 } from "../gen/onnx/onnx_pb.js";
@@ -38,6 +39,11 @@ export function sampleModelReference(x: number[][]): number[][] {
 
 /** Serialized ONNX ModelProto (IR version 8, default opset 13). */
 export function buildSampleModel(): Uint8Array {
+  return serializeModel(sampleGraph());
+}
+
+/** The sample model's graph, for models built on it (src/onnx/flaky-model.ts). */
+export function sampleGraph(): GraphProto {
   const weight = create(TensorProtoSchema, {
     name: "W",
     dataType: TensorProto_DataType.FLOAT,
@@ -56,7 +62,7 @@ export function buildSampleModel(): Uint8Array {
     dims: [],
     int64Data: [1n],
   });
-  const graph = create(GraphProtoSchema, {
+  return create(GraphProtoSchema, {
     name: "modeldeploy-sample",
     node: [
       create(NodeProtoSchema, { name: "matmul", opType: "MatMul", input: ["x", "W"], output: ["xw"] }),
@@ -67,6 +73,10 @@ export function buildSampleModel(): Uint8Array {
     input: [tensorValue("x", TensorProto_DataType.FLOAT, ["batch", 4]), tensorValue("ids", TensorProto_DataType.INT64, ["n"])],
     output: [tensorValue("y", TensorProto_DataType.FLOAT, ["batch", 2]), tensorValue("ids_out", TensorProto_DataType.INT64, ["n"])],
   });
+}
+
+/** A graph as a serialized ONNX ModelProto (IR version 8, default opset 13). */
+export function serializeModel(graph: GraphProto): Uint8Array {
   const model = create(ModelProtoSchema, {
     irVersion: 8n,
     producerName: "modeldeploy",
@@ -79,7 +89,7 @@ export function buildSampleModel(): Uint8Array {
 }
 
 /** A tensor-typed graph input/output; a string dimension is symbolic (dynamic). */
-function tensorValue(name: string, elemType: TensorProto_DataType, dims: (string | number)[]): ValueInfoProto {
+export function tensorValue(name: string, elemType: TensorProto_DataType, dims: (string | number)[]): ValueInfoProto {
   const dim = dims.map((d) =>
     create(TensorShapeProto_DimensionSchema, {
       value: typeof d === "string" ? { case: "dimParam", value: d } : { case: "dimValue", value: BigInt(d) },

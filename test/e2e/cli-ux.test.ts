@@ -110,7 +110,8 @@ describe("modeldeploy CLI, first use", () => {
 
   it("lists the valid states for an unknown --state", async () => {
     const res = await cli("list", "--state", "sleeping");
-    expect(res.code).toBe(1);
+    // A flag given wrong is a usage error, like yargs' own.
+    expect(res.code).toBe(2);
     expect(res.stderr).toBe(
       'error: --state: unknown value "sleeping"; valid values: pending, initializing, downloading, deploying, running, updating, rolling_back, stopped, failed, deleting, deleted, idle\n',
     );
