@@ -1,0 +1,125 @@
+// Figures 11 and 12, with the local runtime and the sample model: the time a
+// request to an IDLE deployment (scaled to zero) takes to be answered, beside
+// the model server started by hand → ready; and the requests that fail under
+// a steady stream while a healthy revision is rolled out all at once and as a
+// canary (goal: none).
+import { DeploymentState, RolloutStrategy, TaskStatus } from "../../gen/modeldeploy/v1/resources_pb.js";
+import { nowMs, waitUntil } from "../client.js";
+import { startModelServerReady, stopModelServerTimed, type SampleModel } from "../model-server.js";
+import { alternate, medianOf } from "../pairs.js";
+import { percentile } from "../stats.js";
+import { fmt, goalAtMost, goalBelow, type ResultRow } from "../table.js";
+import type { FigureContext } from "./context.js";
+
+const INFER = JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }] });
+
+async function infer(endpointUrl: string): Promise<number> {
+  const res = await fetch(`${endpointUrl}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: INFER });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+async function deployed(ctx: FigureContext, model: SampleModel, name: string, scaling: Record<string, number>): Promise<{ name: string; endpointUrl: string }> {
+  const created = await ctx.client.deployments.createDeployment({ model: { name, uri: model.uri, sha256: model.sha256 }, scaling });
+  const d = await waitUntil(`${name} RUNNING`, async () => {
+    const got = await ctx.client.deployments.getDeployment({ name: created.deployment!.name });
+    if (got.state === DeploymentState.FAILED) throw new Error(`${got.name} failed: ${got.failure?.message}`);
+    return got.state === DeploymentState.RUNNING ? got : undefined;
+  });
+  return { name: d.name, endpointUrl: d.endpointUrl };
+}
+
+/** Figure 11: IDLE → answered, for one request. */
+export async function wakeFigure(ctx: FigureContext, model: SampleModel): Promise<ResultRow> {
+  const o = ctx.options;
+  ctx.log("figure 11: wake from IDLE, sample model, local runtime");
+  const d = await deployed(ctx, model, "bench/wake", { minReplicas: 0, maxReplicas: 1, scaleDownDelaySeconds: 1 });
+  const wake = async () => {
+    await waitUntil(`${d.name} IDLE`, async () =>
+      (await ctx.client.deployments.getDeployment({ name: d.name })).state === DeploymentState.IDLE ? true : undefined,
+    );
+    const t0 = nowMs();
+    const status = await infer(d.endpointUrl);
+    if (status !== 200) throw new Error(`a request waking ${d.name} got ${status}`);
+    return nowMs() - t0;
+  };
+  const s = await alternate(o.lifecycleSamples, wake, async () => {
+    const { proc, readyMs } = await startModelServerReady(model);
+    await stopModelServerTimed(proc);
+    return readyMs;
+  });
+  await ctx.client.deletions.deleteDeployment({ name: d.name });
+  const p50 = percentile(s.figure, 50);
+  return {
+    id: "11",
+    figure: "wake from IDLE: a request to a deployment scaled to zero → its answer, sample model",
+    measures: [
+      { label: "p50", value: p50, unit: "ms", samples: s.figure },
+      { label: "p90", value: percentile(s.figure, 90), unit: "ms" },
+    ],
+    baseline: "model server started by hand → ready",
+    baselineMeasures: [{ label: "p50", value: medianOf(s.baseline, (x) => x), unit: "ms", samples: s.baseline }],
+    goal: goalBelow(p50, 1500, "p50 < 1.5 s", `${fmt(p50)} ms`),
+    notes: `${o.lifecycleSamples} wakes`,
+  };
+}
+
+/** Figure 12: failed requests under a steady stream (4 at a time) while a healthy revision rolls out. */
+export async function rolloutFailuresFigure(ctx: FigureContext, model: SampleModel): Promise<ResultRow> {
+  ctx.log("figure 12: failed requests during rollouts, all at once and canary");
+  const d = await deployed(ctx, model, "bench/rollout", { minReplicas: 1, maxReplicas: 1 });
+  const counts = { sent: 0, failed: 0 };
+  let running = true;
+  const loops = Array.from({ length: 4 }, async () => {
+    while (running) {
+      const status = await infer(d.endpointUrl).catch(() => 0);
+      counts.sent++;
+      if (status !== 200) counts.failed++;
+    }
+  });
+  const rollout = async (revision: string, canary: boolean) => {
+    const before = { ...counts };
+    const { task } = await ctx.client.deployments.updateDeployment({
+      name: d.name,
+      model: { name: "bench/rollout", revision, uri: model.uri, sha256: model.sha256 },
+      ...(canary
+        ? {
+            rollout: {
+              strategy: RolloutStrategy.CANARY,
+              steps: [
+                { percent: 10, pauseSeconds: 1 },
+                { percent: 50, pauseSeconds: 1 },
+              ],
+            },
+          }
+        : {}),
+    });
+    const done = await waitUntil(`rollout of revision ${revision}`, async () => {
+      const t = await ctx.client.deployments.getDeploymentTask({ taskId: task!.id });
+      return [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED].includes(t.status) ? t : undefined;
+    });
+    if (done.status !== TaskStatus.COMPLETED) throw new Error(`rollout of revision ${revision} ended ${TaskStatus[done.status]}: ${done.failure?.message}`);
+    return { sent: counts.sent - before.sent, failed: counts.failed - before.failed };
+  };
+  let allAtOnce, canary;
+  try {
+    allAtOnce = await rollout("2", false);
+    canary = await rollout("3", true);
+  } finally {
+    running = false;
+    await Promise.all(loops);
+    await ctx.client.deletions.deleteDeployment({ name: d.name });
+  }
+  const failed = allAtOnce.failed + canary.failed;
+  return {
+    id: "12",
+    figure: "failed requests during a rollout of a healthy revision, 4 requests in flight: all at once; canary 10 %, 50 % (1 s each)",
+    measures: [
+      { label: "all at once", value: allAtOnce.failed, unit: `failed of ${allAtOnce.sent}` },
+      { label: "canary", value: canary.failed, unit: `failed of ${canary.sent}` },
+    ],
+    baseline: "",
+    baselineMeasures: [],
+    goal: goalAtMost(failed, 0, "0 failed", `${failed} failed`),
+  };
+}
