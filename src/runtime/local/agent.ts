@@ -90,6 +90,7 @@ export async function createLocalRuntimeAgent(options: LocalRuntimeAgentOptions)
       host: gatewayHost,
       port: options.gatewayPort ?? 8000,
       resolve: (workspace, name) => runtime.resolve(workspace, name),
+      wake: (revision) => runtime.wake(revision),
       logger: logger.child({ component: "gateway" }),
       metrics: gatewayMetrics,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),

@@ -3,7 +3,7 @@ import http from "node:http";
 import type { Logger } from "../../log.js";
 import { serveMetrics, type MetricsRegistry } from "../../telemetry/metrics.js";
 import { contextFrom, otelContext, otelTrace, SpanKind, SpanStatusCode, tracer, tracingEnabled } from "../../telemetry/tracing.js";
-import { RuntimeError, type PreparedWeights, type RevisionSpec, type RevisionStatus } from "../driver.js";
+import { RuntimeError, type PreparedWeights, type RevisionSpec, type RevisionStatus, type TrafficShare } from "../driver.js";
 import { errorToWire, MAX_STATUS_WAIT_MS, pathTemplate, statusTag, tagOfHeader } from "./control-protocol.js";
 import { availableParallelism, totalmem } from "node:os";
 import { closeServer, HttpError, httpUrl, listen, readJson, sendJson } from "./http-util.js";
@@ -16,8 +16,8 @@ export interface ControlApi {
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;
-const REVISION_PATH = /^\/v1\/deployments\/([^/]+)\/revisions\/(\d+)(\/stop)?$/;
-const DEPLOYMENT_PATH = /^\/v1\/deployments\/([^/]+)(\/route)?$/;
+const REVISION_PATH = /^\/v1\/deployments\/([^/]+)\/revisions\/(\d+)(\/stop|\/scale)?$/;
+const DEPLOYMENT_PATH = /^\/v1\/deployments\/([^/]+)(\/route|\/traffic)?$/;
 
 export async function startControlApi(options: {
   host: string;
@@ -53,18 +53,31 @@ export async function startControlApi(options: {
         res.setHeader("etag", `"${statusTag(status)}"`);
         return { ...status, replicas: runtime.replicaDetails(uid, number) };
       }
-      if (rev[3] && method === "POST") {
+      if (rev[3] === "/stop" && method === "POST") {
         await runtime.stopRevision(uid, number);
+        return {};
+      }
+      if (rev[3] === "/scale" && method === "POST") {
+        const replicas = field(asRecord(await readJson(req, MAX_BODY_BYTES), "body"), "replicas", "number");
+        await runtime.scaleRevision(uid, number, replicas);
         return {};
       }
     }
     const dep = DEPLOYMENT_PATH.exec(path);
     if (dep) {
       const uid = decodeURIComponent(dep[1] ?? "");
-      if (dep[2] && method === "PUT") {
-        const spec = revisionSpec(asRecord(await readJson(req, MAX_BODY_BYTES), "body")["spec"]);
+      if (dep[2] === "/route" && method === "PUT") {
+        const body = asRecord(await readJson(req, MAX_BODY_BYTES), "body");
+        const spec = revisionSpec(body["spec"]);
         if (spec.deploymentUid !== uid) throw invalid(`spec.deploymentUid ${spec.deploymentUid} does not match ${uid}`);
-        return { endpointUrl: runtime.switchTraffic(spec) };
+        // The split's shares are checked by the runtime.
+        const shares = body["shares"];
+        return { endpointUrl: shares === undefined ? runtime.switchTraffic(spec) : runtime.splitTraffic(spec, shares as TrafficShare[]) };
+      }
+      if (dep[2] === "/traffic" && method === "GET") {
+        const traffic = runtime.trafficStats(uid);
+        if (traffic) return traffic;
+        throw new NoRoute(uid);
       }
       if (!dep[2] && method === "DELETE") {
         await runtime.release(uid);
@@ -100,6 +113,9 @@ export async function startControlApi(options: {
         if (err instanceof RuntimeError) {
           const { status, body } = errorToWire(err);
           return sendJson(res, status, body);
+        }
+        if (err instanceof NoRoute) {
+          return sendJson(res, 404, { error: { reason: "INTERNAL", message: err.message, retryable: false }, noRoute: true });
         }
         if (err instanceof HttpError) {
           return sendJson(res, err.status, { error: { reason: "INTERNAL", message: err.message, retryable: false } });
@@ -140,6 +156,14 @@ export async function startControlApi(options: {
 
 const invalid = (message: string) => new RuntimeError("INVALID_SPEC", message);
 
+/** The deployment has no route: nothing is counted for it (404, not an error of the caller's). */
+class NoRoute extends Error {
+  override readonly name = "NoRoute";
+  constructor(uid: string) {
+    super(`deployment ${uid} has no route on this runtime`);
+  }
+}
+
 function asRecord(v: unknown, what: string): Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw invalid(`${what} must be a JSON object`);
   return v as Record<string, unknown>;
@@ -155,12 +179,17 @@ function revisionSpec(v: unknown): RevisionSpec {
   const o = asRecord(v, "spec");
   const model = asRecord(o["model"], "spec.model");
   const resources = asRecord(o["resources"], "spec.resources");
+  const wakeTimeoutMs = o["wakeTimeoutMs"] === undefined ? undefined : field(o, "wakeTimeoutMs", "number");
+  if (wakeTimeoutMs !== undefined && (!Number.isSafeInteger(wakeTimeoutMs) || wakeTimeoutMs <= 0)) {
+    throw invalid(`wakeTimeoutMs must be a positive integer, got ${wakeTimeoutMs}`);
+  }
   return {
     deploymentUid: field(o, "deploymentUid", "string"),
     workspace: field(o, "workspace", "string"),
     deploymentName: field(o, "deploymentName", "string"),
     revision: field(o, "revision", "number"),
     replicas: field(o, "replicas", "number"),
+    ...(wakeTimeoutMs !== undefined ? { wakeTimeoutMs } : {}),
     model: {
       name: field(model, "name", "string"),
       revision: field(model, "revision", "string"),

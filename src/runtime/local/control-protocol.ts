@@ -9,7 +9,11 @@
 //          and ?waitMs=N (≤ 30 s), answers once the status's tag differs from
 //          <tag>, or with the current status after N ms (200 either way).
 //   POST   /v1/deployments/{uid}/revisions/{n}/stop     → {}               stopRevision (drains first)
+//   POST   /v1/deployments/{uid}/revisions/{n}/scale {replicas} → {}       scaleRevision
 //   PUT    /v1/deployments/{uid}/route  {spec}          → {endpointUrl}    switchTraffic
+//   PUT    /v1/deployments/{uid}/route  {spec, shares}  → {endpointUrl}    splitTraffic
+//   GET    /v1/deployments/{uid}/traffic                → DeploymentTraffic trafficStats
+//          404 with "noRoute": true when the deployment has no route.
 //   DELETE /v1/deployments/{uid}                        → {}               release
 //   GET    /v1/observations                             → {deployments: DeploymentObservation[]}
 //
@@ -50,7 +54,9 @@ export const controlPaths = {
   revisions: "/v1/revisions",
   revision: (uid: string, revision: number) => `/v1/deployments/${encodeURIComponent(uid)}/revisions/${revision}`,
   stopRevision: (uid: string, revision: number) => `/v1/deployments/${encodeURIComponent(uid)}/revisions/${revision}/stop`,
+  scaleRevision: (uid: string, revision: number) => `/v1/deployments/${encodeURIComponent(uid)}/revisions/${revision}/scale`,
   route: (uid: string) => `/v1/deployments/${encodeURIComponent(uid)}/route`,
+  traffic: (uid: string) => `/v1/deployments/${encodeURIComponent(uid)}/traffic`,
   deployment: (uid: string) => `/v1/deployments/${encodeURIComponent(uid)}`,
   observations: "/v1/observations",
   capacity: "/v1/capacity",

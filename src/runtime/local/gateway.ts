@@ -1,26 +1,33 @@
 // The inference gateway: one HTTP/1.1 server in front of every deployment's
 // replicas. A deployment's endpoint is /{workspace}/v2/models/{deployment};
 // requests under it are proxied round-robin to ready replicas of the revision
-// its route points to, with the path rewritten to /v2/models/{deployment}….
+// its route points to (during a split: one chosen per request by weight), with
+// the path rewritten to /v2/models/{deployment}…. A request to an idle
+// (scaled to zero) revision wakes it and is held until a replica is ready, up
+// to the revision's wake timeout. Every request to an endpoint is counted
+// (runtime traffic counts), /ready probes excepted.
 //
 // Request bodies up to retryBufferBytes are buffered, so that a request whose
 // replica fails before answering can be sent to another replica once; larger
 // bodies are streamed through (up to maxBodyBytes) without that retry.
 // Responses are always streamed.
 import http from "node:http";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "../../log.js";
 import { closeServer, httpUrl, listen, sendJson } from "./http-util.js";
 import type { Resolution } from "./local-runtime.js";
+import { BodyTooLargeError, byteLimit, forwardedHeaders, readPrefix, responseHeaders, type BufferedPrefix } from "./proxy-util.js";
 import type { Replica } from "./replica.js";
 import type { Revision } from "./revision.js";
 import type { GatewayError, GatewayMetrics, GatewayTarget } from "./runtime-metrics.js";
+import type { DeploymentCounts } from "./traffic-counts.js";
 
 export interface GatewayOptions {
   host: string;
   port: number;
   resolve(workspace: string, deploymentName: string): Resolution;
+  /** Wakes an idle revision: true once a replica is ready, false if the wake ended without one. */
+  wake(revision: Revision): Promise<boolean>;
   logger: Logger;
   /** Default 64 MiB. */
   maxBodyBytes?: number;
@@ -36,35 +43,25 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** On every response a replica served: the revision it belongs to. */
+/** On every response to a request routed to a revision (a replica's answer or the gateway's own error): that revision. */
 export const revisionHeader = "x-modeldeploy-revision";
 
+/** Retry-After (seconds) on a 503 for a request held while its deployment woke. */
+export const WAKE_RETRY_AFTER_S = 5;
+
 const ENDPOINT_PATH = /^\/([^/]+)\/v2\/models\/([^/]+)(\/.*)?$/;
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-  "content-length",
-]);
 
-class BodyTooLargeError extends Error {
-  override readonly name = "BodyTooLargeError";
+/** One request: its metrics labels, and what its end counts in its deployment's traffic counts. */
+interface Track extends GatewayTarget {
+  /** Set once the request arrived at a deployment's endpoint (counted in `arrivals` and `inFlight`). */
+  counts: DeploymentCounts | undefined;
+  /** The revision it was routed to. */
+  number: number;
+  /** Its response broke off after it started (the replica went away mid-answer): a failure. */
+  broken: boolean;
 }
 
-interface BufferedPrefix {
-  chunks: Buffer[];
-  size: number;
-  /** The whole body is in `chunks`. */
-  complete: boolean;
-}
-
+type WakeOutcome = "ready" | "failed" | "timeout" | "gone";
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024;
   const retryBufferBytes = Math.min(options.retryBufferBytes ?? 1024 * 1024, maxBodyBytes);
@@ -74,8 +71,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const failed = (target: GatewayTarget, reason: GatewayError) => options.metrics?.error(target, reason);
 
-  /** `target`: filled in once the path names a deployment this runtime serves (for the metrics). */
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse, target: GatewayTarget): Promise<void> {
+  /** `track`: filled in once the path names a deployment this runtime serves. Nothing awaits before it is. */
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse, track: Track): Promise<void> {
     const url = new URL(req.url ?? "/", "http://gateway");
     if (url.pathname === "/healthz") return sendJson(res, 200, { ok: true });
     const match = ENDPOINT_PATH.exec(url.pathname);
@@ -95,39 +92,68 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return sendJson(res, 404, { error: `no deployment '${name}' in workspace '${workspace}'` });
     }
     // Names of deployments this runtime serves only: unknown names never become labels.
-    target.workspace = workspace;
-    target.deployment = name;
-    target.revision = String(resolved.route.revision);
+    track.workspace = workspace;
+    track.deployment = name;
+    track.revision = String(resolved.number);
     const isRead = req.method === "GET" || req.method === "HEAD";
     if (isRead && (rest === "/ready" || rest === "/ready/")) {
-      const ready = resolved.kind === "serving" && resolved.revision.readyReplicas().length > 0;
+      // A probe neither counts nor wakes anything.
+      const ready = resolved.kind === "serving" && resolved.revision.hasReadyReplica();
       if (ready) return sendJson(res, 200, { name, ready: true });
       return sendJson(res, 503, { name, ready: false, error: unavailableReason(resolved, name) });
     }
+    track.counts = resolved.counts;
+    track.number = resolved.number;
+    resolved.counts.arrive();
+    res.setHeader(revisionHeader, track.revision);
     if (resolved.kind === "stopped") {
-      failed(target, "stopped");
+      failed(track, "stopped");
       return sendJson(res, 503, { error: unavailableReason(resolved, name) });
     }
+    if (resolved.kind === "idle") {
+      const outcome = await holdForWake(res, resolved.revision);
+      if (outcome === "gone") return;
+      if (outcome !== "ready") {
+        failed(track, outcome === "timeout" ? "wake_timeout" : "wake_failed");
+        res.setHeader("retry-after", String(WAKE_RETRY_AFTER_S));
+        const error =
+          outcome === "timeout"
+            ? `deployment '${name}' is waking up from zero replicas; retry in a few seconds`
+            : `deployment '${name}' did not wake: no replica became ready`;
+        return sendJson(res, 503, { error });
+      }
+    }
     const upstreamPath = `/v2/models/${encodeURIComponent(resolved.route.deploymentName)}${rest}${url.search}`;
-    return proxy(req, res, resolved.revision, upstreamPath, name, target);
+    return proxy(req, res, resolved.revision, upstreamPath, name, track);
   }
 
-  async function proxy(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    revision: Revision,
-    path: string,
-    name: string,
-    target: GatewayTarget,
-  ): Promise<void> {
+  /** Holds a request while its revision wakes: at most its wake timeout, and only while the client waits. */
+  function holdForWake(res: http.ServerResponse, revision: Revision): Promise<WakeOutcome> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = (outcome: WakeOutcome) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        res.off("close", gone);
+        resolve(outcome);
+      };
+      const gone = () => done("gone");
+      const timer = setTimeout(() => done("timeout"), revision.desired.spec.wakeTimeoutMs ?? 0);
+      res.once("close", gone);
+      void options.wake(revision).then((ok) => done(ok ? "ready" : "failed"));
+    });
+  }
+
+  async function proxy(req: http.IncomingMessage, res: http.ServerResponse, revision: Revision, path: string, name: string, track: Track): Promise<void> {
     const declared = Number(req.headers["content-length"] ?? NaN);
     if (declared > maxBodyBytes) {
-      failed(target, "body_too_large");
+      failed(track, "body_too_large");
       return tooLarge(res);
     }
     const first = revision.pick();
     if (!first) {
-      failed(target, "no_ready_replica");
+      failed(track, "no_ready_replica");
       return sendJson(res, 503, { error: `deployment '${name}' has no ready replica yet` });
     }
     // In flight from now on, body upload included, so that draining the replica waits for this request.
@@ -147,13 +173,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const fail = (err: NodeJS.ErrnoException, staleSocket: boolean) => {
         release();
         if (err instanceof BodyTooLargeError) {
-          failed(target, "body_too_large");
+          failed(track, "body_too_large");
           return tooLarge(res);
         }
         if (!staleSocket) replica.setReady(false);
         logger.warn("replica request failed", {
-          workspace: target.workspace,
-          deployment: target.deployment,
+          workspace: track.workspace,
+          deployment: track.deployment,
           revision: revision.number,
           replica: replica.index,
           err,
@@ -162,7 +188,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // A stale kept-alive socket says nothing about the replica: it may be chosen again.
         const next = prefix.complete && !isRetry ? revision.pick(staleSocket ? undefined : replica) : undefined;
         if (next) return attempt(next, next.acquire(), true);
-        failed(target, "replica_failed");
+        failed(track, "replica_failed");
         sendJson(res, 502, { error: `replica of '${name}' failed: ${err.message}` });
       };
       if (replica.port === undefined) return fail(new Error("replica restarted"), false);
@@ -177,10 +203,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         responded = true;
         // Which revision served it: a client can see a rollout switch happen.
         res.writeHead(upstreamRes.statusCode ?? 502, { ...responseHeaders(upstreamRes.headers), [revisionHeader]: String(revision.number) });
+        // Before the pipeline's own listener: the replica broke off while the client still listened.
+        upstreamRes.once("error", () => {
+          if (!res.destroyed) track.broken = true;
+        });
         pipeline(upstreamRes, res).catch(() => res.destroy());
       });
       upstream.on("error", (err: NodeJS.ErrnoException) => {
-        if (responded || res.destroyed) return void res.destroy();
+        if (responded || res.destroyed) {
+          if (responded && !res.destroyed) track.broken = true;
+          return void res.destroy();
+        }
         res.off("close", onClientClose);
         fail(err, upstream.reusedSocket && err.code === "ECONNRESET");
       });
@@ -197,16 +230,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     attempt(first, releaseFirst, false);
   }
 
+  /** A request is over: its metrics, and its traffic counts (a client that went away counts for no revision). */
+  const ended = (track: Track, res: http.ServerResponse, started: number) => {
+    options.metrics?.request(track, res.statusCode, (performance.now() - started) / 1000);
+    if (track.counts === undefined) return;
+    const answered = res.writableFinished;
+    track.counts.end(track.number, answered || track.broken, track.broken || (answered && res.statusCode >= 500));
+  };
+
   const server = http.createServer((req, res) => {
-    const target: GatewayTarget = { workspace: "", deployment: "", revision: "" };
-    const metrics = options.metrics;
-    if (metrics !== undefined) {
-      const started = performance.now();
-      res.once("close", () => metrics.request(target, res.statusCode, (performance.now() - started) / 1000));
-    }
-    handle(req, res, target).catch((err: unknown) => {
-      logger.warn("gateway request failed", { err, url: req.url, workspace: target.workspace || undefined, deployment: target.deployment || undefined });
-      failed(target, "gateway_error");
+    const track: Track = { workspace: "", deployment: "", revision: "", counts: undefined, number: 0, broken: false };
+    const started = performance.now();
+    res.once("close", () => ended(track, res, started));
+    handle(req, res, track).catch((err: unknown) => {
+      logger.warn("gateway request failed", { err, url: req.url, workspace: track.workspace || undefined, deployment: track.deployment || undefined });
+      failed(track, "gateway_error");
       sendJson(res, 500, { error: "gateway error" });
     });
   });
@@ -222,75 +260,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 }
 
 function unavailableReason(target: Exclude<Resolution, { kind: "missing" }>, name: string): string {
-  return target.kind === "stopped"
-    ? `deployment '${name}' is stopped (0 replicas); resume it by scaling it up: \`modeldeploy scale ${name} --replicas 1\`, or UpdateDeployment with scaling.minReplicas ≥ 1`
-    : `deployment '${name}' has no ready replica yet`;
+  if (target.kind === "stopped") {
+    return `deployment '${name}' is stopped (0 replicas); resume it by scaling it up: \`modeldeploy scale ${name} --replicas 1\`, or UpdateDeployment with scaling.minReplicas ≥ 1`;
+  }
+  if (target.kind === "idle") return target.revision.desired.replicas === 0 ? "idle; the next request wakes it" : `deployment '${name}' is waking up`;
+  return `deployment '${name}' has no ready replica yet`;
 }
 
 function tooLarge(res: http.ServerResponse): void {
   res.setHeader("connection", "close");
   sendJson(res, 413, { error: "request body is too large" });
-}
-
-function forwardedHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
-  }
-  return out;
-}
-
-function responseHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (v !== undefined && (!HOP_BY_HOP.has(k) || k === "content-length")) out[k] = v;
-  }
-  return out;
-}
-
-/** Reads the body until it ends or exceeds `limit`; then leaves the stream paused for piping. */
-function readPrefix(req: http.IncomingMessage, limit: number): Promise<BufferedPrefix> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("close", onClose);
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size > limit) {
-        req.pause();
-        cleanup();
-        resolve({ chunks, size, complete: false });
-      }
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve({ chunks, size, complete: true });
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const onClose = () => onError(new Error("client closed the request before sending its body"));
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("error", onError);
-    req.on("close", onClose);
-  });
-}
-
-function byteLimit(already: number, limit: number): Transform {
-  let size = already;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      size += chunk.length;
-      if (size > limit) done(new BodyTooLargeError(`request body is larger than ${limit} bytes`));
-      else done(null, chunk);
-    },
-  });
 }

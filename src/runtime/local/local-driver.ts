@@ -3,7 +3,15 @@
 // everything else is a call to the local runtime agent's control API.
 import { silentLogger, type Logger } from "../../log.js";
 import { carrierOf, otelContext, otelTrace, spanFailed, SpanKind, tracer, tracingEnabled } from "../../telemetry/tracing.js";
-import { RuntimeError, type DeploymentObservation, type HostCapacity, type RevisionSpec, type RevisionStatus, type RuntimeDriver } from "../driver.js";
+import {
+  RuntimeError,
+  type DeploymentObservation,
+  type DeploymentTraffic,
+  type HostCapacity,
+  type RevisionSpec,
+  type RevisionStatus,
+  type RuntimeDriver,
+} from "../driver.js";
 import { controlPaths, errorFromWire, MAX_STATUS_WAIT_MS, pathTemplate, statusTag } from "./control-protocol.js";
 import { createWeightsCache } from "./weights-cache.js";
 
@@ -85,6 +93,7 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
       if (res.ok) throw new RuntimeError("INTERNAL", `local runtime sent a malformed answer to ${method} ${path}`, { cause: err });
       payload = undefined;
     }
+    if (res.status === 404 && (payload as { noRoute?: unknown } | undefined)?.noRoute === true) throw new NoRouteError();
     if (!res.ok) throw errorFromWire(res.status, payload);
     return payload as T;
   }
@@ -142,6 +151,21 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
       const { endpointUrl } = await call<{ endpointUrl: string }>("PUT", controlPaths.route(spec.deploymentUid), { spec: withoutToken(spec) });
       return endpointUrl;
     },
+    async splitTraffic(spec, shares) {
+      const { endpointUrl } = await call<{ endpointUrl: string }>("PUT", controlPaths.route(spec.deploymentUid), { spec: withoutToken(spec), shares });
+      return endpointUrl;
+    },
+    async trafficStats(uid) {
+      try {
+        return await call<DeploymentTraffic>("GET", controlPaths.traffic(uid));
+      } catch (err) {
+        if (err instanceof NoRouteError) return undefined;
+        throw err;
+      }
+    },
+    async scaleRevision(uid, revision, replicas) {
+      await call("POST", controlPaths.scaleRevision(uid, revision), { replicas });
+    },
     async stopRevision(uid, revision) {
       await call("POST", controlPaths.stopRevision(uid, revision));
     },
@@ -157,6 +181,11 @@ export function createLocalDriver(options: LocalDriverOptions): RuntimeDriver {
       logger.debug("local driver closed");
     },
   };
+}
+
+/** The agent has no route for the deployment (trafficStats: undefined). */
+class NoRouteError extends Error {
+  override readonly name = "NoRouteError";
 }
 
 function withoutToken(spec: RevisionSpec): RevisionSpec {

@@ -1,15 +1,29 @@
-// The local runtime's operations, in process: the supervisor, the route table,
-// tombstones of released deployments, and their persistence. The control API
-// exposes these over HTTP; the gateway resolves requests through `resolve`.
+// The local runtime's operations, in process: the supervisor, the route table
+// (with traffic splits), tombstones of released deployments, and their
+// persistence; the gateway's traffic counts and wakes from zero. The control
+// API exposes these over HTTP; the gateway resolves requests through `resolve`.
+import { randomUUID } from "node:crypto";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../log.js";
-import { RuntimeError, type DeploymentObservation, type PreparedWeights, type ReplicaCounts, type RevisionSpec, type RevisionStatus } from "../driver.js";
+import {
+  RuntimeError,
+  type DeploymentObservation,
+  type DeploymentTraffic,
+  type PreparedWeights,
+  type ReplicaCounts,
+  type RevisionSpec,
+  type RevisionStatus,
+  type TrafficShare,
+} from "../driver.js";
 import { statusTag } from "./control-protocol.js";
 import type { Revision } from "./revision.js";
 import { RouteTable, type Route } from "./routes.js";
 import { loadState, saveState } from "./state-store.js";
 import { createSupervisor, type SupervisorOptions } from "./supervisor.js";
+import { DeploymentCounts } from "./traffic-counts.js";
+import { pickShare, validShares } from "./traffic-split.js";
+import { createWaker } from "./waker.js";
 
 export interface LocalRuntimeOptions extends SupervisorOptions {
   dataDir: string;
@@ -20,7 +34,20 @@ export interface LocalRuntimeOptions extends SupervisorOptions {
   onReleased?: (route: Route) => void;
 }
 
-export type Resolution = { kind: "missing" } | { kind: "stopped"; route: Route } | { kind: "serving"; route: Route; revision: Revision };
+interface Routed {
+  route: Route;
+  /** The revision chosen for this request (by weight during a split). */
+  number: number;
+  /** Where the gateway counts the request. */
+  counts: DeploymentCounts;
+}
+
+/**
+ * Where a request to an endpoint goes. stopped: the chosen revision runs no
+ * replica and does not wake (503 at once); idle: it is at 0 replicas with a
+ * wake timeout, or a wake of it is under way (the request wakes it and waits).
+ */
+export type Resolution = { kind: "missing" } | (Routed & { kind: "stopped" }) | (Routed & { kind: "idle" | "serving"; revision: Revision });
 
 /** Per-replica detail, for operators and tests (not part of the driver interface). */
 export interface ReplicaDetail {
@@ -45,10 +72,20 @@ export interface LocalRuntime {
   readonly statusWaits: number;
   replicaDetails(deploymentUid: string, revision: number): ReplicaDetail[];
   switchTraffic(spec: RevisionSpec): string;
+  /** Validates the split (INVALID_SPEC); one share of 100 is a plain switch. */
+  splitTraffic(spec: RevisionSpec, shares: readonly TrafficShare[]): string;
+  /** Undefined when the deployment has no route. */
+  trafficStats(deploymentUid: string): DeploymentTraffic | undefined;
+  scaleRevision(deploymentUid: string, revision: number, replicas: number): Promise<void>;
+  /** Scales to 0 and forgets the wake timeout: a stopped revision never wakes. */
   stopRevision(deploymentUid: string, revision: number): Promise<void>;
   release(deploymentUid: string): Promise<void>;
   observe(): DeploymentObservation[];
   resolve(workspace: string, deploymentName: string): Resolution;
+  /** Wakes an idle revision (see Waker.wake): the gateway holds requests on it. */
+  wake(revision: Revision): Promise<boolean>;
+  /** Wakes under way now (operators and tests). */
+  readonly wakes: number;
   /** Replicas on this host by state: ready, starting (not ready yet), backoff (restarting), failed, stopping, stopped. */
   replicaStates(): Map<string, number>;
   /** Starts what the persisted state says should run. */
@@ -66,6 +103,9 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
   const routes = new RouteTable();
   const tombstones = new Set<string>();
   let statusWaits = 0;
+  // Counts start again from 0 with every runtime: consumers tell by the epoch.
+  const epoch = randomUUID();
+  const traffic = new Map<string, DeploymentCounts>();
 
   const persist = () =>
     saveState(statePath, {
@@ -102,7 +142,44 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
     return r;
   };
 
-  return {
+  const countsOf = (uid: string): DeploymentCounts => {
+    let counts = traffic.get(uid);
+    if (!counts) traffic.set(uid, (counts = new DeploymentCounts()));
+    return counts;
+  };
+
+  // A released deployment's revision is never brought back, even by a request held before the release.
+  const waker = createWaker(async (r) => {
+    if (r.desired.replicas > 0 || tombstones.has(r.uid)) return;
+    await Promise.all([supervisor.apply({ ...r.desired, replicas: 1 }), persisted()]);
+  }, logger);
+
+  /** A share by weight; if its revision has no ready replica, another share's that has one. */
+  const chooseRevision = (uid: string, shares: readonly TrafficShare[]): number => {
+    const picked = pickShare(shares, Math.random());
+    if (!picked) return shares[0]?.revision ?? 0;
+    if (supervisor.get(uid, picked.revision)?.hasReadyReplica()) return picked.revision;
+    for (const s of shares) {
+      if (s !== picked && s.percent > 0 && supervisor.get(uid, s.revision)?.hasReadyReplica()) return s.revision;
+    }
+    return picked.revision;
+  };
+
+  const setRoute = (spec: RevisionSpec, revision: number, shares?: TrafficShare[]): string => {
+    const route: Route = {
+      deploymentUid: spec.deploymentUid,
+      workspace: spec.workspace,
+      deploymentName: spec.deploymentName,
+      revision,
+      ...(shares ? { shares } : {}),
+    };
+    routes.set(route);
+    persist();
+    logger.info(shares ? "traffic split" : "traffic switched", { ...route });
+    return endpointUrl(route);
+  };
+
+  const runtime: LocalRuntime = {
     async startRevision(spec, weights) {
       refuseReleased(spec.deploymentUid);
       if (!Number.isSafeInteger(spec.replicas) || spec.replicas < 0) {
@@ -162,29 +239,50 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
       })),
 
     switchTraffic(spec) {
+      // A revision never started is an INTERNAL error here, as it always was.
       known(spec.deploymentUid, spec.revision);
-      const route: Route = {
-        deploymentUid: spec.deploymentUid,
-        workspace: spec.workspace,
-        deploymentName: spec.deploymentName,
-        revision: spec.revision,
-      };
-      routes.set(route);
-      persist();
-      logger.info("traffic switched", { ...route });
-      return endpointUrl(route);
+      return runtime.splitTraffic(spec, [{ revision: spec.revision, percent: 100 }]);
+    },
+
+    splitTraffic(spec, shares) {
+      const uid = spec.deploymentUid;
+      refuseReleased(uid);
+      const valid = validShares(shares, (n) => supervisor.get(uid, n) !== undefined);
+      const whole = valid.find((s) => s.percent === 100);
+      if (whole) return setRoute(spec, whole.revision);
+      // The serving revision stays; a first route: the revision that is not being rolled out, with the larger share.
+      const others = valid.filter((s) => s.revision !== spec.revision).sort((a, b) => b.percent - a.percent);
+      const serving = routes.ofDeployment(uid)?.revision ?? others[0]?.revision ?? spec.revision;
+      return setRoute(spec, serving, valid);
+    },
+
+    trafficStats(uid) {
+      const route = routes.ofDeployment(uid);
+      if (!route || tombstones.has(uid)) return undefined;
+      const listed = route.shares ? route.shares.map((s) => s.revision) : [route.revision];
+      return countsOf(uid).snapshot(uid, epoch, listed);
+    },
+
+    async scaleRevision(uid, revision, replicas) {
+      if (!Number.isSafeInteger(replicas) || replicas < 0) {
+        throw new RuntimeError("INVALID_SPEC", `replicas must be a non-negative integer, got ${replicas}`);
+      }
+      const r = known(uid, revision);
+      await Promise.all([supervisor.apply({ ...r.desired, replicas }), persisted()]);
     },
 
     async stopRevision(uid, revision) {
       const r = supervisor.get(uid, revision);
       if (!r || tombstones.has(uid)) return;
-      await Promise.all([supervisor.apply({ ...r.desired, replicas: 0 }), persisted()]);
+      const { wakeTimeoutMs: _neverWakes, ...spec } = r.desired.spec;
+      await Promise.all([supervisor.apply({ ...r.desired, spec, replicas: 0 }), persisted()]);
     },
 
     async release(uid) {
       const route = routes.ofDeployment(uid);
       tombstones.add(uid);
       routes.remove(uid);
+      traffic.delete(uid);
       if (route) options.onReleased?.(route);
       persist();
       await Promise.all(supervisor.revisionsOf(uid).map((r) => supervisor.remove(uid, r.number)));
@@ -218,9 +316,23 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
     resolve(workspace, deploymentName) {
       const route = routes.lookup(workspace, deploymentName);
       if (!route) return { kind: "missing" };
-      const revision = supervisor.get(route.deploymentUid, route.revision);
-      if (!revision || revision.desired.replicas === 0) return { kind: "stopped", route };
-      return { kind: "serving", route, revision };
+      const uid = route.deploymentUid;
+      const counts = countsOf(uid);
+      const number = route.shares ? chooseRevision(uid, route.shares) : route.revision;
+      const revision = supervisor.get(uid, number);
+      if (!revision) return { kind: "stopped", route, number, counts };
+      const { desired } = revision;
+      if (desired.spec.wakeTimeoutMs !== undefined && !revision.hasReadyReplica() && (desired.replicas === 0 || waker.waking(revision))) {
+        return { kind: "idle", route, number, revision, counts };
+      }
+      if (desired.replicas === 0) return { kind: "stopped", route, number, counts };
+      return { kind: "serving", route, number, revision, counts };
+    },
+
+    wake: (revision) => waker.wake(revision),
+
+    get wakes() {
+      return waker.size;
     },
 
     replicaStates() {
@@ -251,6 +363,10 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
       logger.info("runtime state restored", { revisions: state.revisions.length, routes: state.routes.length });
     },
 
-    close: () => supervisor.close(),
+    close() {
+      waker.close();
+      return supervisor.close();
+    },
   };
+  return runtime;
 }

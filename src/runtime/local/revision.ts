@@ -85,6 +85,11 @@ export class Revision {
     return this.replicas.filter((r) => r.ready && r.port !== undefined);
   }
 
+  /** As readyReplicas().length > 0, without the array (the gateway asks on every request of a split). */
+  hasReadyReplica(): boolean {
+    return this.replicas.some((r) => r.ready && r.port !== undefined);
+  }
+
   /** The next ready replica in round-robin order, skipping `exclude`. */
   pick(exclude?: Replica): Replica | undefined {
     const candidates = this.readyReplicas().filter((r) => r !== exclude);

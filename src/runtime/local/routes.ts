@@ -1,10 +1,15 @@
 // Which revision each deployment's endpoint sends traffic to. A switch is one
 // map assignment, so every request sees either the old route or the new one.
+import type { TrafficShare } from "../driver.js";
+
 export interface Route {
   deploymentUid: string;
   workspace: string;
   deploymentName: string;
+  /** The serving revision; during a split, the one that served before it. */
   revision: number;
+  /** Set while a split is in force: each request goes to one of these by weight (routes persisted before splits have none). */
+  shares?: TrafficShare[];
 }
 
 export class RouteTable {

@@ -6,7 +6,7 @@ import { FastCounter, FastGauge, FastHistogram } from "../../telemetry/fast-metr
 import { LATENCY_BUCKETS, type MetricsRegistry } from "../../telemetry/metrics.js";
 
 /** Why the gateway answered a request itself, with an error. */
-export type GatewayError = "no_ready_replica" | "stopped" | "replica_failed" | "body_too_large" | "gateway_error";
+export type GatewayError = "no_ready_replica" | "stopped" | "wake_timeout" | "wake_failed" | "replica_failed" | "body_too_large" | "gateway_error";
 
 export interface GatewayTarget {
   workspace: string;
