@@ -11,7 +11,12 @@ import { percentile } from "../stats.js";
 import { fmt, goalAtMost, goalBelow, type ResultRow } from "../table.js";
 import type { FigureContext } from "./context.js";
 
-const INFER = JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }] });
+const INFER = JSON.stringify({
+  inputs: [
+    { name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] },
+    { name: "ids", shape: [1], datatype: "INT64", data: [7] },
+  ],
+});
 
 async function infer(endpointUrl: string): Promise<number> {
   const res = await fetch(`${endpointUrl}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: INFER });
