@@ -39,10 +39,11 @@ export async function wakeFigure(ctx: FigureContext, model: SampleModel): Promis
   const o = ctx.options;
   ctx.log("figure 11: wake from IDLE, sample model, local runtime");
   const d = await deployed(ctx, model, "bench/wake", { minReplicas: 0, maxReplicas: 1, scaleDownDelaySeconds: 1 });
+  const stateOf = async () => (await ctx.client.deployments.getDeployment({ name: d.name })).state;
   const wake = async () => {
-    await waitUntil(`${d.name} IDLE`, async () =>
-      (await ctx.client.deployments.getDeployment({ name: d.name })).state === DeploymentState.IDLE ? true : undefined,
-    );
+    // The last wake first shows (RUNNING), then the autoscaler stops the replica again (IDLE).
+    await waitUntil(`${d.name} RUNNING`, async () => ((await stateOf()) === DeploymentState.RUNNING ? true : undefined));
+    await waitUntil(`${d.name} IDLE`, async () => ((await stateOf()) === DeploymentState.IDLE ? true : undefined));
     const t0 = nowMs();
     const status = await infer(d.endpointUrl);
     if (status !== 200) throw new Error(`a request waking ${d.name} got ${status}`);
@@ -120,11 +121,12 @@ export async function rolloutFailuresFigure(ctx: FigureContext, model: SampleMod
     id: "12",
     figure: "failed requests during a rollout of a healthy revision, 4 requests in flight: all at once; canary 10 %, 50 % (1 s each)",
     measures: [
-      { label: "all at once", value: allAtOnce.failed, unit: `failed of ${allAtOnce.sent}` },
-      { label: "canary", value: canary.failed, unit: `failed of ${canary.sent}` },
+      { label: "all at once", value: allAtOnce.failed, unit: "failed" },
+      { label: "canary", value: canary.failed, unit: "failed" },
     ],
     baseline: "",
     baselineMeasures: [],
     goal: goalAtMost(failed, 0, "0 failed", `${failed} failed`),
+    notes: `requests sent meanwhile: ${allAtOnce.sent} (all at once), ${canary.sent} (canary)`,
   };
 }
