@@ -13,7 +13,7 @@ export interface Followed {
   task: Task | undefined;
 }
 
-/** Until a new deployment's first task ends; ok only when it serves (or is stopped). */
+/** Until a new deployment's first task ends; ok only when it serves (or is stopped, or idle: serving on demand). */
 export async function followDeployment(api: ApiClients, created: Deployment, task: Task, progress: Progress): Promise<Followed> {
   const ac = new AbortController();
   let latest = created;
@@ -26,7 +26,7 @@ export async function followDeployment(api: ApiClients, created: Deployment, tas
       if (!d) continue;
       latest = d;
       if (d.activeTaskId) continue;
-      const ok = d.state === DeploymentState.RUNNING || d.state === DeploymentState.STOPPED;
+      const ok = d.state === DeploymentState.RUNNING || d.state === DeploymentState.STOPPED || d.state === DeploymentState.IDLE;
       if (ok || d.state === DeploymentState.FAILED || d.state === DeploymentState.DELETED) {
         if (!last || !terminal(last)) last = await api.deployments.getDeploymentTask({ taskId: task.id });
         return { ok, deployment: d, task: last };

@@ -2,7 +2,8 @@
 // all-in-one process: `login` saves the address and key, a deployment's name
 // is captured with -o name / -o json, `get` shows it whole, the live display
 // under a pseudo-terminal (util-linux `script`), watch's JSON lines, and what
-// a missing server, a missing key and an unknown --state print.
+// a missing server, a missing key, an unknown --state and an unreadable
+// --canary print; the autoscaler's flags and what a later scale keeps.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -50,6 +51,10 @@ function underPty(args: string[]): Promise<{ code: number | null; output: string
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
     child.on("exit", (code) => resolve({ code, output }));
   });
+}
+
+async function scalingOf(name: string): Promise<Record<string, number>> {
+  return (JSON.parse((await cli("get", name, "-o", "json")).stdout) as { scaling: Record<string, number> }).scaling;
 }
 
 describe("modeldeploy CLI, first use", () => {
@@ -118,6 +123,18 @@ describe("modeldeploy CLI, first use", () => {
     expect((await cli("list", "--state", "running", "-o", "name")).stdout).toBe("tiny-linear-ux\n");
   });
 
+  it("refuses a --canary it cannot read before any call, and sets the autoscaler's settings", async () => {
+    const before = (await cli("get", "tiny-linear-ux", "-o", "json")).stdout;
+    const bad = await cli("update", "tiny-linear-ux", "--uri", model, "--canary", "10:30,50");
+    expect(bad).toMatchObject({ code: 2, stdout: "" });
+    expect(bad.stderr).toBe('error: --canary takes steps PERCENT:PAUSE_SECONDS separated by commas, e.g. 10:30,50:30; got "50"\n');
+    expect((await cli("get", "tiny-linear-ux", "-o", "json")).stdout).toBe(before);
+
+    const tuned = await cli("scale", "tiny-linear-ux", "--target-in-flight", "8", "--scale-down-delay", "30", "--wait");
+    expect(tuned.code).toBe(0);
+    expect(await scalingOf("tiny-linear-ux")).toMatchObject({ minReplicas: 1, maxReplicas: 1, targetInFlight: 8, scaleDownDelaySeconds: 30 });
+  });
+
   it("draws a live progress block under a terminal, and exits with the task's outcome", async () => {
     const res = await underPty(["scale", "tiny-linear-ux", "--replicas", "2", "--wait"]);
     expect(res.code).toBe(0);
@@ -133,6 +150,8 @@ describe("modeldeploy CLI, first use", () => {
     expect(plain.stdout).not.toContain("\x1b[");
     expect(plain.stdout).toMatch(/\n#\d+ RUNNING {2}DONE 100% /);
     expect(plain.code).toBe(0);
+    // --replicas alone kept the autoscaler's settings set before.
+    expect(await scalingOf("tiny-linear-ux")).toMatchObject({ minReplicas: 1, maxReplicas: 1, targetInFlight: 8, scaleDownDelaySeconds: 30 });
   });
 
   it("--wait with -o name exits 1 and says why on stderr when the deployment fails", async () => {

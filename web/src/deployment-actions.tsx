@@ -26,7 +26,14 @@ export function ScaleForm({ api, deployment: d, onCallError }: Props) {
   const scale = useAction(() =>
     api.deployments.updateDeployment({
       name: d.name,
-      scaling: { minReplicas: num(values["minReplicas"]), maxReplicas: num(values["maxReplicas"]) },
+      // The autoscaler's settings stay as they are (the API replaces a scaling whole).
+      scaling: {
+        minReplicas: num(values["minReplicas"]),
+        maxReplicas: num(values["maxReplicas"]),
+        targetInFlight: d.scaling?.targetInFlight ?? 0,
+        scaleDownDelaySeconds: d.scaling?.scaleDownDelaySeconds ?? 0,
+        wakeTimeoutSeconds: d.scaling?.wakeTimeoutSeconds ?? 0,
+      },
       requestId: newRequestId(),
     }),
   );

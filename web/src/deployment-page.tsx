@@ -3,13 +3,13 @@ import type { Api } from "./api.js";
 import { CancelButton, DeleteButton, RollbackForm, ScaleForm, UpdateForm } from "./deployment-actions.js";
 import { ErrorBox } from "./error-box.js";
 import { FailureView } from "./failure-view.js";
-import { modelLabel, resourcesLabel, stateName, stateTone, time, trafficOf } from "./format.js";
+import { modelLabel, resourcesLabel, scalingLabel, stateName, stateTone, time, trafficOf } from "./format.js";
 import { Link } from "./link.js";
 import { isActive, Progress } from "./progress.js";
 import { TaskTable } from "./task-table.js";
-import { useDeployment } from "./watch-deployment.js";
+import { useDeployment, type DeploymentView } from "./watch-deployment.js";
 
-function Summary({ d }: { d: Deployment }) {
+function Summary({ d, scaled }: { d: Deployment; scaled: DeploymentView["scaled"] }) {
   const i = d.instances;
   const traffic = trafficOf(d);
   return (
@@ -22,9 +22,16 @@ function Summary({ d }: { d: Deployment }) {
       <dt>resources</dt>
       <dd>{resourcesLabel(d.resources)}</dd>
       <dt>scaling</dt>
-      <dd class="scaling">
-        {d.scaling?.minReplicas ?? 0}–{d.scaling?.maxReplicas ?? 0} replicas
-      </dd>
+      <dd class="scaling">{scalingLabel(d.scaling)}</dd>
+      {scaled && (
+        <>
+          <dt>autoscaler</dt>
+          <dd class="scaled">
+            {scaled.message}
+            {scaled.time && <small> · {time(scaled.time)}</small>}
+          </dd>
+        </>
+      )}
       <dt>instances</dt>
       <dd class="instances">
         {i?.ready ?? 0} ready of {i?.desired ?? 0} desired · {i?.pending ?? 0} pending · {i?.restarts ?? 0} restarts
@@ -37,7 +44,9 @@ function Summary({ d }: { d: Deployment }) {
       <dt>traffic</dt>
       <dd class="traffic">
         {traffic.length === 0
-          ? "none (nothing serves)"
+          ? d.state === DeploymentState.IDLE
+            ? "none: idle, the next request wakes it"
+            : "none (nothing serves)"
           : traffic.map((t) => (
               <span class="share" key={t.revision}>
                 rev {t.revision}: {t.percent}%
@@ -66,7 +75,7 @@ function Summary({ d }: { d: Deployment }) {
 
 /** One deployment, live (WatchDeployment): what serves, the change in flight, its history, and what can be done. */
 export function DeploymentPage({ api, name, onCallError }: { api: Api; name: string; onCallError: (err: unknown) => void }) {
-  const { deployment: d, revisions, tasks, live, deleted, error } = useDeployment(api, name, onCallError);
+  const { deployment: d, revisions, tasks, live, deleted, error, scaled } = useDeployment(api, name, onCallError);
   const active = d?.activeTaskId ? tasks.find((t) => t.id === d.activeTaskId) : undefined;
   const settled = d !== undefined && !deleted && d.state !== DeploymentState.DELETING;
   return (
@@ -89,7 +98,7 @@ export function DeploymentPage({ api, name, onCallError }: { api: Api; name: str
       )}
       {d && (
         <>
-          <Summary d={d} />
+          <Summary d={d} scaled={scaled} />
           {isActive(active) && (
             <div class="card active-task">
               <h2>In progress</h2>

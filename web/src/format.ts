@@ -9,6 +9,8 @@ import {
   type Deployment,
   type ModelSource,
   type Resources,
+  type Scaling,
+  type Task,
 } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 
 export const stateName = (s: DeploymentState) => DeploymentState[s] ?? String(s);
@@ -58,6 +60,9 @@ export function stateTone(s: DeploymentState): string {
       return "ok";
     case DeploymentState.FAILED:
       return "bad";
+    // Scaled to zero on purpose, and serving on demand: settled, not stopped.
+    case DeploymentState.IDLE:
+      return "idle";
     case DeploymentState.STOPPED:
     case DeploymentState.DELETED:
       return "off";
@@ -85,11 +90,32 @@ export interface TrafficShare {
 }
 
 /**
- * The split now in force. This API version has no Deployment.traffic yet:
- * green rollouts switch all traffic at once, so the serving revision takes
+ * The split now in force: Deployment.traffic. A server from before it sends
+ * none; there, all traffic switches at once, so the serving revision takes
  * every request while anything serves.
  */
 export function trafficOf(d: Deployment): TrafficShare[] {
+  if (d.traffic.length > 0) return d.traffic.map((t) => ({ revision: t.revision, percent: t.percent }));
   const serves = d.servingRevision > 0 && (d.instances?.ready ?? 0) > 0;
   return serves ? [{ revision: d.servingRevision, percent: 100 }] : [];
+}
+
+/** A canary's place from a task's progress: "canary step 2/3 (50%)"; "" outside a canary. */
+export function canaryStep(t: Task): string {
+  const p = t.progress;
+  if (!p || p.rolloutSteps <= 0) return "";
+  const percent = t.rollout?.steps[p.rolloutStep - 1]?.percent;
+  return `canary step ${p.rolloutStep}/${p.rolloutSteps}${percent !== undefined ? ` (${percent}%)` : ""}`;
+}
+
+/** Replica bounds, and the autoscaler's settings where it moves the count between them. */
+export function scalingLabel(s: Scaling | undefined): string {
+  const bounds = `${s?.minReplicas ?? 0}–${s?.maxReplicas ?? 0} replicas`;
+  if (!s || s.maxReplicas === 0 || s.minReplicas >= s.maxReplicas) return bounds;
+  const settings = [
+    s.targetInFlight ? `${s.targetInFlight} in flight per replica` : "",
+    s.scaleDownDelaySeconds ? `scale down after ${s.scaleDownDelaySeconds} s` : "",
+    s.minReplicas === 0 && s.wakeTimeoutSeconds ? `wake within ${s.wakeTimeoutSeconds} s` : "",
+  ].filter(Boolean);
+  return settings.length ? `${bounds} · ${settings.join(" · ")}` : bounds;
 }

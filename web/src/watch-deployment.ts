@@ -1,8 +1,10 @@
 // One deployment, live (WatchDeployment), with its revisions and recent
 // tasks: the lists are read again whenever an event says something finished
-// or changed state; progress events update the task they carry in place.
+// or changed state; progress events update the task they carry in place; the
+// autoscaler's last change (a SCALED event) is kept with its reason.
 import { useEffect, useState } from "preact/hooks";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { EventType, TaskStatus, type Deployment, type DeploymentEvent, type DeploymentRevision, type Task } from "../../src/gen/modeldeploy/v1/resources_pb.js";
 import type { Api } from "./api.js";
 import { keepStreaming } from "./streams.js";
@@ -15,9 +17,11 @@ export interface DeploymentView {
   live: boolean;
   deleted: boolean;
   error: unknown;
+  /** The autoscaler's last change seen on this page: its reason and when. */
+  scaled: { message: string; time: Timestamp | undefined } | undefined;
 }
 
-const empty: DeploymentView = { deployment: undefined, revisions: [], tasks: [], live: false, deleted: false, error: undefined };
+const empty: DeploymentView = { deployment: undefined, revisions: [], tasks: [], live: false, deleted: false, error: undefined, scaled: undefined };
 const recentTasks = 20;
 
 const settledStatus = (t: Task) => t.status === TaskStatus.COMPLETED || t.status === TaskStatus.FAILED || t.status === TaskStatus.CANCELLED;
@@ -84,7 +88,14 @@ export function useDeployment(api: Api, name: string, onUnauthenticated: (err: u
     const apply = (e: DeploymentEvent) => {
       afterSequence = e.sequence;
       const deleted = e.type === EventType.DELETED;
-      setView((v) => ({ ...v, deployment: e.deployment ?? v.deployment, tasks: mergeTask(v.tasks, e.task), deleted: v.deleted || deleted }));
+      const scaled = e.type === EventType.SCALED ? { message: e.message || "replica count changed", time: e.time } : undefined;
+      setView((v) => ({
+        ...v,
+        deployment: e.deployment ?? v.deployment,
+        tasks: mergeTask(v.tasks, e.task),
+        deleted: v.deleted || deleted,
+        scaled: scaled ?? v.scaled,
+      }));
       if (e.type !== EventType.PROGRESS && !deleted) void readLists();
     };
     const stop = keepStreaming({
