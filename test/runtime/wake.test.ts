@@ -217,5 +217,17 @@ describe("wake on request", () => {
     expect(await stats()).toMatchObject({ arrivals: 4, revisions: [{ revision: 1, requests: 3, failures: 3 }] });
     expect(await replicasOf(agent, spec)).toHaveLength(1);
     await driver.release(spec.deploymentUid);
+
+    // Scaled up by the autoscaler rather than woken: a request is held for the starting replica all the same.
+    const scaled = { ...spec, deploymentUid: "dep-scaled", deploymentName: "scaled-abc", wakeTimeoutMs: 500 };
+    await driver.startRevision(scaled, await driver.prepareWeights(scaled, () => {}));
+    const scaledEndpoint = await driver.switchTraffic(scaled);
+    await driver.scaleRevision(scaled.deploymentUid, 1, 1);
+    const res = await fetch(`${scaledEndpoint}/infer`, { method: "POST", body: inferBody });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe(String(WAKE_RETRY_AFTER_S));
+    expect(((await res.json()) as { error: string }).error).toMatch(/waking/);
+    expect(await replicasOf(agent, scaled)).toHaveLength(1);
+    await driver.release(scaled.deploymentUid);
   });
 });
