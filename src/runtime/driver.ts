@@ -72,9 +72,13 @@ export interface TrafficShare {
 /** What the gateway counted for one revision since the runtime started. */
 export interface RevisionTraffic {
   revision: number;
-  /** Requests answered (any status). */
+  /** Requests answered (any status), counted when the answer ends; a client that went away first counts for none. */
   requests: number;
-  /** Of those, failed: a 5xx answer, a refused or reset connection, a timeout. */
+  /**
+   * Of those, failed: a 5xx answer (the replica's, or the gateway's own for
+   * this revision: no ready replica, stopped, not woken in time), a refused
+   * or reset connection, an answer broken off, a timeout.
+   */
   failures: number;
 }
 
@@ -87,7 +91,7 @@ export interface DeploymentTraffic {
   inFlight: number;
   /** ∫ inFlight dt in request·seconds: the mean in-flight over a window is its difference over the window's length. */
   inFlightSeconds: number;
-  /** Requests that arrived. */
+  /** Requests that arrived (readiness probes of the endpoint are not counted). */
   arrivals: number;
   revisions: RevisionTraffic[];
 }

@@ -69,7 +69,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Idle sockets time out (30 s) before the model server's keep-alive (65 s) would close them under us.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 30_000 });
 
-  const failed = (target: GatewayTarget, reason: GatewayError) => options.metrics?.error(target, reason);
+  /** The gateway answers with an error itself; a request routed to a revision says which (set here, off the hot path). */
+  const failed = (track: Track, res: http.ServerResponse, reason: GatewayError) => {
+    if (track.number > 0 && !res.headersSent) res.setHeader(revisionHeader, track.revision);
+    options.metrics?.error(track, reason);
+  };
 
   /** `track`: filled in once the path names a deployment this runtime serves. Nothing awaits before it is. */
   async function handle(req: http.IncomingMessage, res: http.ServerResponse, track: Track): Promise<void> {
@@ -105,16 +109,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     track.counts = resolved.counts;
     track.number = resolved.number;
     resolved.counts.arrive();
-    res.setHeader(revisionHeader, track.revision);
     if (resolved.kind === "stopped") {
-      failed(track, "stopped");
+      failed(track, res, "stopped");
       return sendJson(res, 503, { error: unavailableReason(resolved, name) });
     }
     if (resolved.kind === "idle") {
       const outcome = await holdForWake(res, resolved.revision);
       if (outcome === "gone") return;
       if (outcome !== "ready") {
-        failed(track, outcome === "timeout" ? "wake_timeout" : "wake_failed");
+        failed(track, res, outcome === "timeout" ? "wake_timeout" : "wake_failed");
         res.setHeader("retry-after", String(WAKE_RETRY_AFTER_S));
         const error =
           outcome === "timeout"
@@ -148,12 +151,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   async function proxy(req: http.IncomingMessage, res: http.ServerResponse, revision: Revision, path: string, name: string, track: Track): Promise<void> {
     const declared = Number(req.headers["content-length"] ?? NaN);
     if (declared > maxBodyBytes) {
-      failed(track, "body_too_large");
+      failed(track, res, "body_too_large");
       return tooLarge(res);
     }
     const first = revision.pick();
     if (!first) {
-      failed(track, "no_ready_replica");
+      failed(track, res, "no_ready_replica");
       return sendJson(res, 503, { error: `deployment '${name}' has no ready replica yet` });
     }
     // In flight from now on, body upload included, so that draining the replica waits for this request.
@@ -173,7 +176,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const fail = (err: NodeJS.ErrnoException, staleSocket: boolean) => {
         release();
         if (err instanceof BodyTooLargeError) {
-          failed(track, "body_too_large");
+          failed(track, res, "body_too_large");
           return tooLarge(res);
         }
         if (!staleSocket) replica.setReady(false);
@@ -188,7 +191,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // A stale kept-alive socket says nothing about the replica: it may be chosen again.
         const next = prefix.complete && !isRetry ? revision.pick(staleSocket ? undefined : replica) : undefined;
         if (next) return attempt(next, next.acquire(), true);
-        failed(track, "replica_failed");
+        failed(track, res, "replica_failed");
         sendJson(res, 502, { error: `replica of '${name}' failed: ${err.message}` });
       };
       if (replica.port === undefined) return fail(new Error("replica restarted"), false);
@@ -244,7 +247,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     res.once("close", () => ended(track, res, started));
     handle(req, res, track).catch((err: unknown) => {
       logger.warn("gateway request failed", { err, url: req.url, workspace: track.workspace || undefined, deployment: track.deployment || undefined });
-      failed(track, "gateway_error");
+      failed(track, res, "gateway_error");
       sendJson(res, 500, { error: "gateway error" });
     });
   });

@@ -2,7 +2,6 @@
 // (with traffic splits), tombstones of released deployments, and their
 // persistence; the gateway's traffic counts and wakes from zero. The control
 // API exposes these over HTTP; the gateway resolves requests through `resolve`.
-import { randomUUID } from "node:crypto";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../log.js";
@@ -21,8 +20,9 @@ import type { Revision } from "./revision.js";
 import { RouteTable, type Route } from "./routes.js";
 import { loadState, saveState } from "./state-store.js";
 import { createSupervisor, type SupervisorOptions } from "./supervisor.js";
-import { DeploymentCounts } from "./traffic-counts.js";
-import { pickShare, validShares } from "./traffic-split.js";
+import { TrafficBook } from "./traffic-book.js";
+import type { DeploymentCounts } from "./traffic-counts.js";
+import { routeOf, validShares } from "./traffic-split.js";
 import { createWaker } from "./waker.js";
 
 export interface LocalRuntimeOptions extends SupervisorOptions {
@@ -44,8 +44,9 @@ interface Routed {
 
 /**
  * Where a request to an endpoint goes. stopped: the chosen revision runs no
- * replica and does not wake (503 at once); idle: it is at 0 replicas with a
- * wake timeout, or a wake of it is under way (the request wakes it and waits).
+ * replica and does not wake (503 at once); idle: it has a wake timeout and no
+ * ready replica, and is at 0 replicas, being woken, or starting one (the
+ * request wakes it if need be and waits, up to the wake timeout).
  */
 export type Resolution = { kind: "missing" } | (Routed & { kind: "stopped" }) | (Routed & { kind: "idle" | "serving"; revision: Revision });
 
@@ -103,9 +104,7 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
   const routes = new RouteTable();
   const tombstones = new Set<string>();
   let statusWaits = 0;
-  // Counts start again from 0 with every runtime: consumers tell by the epoch.
-  const epoch = randomUUID();
-  const traffic = new Map<string, DeploymentCounts>();
+  const traffic = new TrafficBook((uid, revision) => supervisor.get(uid, revision));
 
   const persist = () =>
     saveState(statePath, {
@@ -142,42 +141,11 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
     return r;
   };
 
-  const countsOf = (uid: string): DeploymentCounts => {
-    let counts = traffic.get(uid);
-    if (!counts) traffic.set(uid, (counts = new DeploymentCounts()));
-    return counts;
-  };
-
   // A released deployment's revision is never brought back, even by a request held before the release.
   const waker = createWaker(async (r) => {
     if (r.desired.replicas > 0 || tombstones.has(r.uid)) return;
     await Promise.all([supervisor.apply({ ...r.desired, replicas: 1 }), persisted()]);
   }, logger);
-
-  /** A share by weight; if its revision has no ready replica, another share's that has one. */
-  const chooseRevision = (uid: string, shares: readonly TrafficShare[]): number => {
-    const picked = pickShare(shares, Math.random());
-    if (!picked) return shares[0]?.revision ?? 0;
-    if (supervisor.get(uid, picked.revision)?.hasReadyReplica()) return picked.revision;
-    for (const s of shares) {
-      if (s !== picked && s.percent > 0 && supervisor.get(uid, s.revision)?.hasReadyReplica()) return s.revision;
-    }
-    return picked.revision;
-  };
-
-  const setRoute = (spec: RevisionSpec, revision: number, shares?: TrafficShare[]): string => {
-    const route: Route = {
-      deploymentUid: spec.deploymentUid,
-      workspace: spec.workspace,
-      deploymentName: spec.deploymentName,
-      revision,
-      ...(shares ? { shares } : {}),
-    };
-    routes.set(route);
-    persist();
-    logger.info(shares ? "traffic split" : "traffic switched", { ...route });
-    return endpointUrl(route);
-  };
 
   const runtime: LocalRuntime = {
     async startRevision(spec, weights) {
@@ -248,19 +216,16 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
       const uid = spec.deploymentUid;
       refuseReleased(uid);
       const valid = validShares(shares, (n) => supervisor.get(uid, n) !== undefined);
-      const whole = valid.find((s) => s.percent === 100);
-      if (whole) return setRoute(spec, whole.revision);
-      // The serving revision stays; a first route: the revision that is not being rolled out, with the larger share.
-      const others = valid.filter((s) => s.revision !== spec.revision).sort((a, b) => b.percent - a.percent);
-      const serving = routes.ofDeployment(uid)?.revision ?? others[0]?.revision ?? spec.revision;
-      return setRoute(spec, serving, valid);
+      const route = routeOf(spec, valid, routes.ofDeployment(uid));
+      routes.set(route);
+      persist();
+      logger.info(route.shares ? "traffic split" : "traffic switched", { ...route });
+      return endpointUrl(route);
     },
 
     trafficStats(uid) {
       const route = routes.ofDeployment(uid);
-      if (!route || tombstones.has(uid)) return undefined;
-      const listed = route.shares ? route.shares.map((s) => s.revision) : [route.revision];
-      return countsOf(uid).snapshot(uid, epoch, listed);
+      return route && !tombstones.has(uid) ? traffic.stats(route) : undefined;
     },
 
     async scaleRevision(uid, revision, replicas) {
@@ -282,7 +247,7 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
       const route = routes.ofDeployment(uid);
       tombstones.add(uid);
       routes.remove(uid);
-      traffic.delete(uid);
+      traffic.forget(uid);
       if (route) options.onReleased?.(route);
       persist();
       await Promise.all(supervisor.revisionsOf(uid).map((r) => supervisor.remove(uid, r.number)));
@@ -316,13 +281,14 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
     resolve(workspace, deploymentName) {
       const route = routes.lookup(workspace, deploymentName);
       if (!route) return { kind: "missing" };
-      const uid = route.deploymentUid;
-      const counts = countsOf(uid);
-      const number = route.shares ? chooseRevision(uid, route.shares) : route.revision;
-      const revision = supervisor.get(uid, number);
+      const counts = traffic.countsOf(route.deploymentUid);
+      const number = traffic.choose(route);
+      const revision = supervisor.get(route.deploymentUid, number);
       if (!revision) return { kind: "stopped", route, number, counts };
       const { desired } = revision;
-      if (desired.spec.wakeTimeoutMs !== undefined && !revision.hasReadyReplica() && (desired.replicas === 0 || waker.waking(revision))) {
+      // Scaled to zero, waking, or starting a replica: a revision that may wake holds requests rather than refuse them.
+      const wakes = desired.spec.wakeTimeoutMs !== undefined && !revision.hasReadyReplica();
+      if (wakes && (desired.replicas === 0 || waker.waking(revision) || revision.hasStartingReplica())) {
         return { kind: "idle", route, number, revision, counts };
       }
       if (desired.replicas === 0) return { kind: "stopped", route, number, counts };

@@ -90,6 +90,11 @@ export class Revision {
     return this.replicas.some((r) => r.ready && r.port !== undefined);
   }
 
+  /** A replica is starting or restarting: one may be ready soon. */
+  hasStartingReplica(): boolean {
+    return this.replicas.some((r) => !r.ready && (r.phase === "running" || r.phase === "backoff"));
+  }
+
   /** The next ready replica in round-robin order, skipping `exclude`. */
   pick(exclude?: Replica): Replica | undefined {
     const candidates = this.readyReplicas().filter((r) => r !== exclude);

@@ -1,6 +1,7 @@
 // A deployment's weighted split between revisions (a canary step): what a
 // valid split is, and the per-request choice by weight.
-import { RuntimeError, type TrafficShare } from "../driver.js";
+import { RuntimeError, type RevisionSpec, type TrafficShare } from "../driver.js";
+import type { Route } from "./routes.js";
 
 /** The old revision, the new one, and one more (a canary replaced by another). */
 export const MAX_SHARES = 3;
@@ -44,4 +45,17 @@ export function pickShare(shares: readonly TrafficShare[], random: number): Traf
   }
   // Only reached through rounding: the last share with any weight.
   return last;
+}
+
+/**
+ * The route that puts `shares` (valid) in force for `spec`'s deployment. One
+ * share of 100 is a plain switch. Otherwise the serving revision stays (on a
+ * first route: the share not being rolled out with the most weight).
+ */
+export function routeOf(spec: RevisionSpec, shares: TrafficShare[], current: Route | undefined): Route {
+  const base = { deploymentUid: spec.deploymentUid, workspace: spec.workspace, deploymentName: spec.deploymentName };
+  const whole = shares.find((s) => s.percent === 100);
+  if (whole) return { ...base, revision: whole.revision };
+  const others = shares.filter((s) => s.revision !== spec.revision).sort((a, b) => b.percent - a.percent);
+  return { ...base, revision: current?.revision ?? others[0]?.revision ?? spec.revision, shares };
 }

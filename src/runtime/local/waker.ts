@@ -7,8 +7,9 @@ import type { Revision } from "./revision.js";
 
 export interface Waker {
   /**
-   * Starts one replica of `revision` (through `scaleUp`) unless a wake of it
-   * is under way, and resolves true once a replica is ready; false if the
+   * Starts one replica of `revision` (through `scaleUp`, which starts none
+   * when one is already starting) unless a wake of it is under way, and
+   * resolves true once a replica is ready; false if the
    * wake ends without one: the replica failed to start, the revision was
    * scaled to 0, stopped or released, or the runtime closes. Never rejects.
    * Each caller bounds its own wait (wakeTimeoutMs).
