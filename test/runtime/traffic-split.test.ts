@@ -11,6 +11,7 @@ import { RuntimeError, type DeploymentTraffic, type RevisionSpec, type RuntimeDr
 import { createLocalRuntimeAgent, type LocalRuntimeAgent } from "../../src/runtime/local/agent.js";
 import { revisionHeader } from "../../src/runtime/local/gateway.js";
 import { createLocalDriver } from "../../src/runtime/local/local-driver.js";
+import { pickShare, routeOf } from "../../src/runtime/local/traffic-split.js";
 import type { ReplicaDetail } from "../../src/runtime/local/local-runtime.js";
 import type { PersistedState } from "../../src/runtime/local/state-store.js";
 import { holdRequest, type HeldRequest } from "../helpers/held-request.js";
@@ -319,5 +320,30 @@ describe("traffic split and counts", () => {
     await driver.release(v1.deploymentUid);
     expect(await driver.trafficStats(v1.deploymentUid)).toBeUndefined();
     expect((await rejection(split([{ revision: 1, percent: 100 }]))).reason).toBe("INVALID_SPEC");
+  });
+});
+
+describe("the choice of a share", () => {
+  const shares: TrafficShare[] = [
+    { revision: 1, percent: 30 },
+    { revision: 3, percent: 0 },
+    { revision: 2, percent: 70 },
+  ];
+
+  it("takes each share for its weight's part of [0, 1), never one of 0 %", () => {
+    expect(pickShare(shares, 0)?.revision).toBe(1);
+    expect(pickShare(shares, 0.2999)?.revision).toBe(1);
+    expect(pickShare(shares, 0.3)?.revision).toBe(2);
+    expect(pickShare(shares, 0.999999)?.revision).toBe(2);
+    expect(pickShare([{ revision: 4, percent: 0 }], 0.5)).toBeUndefined();
+  });
+
+  it("keeps the serving revision during a split; one share of 100 % switches", () => {
+    const spec = revisionSpec({ uri: "file:///unused", revision: 2 });
+    const route = { deploymentUid: spec.deploymentUid, workspace: spec.workspace, deploymentName: spec.deploymentName };
+    expect(routeOf(spec, shares, { ...route, revision: 1 })).toEqual({ ...route, revision: 1, shares });
+    // A first route: the larger share that is not being rolled out.
+    expect(routeOf(spec, shares, undefined)).toEqual({ ...route, revision: 1, shares });
+    expect(routeOf(spec, [{ revision: 2, percent: 100 }], { ...route, revision: 1, shares })).toEqual({ ...route, revision: 2 });
   });
 });

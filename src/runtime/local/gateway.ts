@@ -62,6 +62,7 @@ interface Track extends GatewayTarget {
 }
 
 type WakeOutcome = "ready" | "failed" | "timeout" | "gone";
+
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024;
   const retryBufferBytes = Math.min(options.retryBufferBytes ?? 1024 * 1024, maxBodyBytes);

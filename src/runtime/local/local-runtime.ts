@@ -85,8 +85,6 @@ export interface LocalRuntime {
   resolve(workspace: string, deploymentName: string): Resolution;
   /** Wakes an idle revision (see Waker.wake): the gateway holds requests on it. */
   wake(revision: Revision): Promise<boolean>;
-  /** Wakes under way now (operators and tests). */
-  readonly wakes: number;
   /** Replicas on this host by state: ready, starting (not ready yet), backoff (restarting), failed, stopping, stopped. */
   replicaStates(): Map<string, number>;
   /** Starts what the persisted state says should run. */
@@ -296,10 +294,6 @@ export function createLocalRuntime(options: LocalRuntimeOptions): LocalRuntime {
     },
 
     wake: (revision) => waker.wake(revision),
-
-    get wakes() {
-      return waker.size;
-    },
 
     replicaStates() {
       const counts = new Map<string, number>();

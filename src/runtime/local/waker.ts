@@ -17,8 +17,6 @@ export interface Waker {
   wake(revision: Revision): Promise<boolean>;
   /** A wake of `revision` is under way. */
   waking(revision: Revision): boolean;
-  /** Wakes under way now (operators and tests). */
-  readonly size: number;
   /** Ends every wake under way (false). */
   close(): void;
 }
@@ -59,9 +57,6 @@ export function createWaker(scaleUp: (revision: Revision) => Promise<void>, logg
       return start(revision);
     },
     waking: (revision) => wakes.has(revision),
-    get size() {
-      return wakes.size;
-    },
     close() {
       for (const { end } of [...wakes.values()]) end(false);
     },
