@@ -7,6 +7,7 @@ import { findDeploymentByName } from "../../src/db/deployments.js";
 import { toDeployment, toTask } from "../../src/db/mappers.js";
 import { findTask } from "../../src/db/tasks.js";
 import { createDeployment } from "../../src/deployments/create.js";
+import { cancelTask } from "../../src/deployments/cancel.js";
 import { updateDeployment } from "../../src/deployments/update.js";
 import type { Principal, Task } from "../../src/domain/types.js";
 import type { DeploymentTraffic, RuntimeDriver, TrafficShare } from "../../src/runtime/driver.js";
@@ -94,6 +95,37 @@ describe("a canary step", () => {
     const { done, after } = await canaryOf("good", [10, 0]);
     expect(done).toMatchObject({ status: "COMPLETED" });
     expect(after).toMatchObject({ state: "RUNNING", servingRevision: 2, traffic: [{ revision: 2, percent: 100 }] });
+  });
+});
+
+describe("a canary cancelled mid-step", () => {
+  it("returns all traffic to the old revision at once and stops the new one", async () => {
+    const { deps, tdb } = pipeline;
+    const created = await createDeployment(deps, alice, createInput({ suffix: "cancel" }));
+    expect((await ended(created.task)).status).toBe("COMPLETED");
+    const uid = created.deployment.uid;
+    // No request ever reaches revision 2: the step is held for minRequests.
+    perReading.set(uid, new Map([[2, [0, 0]]]));
+    const model = { ...created.deployment.model, revision: "2", uri: "file:///nonexistent/canary-cancel.onnx" };
+    const rollout = { strategy: "CANARY" as const, steps: [{ percent: 25, pauseSeconds: 0 }], maxErrorRate: undefined, minRequests: 10 };
+    const { task } = await updateDeployment(deps, alice, updateInput(created.deployment.name, { model, rollout }));
+    const split = await waitFor("the canary's split in force", async () => {
+      const d = toDeployment((await findDeploymentByName(tdb.db, "acme", created.deployment.name))!);
+      return d.traffic.length === 2 ? d.traffic : undefined;
+    });
+    expect(split).toEqual([
+      { revision: 1, percent: 75 },
+      { revision: 2, percent: 25 },
+    ]);
+    await cancelTask(deps, alice, task.id);
+    const done = await ended(task);
+    expect(done).toMatchObject({ status: "CANCELLED", rolledBack: true });
+    const after = toDeployment((await findDeploymentByName(tdb.db, "acme", created.deployment.name))!);
+    expect(after).toMatchObject({ state: "RUNNING", servingRevision: 1, traffic: [{ revision: 1, percent: 100 }] });
+    // The runtime follows: revision 1 takes every request again and revision 2 stops.
+    await waitFor("revision 2 stopped on the runtime", async () => ((await noop.revisionStatus(uid, 2)).desired === 0 ? true : undefined));
+    const serving = (await noop.observe()).find((o) => o.deploymentUid === uid);
+    expect(serving?.servingRevision).toBe(1);
   });
 });
 
