@@ -19,7 +19,7 @@ import { fanoutFigure } from "./figures/fanout.js";
 import { idleRssFigures } from "./figures/idle-rss.js";
 import { lifecycleFigures } from "./figures/lifecycle.js";
 import { readFigures } from "./figures/reads.js";
-import { rolloutFailuresFigure, wakeFigure } from "./figures/traffic.js";
+import { autoscalerReactionFigure, rolloutFailuresFigure, wakeFigure } from "./figures/traffic.js";
 import { describeMachine, formatMachine, type Machine } from "./machine.js";
 import { writeSampleModel } from "./model-server.js";
 import { parseOptions, wants, type BenchOptions } from "./options.js";
@@ -121,9 +121,9 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
     }
     // Stage C: a fresh system again: the drain's thousands of no-op deployments
     // would hold the local runtime host's memory (the API's capacity check).
-    if (["7", "8", "9", "11", "12"].some((id) => wants(o, id))) {
+    if (["7", "8", "9", "11", "12", "13"].some((id) => wants(o, id))) {
       await withSystem(o, rawDb, async (ctx) => {
-        if (["7", "8", "11", "12"].some((id) => wants(o, id))) {
+        if (["7", "8", "11", "12", "13"].some((id) => wants(o, id))) {
           const runtime = await ctx.system.startRuntime();
           const worker = await ctx.system.startWorker({ runtime: "local", controlUrl: runtime.controlUrl });
           try {
@@ -135,6 +135,7 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
             }
             if (wants(o, "11")) await guard(rows, "11", "wake from IDLE", async () => [await wakeFigure(ctx, model)]);
             if (wants(o, "12")) await guard(rows, "12", "rollout failed requests", async () => [await rolloutFailuresFigure(ctx, model)]);
+            if (wants(o, "13")) await guard(rows, "13", "autoscaler reaction", async () => [await autoscalerReactionFigure(ctx, model)]);
           } finally {
             await worker.stop();
             await runtime.proc.stop();

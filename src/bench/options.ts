@@ -9,7 +9,7 @@ export interface BenchOptions {
   jsonPath: string;
   databaseUrl: string;
   natsUrl: string;
-  /** Figure ids to run ("1".."12"); all when empty. */
+  /** Figure ids to run ("1".."13"); all when empty. */
   only: Set<string>;
   /** Alternated figure/baseline pairs per figure. */
   pairs: number;
@@ -50,7 +50,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
       .map((s) => s.trim())
       .filter(Boolean),
   );
-  for (const id of only) if (!/^([1-9]|1[0-2])$/.test(id)) throw new Error(`--only: figure ids 1 to 12, got "${id}"\n${USAGE}`);
+  for (const id of only) if (!/^([1-9]|1[0-3])$/.test(id)) throw new Error(`--only: figure ids 1 to 13, got "${id}"\n${USAGE}`);
   const pairs = values.pairs === undefined ? (quick ? 2 : 3) : Number(values.pairs);
   if (!Number.isInteger(pairs) || pairs < 1) throw new Error(`--pairs: a whole number of 1 or more, got "${values.pairs}"\n${USAGE}`);
   return {

@@ -2,7 +2,8 @@
 // request to an IDLE deployment (scaled to zero) takes to be answered, beside
 // the model server started by hand → ready; and the requests that fail under
 // a steady stream while a healthy revision is rolled out all at once and as a
-// canary (goal: none).
+// canary (goal: none); and how long the autoscaler takes to add a replica
+// after a step of load, and for it to be ready.
 import { DeploymentState, RolloutStrategy, TaskStatus } from "../../gen/modeldeploy/v1/resources_pb.js";
 import { nowMs, waitUntil } from "../client.js";
 import { startModelServerReady, stopModelServerTimed, type SampleModel } from "../model-server.js";
@@ -10,6 +11,7 @@ import { alternate, medianOf } from "../pairs.js";
 import { percentile } from "../stats.js";
 import { fmt, goalAtMost, goalBelow, type ResultRow } from "../table.js";
 import type { FigureContext } from "./context.js";
+import { UP_AFTER_MS } from "../../domain/autoscaling.js";
 
 const INFER = JSON.stringify({
   inputs: [
@@ -128,5 +130,45 @@ export async function rolloutFailuresFigure(ctx: FigureContext, model: SampleMod
     baselineMeasures: [],
     goal: goalAtMost(failed, 0, "0 failed", `${failed} failed`),
     notes: `requests sent meanwhile: ${allAtOnce.sent} (all at once), ${canary.sent} (canary)`,
+  };
+}
+
+/** Figure 13: a step from no load to 8 requests in flight (target 1 per replica, max 2) → the SCALED event, and → 2 replicas ready. */
+export async function autoscalerReactionFigure(ctx: FigureContext, model: SampleModel): Promise<ResultRow> {
+  ctx.log("figure 13: autoscaler reaction to a load step");
+  const samples: { scaledMs: number; readyMs: number }[] = [];
+  for (let i = 0; i < Math.max(2, Math.round(ctx.options.lifecycleSamples / 2)); i++) {
+    const d = await deployed(ctx, model, `bench/autoscale${i}`, { minReplicas: 1, maxReplicas: 2, targetInFlight: 1, scaleDownDelaySeconds: 600 });
+    let running = true;
+    const t0 = nowMs();
+    const loops = Array.from({ length: 8 }, async () => {
+      while (running) await infer(d.endpointUrl).catch(() => 0);
+    });
+    try {
+      let scaledMs = NaN;
+      const readyMs = await waitUntil(`${d.name} at 2 ready replicas`, async () => {
+        const got = await ctx.client.deployments.getDeployment({ name: d.name });
+        if (Number.isNaN(scaledMs) && got.instances!.desired === 2) scaledMs = nowMs() - t0;
+        return got.instances!.ready === 2 ? nowMs() - t0 : undefined;
+      });
+      samples.push({ scaledMs, readyMs });
+    } finally {
+      running = false;
+      await Promise.all(loops);
+      await ctx.client.deletions.deleteDeployment({ name: d.name });
+    }
+  }
+  const scaled = samples.map((x) => x.scaledMs);
+  const ready = samples.map((x) => x.readyMs);
+  return {
+    id: "13",
+    figure: "autoscaler reaction: load step 0 → 8 in flight (target 1 per replica, 1–2 replicas) → replica added; → it is ready",
+    measures: [
+      { label: "added, p50", value: percentile(scaled, 50), unit: "ms", samples: scaled },
+      { label: "ready, p50", value: percentile(ready, 50), unit: "ms", samples: ready },
+    ],
+    baseline: "",
+    baselineMeasures: [],
+    notes: `${samples.length} load steps; replicas are added after ${UP_AFTER_MS / 1000} s above the target, read every second`,
   };
 }
