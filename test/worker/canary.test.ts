@@ -129,6 +129,41 @@ describe("a canary cancelled mid-step", () => {
   });
 });
 
+describe("a canary whose worker stops mid-step", () => {
+  it("resumes at the step it reached on the next attempt, never going back to an earlier split", async () => {
+    const { deps, tdb } = pipeline;
+    const created = await createDeployment(deps, alice, createInput({ suffix: "resume" }));
+    expect((await ended(created.task)).status).toBe("COMPLETED");
+    const uid = created.deployment.uid;
+    perReading.set(uid, new Map([[2, [10, 0]]]));
+    const model = { ...created.deployment.model, revision: "2", uri: "file:///nonexistent/canary-resume.onnx" };
+    // Step 2's pause outlasts the worker's stop grace (5 s): the stop aborts the attempt in it.
+    const rollout = {
+      strategy: "CANARY" as const,
+      steps: [
+        { percent: 10, pauseSeconds: 0 },
+        { percent: 50, pauseSeconds: 8 },
+      ],
+      maxErrorRate: undefined,
+      minRequests: 10,
+    };
+    const { task } = await updateDeployment(deps, alice, updateInput(created.deployment.name, { model, rollout }));
+    await waitFor("step 2 in force", async () => {
+      const row = await findTask(tdb.db, task.id);
+      return row && toTask(row).progress.rolloutStep === 2 ? true : undefined;
+    });
+    await pipeline.stopWorker();
+    await pipeline.startWorker();
+    const done = await ended(task);
+    expect(done).toMatchObject({ status: "COMPLETED" });
+    expect(done.attempt).toBeGreaterThanOrEqual(2);
+    const percents = (splits.get(uid) ?? []).map((shares) => shares.find((x) => x.revision === 2)?.percent);
+    expect(percents[0]).toBe(10);
+    expect(percents.slice(1)).toEqual(percents.slice(1).map(() => 50));
+    expect(percents.length).toBeGreaterThanOrEqual(3);
+  });
+});
+
 describe("countedBetween", () => {
   const at = (epoch: string, requests: number, failures: number): DeploymentTraffic => ({
     deploymentUid: "u",
