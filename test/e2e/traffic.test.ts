@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -59,6 +60,8 @@ afterAll(async () => {
 const IDS = { name: "ids", shape: [1], datatype: "INT64", data: [7] };
 
 interface Answer {
+  /** When the answer came (ms since the epoch, this host's clock, as the server's event times). */
+  at: number;
   status: number;
   revision: string | null;
   retryAfter: string | null;
@@ -76,9 +79,9 @@ function steadyLoad(endpointUrl: string, concurrency = 3) {
       try {
         const res = await fetch(`${endpointUrl}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body });
         await res.arrayBuffer();
-        answers.push({ status: res.status, revision: res.headers.get("x-modeldeploy-revision"), retryAfter: res.headers.get("retry-after") });
+        answers.push({ at: Date.now(), status: res.status, revision: res.headers.get("x-modeldeploy-revision"), retryAfter: res.headers.get("retry-after") });
       } catch {
-        answers.push({ status: 0, revision: null, retryAfter: null });
+        answers.push({ at: Date.now(), status: 0, revision: null, retryAfter: null });
       }
     }
   });
@@ -151,7 +154,7 @@ describe("canary rollouts under a steady stream of requests", () => {
           strategy: RolloutStrategy.CANARY,
           steps: [
             { percent: 30, pauseSeconds: 1 },
-            { percent: 60, pauseSeconds: 1 },
+            { percent: 60, pauseSeconds: 3 },
           ],
           minRequests: 10,
         },
@@ -166,6 +169,13 @@ describe("canary rollouts under a steady stream of requests", () => {
     const splits = seen.map((e) => splitOf(e.deployment)).filter((s, i, all) => s !== all[i - 1]);
     expect(splits).toEqual(["1:100", "1:70 2:30", "1:40 2:60", "2:100"]);
     expect(seen.some((e) => e.task?.progress?.rolloutStep === 2 && e.task.progress.rolloutSteps === 2)).toBe(true);
+    // While step 2 held (60 %), the revisions that answered match the split, within a wide binomial margin.
+    const stepAt = (split: string) => timestampMs(seen.find((e) => splitOf(e.deployment) === split)!.time!);
+    const during = answers.filter((a) => a.at > stepAt("1:40 2:60") + 100 && a.at < stepAt("2:100") - 100);
+    expect(during.length).toBeGreaterThan(10);
+    const share = during.filter((a) => a.revision === "2").length / during.length;
+    expect(share).toBeGreaterThan(0.6 - 0.25);
+    expect(share).toBeLessThan(0.6 + 0.25);
     expect(await get(name)).toMatchObject({ state: DeploymentState.RUNNING, servingRevision: 2 });
   });
 
