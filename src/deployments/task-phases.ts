@@ -135,7 +135,8 @@ export async function canaryStep(w: AttemptWriter, step: { index: number; of: nu
       percent: 90 + (6 * step.index) / step.of,
       rolloutStep: step.index,
       rolloutSteps: step.of,
-      message: `canary step ${step.index}/${step.of}: ${share}% of requests to revision ${w.task.revision} for ${step.pauseSeconds}s`,
+      // The step itself is in rolloutStep/rolloutSteps (clients show it beside the message).
+      message: `${share}% of requests to revision ${w.task.revision} for ${step.pauseSeconds}s`,
     },
     { traffic: step.traffic.map((t) => ({ ...t })) },
   );

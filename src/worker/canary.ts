@@ -71,7 +71,10 @@ export async function runCanary(
       }
       if (!held) {
         held = true;
-        await phases.canaryWaiting(w, `${name}: ${counted.requests} of ${rollout.minRequests} requests so far; holding the step until enough arrive`);
+        await phases.canaryWaiting(
+          w,
+          `${counted.requests} of the ${rollout.minRequests} requests needed to judge revision ${spec.revision} so far; holding the step until they arrive`,
+        );
       }
       await delay(RECOUNT_MS, undefined, { signal });
       counted = countedBetween(before, await driver.trafficStats(spec.deploymentUid), spec.revision);
