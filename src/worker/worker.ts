@@ -168,8 +168,11 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
         const deployment = toDeployment(row);
         // A failed deploy leaves no replicas behind; a failed change leaves the serving revision serving.
         await inTask(() => settleRuntime({ db: o.db, driver: o.driver, logger: tlog, tokens: o.tokens }, task, deployment));
+        // The failure keeps the progress the attempt reached (percent never goes down), not the claim's.
+        const reached = await findTask(o.db, task.id);
+        const latest = reached && reached.attempt === task.attempt ? toTask(reached) : task;
         try {
-          await taskFailed(createAttemptWriter(changes, o.sink, task), final, deployment);
+          await taskFailed(createAttemptWriter(changes, o.sink, latest), final, deployment);
         } catch (writeErr) {
           if (writeErr instanceof FencedError) return { kind: "ack" };
           throw writeErr;

@@ -81,6 +81,9 @@ describe("a canary step", () => {
     expect(done).toMatchObject({ status: "FAILED", rolledBack: true, failure: { reason: "CANARY_FAILED" } });
     expect(done.failure!.message).toMatch(/canary step 1\/1 \(20%\): 3 of 10 requests to revision 2 failed \(error rate 30%/);
     expect(done.failure!.message).toMatch(/returned to revision 1/);
+    // The failure keeps the progress the attempt reached: percent never goes down.
+    expect(done.progress).toMatchObject({ rolloutStep: 1, rolloutSteps: 1 });
+    expect(done.progress.percent).toBeGreaterThanOrEqual(90);
     expect(after).toMatchObject({ state: "RUNNING", servingRevision: 1, traffic: [{ revision: 1, percent: 100 }] });
     expect(splits.get(uid)).toEqual([
       [
