@@ -240,8 +240,8 @@ describe("autoscaling", () => {
     expect(wake.slice(0, wake.indexOf(DeploymentState.RUNNING)).every((s) => s === DeploymentState.IDLE)).toBe(true);
   });
 
-  it("adds replicas under a burst of load, with the reason in a SCALED event", async () => {
-    const { name, endpoint } = await running({ minReplicas: 1, maxReplicas: 2, targetInFlight: 1, scaleDownDelaySeconds: 600 });
+  it("adds a replica under a burst of load and removes it once the load is gone, each change a SCALED event with its reason", async () => {
+    const { name, endpoint } = await running({ minReplicas: 1, maxReplicas: 2, targetInFlight: 1, scaleDownDelaySeconds: 2 });
     const events = watch(name);
     const load = steadyLoad(endpoint, 8);
     const up = await waitFor("a second replica", async () => {
@@ -249,9 +249,16 @@ describe("autoscaling", () => {
       return d.instances!.desired === 2 && d.instances!.ready === 2 ? d : undefined;
     });
     const answers = await load.stop();
+    const down = await waitFor("back to one replica", async () => {
+      const d = await get(name);
+      return d.instances!.desired === 1 ? d : undefined;
+    });
     const seen = await events.stop();
     expect(up.state).toBe(DeploymentState.RUNNING);
+    expect(down.state).toBe(DeploymentState.RUNNING);
     expect(answers.filter((a) => a.status !== 200 || a.revision !== "1")).toEqual([]);
-    expect(seen.find((e) => e.type === EventType.SCALED)!.message).toMatch(/^scaled to 2 replica\(s\): in-flight [\d.]+ per replica > 1 for \d+ s$/);
+    const scaled = seen.filter((e) => e.type === EventType.SCALED).map((e) => e.message);
+    expect(scaled[0]).toMatch(/^scaled to 2 replica\(s\): in-flight [\d.]+ per replica > 1 for \d+ s$/);
+    expect(scaled.at(-1)).toMatch(/^scaled to 1 replica\(s\): in-flight [\d.]+ per replica < 1 for \d+ s$/);
   });
 });
