@@ -5,8 +5,7 @@ import type { Db } from "../db/connect.js";
 import { findDeploymentByUid } from "../db/deployments.js";
 import { toDeployment } from "../db/mappers.js";
 import type { EventSink } from "../db/transact.js";
-import { parseMemory } from "../domain/quantities.js";
-import { isAutoscaled, wakeTimeoutMs, type Deployment, type DeploymentEvent, type Failure, type Instances, type Scaling, type Task } from "../domain/types.js";
+import { isAutoscaled, type Deployment, type DeploymentEvent, type Failure, type Instances, type Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
 import type { Logger } from "../log.js";
 import { RuntimeError, type PreparedWeights, type RevisionSpec, type RuntimeDriver } from "../runtime/driver.js";
@@ -15,7 +14,7 @@ import type { RetryPolicy } from "./retry-schedule.js";
 import { createAttemptWriter, failureOf, type AttemptChanges, type AttemptWriter } from "../deployments/attempt.js";
 import * as phases from "../deployments/task-phases.js";
 import { downloadWeights } from "./download-weights.js";
-import { modelSpec } from "./model-spec.js";
+import { revisionSpec } from "./model-spec.js";
 import { TaskFailure } from "./task-failure.js";
 import { waitForReplicas } from "./wait-replicas.js";
 import { runCanary } from "./canary.js";
@@ -88,27 +87,6 @@ export async function runTask(deps: RunTaskDeps, task: Task, outer: AbortSignal,
   }
 }
 
-function revisionSpec(
-  deps: RunTaskDeps,
-  deployment: Deployment,
-  number: number,
-  revision: RevisionRecord,
-  replicas: number,
-  scaling: Scaling = deployment.scaling,
-): RevisionSpec {
-  const wake = wakeTimeoutMs(scaling);
-  return {
-    ...(wake !== undefined ? { wakeTimeoutMs: wake } : {}),
-    deploymentUid: deployment.uid,
-    workspace: deployment.workspace,
-    deploymentName: deployment.name,
-    revision: number,
-    model: modelSpec(revision.model, deps.tokens),
-    resources: { ...revision.resources, memoryBytes: parseMemory(revision.resources.memory) ?? 0 },
-    replicas,
-  };
-}
-
 async function taskRevision(deps: RunTaskDeps, deployment: Deployment, number: number, preloaded: RevisionRow | undefined): Promise<RevisionRecord> {
   return preloaded && preloaded.number === number ? toRevisionRecord(preloaded) : loadRevision(deps.db, deployment.uid, number);
 }
@@ -178,7 +156,14 @@ async function deploy(
 ): Promise<void> {
   const task = w.task;
   const replicas = initialReplicas(deployment.scaling);
-  const spec = revisionSpec(deps, deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas);
+  const spec = revisionSpec(
+    deployment,
+    task.revision,
+    await taskRevision(deps, deployment, task.revision, revisionRow),
+    replicas,
+    deployment.scaling,
+    deps.tokens,
+  );
   const none: Instances = { desired: replicas, ready: 0, pending: 0, restarts: 0 };
   if (!started) await phases.deployStarted(w, none);
   const weights = await downloadWeights(deps, w, spec, signal, true);
@@ -221,7 +206,7 @@ async function rollout(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployme
   const replicas = isAutoscaled(scaling)
     ? Math.max(initialReplicas(scaling), Math.min(deployment.instances.desired, scaling.maxReplicas))
     : initialReplicas(scaling);
-  const spec = revisionSpec(deps, deployment, task.revision, revision, replicas, scaling);
+  const spec = revisionSpec(deployment, task.revision, revision, replicas, scaling, deps.tokens);
   await phases.changeStarted(w, previous > 0 ? `rolling out revision ${task.revision} beside revision ${previous}` : `deploying revision ${task.revision}`);
   const weights = await downloadWeights(deps, w, spec, signal, false);
   let instances: Instances = { desired: 0, ready: 0, pending: 0, restarts: 0 };
@@ -255,7 +240,7 @@ async function scale(deps: RunTaskDeps, w: AttemptWriter, deployment: Deployment
     await phases.deployFinished(w, deployment, { state: "STOPPED", endpointUrl: "", instances: { desired: 0, ready: 0, pending: 0, restarts: 0 } });
     return;
   }
-  const spec = revisionSpec(deps, deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas, scaling);
+  const spec = revisionSpec(deployment, task.revision, await taskRevision(deps, deployment, task.revision, revisionRow), replicas, scaling, deps.tokens);
   // The serving revision's weights are in the cache (a stop keeps them):
   // no download phase to show; were they evicted, the bytes still count.
   const weights = await deps.driver.prepareWeights(spec, () => {}, signal);

@@ -3,15 +3,14 @@
 // scaling asks for, all the traffic: a canary's split ends) and then the
 // task's own revision, if not the serving one, stops. Best effort: a step
 // that fails is logged, and the observer and the next task converge the rest.
-import { parseMemory } from "../domain/quantities.js";
-import { wakeTimeoutMs, type Deployment, type Task } from "../domain/types.js";
+import type { Deployment, Task } from "../domain/types.js";
 import { initialReplicas } from "../domain/validation.js";
 import { loadRevision } from "../db/revisions.js";
 import type { Db } from "../db/connect.js";
 import type { Logger } from "../log.js";
-import type { RevisionSpec, RuntimeDriver } from "../runtime/driver.js";
+import type { RuntimeDriver } from "../runtime/driver.js";
 import type { TokenSealer } from "../secrets/token-seal.js";
-import { modelSpec } from "./model-spec.js";
+import { revisionSpec } from "./model-spec.js";
 
 export async function settleRuntime(
   o: { db: Db; driver: RuntimeDriver; logger: Logger; tokens?: TokenSealer | undefined },
@@ -35,17 +34,7 @@ export async function settleRuntime(
   // have changed them) and the route (a cancelled rollout may have switched it).
   await step(`restore revision ${serving}`, async () => {
     const revision = await loadRevision(o.db, deployment.uid, serving);
-    const wake = wakeTimeoutMs(deployment.scaling);
-    const spec: RevisionSpec = {
-      deploymentUid: deployment.uid,
-      workspace: deployment.workspace,
-      deploymentName: deployment.name,
-      revision: serving,
-      model: modelSpec(revision.model, o.tokens),
-      resources: { ...revision.resources, memoryBytes: parseMemory(revision.resources.memory) ?? 0 },
-      replicas: initialReplicas(deployment.scaling),
-      ...(wake !== undefined ? { wakeTimeoutMs: wake } : {}),
-    };
+    const spec = revisionSpec(deployment, serving, revision, initialReplicas(deployment.scaling), deployment.scaling, o.tokens);
     if (task.kind === "SCALE") {
       const weights = await o.driver.prepareWeights(spec, () => {});
       await o.driver.startRevision(spec, weights);
