@@ -58,7 +58,7 @@ export async function startApiRole(
     bus,
     watches: createWatchHub({ db: infra.db, bus, logger }),
     sink: (events) => bus.publish(events),
-    wakeRelay: () => relay.wake(),
+    wakeRelay: (committed) => relay.wake(committed),
     catalog: config.accelerators,
     limits: DEFAULT_LIMITS,
     defaultProgressDeadlineSeconds: config.progressDeadlineSeconds,

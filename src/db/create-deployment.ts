@@ -11,6 +11,7 @@ import { executePreparedSql } from "./connect.js";
 import type { DeploymentRow, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
 import { deploymentToRow, taskToRow } from "./mappers.js";
+import type { OutboxEntry } from "./outbox.js";
 import type { RevisionRecord } from "./revisions.js";
 import { createWriteCoalescer, type WriteCoalescer } from "./write-coalescer.js";
 
@@ -23,8 +24,8 @@ export interface NewDeployment {
   callContext?: Record<string, string> | null;
 }
 
-/** The deployment's first event, or NAME_TAKEN when a live deployment has its name. */
-export type NewDeploymentResult = DeploymentEvent | "NAME_TAKEN";
+/** The deployment's first event and its task's outbox row, or NAME_TAKEN when a live deployment has its name. */
+export type NewDeploymentResult = { event: DeploymentEvent; outbox: OutboxEntry } | "NAME_TAKEN";
 
 // Every column is given (populate_recordset fills absent keys with null, not
 // with the column's default); `select *` follows the tables' column order.
@@ -44,19 +45,21 @@ t as (
   returning *),
 o as (
   insert into outbox (task_id, msg_id, call_context) select t.id, t.id, $4::jsonb -> t.id from t
-  returning 1),
+  returning id, task_id, call_context),
 e as (
   insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
   select d.uid, d.sequence, d.workspace, d.update_time, 'STATE_CHANGED', to_jsonb(d), to_jsonb(t)
   from d join t on t.deployment_uid = d.uid
   returning deployment_uid, cursor)
-select to_jsonb(d) as dep, to_jsonb(t) as task, e.cursor
-from d join t on t.deployment_uid = d.uid join e on e.deployment_uid = d.uid`;
+select to_jsonb(d) as dep, to_jsonb(t) as task, e.cursor, o.id as outbox_id, o.call_context
+from d join t on t.deployment_uid = d.uid join e on e.deployment_uid = d.uid join o on o.task_id = t.id`;
 
 interface InsertedRow {
   dep: DeploymentRow;
   task: TaskRow;
   cursor: string;
+  outbox_id: string;
+  call_context: unknown;
 }
 
 export async function insertNewDeployments(db: Executor, items: readonly NewDeployment[]): Promise<NewDeploymentResult[]> {
@@ -88,7 +91,9 @@ export async function insertNewDeployments(db: Executor, items: readonly NewDepl
   const byUid = new Map(rows.map((r) => [r.dep.uid, r]));
   return items.map(({ deployment }): NewDeploymentResult => {
     const row = byUid.get(deployment.uid);
-    return row ? eventFromRows(row.dep, row.task, row.cursor, "STATE_CHANGED") : "NAME_TAKEN";
+    if (!row) return "NAME_TAKEN";
+    const outbox: OutboxEntry = { id: String(row.outbox_id), taskId: row.task.id, msgId: row.task.id, callContext: row.call_context };
+    return { event: eventFromRows(row.dep, row.task, row.cursor, "STATE_CHANGED"), outbox };
   });
 }
 

@@ -1,11 +1,11 @@
+import { sql } from "kysely";
 import type { Executor } from "./executor.js";
 
 /** `callContext`: headers of the task's message from the call that queued it (telemetry/call-context.ts), or null. */
-export async function insertOutbox(db: Executor, taskId: string, msgId: string, callContext: Record<string, string> | null = null): Promise<void> {
-  await db
-    .insertInto("outbox")
-    .values({ task_id: taskId, msg_id: msgId, call_context: callContext === null ? null : JSON.stringify(callContext) })
-    .execute();
+export async function insertOutbox(db: Executor, taskId: string, msgId: string, callContext: Record<string, string> | null = null): Promise<OutboxEntry> {
+  const context = callContext === null ? null : JSON.stringify(callContext);
+  const row = await db.insertInto("outbox").values({ task_id: taskId, msg_id: msgId, call_context: context }).returning("id").executeTakeFirstOrThrow();
+  return { id: String(row.id), taskId, msgId, callContext };
 }
 
 export interface OutboxEntry {
@@ -18,10 +18,11 @@ export interface OutboxEntry {
 
 /**
  * Locks up to `limit` outbox rows for publishing; `publish` runs inside the
- * transaction and the rows are deleted only after it succeeds. A crash in
- * between republishes them, which the queue's de-duplication absorbs.
+ * transaction and returns the rows it published, which are deleted only then.
+ * A crash in between republishes them, which the queue's de-duplication
+ * absorbs. Returns how many rows were locked.
  */
-export async function drainOutbox(db: Executor, limit: number, publish: (entries: OutboxEntry[]) => Promise<void>): Promise<number> {
+export async function drainOutbox(db: Executor, limit: number, publish: (entries: OutboxEntry[]) => Promise<readonly OutboxEntry[]>): Promise<number> {
   return db.transaction().execute(async (trx) => {
     const rows = await trx
       .selectFrom("outbox")
@@ -32,15 +33,14 @@ export async function drainOutbox(db: Executor, limit: number, publish: (entries
       .skipLocked()
       .execute();
     if (rows.length === 0) return 0;
-    await publish(rows.map((r) => ({ id: String(r.id), taskId: r.task_id, msgId: r.msg_id, callContext: r.call_context })));
-    await trx
-      .deleteFrom("outbox")
-      .where(
-        "id",
-        "in",
-        rows.map((r) => r.id),
-      )
-      .execute();
+    const published = await publish(rows.map((r) => ({ id: String(r.id), taskId: r.task_id, msgId: r.msg_id, callContext: r.call_context })));
+    await deleteOutboxRows(trx, published.map((e) => e.id));
     return rows.length;
   });
+}
+
+/** Removes published rows (one statement, whatever the count). */
+export async function deleteOutboxRows(db: Executor, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.deleteFrom("outbox").where(sql<boolean>`id = any(${ids}::bigint[])`).execute();
 }

@@ -102,7 +102,7 @@ async function insertCreate(deps: DeploymentsDeps, principal: Principal, input: 
     sequence: 1,
   };
   const task = newTask({ id: taskId, kind: "DEPLOY", principal, uid, name, revision: 1, requestId: input.requestId, deadlineSeconds, now });
-  const event = await deps.newDeployments.write(
+  const written = await deps.newDeployments.write(
     {
       deployment,
       revision: { number: 1, model: input.model, resources: input.resources, taskId, createTime: now },
@@ -112,8 +112,9 @@ async function insertCreate(deps: DeploymentsDeps, principal: Principal, input: 
     },
     call,
   );
-  if (event === "NAME_TAKEN") return undefined;
+  if (written === "NAME_TAKEN") return undefined;
+  const { event, outbox } = written;
   deps.sink([event]);
-  deps.wakeRelay();
+  deps.wakeRelay([outbox]);
   return { deployment: event.deployment, task: event.task! };
 }

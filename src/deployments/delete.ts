@@ -5,7 +5,7 @@ import { applyChange } from "../db/changes.js";
 import { isUniqueViolation } from "../db/db-errors.js";
 import { findDeploymentByName, lockDeployment } from "../db/deployments.js";
 import { taskToRow, toTask } from "../db/mappers.js";
-import { insertOutbox } from "../db/outbox.js";
+import { insertOutbox, type OutboxEntry } from "../db/outbox.js";
 import { findTask, insertTask } from "../db/tasks.js";
 import { transact } from "../db/transact.js";
 import { deploymentNotFound, invalidRequest } from "../domain/errors.js";
@@ -29,8 +29,11 @@ export async function deleteDeployment(deps: DeploymentsDeps, principal: Princip
   const taskId = newId();
   const now = new Date();
   let result: Task;
+  // The outbox row the committed transaction wrote, if any (a retried transaction sets it again).
+  let committed: OutboxEntry[] = [];
   try {
     result = await transact(deps.db, deps.sink, async (trx, emit) => {
+      committed = [];
       // Lock order everywhere: the deployment, then its task.
       const locked = await lockDeployment(trx, found.uid);
       if (!locked || locked.state === "DELETED") throw deploymentNotFound(name);
@@ -68,7 +71,7 @@ export async function deleteDeployment(deps: DeploymentsDeps, principal: Princip
         now,
       });
       await insertTask(trx, taskToRow(task, { requestHash: hash, enqueuedAt: now }));
-      await insertOutbox(trx, taskId, taskId, deps.callContext ?? null);
+      committed = [await insertOutbox(trx, taskId, taskId, deps.callContext ?? null)];
       const event = await applyChange(trx, {
         deploymentUid: locked.uid,
         type: "STATE_CHANGED",
@@ -86,6 +89,6 @@ export async function deleteDeployment(deps: DeploymentsDeps, principal: Princip
     }
     throw err;
   }
-  deps.wakeRelay();
+  deps.wakeRelay(committed);
   return result;
 }

@@ -3,6 +3,7 @@ import type { Db } from "../db/connect.js";
 import type { Executor } from "../db/executor.js";
 import type { HostCapacityRow } from "../db/host-capacity.js";
 import type { NewDeployment, NewDeploymentResult } from "../db/create-deployment.js";
+import type { OutboxEntry } from "../db/outbox.js";
 import type { EventSink } from "../db/transact.js";
 import type { WriteCoalescer } from "../db/write-coalescer.js";
 import type { CatalogEntry, ValidationLimits } from "../domain/validation.js";
@@ -13,8 +14,8 @@ export interface DeploymentsDeps {
   newDeployments: WriteCoalescer<NewDeployment, NewDeploymentResult>;
   /** Publishes committed events live. */
   sink: EventSink;
-  /** Nudges the outbox relay after a task is committed. */
-  wakeRelay: () => void;
+  /** After a commit: hands the relay the committed outbox rows to publish now. */
+  wakeRelay: (committed: readonly OutboxEntry[]) => void;
   catalog: readonly CatalogEntry[];
   limits: ValidationLimits;
   defaultProgressDeadlineSeconds: number;

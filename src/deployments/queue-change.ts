@@ -8,7 +8,7 @@ import { isUniqueViolation } from "../db/db-errors.js";
 import { findDeploymentByName, lockDeployment } from "../db/deployments.js";
 import type { Trx } from "../db/executor.js";
 import { taskToRow, toDeployment } from "../db/mappers.js";
-import { insertOutbox } from "../db/outbox.js";
+import { insertOutbox, type OutboxEntry } from "../db/outbox.js";
 import { insertRevision, nextRevisionNumber } from "../db/revisions.js";
 import { findTask, insertTask } from "../db/tasks.js";
 import { transact } from "../db/transact.js";
@@ -50,8 +50,11 @@ export async function queueChange(deps: DeploymentsDeps, principal: Principal, r
   const found = await findDeploymentByName(deps.db, principal.workspace, req.name);
   if (!found || found.state === "DELETED") throw deploymentNotFound(req.name);
   let result: { deployment: Deployment; task: Task };
+  // The outbox row the committed transaction wrote, if any (a retried transaction sets it again).
+  let committed: OutboxEntry[] = [];
   try {
     result = await transact(deps.db, deps.sink, async (trx, emit) => {
+      committed = [];
       const locked = await lockDeployment(trx, found.uid);
       if (!locked || locked.state === "DELETED") throw deploymentNotFound(req.name);
       if (locked.state === "DELETING") {
@@ -89,7 +92,7 @@ export async function queueChange(deps: DeploymentsDeps, principal: Principal, r
       });
       await insertTask(trx, taskToRow(task, { requestHash: req.requestHash, enqueuedAt: now }));
       if (plan.revision) await insertRevision(trx, current.uid, { number: revision, ...plan.revision, taskId, createTime: now });
-      await insertOutbox(trx, taskId, taskId, deps.callContext ?? null);
+      committed = [await insertOutbox(trx, taskId, taskId, deps.callContext ?? null)];
       const event = await applyChange(trx, {
         deploymentUid: current.uid,
         type: "STATE_CHANGED",
@@ -106,6 +109,6 @@ export async function queueChange(deps: DeploymentsDeps, principal: Principal, r
     }
     throw err;
   }
-  deps.wakeRelay();
+  deps.wakeRelay(committed);
   return result;
 }

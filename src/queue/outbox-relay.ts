@@ -1,7 +1,13 @@
-// Publishes outbox rows to JetStream. Woken right after a commit for low
-// latency, and on a timer so that rows left by a crash are never stranded.
+// Publishes outbox rows to JetStream. Right after a commit the committing
+// call hands over the rows it wrote: they are published at once, with no read
+// of the outbox (on a busy API that read and its transaction cost more than
+// the create itself), and deleted together once JetStream has them. A pass on
+// a timer publishes whatever is left (a crash, a failed publish), so a row is
+// never stranded; a row published by both is dropped by the queue's
+// de-duplication (the message id is the task's).
 import type { Db } from "../db/connect.js";
-import { drainOutbox, type OutboxEntry } from "../db/outbox.js";
+import { deleteOutboxRows, drainOutbox, type OutboxEntry } from "../db/outbox.js";
+import { createWriteCoalescer } from "../db/write-coalescer.js";
 import type { Logger } from "../log.js";
 import { parseCallContext } from "../telemetry/call-context.js";
 import { carrierOf, contextFrom, otelTrace, spanFailed, SpanKind, tracer, tracingEnabled } from "../telemetry/tracing.js";
@@ -9,8 +15,10 @@ import { createOutageLog } from "./outage-log.js";
 import type { TaskPublisher } from "./task-queue.js";
 
 export interface OutboxRelay {
-  /** Ask for a publish pass soon (coalesced). */
-  wake(): void;
+  /** After a commit: publish these committed rows now (those of one tick together). */
+  wake(committed: readonly OutboxEntry[]): void;
+  /** A publish pass soon (coalesced). */
+  pass(): void;
   stop(): Promise<void>;
 }
 
@@ -21,18 +29,51 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
   let again = false;
   let stopped = false;
   let current: Promise<void> = Promise.resolve();
-  const outage = createOutageLog(o.logger, "outbox relay pass");
+  const outage = createOutageLog(o.logger, "outbox relay");
+
+  // Rows handed over by their commit and being published now: a pass leaves them be.
+  const direct = new Set<string>();
+  let handed: OutboxEntry[] = [];
+  const sending = new Set<Promise<void>>();
+  // One delete in flight; the rows published meanwhile go in the next.
+  const deleter = createWriteCoalescer<string, void>({
+    writeBatch: async (ids) => {
+      await deleteOutboxRows(o.db, ids);
+      return ids.map(() => undefined);
+    },
+    maxBatch: 2000,
+    maxInFlight: 1,
+  });
+
+  const sendHanded = async (entries: OutboxEntry[]) => {
+    try {
+      const results = await Promise.allSettled(entries.map((e) => publishEntry(o.publisher, e)));
+      const published = entries.filter((_, i) => results[i]!.status === "fulfilled");
+      // A row whose delete fails stays for a pass to publish again (a duplicate the queue drops).
+      await Promise.all(published.map((e) => deleter.write(e.id)));
+      const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failure) throw failure.reason;
+      outage.ok();
+    } catch (err) {
+      outage.failed(err);
+      quietUntil = Date.now() + intervalMs;
+    } finally {
+      for (const e of entries) direct.delete(e.id);
+    }
+  };
 
   const pass = async () => {
     for (;;) {
       const n = await drainOutbox(o.db, batch, async (entries) => {
-        await Promise.all(entries.map((e) => publishEntry(o.publisher, e)));
+        const mine = entries.filter((e) => !direct.has(e.id));
+        await Promise.all(mine.map((e) => publishEntry(o.publisher, e)));
+        return mine;
       });
       if (n < batch) return;
     }
   };
-  // After a failed pass, commits do not wake the relay (under load that would
-  // retry without pause against a queue that is down); the timer retries.
+  // After a failed publish, commits do not publish (under load that would
+  // retry without pause against a queue that is down); the timer's pass retries.
   let quietUntil = 0;
   const run = (fromTimer: boolean) => {
     if (stopped || (!fromTimer && Date.now() < quietUntil)) return;
@@ -65,11 +106,25 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
   timer.unref();
   run(true);
   return {
-    wake: () => run(false),
+    wake(committed) {
+      if (stopped || committed.length === 0 || Date.now() < quietUntil) return;
+      for (const e of committed) direct.add(e.id);
+      // The creates of one batch commit together: their rows go out together.
+      if (handed.length === 0) {
+        setImmediate(() => {
+          const entries = handed;
+          handed = [];
+          const p = sendHanded(entries).finally(() => sending.delete(p));
+          sending.add(p);
+        });
+      }
+      handed.push(...committed);
+    },
+    pass: () => run(false),
     async stop() {
       stopped = true;
       clearInterval(timer);
-      await current;
+      await Promise.all([current, ...sending]);
     },
   };
 }

@@ -45,7 +45,7 @@ beforeAll(async () => {
   tq = await createTestQueue();
   bus = createEventBus(tq.nc, tq.prefix);
   relay = startOutboxRelay({ db, publisher: tq.queue, logger: silentLogger, intervalMs: 100 });
-  deps = testApiDeps(db, bus, { wakeRelay: () => relay.wake() });
+  deps = testApiDeps(db, bus, { wakeRelay: (committed) => relay.wake(committed) });
   worker = await startWorker({
     db,
     queue: tq.queue,

@@ -28,7 +28,7 @@ export async function startTestPipeline(o: { catalog?: CatalogEntry[]; concurren
   const tq = await createTestQueue();
   const bus = createEventBus(tq.nc, tq.prefix);
   const relay: OutboxRelay = startOutboxRelay({ db: tdb.db, publisher: tq.queue, logger: silentLogger, intervalMs: 100 });
-  const deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake(), ...(o.catalog ? { catalog: o.catalog } : {}) });
+  const deps = testApiDeps(tdb.db, bus, { wakeRelay: (committed) => relay.wake(committed), ...(o.catalog ? { catalog: o.catalog } : {}) });
   let worker: Worker | undefined;
   const p: TestPipeline = {
     tdb,

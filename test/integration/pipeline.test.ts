@@ -52,7 +52,7 @@ beforeAll(async () => {
   tq = await createTestQueue();
   bus = createEventBus(tq.nc, tq.prefix);
   relay = startOutboxRelay({ db: tdb.db, publisher: tq.queue, logger: silentLogger, intervalMs: 200 });
-  deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake() });
+  deps = testApiDeps(tdb.db, bus, { wakeRelay: (committed) => relay.wake(committed) });
   worker = await startNoopWorker();
 });
 

@@ -1,7 +1,8 @@
-// The outbox relay against real Postgres and JetStream: a create wakes it
-// (its timer alone would take an hour here), a row nobody announced (a crash
-// between commit and wake) is still published by the timer, and a wake that
-// must wait for a connection still publishes.
+// The outbox relay against real Postgres and JetStream: a create hands it its
+// row (its timer alone would take an hour here), a row nobody announced (a
+// crash between commit and wake) or whose publish failed is still published by
+// the timer, and a published row whose delete must wait for a connection is
+// still removed.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDeployment } from "../../src/deployments/create.js";
 import { createDb } from "../../src/db/connect.js";
@@ -60,7 +61,7 @@ describe("outbox relay", () => {
     try {
       // The pass at start has found nothing; from now on only a wake publishes.
       await waitFor("the relay's first pass", async () => (await outboxRows()) === 0);
-      const deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake() });
+      const deps = testApiDeps(tdb.db, bus, { wakeRelay: (committed) => relay.wake(committed) });
       const created = await Promise.all([1, 2, 3].map(() => createDeployment(deps, alice, createInput())));
       await waitFor("the outbox to be published", async () => (await outboxRows()) === 0);
       expect((await queued(3)).sort()).toEqual(created.map((c) => c.task.id).sort());
@@ -85,30 +86,53 @@ describe("outbox relay", () => {
     }
   });
 
-  it("publishes a wake that waits for the only connection, once the connection is free", async () => {
-    // One connection: the woken pass must wait for it.
+  it("removes a published row once the only connection is free", async () => {
+    // One connection, held by another transaction while the row is handed over.
     const db = createDb({ url: tdb.url, poolMax: 1, connectTimeoutMs: 30_000 });
     const relay = startOutboxRelay({ db, publisher: tq.queue, logger: silentLogger, intervalMs: 3_600_000 });
     try {
       await waitFor("the relay's first pass", async () => (await outboxRows()) === 0);
+      const entry = await insertOutbox(db, "task-held", "msg-held");
       let release!: () => void;
       const held = new Promise<void>((r) => (release = r));
       let holding!: () => void;
       const isHeld = new Promise<void>((r) => (holding = r));
-      const holder = db.transaction().execute(async (trx) => {
-        await insertOutbox(trx, "task-held", "msg-held");
+      const holder = db.transaction().execute(async () => {
         holding();
         await held;
       });
       await isHeld;
-      relay.wake();
+      relay.wake([entry]);
+      expect(await queued(1)).toEqual(["task-held"]);
+      expect(await outboxRows()).toBe(1);
       release();
       await holder;
-      await waitFor("the outbox row published and removed", async () => (await outboxRows()) === 0);
-      expect(await queued(1)).toEqual(["task-held"]);
+      await waitFor("the outbox row removed", async () => (await outboxRows()) === 0);
     } finally {
       await relay.stop();
       await db.destroy();
+    }
+  });
+
+  it("leaves a row whose publish failed to the timer's pass", async () => {
+    let failures = 0;
+    const flaky = {
+      publish: (taskId: string, msgId: string, trace?: Readonly<Record<string, string>> | null) => {
+        if (failures++ === 0) return Promise.reject(new Error("jetstream is not enabled"));
+        return tq.queue.publish(taskId, msgId, trace);
+      },
+    };
+    const relay = startOutboxRelay({ db: tdb.db, publisher: flaky, logger: silentLogger, intervalMs: 200 });
+    try {
+      await waitFor("the relay's first pass", async () => (await outboxRows()) === 0);
+      failures = 0;
+      const deps = testApiDeps(tdb.db, bus, { wakeRelay: (committed) => relay.wake(committed) });
+      const { task } = await createDeployment(deps, alice, createInput());
+      await waitFor("the timer's pass to publish it", async () => (await outboxRows()) === 0);
+      expect(failures).toBeGreaterThanOrEqual(2);
+      expect(await queued(1)).toEqual([task.id]);
+    } finally {
+      await relay.stop();
     }
   });
 });

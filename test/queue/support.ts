@@ -90,7 +90,7 @@ export async function startQueueSystem(o: QueueSystemOptions): Promise<QueueSyst
     stops.push(() => bus.close());
     const relay = startOutboxRelay({ db: tdb.db, publisher: apiQueue, logger, intervalMs: 200 });
     stops.push(() => relay.stop());
-    const deps = testApiDeps(tdb.db, bus, { wakeRelay: () => relay.wake() });
+    const deps = testApiDeps(tdb.db, bus, { wakeRelay: (committed) => relay.wake(committed) });
 
     const workerNc = await connectNats(o.natsUrl, "modeldeploy-test-worker");
     stops.push(() => workerNc.close());
