@@ -30,6 +30,14 @@ async function measure(o: {
   streams: number;
   trigger: () => Promise<void>;
 }): Promise<FanoutSample> {
+  // Warm the server first (a few streams opened and closed), so that its
+  // memory growth is the streams', not its first calls' (code, caches).
+  const warm = startWatchLoad({ baseUrl: o.baseUrl, apiKey: o.apiKey, name: o.name, streams: 100, connections: 1, timeoutMs: o.timeoutMs });
+  try {
+    await warm.opened;
+  } finally {
+    await warm.proc.stop();
+  }
   const before = o.server.rssMB();
   const load = startWatchLoad({
     baseUrl: o.baseUrl,
@@ -61,7 +69,7 @@ async function measure(o: {
 }
 
 export async function fanoutFigure(ctx: FigureContext): Promise<ResultRow> {
-  const { options: o, system, api, client } = ctx;
+  const { options: o, system, client } = ctx;
   const n = o.fanoutStreams;
   ctx.log(`figure 6: watch fan-out to ${n} streams`);
   let name = "";
@@ -77,15 +85,23 @@ export async function fanoutFigure(ctx: FigureContext): Promise<ResultRow> {
     await waitUntil("the watched deployment's deploy task to finish", async () =>
       (await client.deployments.getDeployment({ name })).activeTaskId ? undefined : true,
     );
-    return measure({
-      timeoutMs,
-      server: api.proc,
-      baseUrl: api.grpcUrl,
-      apiKey: system.apiKey,
-      name,
-      streams: n,
-      trigger: async () => void (await client.deletions.deleteDeployment({ name })),
-    });
+    // A fresh API per sample, as the bare server is: the shared one's heap
+    // still holds the garbage of earlier figures, which a collection during
+    // the opens gives back (its memory per stream came out below zero).
+    const fresh = await system.startApi();
+    try {
+      return await measure({
+        timeoutMs,
+        server: fresh.proc,
+        baseUrl: fresh.grpcUrl,
+        apiKey: system.apiKey,
+        name,
+        streams: n,
+        trigger: async () => void (await client.deletions.deleteDeployment({ name })),
+      });
+    } finally {
+      await fresh.proc.stop();
+    }
   };
   const baseline = async () => {
     const bare = await startBaselineServer("fanout-server", { url: system.database.url, name });

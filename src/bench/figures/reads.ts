@@ -1,12 +1,18 @@
 // Figures 2 and 3: GetDeployment calls/s over native gRPC and over Connect
 // JSON (HTTP/1.1), each beside a bare server doing the same query.
 import { startBaselineServer } from "../baseline-runner.js";
+import { newTally, perOperation, tallied, type CpuTally } from "../cpu-use.js";
 import { runUnaryLoad } from "../loadgen.js";
 import { alternate, medianOf } from "../pairs.js";
 import { ratio } from "../stats.js";
 import { goalAtLeast, type ResultRow } from "../table.js";
 import type { UnaryResult } from "../../loadgen/bench-jobs.js";
 import type { FigureContext } from "./context.js";
+
+function cpuNote(cpu: { figure: CpuTally; baseline: CpuTally }): string {
+  const f = perOperation(cpu.figure.use, cpu.figure.ops, { load: "load generator" });
+  return f && `CPU per call: ${f}; bare: ${perOperation(cpu.baseline.use, cpu.baseline.ops, { load: "load generator" })}`;
+}
 
 function errorsNote(samples: UnaryResult[]): string {
   const errors = samples.reduce((n, s) => n + s.errors, 0);
@@ -22,7 +28,16 @@ export async function readFigures(ctx: FigureContext, which: { grpc: boolean; co
   const name = created.deployment!.name;
   const base = { method: "get" as const, name, concurrency: o.concurrency, durationMs: o.unaryMs, warmupMs: o.warmupMs };
   const rows: ResultRow[] = [];
-  const row = (id: string, figure: string, baseline: string, s: { figure: UnaryResult[]; baseline: UnaryResult[] }, limit: number): ResultRow => {
+  // Calls in a sample, its warm-up included (the CPU is read over both).
+  const calls = (r: UnaryResult) => (r.ok * (o.unaryMs + o.warmupMs)) / o.unaryMs;
+  const row = (
+    id: string,
+    figure: string,
+    baseline: string,
+    s: { figure: UnaryResult[]; baseline: UnaryResult[] },
+    limit: number,
+    cpu: { figure: CpuTally; baseline: CpuTally },
+  ): ResultRow => {
     const f = medianOf(s.figure, (r) => r.rate);
     const b = medianOf(s.baseline, (r) => r.rate);
     return {
@@ -38,19 +53,25 @@ export async function readFigures(ctx: FigureContext, which: { grpc: boolean; co
         { label: "p99", value: medianOf(s.baseline, (r) => r.p99), unit: "ms" },
       ],
       goal: goalAtLeast(ratio(f, b), limit, `≥ ${limit}× baseline`),
-      notes: [errorsNote(s.figure), errorsNote(s.baseline)].filter(Boolean).join("; ") || undefined,
+      notes: [cpuNote(cpu), errorsNote(s.figure), errorsNote(s.baseline)].filter(Boolean).join("; ") || undefined,
     };
   };
   if (which.grpc) {
     ctx.log("figure 2: GetDeployment over native gRPC");
     const bare = await startBaselineServer("grpc-get-server", { url: system.database.url, poolMax: 10 });
     try {
+      const cpu = { figure: newTally(), baseline: newTally() };
       const s = await alternate(
         o.pairs,
-        () => runUnaryLoad({ ...base, protocol: "grpc", baseUrl: api.grpcUrl, apiKey: system.apiKey, connections: 4 }),
-        () => runUnaryLoad({ ...base, protocol: "grpc", baseUrl: `http://127.0.0.1:${bare.port}`, connections: 4 }),
+        () =>
+          tallied(cpu.figure, () => runUnaryLoad({ ...base, protocol: "grpc", baseUrl: api.grpcUrl, apiKey: system.apiKey, connections: 4 }), calls, ["bare"]),
+        () =>
+          tallied(cpu.baseline, () => runUnaryLoad({ ...base, protocol: "grpc", baseUrl: `http://127.0.0.1:${bare.port}`, connections: 4 }), calls, [
+            "api",
+            "worker",
+          ]),
       );
-      rows.push(row("2", `GetDeployment, native gRPC, ${o.concurrency} in flight`, "bare @grpc/grpc-js + pg server, same query", s, 0.9));
+      rows.push(row("2", `GetDeployment, native gRPC, ${o.concurrency} in flight`, "bare @grpc/grpc-js + pg server, same query", s, 0.9, cpu));
     } finally {
       await bare.proc.stop();
     }
@@ -59,12 +80,25 @@ export async function readFigures(ctx: FigureContext, which: { grpc: boolean; co
     ctx.log("figure 3: GetDeployment over Connect JSON, HTTP/1.1");
     const bare = await startBaselineServer("http-get-server", { url: system.database.url, poolMax: 10 });
     try {
+      const cpu = { figure: newTally(), baseline: newTally() };
       const s = await alternate(
         o.pairs,
-        () => runUnaryLoad({ ...base, protocol: "connect-json", baseUrl: api.httpUrl, apiKey: system.apiKey, connections: o.concurrency }),
-        () => runUnaryLoad({ ...base, protocol: "connect-json", baseUrl: `http://127.0.0.1:${bare.port}`, connections: o.concurrency }),
+        () =>
+          tallied(
+            cpu.figure,
+            () => runUnaryLoad({ ...base, protocol: "connect-json", baseUrl: api.httpUrl, apiKey: system.apiKey, connections: o.concurrency }),
+            calls,
+            ["bare"],
+          ),
+        () =>
+          tallied(
+            cpu.baseline,
+            () => runUnaryLoad({ ...base, protocol: "connect-json", baseUrl: `http://127.0.0.1:${bare.port}`, connections: o.concurrency }),
+            calls,
+            ["api", "worker"],
+          ),
       );
-      rows.push(row("3", `GetDeployment, Connect JSON over HTTP/1.1, ${o.concurrency} in flight`, "bare node:http JSON + pg server, same query", s, 0.8));
+      rows.push(row("3", `GetDeployment, Connect JSON over HTTP/1.1, ${o.concurrency} in flight`, "bare node:http JSON + pg server, same query", s, 0.8, cpu));
     } finally {
       await bare.proc.stop();
     }
