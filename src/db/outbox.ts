@@ -34,7 +34,10 @@ export async function drainOutbox(db: Executor, limit: number, publish: (entries
       .execute();
     if (rows.length === 0) return 0;
     const published = await publish(rows.map((r) => ({ id: String(r.id), taskId: r.task_id, msgId: r.msg_id, callContext: r.call_context })));
-    await deleteOutboxRows(trx, published.map((e) => e.id));
+    await deleteOutboxRows(
+      trx,
+      published.map((e) => e.id),
+    );
     return rows.length;
   });
 }
@@ -42,5 +45,8 @@ export async function drainOutbox(db: Executor, limit: number, publish: (entries
 /** Removes published rows (one statement, whatever the count). */
 export async function deleteOutboxRows(db: Executor, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
-  await db.deleteFrom("outbox").where(sql<boolean>`id = any(${ids}::bigint[])`).execute();
+  await db
+    .deleteFrom("outbox")
+    .where(sql<boolean>`id = any(${ids}::bigint[])`)
+    .execute();
 }
