@@ -166,9 +166,11 @@ describe("sequences across a restart", () => {
       const watch = serverStream<DeploymentEvent>(grpcA, "watchDeployment", { name }, first.apiKey);
       r.add(() => watch.cancel());
       const before = collect(watch);
+      // The deploy may finish before the watch opens: its snapshot then shows RUNNING.
       await waitFor(
         "RUNNING on the watch",
-        () => before.items.some((e) => e.type === EventType.TASK_FINISHED && e.deployment?.state === DeploymentState.RUNNING),
+        () =>
+          before.items.some((e) => (e.type === EventType.TASK_FINISHED || e.type === EventType.SNAPSHOT) && e.deployment?.state === DeploymentState.RUNNING),
         30_000,
       );
 
