@@ -27,6 +27,7 @@ import {
 import { errorInfoOf } from "../../src/api/errors.js";
 import { buildSampleModel } from "../../src/onnx/sample-model.js";
 import { createTestDatabase, NATS_URL, waitFor, type TestDatabase } from "../helpers/services.js";
+import { steadyLoad, taskFinished } from "../helpers/inference-load.js";
 import { startSystem, type RunningSystem } from "../helpers/system.js";
 
 let tdb: TestDatabase;
@@ -75,55 +76,7 @@ afterAll(async () => {
   expect(code).toBe(0);
 });
 
-interface Answer {
-  status: number;
-  revision: string | null;
-  startedAt: number;
-}
-
-/** Inference requests, `concurrency` at a time, back to back, until stopped. */
-function steadyLoad(endpointUrl: string, concurrency = 3) {
-  const answers: Answer[] = [];
-  let running = true;
-  const body = JSON.stringify({
-    inputs: [
-      { name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] },
-      { name: "ids", shape: [1], datatype: "INT64", data: [7] },
-    ],
-  });
-  const loops = Array.from({ length: concurrency }, async () => {
-    while (running) {
-      const startedAt = performance.now();
-      try {
-        const res = await fetch(`${endpointUrl}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body });
-        await res.arrayBuffer();
-        answers.push({ status: res.status, revision: res.headers.get("x-modeldeploy-revision"), startedAt });
-      } catch {
-        answers.push({ status: 0, revision: null, startedAt });
-      }
-    }
-  });
-  return {
-    answers,
-    async stop(): Promise<Answer[]> {
-      running = false;
-      await Promise.all(loops);
-      return answers;
-    },
-  };
-}
-
-async function finished(task: Task): Promise<Task> {
-  return waitFor(
-    `task ${TaskKind[task.kind]} ${task.id} to end`,
-    async () => {
-      const t = await client.getDeploymentTask({ taskId: task.id }, auth());
-      return [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED].includes(t.status) ? t : undefined;
-    },
-    90_000,
-    100,
-  );
-}
+const finished = (task: Task): Promise<Task> => taskFinished(client, auth, task, 90_000);
 
 const get = (name: string): Promise<Deployment> => client.getDeployment({ name }, auth());
 

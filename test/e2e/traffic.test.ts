@@ -18,7 +18,6 @@ import {
   EventType,
   FailureReason,
   RolloutStrategy,
-  TaskKind,
   TaskStatus,
   type Deployment,
   type DeploymentEvent,
@@ -27,6 +26,7 @@ import {
 import { buildFlakyModel } from "../../src/onnx/flaky-model.js";
 import { buildSampleModel } from "../../src/onnx/sample-model.js";
 import { createTestDatabase, NATS_URL, waitFor, type TestDatabase } from "../helpers/services.js";
+import { steadyLoad, taskFinished } from "../helpers/inference-load.js";
 import { startSystem, type RunningSystem } from "../helpers/system.js";
 
 let tdb: TestDatabase;
@@ -59,53 +59,10 @@ afterAll(async () => {
 
 const IDS = { name: "ids", shape: [1], datatype: "INT64", data: [7] };
 
-interface Answer {
-  /** When the answer came (ms since the epoch, this host's clock, as the server's event times). */
-  at: number;
-  status: number;
-  revision: string | null;
-  retryAfter: string | null;
-}
+/** x[0] of the steady load's requests: half of them fail on the flaky model. */
+const X0S = [0, 0.25, 0.75, 1];
 
-/** Inference requests, `concurrency` at a time, back to back; x[0] cycles through 0, 0.25, 0.75, 1 (half of them fail on the flaky model). */
-function steadyLoad(endpointUrl: string, concurrency = 3) {
-  const answers: Answer[] = [];
-  let running = true;
-  let n = 0;
-  const loops = Array.from({ length: concurrency }, async () => {
-    while (running) {
-      const x0 = [0, 0.25, 0.75, 1][n++ % 4]!;
-      const body = JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [x0, 2, 3, 4] }, IDS] });
-      try {
-        const res = await fetch(`${endpointUrl}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body });
-        await res.arrayBuffer();
-        answers.push({ at: Date.now(), status: res.status, revision: res.headers.get("x-modeldeploy-revision"), retryAfter: res.headers.get("retry-after") });
-      } catch {
-        answers.push({ at: Date.now(), status: 0, revision: null, retryAfter: null });
-      }
-    }
-  });
-  return {
-    answers,
-    async stop(): Promise<Answer[]> {
-      running = false;
-      await Promise.all(loops);
-      return answers;
-    },
-  };
-}
-
-async function finished(task: Task): Promise<Task> {
-  return waitFor(
-    `task ${TaskKind[task.kind]} ${task.id} to end`,
-    async () => {
-      const t = await client.getDeploymentTask({ taskId: task.id }, auth());
-      return [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED].includes(t.status) ? t : undefined;
-    },
-    120_000,
-    100,
-  );
-}
+const finished = (task: Task): Promise<Task> => taskFinished(client, auth, task);
 
 const get = (name: string): Promise<Deployment> => client.getDeployment({ name }, auth());
 
@@ -144,7 +101,7 @@ describe("canary rollouts under a steady stream of requests", () => {
   it("advances a healthy revision step by step to all traffic with no failed request", async () => {
     const { name, endpoint } = await running({ minReplicas: 1, maxReplicas: 1 });
     const events = watch(name);
-    const load = steadyLoad(endpoint);
+    const load = steadyLoad(endpoint, { x0s: X0S });
     await waitFor("the first answers", async () => (load.answers.length >= 5 ? true : undefined), 30_000, 20);
     const update = await client.updateDeployment(
       {
@@ -181,7 +138,7 @@ describe("canary rollouts under a steady stream of requests", () => {
 
   it("rolls a revision that fails too many requests back by itself, with the error rate, the requests and the step", async () => {
     const { name, endpoint } = await running({ minReplicas: 1, maxReplicas: 1 });
-    const load = steadyLoad(endpoint);
+    const load = steadyLoad(endpoint, { x0s: X0S });
     await waitFor("the first answers", async () => (load.answers.length >= 5 ? true : undefined), 30_000, 20);
     const update = await client.updateDeployment(
       {
@@ -243,7 +200,7 @@ describe("autoscaling", () => {
   it("adds a replica under a burst of load and removes it once the load is gone, each change a SCALED event with its reason", async () => {
     const { name, endpoint } = await running({ minReplicas: 1, maxReplicas: 2, targetInFlight: 1, scaleDownDelaySeconds: 2 });
     const events = watch(name);
-    const load = steadyLoad(endpoint, 8);
+    const load = steadyLoad(endpoint, { concurrency: 8, x0s: X0S });
     const up = await waitFor("a second replica", async () => {
       const d = await get(name);
       return d.instances!.desired === 2 && d.instances!.ready === 2 ? d : undefined;
