@@ -20,7 +20,7 @@ export interface OutboxEntry {
  * Locks up to `limit` outbox rows for publishing; `publish` runs inside the
  * transaction and returns the rows it published, which are deleted only then.
  * A crash in between republishes them, which the queue's de-duplication
- * absorbs. Returns how many rows were locked.
+ * absorbs. Returns how many rows it published.
  */
 export async function drainOutbox(db: Executor, limit: number, publish: (entries: OutboxEntry[]) => Promise<readonly OutboxEntry[]>): Promise<number> {
   return db.transaction().execute(async (trx) => {
@@ -38,7 +38,7 @@ export async function drainOutbox(db: Executor, limit: number, publish: (entries
       trx,
       published.map((e) => e.id),
     );
-    return rows.length;
+    return published.length;
   });
 }
 

@@ -17,8 +17,6 @@ import type { TaskPublisher } from "./task-queue.js";
 export interface OutboxRelay {
   /** After a commit: publish these committed rows now (those of one tick together). */
   wake(committed: readonly OutboxEntry[]): void;
-  /** A publish pass soon (coalesced). */
-  pass(): void;
   stop(): Promise<void>;
 }
 
@@ -26,7 +24,6 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
   const intervalMs = o.intervalMs ?? 1000;
   const batch = o.batch ?? 500;
   let running = false;
-  let again = false;
   let stopped = false;
   let current: Promise<void> = Promise.resolve();
   const outage = createOutageLog(o.logger, "outbox relay");
@@ -64,47 +61,41 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
 
   const pass = async () => {
     for (;;) {
-      const n = await drainOutbox(o.db, batch, async (entries) => {
+      const published = await drainOutbox(o.db, batch, async (entries) => {
         const mine = entries.filter((e) => !direct.has(e.id));
         await Promise.all(mine.map((e) => publishEntry(o.publisher, e)));
         return mine;
       });
-      if (n < batch) return;
+      // Counted by what it published, not what it read: rows still being sent
+      // directly would otherwise fill every batch and keep the pass spinning.
+      if (published < batch) return;
     }
   };
   // After a failed publish, commits do not publish (under load that would
   // retry without pause against a queue that is down); the timer's pass retries.
   let quietUntil = 0;
-  const run = (fromTimer: boolean) => {
-    if (stopped || (!fromTimer && Date.now() < quietUntil)) return;
-    if (running) {
-      again = true;
-      return;
-    }
+  // On the timer only; a pass still running when it fires is not overlapped.
+  const run = () => {
+    if (stopped || running) return;
     running = true;
-    // Woken from a call's commit, the pass still runs for no call (o.db, not
-    // dbForCall): it serves every call, and must not end when that one completes.
     current = (async () => {
-      do {
-        again = false;
-        try {
-          // The publisher recreates a vanished stream; an unreachable queue
-          // leaves the rows for the next pass.
-          await pass();
-          outage.ok();
-          quietUntil = 0;
-        } catch (err) {
-          outage.failed(err);
-          quietUntil = Date.now() + intervalMs;
-          break;
-        }
-      } while (again && !stopped);
-      running = false;
+      try {
+        // The publisher recreates a vanished stream; an unreachable queue
+        // leaves the rows for the next pass.
+        await pass();
+        outage.ok();
+        quietUntil = 0;
+      } catch (err) {
+        outage.failed(err);
+        quietUntil = Date.now() + intervalMs;
+      } finally {
+        running = false;
+      }
     })();
   };
-  const timer = setInterval(() => run(true), intervalMs);
+  const timer = setInterval(run, intervalMs);
   timer.unref();
-  run(true);
+  run();
   return {
     wake(committed) {
       if (stopped || committed.length === 0 || Date.now() < quietUntil) return;
@@ -120,7 +111,6 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
       }
       handed.push(...committed);
     },
-    pass: () => run(false),
     async stop() {
       stopped = true;
       clearInterval(timer);
