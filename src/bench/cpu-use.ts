@@ -99,6 +99,12 @@ export function perOperation(use: CpuUse | undefined, ops: number, names: Partia
   return `${parts.join(" + ")} = ${((total * 1000) / ops).toFixed(2)} ms`;
 }
 
+/**
+ * A sample's operations over its warm-up and its measured time, from the
+ * count measured (the CPU is read over both).
+ */
+export const withWarmup = (measured: number, o: { unaryMs: number; warmupMs: number }): number => (measured * (o.unaryMs + o.warmupMs)) / o.unaryMs;
+
 /** CPU and operations summed over a figure's samples. */
 export interface CpuTally {
   use: CpuUse | undefined;

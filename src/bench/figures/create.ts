@@ -2,10 +2,10 @@
 // beside the same five rows per create written by a tight pg loop; with the
 // CPU each create cost each process, which says where the gap goes.
 import { runBaseline } from "../baseline-runner.js";
-import { newTally, perOperation, tallied } from "../cpu-use.js";
+import { newTally, perOperation, tallied, withWarmup } from "../cpu-use.js";
 import { waitUntil } from "../client.js";
 import { runUnaryLoad } from "../loadgen.js";
-import type { Db } from "../../db/connect.js";
+import { readTaskBacklog } from "../../db/task-backlog.js";
 import { alternate, medianOf } from "../pairs.js";
 import { ratio } from "../stats.js";
 import { goalAtLeast, type ResultRow } from "../table.js";
@@ -16,7 +16,6 @@ export async function createFigure(ctx: FigureContext): Promise<{ row: ResultRow
   ctx.log("figure 1: CreateDeployment over native gRPC, with a worker");
   // CPU over each sample (warm-up included), and the creates in it.
   const cpu = { figure: newTally(), baseline: newTally() };
-  const withWarmup = (measured: number) => (measured * (o.unaryMs + o.warmupMs)) / o.unaryMs;
   const s = await alternate(
     o.pairs,
     (i) =>
@@ -35,10 +34,18 @@ export async function createFigure(ctx: FigureContext): Promise<{ row: ResultRow
             warmupMs: o.warmupMs,
           });
           // The worker's share: its tasks done (so the baseline also runs beside an idle worker).
-          await waitUntil("the worker to finish the created tasks", async () => ((await openTasks(system.database.db)) === 0 ? true : undefined), 300_000, 100);
+          await waitUntil(
+            "the worker to finish the created tasks",
+            async () => {
+              const { pending, running } = await readTaskBacklog(system.database.db);
+              return pending + running === 0 ? true : undefined;
+            },
+            300_000,
+            100,
+          );
           return r;
         },
-        (r) => withWarmup(r.ok),
+        (r) => withWarmup(r.ok, o),
       ),
     () =>
       tallied(
@@ -51,7 +58,7 @@ export async function createFigure(ctx: FigureContext): Promise<{ row: ResultRow
             durationMs: o.unaryMs,
             warmupMs: o.warmupMs,
           }),
-        (r) => withWarmup(r.n),
+        (r) => withWarmup(r.n, o),
         ["api", "worker"],
       ),
   );
@@ -83,13 +90,4 @@ export async function createFigure(ctx: FigureContext): Promise<{ row: ResultRow
           .join("; ") || undefined,
     },
   };
-}
-
-async function openTasks(db: Db): Promise<number> {
-  const row = await db
-    .selectFrom("tasks")
-    .select((eb) => eb.fn.countAll<string>().as("n"))
-    .where("status", "in", ["PENDING", "RUNNING"])
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
 }

@@ -1,7 +1,7 @@
 // Figures 2 and 3: GetDeployment calls/s over native gRPC and over Connect
 // JSON (HTTP/1.1), each beside a bare server doing the same query.
 import { startBaselineServer } from "../baseline-runner.js";
-import { newTally, perOperation, tallied, type CpuTally } from "../cpu-use.js";
+import { newTally, perOperation, tallied, withWarmup, type CpuTally } from "../cpu-use.js";
 import { runUnaryLoad } from "../loadgen.js";
 import { alternate, medianOf } from "../pairs.js";
 import { ratio } from "../stats.js";
@@ -29,7 +29,7 @@ export async function readFigures(ctx: FigureContext, which: { grpc: boolean; co
   const base = { method: "get" as const, name, concurrency: o.concurrency, durationMs: o.unaryMs, warmupMs: o.warmupMs };
   const rows: ResultRow[] = [];
   // Calls in a sample, its warm-up included (the CPU is read over both).
-  const calls = (r: UnaryResult) => (r.ok * (o.unaryMs + o.warmupMs)) / o.unaryMs;
+  const calls = (r: UnaryResult) => withWarmup(r.ok, o);
   const row = (
     id: string,
     figure: string,
