@@ -7,13 +7,13 @@ import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.js";
 import { sampleModelReference } from "../../src/onnx/sample-model.js";
-import { RuntimeError, type RevisionSpec, type RuntimeDriver } from "../../src/runtime/driver.js";
+import type { RevisionSpec, RuntimeDriver } from "../../src/runtime/driver.js";
 import { createLocalRuntimeAgent, type LocalRuntimeAgent } from "../../src/runtime/local/agent.js";
 import { createLocalDriver } from "../../src/runtime/local/local-driver.js";
 import type { ReplicaDetail } from "../../src/runtime/local/local-runtime.js";
 import { holdRequest } from "../helpers/held-request.js";
 import { writeSampleModel } from "../helpers/onnx-model.js";
-import { isAlive, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";
+import { isAlive, rejection, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";
 
 const x = [
   [1, 2, 3, 4],
@@ -30,15 +30,6 @@ interface InferResponse {
   model_name: string;
   model_version: string;
   outputs: { name: string; data: number[] }[];
-}
-
-async function rejection(promise: Promise<unknown>): Promise<RuntimeError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RuntimeError);
-  return err as RuntimeError;
 }
 
 describe("local runtime agent", () => {

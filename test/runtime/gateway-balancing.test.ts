@@ -19,14 +19,7 @@ import { createLocalDriver } from "../../src/runtime/local/local-driver.js";
 import type { ReplicaDetail } from "../../src/runtime/local/local-runtime.js";
 import { holdRequest, type HeldRequest } from "../helpers/held-request.js";
 import { writeSampleModel } from "../helpers/onnx-model.js";
-import { isAlive, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";
-
-const inferBody = JSON.stringify({
-  inputs: [
-    { name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] },
-    { name: "ids", shape: [1], datatype: "INT64", data: [5] },
-  ],
-});
+import { inferBody, isAlive, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";
 
 interface InferResponse {
   model_name: string;

@@ -1,5 +1,6 @@
-// Shared helpers of the runtime tests: condition polling, temp dirs, and the
-// compiled model server (tests run after `npm run build`).
+// Shared helpers of the runtime tests: condition polling, temp dirs, the
+// compiled model server (tests run after `npm run build`), a sample
+// inference request, and the RuntimeError a call rejects with.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
@@ -8,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { RevisionSpec } from "../../src/runtime/driver.js";
+import { expect } from "vitest";
+import { RuntimeError, type RevisionSpec } from "../../src/runtime/driver.js";
 
 export const MODEL_SERVER_MAIN = fileURLToPath(new URL("../../dist/model-server/main.js", import.meta.url));
 
@@ -109,4 +111,22 @@ export function revisionSpec(overrides: Partial<RevisionSpec> & { uri: string; s
     resources: { acceleratorType: "", acceleratorCount: 0, cpu: 1, memoryBytes: 256 * 1024 * 1024, threadCount: 1, maxBatchSize: 8 },
     ...rest,
   };
+}
+
+/** One sample-model inference request (x of 4 floats, one id). */
+export const inferBody = JSON.stringify({
+  inputs: [
+    { name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] },
+    { name: "ids", shape: [1], datatype: "INT64", data: [5] },
+  ],
+});
+
+/** The RuntimeError the promise rejects with (fails the test if it resolves, or rejects with anything else). */
+export async function rejection(promise: Promise<unknown>): Promise<RuntimeError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(RuntimeError);
+  return err as RuntimeError;
 }

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.js";
-import { RuntimeError, type DeploymentTraffic, type RevisionSpec, type RuntimeDriver, type TrafficShare } from "../../src/runtime/driver.js";
+import type { DeploymentTraffic, RevisionSpec, RuntimeDriver, TrafficShare } from "../../src/runtime/driver.js";
 import { createLocalRuntimeAgent, type LocalRuntimeAgent } from "../../src/runtime/local/agent.js";
 import { revisionHeader } from "../../src/runtime/local/gateway.js";
 import { createLocalDriver } from "../../src/runtime/local/local-driver.js";
@@ -16,23 +16,7 @@ import type { ReplicaDetail } from "../../src/runtime/local/local-runtime.js";
 import type { PersistedState } from "../../src/runtime/local/state-store.js";
 import { holdRequest, type HeldRequest } from "../helpers/held-request.js";
 import { writeSampleModel } from "../helpers/onnx-model.js";
-import { isAlive, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";
-
-const inferBody = JSON.stringify({
-  inputs: [
-    { name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] },
-    { name: "ids", shape: [1], datatype: "INT64", data: [5] },
-  ],
-});
-
-async function rejection(promise: Promise<unknown>): Promise<RuntimeError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RuntimeError);
-  return err as RuntimeError;
-}
+import { inferBody, isAlive, rejection, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";
 
 /** Requests answered and failed per revision between two snapshots. */
 function delta(before: DeploymentTraffic, after: DeploymentTraffic): Map<number, { requests: number; failures: number }> {

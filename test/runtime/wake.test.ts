@@ -8,34 +8,18 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.js";
-import { RuntimeError, type DeploymentTraffic, type RevisionSpec, type RuntimeDriver } from "../../src/runtime/driver.js";
+import type { DeploymentTraffic, RevisionSpec, RuntimeDriver } from "../../src/runtime/driver.js";
 import { createLocalRuntimeAgent, type LocalRuntimeAgent, type LocalRuntimeAgentOptions } from "../../src/runtime/local/agent.js";
 import { revisionHeader, WAKE_RETRY_AFTER_S } from "../../src/runtime/local/gateway.js";
 import { createLocalDriver } from "../../src/runtime/local/local-driver.js";
 import type { ReplicaDetail } from "../../src/runtime/local/local-runtime.js";
 import type { PersistedState } from "../../src/runtime/local/state-store.js";
 import { writeSampleModel, type WrittenModel } from "../helpers/onnx-model.js";
-import { isAlive, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";
+import { inferBody, isAlive, rejection, requireBuiltModelServer, revisionSpec, tempDir, waitFor } from "./support.js";
 
 const WITHOUT_READY_LINE = fileURLToPath(new URL("./fixtures/model-server-without-ready-line.mjs", import.meta.url));
 /** Longer than any test here: a periodic readiness probe never runs. */
 const NEVER_MS = 3_600_000;
-
-const inferBody = JSON.stringify({
-  inputs: [
-    { name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] },
-    { name: "ids", shape: [1], datatype: "INT64", data: [5] },
-  ],
-});
-
-async function rejection(promise: Promise<unknown>): Promise<RuntimeError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RuntimeError);
-  return err as RuntimeError;
-}
 
 describe("wake on request", () => {
   let dir: string;

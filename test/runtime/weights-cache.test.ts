@@ -5,19 +5,10 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.js";
-import { RuntimeError, type DownloadProgress } from "../../src/runtime/driver.js";
+import type { DownloadProgress } from "../../src/runtime/driver.js";
 import { createWeightsCache, type WeightsCache } from "../../src/runtime/local/weights-cache.js";
 import { writeSampleModel, type WrittenModel } from "../helpers/onnx-model.js";
-import { freePort, tempDir } from "./support.js";
-
-async function rejection(promise: Promise<unknown>): Promise<RuntimeError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RuntimeError);
-  return err as RuntimeError;
-}
+import { freePort, rejection, tempDir } from "./support.js";
 
 describe("weights cache", () => {
   let dir: string;
