@@ -45,13 +45,13 @@ t as (
   returning *),
 o as (
   insert into outbox (task_id, msg_id, call_context) select t.id, t.id, $4::jsonb -> t.id from t
-  returning id, task_id, call_context),
+  returning id, task_id),
 e as (
   insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
   select d.uid, d.sequence, d.workspace, d.update_time, 'STATE_CHANGED', to_jsonb(d), to_jsonb(t)
   from d join t on t.deployment_uid = d.uid
   returning deployment_uid, cursor)
-select to_jsonb(d) as dep, to_jsonb(t) as task, e.cursor, o.id as outbox_id, o.call_context
+select to_jsonb(d) as dep, to_jsonb(t) as task, e.cursor, o.id as outbox_id
 from d join t on t.deployment_uid = d.uid join e on e.deployment_uid = d.uid join o on o.task_id = t.id`;
 
 interface InsertedRow {
@@ -59,7 +59,6 @@ interface InsertedRow {
   task: TaskRow;
   cursor: string;
   outbox_id: string;
-  call_context: unknown;
 }
 
 export async function insertNewDeployments(db: Executor, items: readonly NewDeployment[]): Promise<NewDeploymentResult[]> {
@@ -89,10 +88,10 @@ export async function insertNewDeployments(db: Executor, items: readonly NewDepl
     ]),
   );
   const byUid = new Map(rows.map((r) => [r.dep.uid, r]));
-  return items.map(({ deployment }): NewDeploymentResult => {
+  return items.map(({ deployment, callContext }): NewDeploymentResult => {
     const row = byUid.get(deployment.uid);
     if (!row) return "NAME_TAKEN";
-    const outbox: OutboxEntry = { id: String(row.outbox_id), taskId: row.task.id, msgId: row.task.id, callContext: row.call_context };
+    const outbox: OutboxEntry = { id: String(row.outbox_id), taskId: row.task.id, msgId: row.task.id, callContext: callContext ?? null };
     return { event: eventFromRows(row.dep, row.task, row.cursor, "STATE_CHANGED"), outbox };
   });
 }
