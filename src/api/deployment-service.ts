@@ -119,7 +119,7 @@ export function createDeploymentService(deps: ApiDeps): ServiceImpl<typeof Deplo
 
     async getDeployment(req, ctx) {
       const principal = await read(ctx);
-      return deploymentToPb(await getDeployment(dbForCall(deps.db, ctx), principal.workspace, requireName(req.name)));
+      return deploymentToPb(await getDeployment(deps, principal.workspace, requireName(req.name), ctx));
     },
 
     async listDeployments(req, ctx) {

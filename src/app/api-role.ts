@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import type { Config } from "../config.js";
 import { createAuthenticator } from "../api/auth.js";
 import { createNewDeploymentWriter } from "../db/create-deployment.js";
+import { createDeploymentNameReader } from "../db/deployments.js";
 import { bindService } from "../api/call-wrapper.js";
 import { createConnectServer } from "../api/connect-server.js";
 import { createDeletionService } from "../api/deletion-service.js";
@@ -55,6 +56,7 @@ export async function startApiRole(
     db: infra.db,
     auth: createAuthenticator(infra.db, { missingKeyHint: missingKeyHint(config, infra) }),
     newDeployments: createNewDeploymentWriter(infra.db),
+    deploymentsByName: createDeploymentNameReader(infra.db),
     bus,
     watches: createWatchHub({ db: infra.db, bus, logger }),
     sink: (events) => bus.publish(events),

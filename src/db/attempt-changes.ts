@@ -26,7 +26,7 @@ import { retryWriteConflicts } from "./conflict-retry.js";
 import { executePreparedSql } from "./connect.js";
 import type { DeploymentPatch, DeploymentRow, TaskPatch, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
-import { createWriteCoalescer, type WriteCoalescer } from "./write-coalescer.js";
+import { createCoalescer, type Coalescer } from "./coalescer.js";
 
 export interface AttemptChange {
   deploymentUid: string;
@@ -145,7 +145,7 @@ export async function applyAttemptChanges(db: Executor, changes: readonly Attemp
 }
 
 /**
- * The worker's writes, concurrent ones joined (see write-coalescer.ts). One
+ * The worker's writes, concurrent ones joined (see coalescer.ts). One
  * statement in flight: the batch grows with the tasks running, and progress
  * writes never hold more than one connection's share of Postgres, which the
  * API's creates share (measured by npm run bench on this 2-core machine: 2 in
@@ -153,6 +153,6 @@ export async function applyAttemptChanges(db: Executor, changes: readonly Attemp
  * accepted ~20 % fewer creates meanwhile). 200 rows: every task of a worker
  * at the default concurrency (128) fits one statement.
  */
-export function createAttemptChangeWriter(db: Executor): WriteCoalescer<AttemptChange, AttemptChangeResult> {
-  return createWriteCoalescer({ writeBatch: (items) => applyAttemptChanges(db, items), maxBatch: 200, maxInFlight: 1 });
+export function createAttemptChangeWriter(db: Executor): Coalescer<AttemptChange, AttemptChangeResult> {
+  return createCoalescer({ runBatch: (items) => applyAttemptChanges(db, items), maxBatch: 200, maxInFlight: 1 });
 }

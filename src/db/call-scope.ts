@@ -1,5 +1,5 @@
 // The API call a piece of database work is done for, passed explicitly
-// (dbForCall in connect.ts, WriteCoalescer.write), so that a call that was
+// (dbForCall in connect.ts, Coalescer.run), so that a call that was
 // cancelled or ran past its deadline stops waiting for a connection or for
 // a batch. Work outside a call (worker, relay, sweeper, a batch of many
 // calls' writes) passes none.

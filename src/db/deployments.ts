@@ -3,10 +3,42 @@ import type { DeploymentState } from "../domain/types.js";
 import { executePreparedSql, type Db } from "./connect.js";
 import type { DeploymentRow } from "./database.js";
 import type { Executor, Trx } from "./executor.js";
+import { createCoalescer, type Coalescer } from "./coalescer.js";
 
-// The hottest read (every GetDeployment): fixed text, so no query is built
-// or compiled per call, run as a prepared statement.
+// Reads by name: fixed text, so no query is built or compiled per call, run
+// as a prepared statement.
 const findByNameSql = `select * from deployments where workspace = $1 and name = $2 order by state = 'DELETED', create_time desc limit 1`;
+
+// The same for many names in one statement: row i answers name i (1-based
+// `query_index`), none where no deployment has that name.
+const findByNamesSql = `select distinct on (q.i) q.i as query_index, d.*
+from unnest($1::text[], $2::text[]) with ordinality as q(workspace, name, i)
+join deployments d on d.workspace = q.workspace and d.name = q.name
+order by q.i, d.state = 'DELETED', d.create_time desc`;
+
+export interface DeploymentName {
+  workspace: string;
+  name: string;
+}
+
+/** findDeploymentByName for each of `names`, in one statement; in the same order. */
+export async function findDeploymentsByNames(db: Executor, names: readonly DeploymentName[]): Promise<Array<DeploymentRow | undefined>> {
+  const rows = await executePreparedSql<DeploymentRow & { query_index: string }>(db, findByNamesSql, [names.map((n) => n.workspace), names.map((n) => n.name)]);
+  const found: Array<DeploymentRow | undefined> = new Array<DeploymentRow | undefined>(names.length).fill(undefined);
+  for (const { query_index, ...row } of rows) found[Number(query_index) - 1] = row;
+  return found;
+}
+
+/**
+ * Reads by name (GetDeployment), concurrent ones joined into one statement
+ * (coalescer.ts): one round trip, and one socket write on each side, for a
+ * batch. Two statements in flight, so that a slow one does not hold every
+ * read. `npm run bench` on this 2-core machine (GetDeployment, 64 in flight):
+ * 1, 2, 3 and 6 in flight gave 1.44, 1.31, 1.22 and 1.18× the bare server.
+ */
+export function createDeploymentNameReader(db: Executor): Coalescer<DeploymentName, DeploymentRow | undefined> {
+  return createCoalescer({ runBatch: (names) => findDeploymentsByNames(db, names), maxBatch: 100, maxInFlight: 2, mode: "read" });
+}
 
 /** The live deployment of that name, else the most recent deleted one. */
 export async function findDeploymentByName(db: Executor, workspace: string, name: string): Promise<DeploymentRow | undefined> {

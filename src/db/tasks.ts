@@ -5,7 +5,7 @@ import { retryWriteConflicts } from "./conflict-retry.js";
 import { executePreparedSql, prepared } from "./connect.js";
 import type { DeploymentRow, NewTaskRow, RevisionRow, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
-import { createWriteCoalescer, type WriteCoalescer } from "./write-coalescer.js";
+import { createCoalescer, type Coalescer } from "./coalescer.js";
 
 export async function insertTask(db: Executor, row: NewTaskRow): Promise<TaskRow> {
   return db.insertInto("tasks").values(row).returningAll().executeTakeFirstOrThrow();
@@ -156,10 +156,10 @@ function notClaimed(row: TaskRow): ClaimResult {
 
 /**
  * A worker's claims, concurrent ones joined into one statement (see
- * write-coalescer.ts): the messages of a pull arrive together.
+ * coalescer.ts): the messages of a pull arrive together.
  */
-export function createTaskClaimer(db: Executor, owner: string, leaseMs: number): WriteCoalescer<string, ClaimResult> {
-  return createWriteCoalescer({ writeBatch: (ids) => claimTasks(db, ids, owner, leaseMs), maxBatch: 200, maxInFlight: 1 });
+export function createTaskClaimer(db: Executor, owner: string, leaseMs: number): Coalescer<string, ClaimResult> {
+  return createCoalescer({ runBatch: (ids) => claimTasks(db, ids, owner, leaseMs), maxBatch: 200, maxInFlight: 1 });
 }
 
 /** Extends the lease; false when this attempt no longer owns the task. */

@@ -2,7 +2,7 @@
 // once another attempt (or a cancellation) takes the task, this one stops.
 import type { AttemptChange, AttemptChangeResult } from "../db/attempt-changes.js";
 import type { DeploymentPatch, TaskPatch } from "../db/database.js";
-import type { WriteCoalescer } from "../db/write-coalescer.js";
+import type { Coalescer } from "../db/coalescer.js";
 import type { EventSink } from "../db/transact.js";
 import type { DeploymentEvent, EventType, Failure, Task, TaskPhase, TaskProgress } from "../domain/types.js";
 
@@ -15,13 +15,13 @@ export interface AttemptWriter {
   progress(phase: TaskPhase, progress: Partial<TaskProgress>, deployment?: DeploymentPatch, extendDeadline?: boolean): Promise<void>;
 }
 
-export type AttemptChanges = WriteCoalescer<AttemptChange, AttemptChangeResult>;
+export type AttemptChanges = Coalescer<AttemptChange, AttemptChangeResult>;
 
 export function createAttemptWriter(changes: AttemptChanges, sink: EventSink, task: Task): AttemptWriter {
   let latest = task;
   const write: AttemptWriter["write"] = async (type, change) => {
     // One statement, atomic on its own: no explicit transaction needed.
-    const event = await changes.write({
+    const event = await changes.run({
       deploymentUid: task.deploymentUid,
       type,
       taskId: task.id,

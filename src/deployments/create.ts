@@ -102,7 +102,7 @@ async function insertCreate(deps: DeploymentsDeps, principal: Principal, input: 
     sequence: 1,
   };
   const task = newTask({ id: taskId, kind: "DEPLOY", principal, uid, name, revision: 1, requestId: input.requestId, deadlineSeconds, now });
-  const written = await deps.newDeployments.write(
+  const written = await deps.newDeployments.run(
     {
       deployment,
       revision: { number: 1, model: input.model, resources: input.resources, taskId, createTime: now },

@@ -6,12 +6,18 @@ import { toDeployment, toTask } from "../db/mappers.js";
 import { listRevisions as listRevisionRows, type RevisionRecord } from "../db/revisions.js";
 import { findTaskInWorkspace, latestTaskOfKinds, listTasksOfDeployment } from "../db/tasks.js";
 import type { Db } from "../db/connect.js";
+import type { CallScope } from "../db/call-scope.js";
+import type { DeploymentsDeps } from "./deps.js";
 import { deploymentNotFound, RefusedError } from "../domain/errors.js";
 import type { Deployment, DeploymentState, Task, TaskKind, TaskStatus } from "../domain/types.js";
 
-/** The live deployment of that name, else the most recent deleted one. */
-export async function getDeployment(db: Executor, workspace: string, name: string): Promise<Deployment> {
-  const row = await findDeploymentByName(db, workspace, name);
+/**
+ * The live deployment of that name, else the most recent deleted one. The
+ * hottest read: concurrent ones share a statement (deploymentsByName); a
+ * call that goes away stops waiting.
+ */
+export async function getDeployment(deps: Pick<DeploymentsDeps, "deploymentsByName">, workspace: string, name: string, call?: CallScope): Promise<Deployment> {
+  const row = await deps.deploymentsByName.run({ workspace, name }, call);
   if (!row) throw deploymentNotFound(name);
   return toDeployment(row);
 }

@@ -7,7 +7,7 @@
 // de-duplication (the message id is the task's).
 import type { Db } from "../db/connect.js";
 import { deleteOutboxRows, drainOutbox, type OutboxEntry } from "../db/outbox.js";
-import { createWriteCoalescer } from "../db/write-coalescer.js";
+import { createCoalescer } from "../db/coalescer.js";
 import type { Logger } from "../log.js";
 import { parseCallContext } from "../telemetry/call-context.js";
 import { carrierOf, contextFrom, otelTrace, spanFailed, SpanKind, tracer, tracingEnabled } from "../telemetry/tracing.js";
@@ -33,8 +33,8 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
   let handed: OutboxEntry[] = [];
   const sending = new Set<Promise<void>>();
   // One delete in flight; the rows published meanwhile go in the next.
-  const deleter = createWriteCoalescer<string, void>({
-    writeBatch: async (ids) => {
+  const deleter = createCoalescer<string, void>({
+    runBatch: async (ids) => {
       await deleteOutboxRows(o.db, ids);
       return ids.map(() => undefined);
     },
@@ -47,7 +47,7 @@ export function startOutboxRelay(o: { db: Db; publisher: TaskPublisher; logger: 
       const results = await Promise.allSettled(entries.map((e) => publishEntry(o.publisher, e)));
       const published = entries.filter((_, i) => results[i]!.status === "fulfilled");
       // A row whose delete fails stays for a pass to publish again (a duplicate the queue drops).
-      await Promise.all(published.map((e) => deleter.write(e.id)));
+      await Promise.all(published.map((e) => deleter.run(e.id)));
       const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failure) throw failure.reason;
       outage.ok();

@@ -80,7 +80,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
   const handle = async (msg: JsMsg): Promise<Outcome> => {
     const body = parseTaskMessage(msg);
     if (!body) return { kind: "term", reason: "malformed task message" };
-    const claim = await claims.write(body.taskId);
+    const claim = await claims.run(body.taskId);
     if (claim.kind === "missing") return { kind: "term", reason: `unknown task ${body.taskId}` };
     // Done already, or another live worker holds it: this copy is a duplicate.
     // If that worker dies, its lease expires and the sweeper re-enqueues the task.

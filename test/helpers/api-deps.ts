@@ -9,6 +9,7 @@ import type { CreateInput } from "../../src/deployments/create.js";
 import type { UpdateInput } from "../../src/deployments/update.js";
 import type { Db } from "../../src/db/connect.js";
 import { createNewDeploymentWriter } from "../../src/db/create-deployment.js";
+import { createDeploymentNameReader } from "../../src/db/deployments.js";
 import { RefusedError } from "../../src/domain/errors.js";
 import { withScalingDefaults, type Scaling } from "../../src/domain/types.js";
 import { DEFAULT_LIMITS } from "../../src/domain/validation.js";
@@ -21,6 +22,7 @@ export function testApiDeps(db: Db, bus: EventBus, overrides: Partial<ApiDeps> =
     db,
     auth: createAuthenticator(db),
     newDeployments: createNewDeploymentWriter(db),
+    deploymentsByName: createDeploymentNameReader(db),
     bus,
     watches: createWatchHub({ db, bus, logger: silentLogger }),
     sink: (events) => bus.publish(events),

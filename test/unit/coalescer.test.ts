@@ -1,13 +1,13 @@
 // The coalescer alone, with a batch writer the test controls: which items go
 // out together, in what order, and what one bad item does to its neighbours.
 import { describe, expect, it } from "vitest";
-import { createWriteCoalescer } from "../../src/db/write-coalescer.js";
+import { createCoalescer } from "../../src/db/coalescer.js";
 
 /** A batch writer whose batches finish when the test says so. */
 function controlledWriter(fail: (item: number) => boolean = () => false) {
   const batches: number[][] = [];
   const finishers: Array<() => void> = [];
-  const writeBatch = (items: number[]) => {
+  const runBatch = (items: number[]) => {
     batches.push([...items]);
     return new Promise<string[]>((resolve, reject) => {
       finishers.push(() => {
@@ -17,18 +17,18 @@ function controlledWriter(fail: (item: number) => boolean = () => false) {
       });
     });
   };
-  return { batches, writeBatch, finishNext: () => finishers.shift()!() };
+  return { batches, runBatch, finishNext: () => finishers.shift()!() };
 }
 
 const flushMicrotasks = () => new Promise<void>((r) => setImmediate(r));
 
-describe("write coalescer", () => {
+describe("coalescer", () => {
   it("sends a lone write at once and joins the writes that arrive meanwhile", async () => {
     const w = controlledWriter();
-    const c = createWriteCoalescer({ writeBatch: w.writeBatch, maxBatch: 3, maxInFlight: 1 });
-    const first = c.write(1);
+    const c = createCoalescer({ runBatch: w.runBatch, maxBatch: 3, maxInFlight: 1 });
+    const first = c.run(1);
     expect(w.batches).toEqual([[1]]);
-    const rest = [2, 3, 4, 5].map((i) => c.write(i));
+    const rest = [2, 3, 4, 5].map((i) => c.run(i));
     expect(w.batches).toEqual([[1]]); // one in flight: the others wait
     w.finishNext();
     expect(await first).toBe("done 1");
@@ -43,8 +43,8 @@ describe("write coalescer", () => {
 
   it("keeps maxInFlight batches going at once", async () => {
     const w = controlledWriter();
-    const c = createWriteCoalescer({ writeBatch: w.writeBatch, maxBatch: 10, maxInFlight: 2 });
-    const all = [1, 2, 3, 4].map((i) => c.write(i));
+    const c = createCoalescer({ runBatch: w.runBatch, maxBatch: 10, maxInFlight: 2 });
+    const all = [1, 2, 3, 4].map((i) => c.run(i));
     expect(w.batches).toEqual([[1], [2]]);
     w.finishNext();
     await flushMicrotasks();
@@ -56,10 +56,10 @@ describe("write coalescer", () => {
 
   it("writes each item of a failed batch alone, so only the bad one fails", async () => {
     const w = controlledWriter((i) => i === 3);
-    const c = createWriteCoalescer({ writeBatch: w.writeBatch, maxBatch: 10, maxInFlight: 1 });
-    const first = c.write(1);
+    const c = createCoalescer({ runBatch: w.runBatch, maxBatch: 10, maxInFlight: 1 });
+    const first = c.run(1);
     const results = [2, 3, 4].map((i) =>
-      c.write(i).then(
+      c.run(i).then(
         (v) => v,
         (e: Error) => e.message,
       ),
@@ -78,10 +78,10 @@ describe("write coalescer", () => {
   });
 
   it("rejects every item when a batch returns the wrong number of results", async () => {
-    const c = createWriteCoalescer<number, string>({ writeBatch: async () => ["only one"], maxBatch: 10, maxInFlight: 1 });
-    const blocker = c.write(0);
+    const c = createCoalescer<number, string>({ runBatch: async () => ["only one"], maxBatch: 10, maxInFlight: 1 });
+    const blocker = c.run(0);
     const results = [1, 2].map((i) =>
-      c.write(i).then(
+      c.run(i).then(
         (v) => v,
         (e: Error) => e.message,
       ),
@@ -92,8 +92,8 @@ describe("write coalescer", () => {
 
   it("drops a waiting write whose call gave up", async () => {
     const w = controlledWriter();
-    const c = createWriteCoalescer({ writeBatch: (items: number[]) => w.writeBatch(items), maxBatch: 10, maxInFlight: 1 });
-    const call = (signal: AbortSignal, i: number) => c.write(i, { signal });
+    const c = createCoalescer({ runBatch: (items: number[]) => w.runBatch(items), maxBatch: 10, maxInFlight: 1 });
+    const call = (signal: AbortSignal, i: number) => c.run(i, { signal });
     const first = call(new AbortController().signal, 1);
     const gone = new AbortController();
     const dropped = [2, 3].map((i) =>
@@ -111,5 +111,42 @@ describe("write coalescer", () => {
     expect(w.batches).toEqual([[1], [4]]);
     w.finishNext();
     expect(await kept).toBe("done 4");
+  });
+
+  it("read mode: a failed batch fails all its reads, none is run again", async () => {
+    const w = controlledWriter((i) => i === 3);
+    const c = createCoalescer({ runBatch: w.runBatch, maxBatch: 10, maxInFlight: 1, mode: "read" });
+    const first = c.run(1);
+    const results = [2, 3, 4].map((i) =>
+      c.run(i).then(
+        (v) => v,
+        (e: Error) => e.message,
+      ),
+    );
+    w.finishNext();
+    await first;
+    await flushMicrotasks();
+    w.finishNext();
+    expect(await Promise.all(results)).toEqual(["item 3 is bad", "item 3 is bad", "item 3 is bad"]);
+    expect(w.batches).toEqual([[1], [2, 3, 4]]);
+  });
+
+  it("read mode: a read whose call gives up while its batch runs is answered at once, its neighbours later", async () => {
+    const w = controlledWriter();
+    const c = createCoalescer({ runBatch: (items: number[]) => w.runBatch(items), maxBatch: 10, maxInFlight: 1, mode: "read" });
+    const gone = new AbortController();
+    const left = c.run(1, { signal: gone.signal }).then(
+      (v) => v,
+      (e: unknown) => (e as Error).message,
+    );
+    const stays = c.run(2, { signal: new AbortController().signal });
+    expect(w.batches).toEqual([[1]]);
+    gone.abort(new Error("deadline"));
+    expect(await left).toBe("deadline");
+    w.finishNext();
+    await flushMicrotasks();
+    expect(w.batches).toEqual([[1], [2]]);
+    w.finishNext();
+    expect(await stays).toBe("done 2");
   });
 });
