@@ -94,7 +94,7 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
     // backlog behind that would disturb the others.
     if (["1", "2", "3", "5", "6"].some((id) => wants(o, id))) {
       await withSystem(o, rawDb, async (ctx) => {
-        const worker = await ctx.system.startWorker({ runtime: "noop" });
+        let worker = await ctx.system.startWorker({ runtime: "noop" });
         try {
           await ctx.system.waitForPulls(1);
           if (wants(o, "2") || wants(o, "3"))
@@ -103,9 +103,15 @@ async function runFigures(o: BenchOptions, rows: ResultRow[]): Promise<void> {
           if (wants(o, "6")) await guard(rows, "6", "watch fan-out", async () => [await fanoutFigure(ctx)]);
           if (wants(o, "1")) {
             await guard(rows, "1", "CreateDeployment", async () => {
-              const r = await createFigure(ctx);
+              const r = await createFigure(ctx, {
+                stop: () => worker.stop(),
+                start: async () => {
+                  worker = await ctx.system.startWorker({ runtime: "noop" });
+                  await ctx.system.waitForPulls(1);
+                },
+              });
               createRate = r.createRate;
-              return [r.row];
+              return r.rows;
             });
           }
         } finally {

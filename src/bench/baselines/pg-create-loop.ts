@@ -1,14 +1,41 @@
 // Baseline: a create's five rows (deployment, revision, task, outbox, event)
-// written by a tight loop with pg, N in flight over the API's pool size, one
-// create per statement with the API's own SQL (db/create-deployment.ts), no
-// RPC, no validation, no coalescing.
+// written by a tight loop with pg, N in flight over the API's pool size, no
+// RPC, no validation, no coalescing. Two shapes:
+// - "statement": one create per statement with the API's own SQL
+//   (db/create-deployment.ts), the strict limit;
+// - "transaction": the textbook way, BEGIN, one INSERT per row, COMMIT.
+import { sql } from "kysely";
 import { createDb } from "../../db/connect.js";
-import { insertNewDeployments } from "../../db/create-deployment.js";
+import { insertNewDeployments, type NewDeployment } from "../../db/create-deployment.js";
+import { deploymentToRow, taskToRow } from "../../db/mappers.js";
 import { newDeploymentRows } from "./new-deployment.js";
 import { finish, scriptArgs } from "./script.js";
 
-const args = scriptArgs<{ url: string; poolMax: number; concurrency: number; durationMs: number; warmupMs: number }>();
+const args = scriptArgs<{ url: string; poolMax: number; concurrency: number; durationMs: number; warmupMs: number; shape: "statement" | "transaction" }>();
 const db = createDb({ url: args.url, poolMax: args.poolMax, connectTimeoutMs: 5000 });
+
+const json = (v: unknown) => JSON.stringify(v);
+
+async function inTransaction(n: NewDeployment): Promise<void> {
+  const d = deploymentToRow(n.deployment);
+  const t = taskToRow(n.task, { requestHash: n.requestHash, enqueuedAt: n.task.createTime });
+  const revision = {
+    deployment_uid: d.uid,
+    number: 1,
+    model: n.revision.model,
+    resources: n.revision.resources,
+    task_id: t.id,
+    create_time: n.revision.createTime,
+  };
+  await db.transaction().execute(async (tx) => {
+    await sql`insert into deployments select * from jsonb_populate_record(null::deployments, ${json(d)}::jsonb)`.execute(tx);
+    await sql`insert into revisions select * from jsonb_populate_record(null::revisions, ${json(revision)}::jsonb)`.execute(tx);
+    await sql`insert into tasks select * from jsonb_populate_record(null::tasks, ${json(t)}::jsonb)`.execute(tx);
+    await sql`insert into outbox (task_id, msg_id) values (${t.id}, ${t.id})`.execute(tx);
+    await sql`insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
+      values (${d.uid}, 1, ${d.workspace}, ${d.update_time}, 'STATE_CHANGED', ${json(d)}::jsonb, ${json(t)}::jsonb)`.execute(tx);
+  });
+}
 
 async function loop(ms: number): Promise<number> {
   const end = performance.now() + ms;
@@ -16,8 +43,12 @@ async function loop(ms: number): Promise<number> {
   await Promise.all(
     Array.from({ length: args.concurrency }, async () => {
       while (performance.now() < end) {
-        const [result] = await insertNewDeployments(db, [newDeploymentRows({ workspace: "bench", modelName: "bench/rawcreate", replicas: 1 })]);
-        if (result === "NAME_TAKEN") throw new Error("a pg-create-loop deployment name was taken");
+        const rows = newDeploymentRows({ workspace: "bench", modelName: "bench/rawcreate", replicas: 1 });
+        if (args.shape === "transaction") await inTransaction(rows);
+        else {
+          const [result] = await insertNewDeployments(db, [rows]);
+          if (result === "NAME_TAKEN") throw new Error("a pg-create-loop deployment name was taken");
+        }
         n++;
       }
     }),

@@ -8,7 +8,9 @@ import { sql } from "kysely";
 import { runBaseline } from "../baseline-runner.js";
 import { waitUntil } from "../client.js";
 import { runUnaryLoad } from "../loadgen.js";
-import { alternate, medianOf } from "../pairs.js";
+import { newTally, perOperation, tallied, type CpuTally } from "../cpu-use.js";
+import type { Proc } from "../processes.js";
+import { readTaskBacklog } from "../../db/task-backlog.js";
 import { median, percentile, ratio } from "../stats.js";
 import { goalAtLeast, type ResultRow } from "../table.js";
 import type { FigureContext } from "./context.js";
@@ -18,7 +20,9 @@ export async function drainFigures(ctx: FigureContext, createRate: number): Prom
   const db = system.database.db;
   const n = o.drainTasks;
   let batch = 0;
-  const drain = async (workers: number) => {
+  // CPU while the workers drain (from their start to the last task's end).
+  const cpu: Record<Workers, CpuTally> = { 1: newTally(), 2: newTally() };
+  const drain = async (workers: Workers) => {
     const model = `bench/drain${batch++}`;
     ctx.log(`figure 4: queueing ${n} tasks, then ${workers} worker(s)`);
     const filled = await runUnaryLoad({
@@ -34,49 +38,62 @@ export async function drainFigures(ctx: FigureContext, createRate: number): Prom
       warmupMs: 0,
     });
     if (filled.ok === 0) throw new Error(`no task queued: ${filled.firstError}`);
-    const procs = await Promise.all(Array.from({ length: workers }, () => system.startWorker({ runtime: "noop" })));
+    const procs: Proc[] = [];
     try {
-      const ends = await waitUntil(
-        `${workers} worker(s) to finish ${filled.ok} tasks`,
+      await tallied(
+        cpu[workers],
         async () => {
-          const rows = await db
-            .selectFrom("tasks")
-            .innerJoin("deployments", "deployments.uid", "tasks.deployment_uid")
-            .select(sql<number>`extract(epoch from tasks.end_time) * 1000`.as("end"))
-            .where(sql<boolean>`deployments.model->>'name' = ${model}`)
-            .where("tasks.status", "=", "COMPLETED")
-            .execute();
-          return rows.length >= filled.ok ? rows.map((r) => Number(r.end)) : undefined;
+          procs.push(...(await Promise.all(Array.from({ length: workers }, () => system.startWorker({ runtime: "noop" })))));
+          // Polled through the open-task index: a poll that scanned every task would grow with the run and weigh on the figure.
+          await waitUntil(
+            `${workers} worker(s) to finish ${filled.ok} tasks`,
+            async () => {
+              const { pending, running } = await readTaskBacklog(db);
+              return pending + running === 0 ? true : undefined;
+            },
+            600_000,
+            100,
+          );
         },
-        600_000,
-        250,
+        () => filled.ok,
+        ["api"],
       );
-      const t10 = percentile(ends, 10);
-      const t90 = percentile(ends, 90);
-      return (0.8 * ends.length) / ((t90 - t10) / 1000);
     } finally {
       await Promise.all(procs.map((p) => p.stop()));
     }
+    const rows = await db
+      .selectFrom("tasks")
+      .innerJoin("deployments", "deployments.uid", "tasks.deployment_uid")
+      .select(sql<number>`extract(epoch from tasks.end_time) * 1000`.as("end"))
+      .where(sql<boolean>`deployments.model->>'name' = ${model}`)
+      .where("tasks.status", "=", "COMPLETED")
+      .execute();
+    if (rows.length < filled.ok) throw new Error(`${filled.ok - rows.length} of ${filled.ok} drained tasks did not complete`);
+    const ends = rows.map((r) => Number(r.end));
+    const t10 = percentile(ends, 10);
+    const t90 = percentile(ends, 90);
+    return (0.8 * ends.length) / ((t90 - t10) / 1000);
   };
-  const one = await alternate(
-    o.pairs,
-    () => drain(1),
-    () => runBaseline<{ rate: number }>("jetstream", { natsUrl: system.natsUrl, mode: "drain", messages: n }),
-  );
-  const two = await alternate(
-    o.pairs,
-    () => drain(2),
-    () => runBaseline<{ rate: number }>("task-writes-loop", { url: ctx.rawDb.url, tasks: n, concurrency: 8 }),
-  );
-  const jsRate = medianOf(one.baseline, (r) => r.rate);
-  const pgRate = medianOf(two.baseline, (r) => r.rate);
+  // One worker and two in alternation, each beside a baseline, so that a
+  // database that grows over the run weighs on both alike.
+  const one: number[] = [];
+  const two: number[] = [];
+  const js: number[] = [];
+  const pg: number[] = [];
+  for (let i = 0; i < o.pairs; i++) {
+    one.push(await drain(1));
+    js.push((await runBaseline<{ rate: number }>("jetstream", { natsUrl: system.natsUrl, mode: "drain", messages: n })).rate);
+    two.push(await drain(2));
+    pg.push((await runBaseline<{ rate: number }>("task-writes-loop", { url: ctx.rawDb.url, tasks: n, concurrency: 8 })).rate);
+  }
   const baselineMeasures = [
     { label: "API creates", value: createRate, unit: "/s" },
-    { label: "raw JetStream consume+ack", value: jsRate, unit: "/s", samples: one.baseline.map((r) => r.rate) },
-    { label: "worker's pg writes, tight loop (8 in flight)", value: pgRate, unit: "tasks/s", samples: two.baseline.map((r) => r.rate) },
+    { label: "raw JetStream consume+ack", value: median(js), unit: "/s", samples: js },
+    { label: "worker's pg writes, tight loop (8 in flight)", value: median(pg), unit: "tasks/s", samples: pg },
   ];
-  const row = (workers: number, samples: number[], limit: number): ResultRow => {
+  const row = (workers: Workers, samples: number[], limit: number): ResultRow => {
     const rate = median(samples);
+    const cpuNote = perOperation(cpu[workers].use, cpu[workers].ops);
     return {
       id: workers === 1 ? "4a" : "4b",
       figure: `queue → ${workers === 1 ? "one worker" : "two workers"}, no-op runtime, ${n} queued`,
@@ -84,8 +101,11 @@ export async function drainFigures(ctx: FigureContext, createRate: number): Prom
       baseline: "beside",
       baselineMeasures,
       goal: goalAtLeast(ratio(rate, createRate), limit, `≥ ${limit}× the API's create rate`),
-      notes: Number.isFinite(createRate) ? undefined : "no create rate: run figure 1 too",
+      notes:
+        [cpuNote && `CPU per task: ${cpuNote}`, Number.isFinite(createRate) ? "" : "no create rate: run figure 1 too"].filter(Boolean).join("; ") || undefined,
     };
   };
-  return [row(1, one.figure, 0.5), row(2, two.figure, 1)];
+  return [row(1, one, 0.5), row(2, two, 1)];
 }
+
+type Workers = 1 | 2;
