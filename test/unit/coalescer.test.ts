@@ -22,6 +22,23 @@ function controlledWriter(fail: (item: number) => boolean = () => false) {
 
 const flushMicrotasks = () => new Promise<void>((r) => setImmediate(r));
 
+/** Item 1 alone, then 2, 3 and 4 together in a batch that fails on 3 once finished; results are values or error messages. */
+async function failingBatch(mode: "write" | "read") {
+  const w = controlledWriter((i) => i === 3);
+  const c = createCoalescer({ runBatch: w.runBatch, maxBatch: 10, maxInFlight: 1, mode });
+  const first = c.run(1);
+  const results = [2, 3, 4].map((i) =>
+    c.run(i).then(
+      (v) => v,
+      (e: Error) => e.message,
+    ),
+  );
+  w.finishNext();
+  await first;
+  await flushMicrotasks();
+  return { w, results };
+}
+
 describe("coalescer", () => {
   it("sends a lone write at once and joins the writes that arrive meanwhile", async () => {
     const w = controlledWriter();
@@ -55,18 +72,7 @@ describe("coalescer", () => {
   });
 
   it("writes each item of a failed batch alone, so only the bad one fails", async () => {
-    const w = controlledWriter((i) => i === 3);
-    const c = createCoalescer({ runBatch: w.runBatch, maxBatch: 10, maxInFlight: 1 });
-    const first = c.run(1);
-    const results = [2, 3, 4].map((i) =>
-      c.run(i).then(
-        (v) => v,
-        (e: Error) => e.message,
-      ),
-    );
-    w.finishNext();
-    await first;
-    await flushMicrotasks();
+    const { w, results } = await failingBatch("write");
     expect(w.batches).toEqual([[1], [2, 3, 4]]);
     w.finishNext(); // the batch fails on 3
     await flushMicrotasks();
@@ -114,18 +120,7 @@ describe("coalescer", () => {
   });
 
   it("read mode: a failed batch fails all its reads, none is run again", async () => {
-    const w = controlledWriter((i) => i === 3);
-    const c = createCoalescer({ runBatch: w.runBatch, maxBatch: 10, maxInFlight: 1, mode: "read" });
-    const first = c.run(1);
-    const results = [2, 3, 4].map((i) =>
-      c.run(i).then(
-        (v) => v,
-        (e: Error) => e.message,
-      ),
-    );
-    w.finishNext();
-    await first;
-    await flushMicrotasks();
+    const { w, results } = await failingBatch("read");
     w.finishNext();
     expect(await Promise.all(results)).toEqual(["item 3 is bad", "item 3 is bad", "item 3 is bad"]);
     expect(w.batches).toEqual([[1], [2, 3, 4]]);

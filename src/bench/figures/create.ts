@@ -60,6 +60,16 @@ export async function createFigure(ctx: FigureContext, worker: WorkerControl): P
   const cpu = { worker: newTally(), alone: newTally(), statement: newTally(), transaction: newTally() };
   const ops = (n: number) => withWarmup(n, o);
   const s = { worker: [] as UnaryResult[], alone: [] as UnaryResult[], statement: [] as number[], transaction: [] as number[] };
+  /** A loop's rate, its CPU tallied (the idle API and worker left out). */
+  const loopSample = async (shape: LoopShape) =>
+    (
+      await tallied(
+        cpu[shape],
+        () => loop(shape),
+        (r) => ops(r.n),
+        ["api", "worker"],
+      )
+    ).rate;
   // Four samples in turn, so that a machine that slows down moves all alike.
   for (let i = 0; i < o.pairs; i++) {
     // The worker's share counted: the sample ends when its tasks are done.
@@ -74,16 +84,7 @@ export async function createFigure(ctx: FigureContext, worker: WorkerControl): P
         (r) => ops(r.ok),
       ),
     );
-    s.statement.push(
-      (
-        await tallied(
-          cpu.statement,
-          () => loop("statement"),
-          (r) => ops(r.n),
-          ["api", "worker"],
-        )
-      ).rate,
-    );
+    s.statement.push(await loopSample("statement"));
     await worker.stop();
     s.alone.push(
       await tallied(
@@ -94,16 +95,7 @@ export async function createFigure(ctx: FigureContext, worker: WorkerControl): P
     );
     await worker.start();
     await drained();
-    s.transaction.push(
-      (
-        await tallied(
-          cpu.transaction,
-          () => loop("transaction"),
-          (r) => ops(r.n),
-          ["api", "worker"],
-        )
-      ).rate,
-    );
+    s.transaction.push(await loopSample("transaction"));
   }
   const note = (t: CpuTally, load: string) => perOperation(t.use, t.ops, { load });
   const withWorker = medianOf(s.worker, (r) => r.rate);
