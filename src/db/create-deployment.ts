@@ -12,7 +12,7 @@ import type { DeploymentRow, TaskRow } from "./database.js";
 import type { Executor } from "./executor.js";
 import { deploymentToRow, taskToRow } from "./mappers.js";
 import type { OutboxEntry } from "./outbox.js";
-import type { RevisionRecord } from "./revisions.js";
+import { revisionToRow, type RevisionRecord } from "./revisions.js";
 import { createCoalescer, type Coalescer } from "./coalescer.js";
 
 export interface NewDeployment {
@@ -66,14 +66,7 @@ export async function insertNewDeployments(db: Executor, items: readonly NewDepl
   // each other's unique-index entries in one order, never in a cycle.
   const sorted = [...items].sort((a, b) => compareNames(a.deployment, b.deployment));
   const deployments = sorted.map((i) => deploymentToRow(i.deployment));
-  const revisions = sorted.map(({ deployment, revision }) => ({
-    deployment_uid: deployment.uid,
-    number: revision.number,
-    model: revision.model,
-    resources: revision.resources,
-    task_id: revision.taskId,
-    create_time: revision.createTime,
-  }));
+  const revisions = sorted.map(({ deployment, revision }) => revisionToRow(deployment.uid, revision));
   const tasks = sorted.map((i) => taskToRow(i.task, { requestHash: i.requestHash, enqueuedAt: i.task.createTime }));
   // Task id → the creating call's headers for the message.
   const contexts: Record<string, Record<string, string>> = {};

@@ -32,18 +32,13 @@ export async function listRevisions(db: Executor, deploymentUid: string): Promis
   return rows.map(toRevisionRecord);
 }
 
+/** The revisions row of a deployment's revision record. */
+export function revisionToRow(deploymentUid: string, r: RevisionRecord) {
+  return { deployment_uid: deploymentUid, number: r.number, model: r.model, resources: r.resources, task_id: r.taskId, create_time: r.createTime };
+}
+
 export async function insertRevision(db: Executor, deploymentUid: string, r: RevisionRecord): Promise<void> {
-  await db
-    .insertInto("revisions")
-    .values({
-      deployment_uid: deploymentUid,
-      number: r.number,
-      model: r.model,
-      resources: r.resources,
-      task_id: r.taskId,
-      create_time: r.createTime,
-    })
-    .execute();
+  await db.insertInto("revisions").values(revisionToRow(deploymentUid, r)).execute();
 }
 
 /** The number the next revision gets (revisions are never deleted, so numbers are never reused). */

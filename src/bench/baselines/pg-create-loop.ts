@@ -8,6 +8,8 @@ import { sql } from "kysely";
 import { createDb } from "../../db/connect.js";
 import { insertNewDeployments, type NewDeployment } from "../../db/create-deployment.js";
 import { deploymentToRow, taskToRow } from "../../db/mappers.js";
+import { insertOutbox } from "../../db/outbox.js";
+import { insertRevision } from "../../db/revisions.js";
 import { newDeploymentRows } from "./new-deployment.js";
 import { finish, scriptArgs } from "./script.js";
 
@@ -19,19 +21,11 @@ const json = (v: unknown) => JSON.stringify(v);
 async function inTransaction(n: NewDeployment): Promise<void> {
   const d = deploymentToRow(n.deployment);
   const t = taskToRow(n.task, { requestHash: n.requestHash, enqueuedAt: n.task.createTime });
-  const revision = {
-    deployment_uid: d.uid,
-    number: 1,
-    model: n.revision.model,
-    resources: n.revision.resources,
-    task_id: t.id,
-    create_time: n.revision.createTime,
-  };
   await db.transaction().execute(async (tx) => {
     await sql`insert into deployments select * from jsonb_populate_record(null::deployments, ${json(d)}::jsonb)`.execute(tx);
-    await sql`insert into revisions select * from jsonb_populate_record(null::revisions, ${json(revision)}::jsonb)`.execute(tx);
+    await insertRevision(tx, d.uid, n.revision);
     await sql`insert into tasks select * from jsonb_populate_record(null::tasks, ${json(t)}::jsonb)`.execute(tx);
-    await sql`insert into outbox (task_id, msg_id) values (${t.id}, ${t.id})`.execute(tx);
+    await insertOutbox(tx, t.id, t.id);
     await sql`insert into events (deployment_uid, sequence, workspace, time, type, deployment, task)
       values (${d.uid}, 1, ${d.workspace}, ${d.update_time}, 'STATE_CHANGED', ${json(d)}::jsonb, ${json(t)}::jsonb)`.execute(tx);
   });

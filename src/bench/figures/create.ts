@@ -10,7 +10,7 @@ import { runUnaryLoad } from "../loadgen.js";
 import { readTaskBacklog } from "../../db/task-backlog.js";
 import type { UnaryResult } from "../../loadgen/bench-jobs.js";
 import { medianOf } from "../pairs.js";
-import { ratio } from "../stats.js";
+import { median, ratio } from "../stats.js";
 import { goalAtLeast, type ResultRow } from "../table.js";
 import type { FigureContext } from "./context.js";
 
@@ -100,8 +100,8 @@ export async function createFigure(ctx: FigureContext, worker: WorkerControl): P
   const note = (t: CpuTally, load: string) => perOperation(t.use, t.ops, { load });
   const withWorker = medianOf(s.worker, (r) => r.rate);
   const alone = medianOf(s.alone, (r) => r.rate);
-  const statement = medianOf(s.statement, (r) => r);
-  const transaction = medianOf(s.transaction, (r) => r);
+  const statement = median(s.statement);
+  const transaction = median(s.transaction);
   const errors = [...s.worker, ...s.alone].reduce((n, r) => n + r.errors, 0);
   const firstError = [...s.worker, ...s.alone].find((r) => r.firstError)?.firstError;
   const baselineMeasures = [
