@@ -56,7 +56,7 @@ export async function startApiRole(
     db: infra.db,
     auth: createAuthenticator(infra.db, { missingKeyHint: missingKeyHint(config, infra) }),
     newDeployments: createNewDeploymentWriter(infra.db),
-    deploymentsByName: createDeploymentNameReader(infra.db),
+    deploymentsByName: createDeploymentNameReader(infra.db, config.databaseConnectTimeoutMs),
     bus,
     watches: createWatchHub({ db: infra.db, bus, logger }),
     sink: (events) => bus.publish(events),

@@ -27,6 +27,12 @@ export interface CoalescerOptions<I, O> {
   maxInFlight: number;
   /** "write" (default): a failed batch is written again item by item, so only a bad item fails. "read": see above. */
   mode?: "write" | "read";
+  /**
+   * Longest wait for a place in a batch, and the error past it: the bound a
+   * lone statement has in the pool's queue (pool-gate.ts), which a batch
+   * held by a hung database would otherwise lift. Unset: no bound.
+   */
+  maxWait?: { ms: number; error: (ms: number) => Error };
 }
 
 interface Waiter<I, O> {
@@ -37,6 +43,8 @@ interface Waiter<I, O> {
   gone: boolean;
   /** Stops watching the call's abort. */
   unwatch?: () => void;
+  /** Ends the wait at maxWait. */
+  expiry?: NodeJS.Timeout;
 }
 
 export function createCoalescer<I, O>(o: CoalescerOptions<I, O>): Coalescer<I, O> {
@@ -52,6 +60,7 @@ export function createCoalescer<I, O>(o: CoalescerOptions<I, O>): Coalescer<I, O
     queue = queue.filter((w) => !w.gone);
     const batch = queue.slice(0, o.maxBatch);
     queue = queue.slice(batch.length);
+    for (const w of batch) clearTimeout(w.expiry);
     // A write in a batch no longer listens to its call; a read does, until answered.
     if (!reads) for (const w of batch) w.unwatch?.();
     return batch;
@@ -88,16 +97,27 @@ export function createCoalescer<I, O>(o: CoalescerOptions<I, O>): Coalescer<I, O
     run(item, call) {
       return new Promise<O>((resolve, reject) => {
         const w: Waiter<I, O> = { item, resolve, reject, gone: false };
-        if (call !== undefined && (reads || inFlight >= o.maxInFlight)) {
-          // It may wait: only now is the call worth watching (watchAbort makes no signal where the call offers onAbort).
+        // Every statement slot is taken: it waits for a later batch.
+        const waits = inFlight >= o.maxInFlight;
+        if (call !== undefined && (reads || waits)) {
+          // Only now is the call worth watching (watchAbort makes no signal where the call offers onAbort).
           let gone = false;
           const unwatch = watchAbort(call, (reason) => {
             gone = w.gone = true;
+            clearTimeout(w.expiry);
             reject(reason);
           });
           // Aborted already: never queued.
           if (gone) return;
           w.unwatch = unwatch;
+        }
+        const maxWait = o.maxWait;
+        if (waits && maxWait !== undefined) {
+          w.expiry = setTimeout(() => {
+            w.gone = true;
+            w.unwatch?.();
+            reject(maxWait.error(maxWait.ms));
+          }, maxWait.ms);
         }
         queue.push(w);
         flush();

@@ -4,6 +4,7 @@ import { executePreparedSql, type Db } from "./connect.js";
 import type { DeploymentRow } from "./database.js";
 import type { Executor, Trx } from "./executor.js";
 import { createCoalescer, type Coalescer } from "./coalescer.js";
+import { databaseUnavailable } from "./db-errors.js";
 
 // Reads by name: fixed text, so no query is built or compiled per call, run
 // as a prepared statement.
@@ -36,8 +37,15 @@ export async function findDeploymentsByNames(db: Executor, names: readonly Deplo
  * read. `npm run bench` on this 2-core machine (GetDeployment, 64 in flight):
  * 1, 2, 3 and 6 in flight gave 1.44, 1.31, 1.22 and 1.18× the bare server.
  */
-export function createDeploymentNameReader(db: Executor): Coalescer<DeploymentName, DeploymentRow | undefined> {
-  return createCoalescer({ runBatch: (names) => findDeploymentsByNames(db, names), maxBatch: 100, maxInFlight: 2, mode: "read" });
+export function createDeploymentNameReader(db: Executor, waitTimeoutMs: number): Coalescer<DeploymentName, DeploymentRow | undefined> {
+  return createCoalescer({
+    runBatch: (names) => findDeploymentsByNames(db, names),
+    maxBatch: 100,
+    maxInFlight: 2,
+    mode: "read",
+    // A read waits for its batch as long as a lone read would wait for a connection.
+    maxWait: { ms: waitTimeoutMs, error: (ms) => databaseUnavailable(`no database connection free within ${ms} ms (reads waiting for a batch)`) },
+  });
 }
 
 /** The live deployment of that name, else the most recent deleted one. */

@@ -65,7 +65,7 @@ describe("deployments by name", () => {
   });
 
   it("joins concurrent reads and gives each its own answer", async () => {
-    const reader = createDeploymentNameReader(tdb.db);
+    const reader = createDeploymentNameReader(tdb.db, 5000);
     const names = Array.from({ length: 50 }, (_, i) => asked[i % asked.length]!);
     const answers = await Promise.all(names.map((n) => reader.run(n)));
     const expected = await findDeploymentsByNames(tdb.db, names);

@@ -22,7 +22,7 @@ export function testApiDeps(db: Db, bus: EventBus, overrides: Partial<ApiDeps> =
     db,
     auth: createAuthenticator(db),
     newDeployments: createNewDeploymentWriter(db),
-    deploymentsByName: createDeploymentNameReader(db),
+    deploymentsByName: createDeploymentNameReader(db, 5000),
     bus,
     watches: createWatchHub({ db, bus, logger: silentLogger }),
     sink: (events) => bus.publish(events),

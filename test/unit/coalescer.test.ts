@@ -144,4 +144,28 @@ describe("coalescer", () => {
     w.finishNext();
     expect(await stays).toBe("done 2");
   });
+
+  it("fails an item that waited maxWait for a batch, and leaves it out of the next one", async () => {
+    const w = controlledWriter();
+    const c = createCoalescer({
+      runBatch: (items: number[]) => w.runBatch(items),
+      maxBatch: 10,
+      maxInFlight: 1,
+      mode: "read",
+      maxWait: { ms: 20, error: (ms) => new Error(`no batch within ${ms} ms`) },
+    });
+    const first = c.run(1);
+    const late = c.run(2).then(
+      (v) => v,
+      (e: Error) => e.message,
+    );
+    expect(await late).toBe("no batch within 20 ms");
+    const next = c.run(3);
+    w.finishNext();
+    expect(await first).toBe("done 1");
+    await flushMicrotasks();
+    expect(w.batches).toEqual([[1], [3]]);
+    w.finishNext();
+    expect(await next).toBe("done 3");
+  });
 });
